@@ -1,0 +1,393 @@
+#!/usr/bin/env python
+"""Throughput and latency of the central registry's claims: gunicorn on PostgreSQL, loaded
+over loopback by separate processes with keep-alive connections.
+
+1. ceiling: GET /healthz through the same server and the same load tool (no database): what
+   the stack (gunicorn + Flask + the client) can do at all on this machine;
+2. claims: N claims by N distinct patrons (logged in beforehand: sessions are token look-ups,
+   no argon2) at C connections against cap 2,000: claims/s, p50/p95/p99, seats granted
+   (must be exactly the cap), and claims/s ÷ ceiling req/s; where the CPU went (gunicorn
+   workers, PostgreSQL backends, load processes, the rest of the machine);
+3. cost growth: the same waiting-list claims on a registry with no extra patrons and on one
+   with 100,000 patrons of whom 2,000 seated and 50,000 waiting (bulk-inserted, then
+   VACUUM ANALYZE as autovacuum would): p50 sequential and at C connections, within 20%;
+4. profile (in process, Flask test client, one claim at a time): statements, transactions
+   and pool checkouts per claim, CPU per claim and by package, how long each claim holds the
+   programme row lock (the serialisation point: 1 / hold time bounds claims/s).
+
+    python benchmarks/registry_load.py [--workers 3] [--threads 2] [--connections 50]
+        [--claims 3000] [--big-patrons 100000] [--big-waiting 50000] [--no-growth]
+        [--no-profile] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Needs PostgreSQL (KIOSK_TEST_POSTGRES or --admin-url; databases kiosk_storm_* are made and
+dropped) and gunicorn. Prints figures and one line per budget, `… -> PASS|FAIL`; exit 0
+(2 when it could not measure). Linux only (/proc, process groups).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import os
+import pstats
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests import storm_support as ss  # noqa: E402
+
+TARGET_RATE = 600.0
+TARGET_P99_MS = 200.0
+TARGET_GROWTH = 0.20
+CAP = 2000
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# --- CPU accounting ------------------------------------------------------------------------
+
+
+def proc_cpu(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / TICK
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def machine_busy() -> float:
+    """CPU seconds spent busy by the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return (sum(values[:8]) - idle) / TICK
+
+
+def backend_pids(url: str) -> list[int]:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url) as conn:
+        return [pid for (pid,) in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,))]
+
+
+class CpuMeter:
+    """CPU seconds of the server processes, the database's backends and the machine."""
+
+    def __init__(self, server: ss.RegistryServer, url: str):
+        self.server, self.url = server, url
+
+    def __enter__(self) -> CpuMeter:
+        self.server_pids = [self.server.proc.pid, *self.server.worker_pids()]
+        self.s0 = proc_cpu(self.server_pids)
+        self.b0 = proc_cpu(backend_pids(self.url))
+        self.m0 = machine_busy()
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        s1 = proc_cpu(self.server_pids)
+        b1 = proc_cpu(backend_pids(self.url))
+        self.machine = machine_busy() - self.m0
+        self.wall = time.monotonic() - self.t0
+        self.server_cpu = sum(v - self.s0.get(p, 0.0) for p, v in s1.items())
+        self.backend_cpu = sum(v - self.b0.get(p, 0.0) for p, v in b1.items())
+
+
+# --- Steps ---------------------------------------------------------------------------------
+
+
+def warm_up(server: ss.RegistryServer, registry: ss.Registry, patrons: list, n: int) -> None:
+    """Every worker's pool and statement caches warm: status reads (they change nothing)."""
+    jobs = [ss.status_job(p.token) for p in patrons[:n]]
+    ss.drive(server.base_url, jobs, registry.terminal_tokens, processes=2, threads=25)
+
+
+def ms(load: ss.Load, q: float) -> float:
+    return load.percentile(q)
+
+
+def line(label: str, load: ss.Load) -> str:
+    return (f"  {label:<34} {load.rate:7.1f}/s  p50 {ms(load, 50):7.1f}  p95 "
+            f"{ms(load, 95):7.1f}  p99 {ms(load, 99):7.1f}  max {ms(load, 100):7.1f} ms  "
+            f"({len(load.outcomes)} in {load.seconds:.1f} s)")
+
+
+def throughput(args) -> dict:  # type: ignore[no-untyped-def]
+    url = ss.create_storm_database(args.admin_url, "bench")
+    try:
+        registry = ss.prepare_registry(url, CAP)
+        patrons = ss.bulk_patrons(url, args.claims)
+        procs = 2
+        with ss.RegistryServer(url, workers=args.workers, threads=args.threads) as server:
+            warm_up(server, registry, patrons, 300)
+            ceiling = ss.drive(server.base_url,
+                               [("GET", "/healthz", "", "", b"")] * args.claims,
+                               registry.terminal_tokens, processes=procs,
+                               threads=args.connections // procs)
+            with CpuMeter(server, url) as meter:
+                claims = ss.drive(server.base_url,
+                                  [ss.claim_job(p.token, registry.courses[0]) for p in patrons],
+                                  registry.terminal_tokens, processes=procs,
+                                  threads=args.connections // procs)
+        seats = ss.read_seats(url)
+    finally:
+        ss.drop_storm_database(args.admin_url, url)
+    granted = sum(1 for o in claims.outcomes if o.status == 200 and o.json["newly_granted"])
+    statuses = collections.Counter(o.status for o in claims.outcomes)
+    n = len(claims.outcomes)
+    print(line("GET /healthz (ceiling)", ceiling))
+    print(line(f"POST /me/claims ({n} patrons)", claims))
+    print(f"  answers {dict(statuses)}; seats granted {granted}; database: {seats.summary()}")
+    print(f"  claims/s ÷ ceiling req/s = {claims.rate / ceiling.rate:.3f}")
+    ours = meter.server_cpu + meter.backend_cpu + claims.client_cpu
+    print(f"  CPU during the claims ({meter.wall:.1f} s, 2 cores = {2 * meter.wall:.0f} "
+          f"CPU-s): gunicorn {meter.server_cpu:.1f} s = {meter.server_cpu / n * 1000:.1f} ms"
+          f"/claim; PostgreSQL backends {meter.backend_cpu:.1f} s = "
+          f"{meter.backend_cpu / n * 1000:.1f} ms/claim; load processes "
+          f"{claims.client_cpu:.1f} s; rest of the machine {meter.machine - ours:.1f} s")
+    return {"rate": claims.rate, "p99": ms(claims, 99), "granted": granted,
+            "seated": len(seats.seated), "ok": statuses == {200: n}, "ceiling": ceiling.rate}
+
+
+def growth(args) -> dict:  # type: ignore[no-untyped-def]
+    """Waiting-list claims on a small and a big registry, like for like."""
+    results = {}
+    for label, extra, waiting in (("no extra patrons", 0, 0),
+                                  (f"{args.big_patrons:,} patrons, {args.big_waiting:,} waiting",
+                                   args.big_patrons, args.big_waiting)):
+        url = ss.create_storm_database(args.admin_url, "growth")
+        try:
+            registry = ss.prepare_registry(url, CAP)
+            t0 = time.monotonic()
+            claimers = args.growth_claims + args.sequential
+            everyone = ss.bulk_patrons(url, max(extra, CAP + claimers))
+            ids = [p.id for p in everyone]
+            ss.bulk_places(url, ids[:CAP], ids[CAP:CAP + waiting], registry.courses[1])
+            ss.vacuum_analyze(url)
+            ss.refresh_sessions(url)
+            free = everyone[CAP + waiting:][:claimers]
+            print(f"  [{label}] set up in {time.monotonic() - t0:.1f} s; claimers join a line "
+                  f"of {waiting:,}")
+            with ss.RegistryServer(url, workers=args.workers, threads=args.threads) as server:
+                warm_up(server, registry, free, 200)
+                seq = ss.drive(server.base_url, [ss.claim_job(p.token, registry.courses[0])
+                                                 for p in free[:args.sequential]],
+                               registry.terminal_tokens, processes=1, threads=1)
+                conc = ss.drive(server.base_url, [ss.claim_job(p.token, registry.courses[0])
+                                                  for p in free[args.sequential:]],
+                                registry.terminal_tokens, processes=2,
+                                threads=args.connections // 2)
+            print(line(f"[{label}] one at a time", seq))
+            print(line(f"[{label}] {args.connections} connections", conc))
+            results[label] = (ms(seq, 50), ms(conc, 50))
+        finally:
+            ss.drop_storm_database(args.admin_url, url)
+    return results
+
+
+def profile(args) -> None:  # type: ignore[no-untyped-def]
+    """One claim at a time, in process: where a claim's time goes."""
+    import psycopg
+    from sqlalchemy import event
+
+    from kiosk import create_registry_app
+
+    url = ss.create_storm_database(args.admin_url, "profile")
+    restore = psycopg.Connection.commit
+    try:
+        registry = ss.prepare_registry(url, 100)
+        patrons = ss.bulk_patrons(url, 100 + 2 * args.profile_claims)
+        app = create_registry_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
+                                   "AUTO_MIGRATE": False, "SEED_DEMO": False},
+                                  instance_path=tempfile.mkdtemp())
+        store = app.extensions["registry_service"].store
+        counts: collections.Counter[str] = collections.Counter()
+        held: list[float] = []
+        local = threading.local()
+        timing: collections.Counter[str] = collections.Counter()
+
+        def before(*_a) -> None:  # type: ignore[no-untyped-def]
+            counts["statements"] += 1
+            local.sent = time.perf_counter()
+
+        def after(*_a) -> None:  # type: ignore[no-untyped-def]
+            spent = time.perf_counter() - local.sent
+            timing["sql"] += spent
+            if getattr(local, "locked", None) is not None:
+                counts["locked statements"] += 1
+                timing["locked sql"] += spent
+
+        event.listen(store.engine, "before_cursor_execute", before)
+        event.listen(store.engine, "after_cursor_execute", after)
+        event.listen(store.engine, "commit", lambda *a: counts.update(["commits"]))
+        event.listen(store.engine, "rollback", lambda *a: counts.update(["rollbacks"]))
+        event.listen(store.engine.pool, "checkout", lambda *a: counts.update(["checkouts"]))
+        lock = store.lock_programme
+
+        def timed_lock(session):  # type: ignore[no-untyped-def]
+            local.locked = time.perf_counter()
+            return lock(session)
+
+        def timed_commit(self):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            restore(self)
+            timing["commit"] += time.perf_counter() - start
+            if getattr(local, "locked", None) is not None:
+                held.append(time.perf_counter() - local.locked)
+                timing["locked commit"] += time.perf_counter() - start
+                local.locked = None
+
+        store.lock_programme = timed_lock
+        psycopg.Connection.commit = timed_commit
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {registry.terminal_tokens[0]}",
+                   "User-Agent": ss.USER_AGENT}
+
+        def claim(p) -> None:  # type: ignore[no-untyped-def]
+            r = client.post("/api/v1/me/claims", json={"course": registry.courses[0]},
+                            headers={**headers, "X-Patron-Session": p.token,
+                                     "Idempotency-Key": p.token[-24:]})
+            assert r.status_code == 200, r.data
+
+        for p in patrons[:100]:  # warm: the 100 seats go; every measured claim waits
+            claim(p)
+        counts.clear()
+        held.clear()
+        timing.clear()
+        measured = patrons[100:100 + args.profile_claims]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for p in measured:
+            claim(p)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        n = len(measured)
+        held.sort()
+        print(f"  per claim (sequential, in process): wall {wall / n * 1000:.1f} ms, CPU "
+              f"{cpu / n * 1000:.1f} ms; {counts['statements'] / n:.1f} SQL statements, "
+              f"{counts['checkouts'] / n:.1f} pool checkouts (each pre-pings: one more round "
+              f"trip), {counts['commits'] / n:.1f} commits, {counts['rollbacks'] / n:.1f} "
+              f"rollbacks (transactions: {(counts['commits'] + counts['rollbacks']) / n:.1f})")
+        print(f"  waiting on PostgreSQL per claim: {timing['sql'] / n * 1000:.1f} ms in statements"
+              f" + {timing['commit'] / n * 1000:.1f} ms in commits; the rest is Python")
+        print(f"  programme row lock held per claim: p50 {held[len(held) // 2] * 1000:.2f} ms, "
+              f"p90 {held[len(held) * 9 // 10] * 1000:.2f} ms  => at most "
+              f"{1 / held[len(held) // 2]:.0f} claims/s whatever the cores; while held: "
+              f"{counts['locked statements'] / n:.1f} statements taking "
+              f"{timing['locked sql'] / n * 1000:.1f} ms, the commit "
+              f"{timing['locked commit'] / n * 1000:.1f} ms, Python in between "
+              f"{(sum(held) - timing['locked sql'] - timing['locked commit']) / n * 1000:.1f} ms")
+
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        for p in patrons[100 + args.profile_claims:]:
+            claim(p)
+        prof.disable()
+        stats = pstats.Stats(prof)
+        by_package: collections.Counter[str] = collections.Counter()
+        for (filename, _, _), (_, _, tottime, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+            package = "other"
+            for name in ("sqlalchemy", "psycopg", "pydantic", "werkzeug", "flask", "kiosk",
+                         "json"):
+                if f"/{name}/" in filename or f"/{name}." in filename:
+                    package = name
+                    break
+            else:
+                if filename == "~":
+                    package = "builtins (called from all of the above)"
+            by_package[package] += tottime
+        total = sum(by_package.values())
+        print("  CPU by package (cProfile, own time): " + ", ".join(
+            f"{name} {share / total:.0%}" for name, share in by_package.most_common()))
+        print("  heaviest kiosk calls (cumulative CPU per claim, profiled):")
+        rows = [(ct, fn, ln, name) for (fn, ln, name), (_, _, _, ct, _) in
+                stats.stats.items() if "/kiosk/" in fn]  # type: ignore[attr-defined]
+        for ct, fn, ln, name in sorted(rows, reverse=True)[:12]:
+            print(f"    {ct / args.profile_claims * 1000:7.2f} ms  {Path(fn).name}:{ln} {name}")
+        store.engine.dispose()
+    finally:
+        psycopg.Connection.commit = restore
+        ss.drop_storm_database(args.admin_url, url)
+
+
+def explain_position(args) -> None:  # type: ignore[no-untyped-def]
+    """The waiting-list position is a count over the line, under the programme lock."""
+    import psycopg
+
+    url = ss.create_storm_database(args.admin_url, "explain")
+    try:
+        registry = ss.prepare_registry(url, CAP)
+        people = ss.bulk_patrons(url, CAP + args.big_waiting)
+        ids = [p.id for p in people]
+        ss.bulk_places(url, ids[:CAP], ids[CAP:], registry.courses[0])
+        ss.vacuum_analyze(url)
+        with psycopg.connect(url) as conn:
+            plan = conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS) SELECT count(*) FROM places WHERE "
+                "status = 'waiting' AND queue_no < %s", (args.big_waiting,)).fetchall()
+        print("  position of the last of", f"{args.big_waiting:,}", "waiting:")
+        for (row,) in plan:
+            print("    " + row)
+    finally:
+        ss.drop_storm_database(args.admin_url, url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--admin-url", default=os.environ.get(
+        "KIOSK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--claims", type=int, default=3000)
+    parser.add_argument("--big-patrons", type=int, default=100_000)
+    parser.add_argument("--big-waiting", type=int, default=50_000)
+    parser.add_argument("--growth-claims", type=int, default=1000)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--profile-claims", type=int, default=300)
+    parser.add_argument("--no-growth", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    args = parser.parse_args()
+
+    print(f"Registry load: gunicorn gthread {args.workers} workers x {args.threads} threads, "
+          f"PostgreSQL, {args.connections} keep-alive connections from 2 load processes; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
+    try:
+        main_run = throughput(args)
+        grown = None if args.no_growth else growth(args)
+        if not args.no_profile:
+            print("Profile")
+            profile(args)
+            explain_position(args)
+    except Exception as exc:  # noqa: BLE001 - report, exit 2: the figures would mean nothing
+        print(f"could not measure: {type(exc).__name__}: {exc}")
+        return 2
+    print(f"Load average at the end {os.getloadavg()[0]:.1f}")
+    verdict = "PASS" if main_run["rate"] >= TARGET_RATE else "FAIL"
+    print(f"claims/s: {main_run['rate']:.0f} vs target {TARGET_RATE:.0f} -> {verdict}")
+    verdict = "PASS" if main_run["p99"] <= TARGET_P99_MS else "FAIL"
+    print(f"claim p99: {main_run['p99']:.0f} ms vs target {TARGET_P99_MS:.0f} ms -> {verdict}")
+    verdict = "PASS" if main_run["granted"] == CAP == main_run["seated"] and main_run["ok"] \
+        else "FAIL"
+    print(f"seats granted: {main_run['granted']} (seated rows {main_run['seated']}) vs cap "
+          f"{CAP} -> {verdict}")
+    if grown:
+        (small_seq, small_conc), (big_seq, big_conc) = grown.values()
+        worst = max(big_seq / small_seq, big_conc / small_conc) - 1
+        verdict = "PASS" if worst <= TARGET_GROWTH else "FAIL"
+        print(f"claim p50 growth: one at a time {small_seq:.1f} -> {big_seq:.1f} ms, at "
+              f"{args.connections} connections {small_conc:.1f} -> {big_conc:.1f} ms; worst "
+              f"{worst:+.0%} vs budget +{TARGET_GROWTH:.0%} -> {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

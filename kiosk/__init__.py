@@ -1,0 +1,81 @@
+"""The library course kiosk: a terminal app and, embedded or central, the seat registry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import AnyConverter
+
+from . import config as config_module
+from .paths import resource_dir
+
+__version__ = "0.1.0"
+
+
+class LanguageConverter(AnyConverter):
+    """`/<lang:lang>/…` matches only the three languages; anything else is a 404."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, *config_module.LANGUAGES)
+
+
+def _base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Flask:
+    app = Flask(
+        __name__,
+        instance_path=instance_path,
+        instance_relative_config=True,
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+    )
+    app.config.from_object(config_module.Config)
+    app.config.from_pyfile("kiosk.cfg", silent=True)
+    app.config.update(config_module.from_environment())
+    app.config.update(overrides or {})
+    instance = Path(app.instance_path)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = config_module.instance_secret_key(instance)
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
+    app.config["WTF_CSRF_TIME_LIMIT"] = app.config["SESSION_MAX_SECONDS"]
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
+    config_module.check(app.config)
+    return app
+
+
+def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """The terminal: patron pages. Without REGISTRY_URL the registry runs in this process
+    (the embedded default) and its API is served too; with it, the terminal talks HTTP."""
+    app = _base_app(overrides, instance_path)
+    app.url_map.converters["lang"] = LanguageConverter
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+
+    from . import i18n, registry_setup, security
+    from .terminal import init_app as init_terminal
+
+    i18n.init_app(app)
+    security.init_app(app)
+    registry_setup.init_app(app)
+    init_terminal(app)
+    return app
+
+
+def create_registry_app(
+    overrides: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
+    """The central registry: the JSON API and health checks, no pages."""
+    app = _base_app(overrides, instance_path)
+
+    from . import registry_setup
+    from .registry import api
+
+    registry_setup.init_service(app)
+    api.init_app(app)
+    app.register_error_handler(api.RegistryError, api.error_response)
+    app.register_error_handler(api.HTTPException, api.http_error_response)
+    app.register_error_handler(Exception, lambda exc: api.crash_response())
+    return app

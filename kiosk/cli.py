@@ -1,0 +1,253 @@
+"""The `kiosk` command: run the demo, manage the registry, work on translations."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .paths import resource_dir
+
+
+@click.group()
+@click.version_option(package_name="library-course-kiosk")
+def main() -> None:
+    """The library course kiosk."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
+def demo(host: str, port: int, threads: int) -> None:
+    """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
+    from waitress import create_server
+
+    from . import create_app
+
+    app = create_app()
+    server = create_server(app, host=host, port=port, threads=threads)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
+    click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        click.echo("Stopped.")
+
+
+# --- The central registry ---------------------------------------------------------------
+
+database_option = click.option(
+    "--database-url", envvar="KIOSK_DATABASE_URL", default="", show_envvar=True,
+    help="SQLAlchemy URL, e.g. postgresql://kiosk@db/kiosk (default: SQLite in the instance).")
+
+
+def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
+    from . import create_registry_app
+
+    overrides: dict = {"AUTO_MIGRATE": migrate, "SEED_DEMO": demo}
+    if database_url:
+        overrides["DATABASE_URL"] = database_url
+    return create_registry_app(overrides)
+
+
+def _service(database_url: str):  # type: ignore[no-untyped-def]
+    return _registry_app(database_url).extensions["registry_service"]
+
+
+@main.group()
+def registry() -> None:
+    """Run and manage the central seat registry."""
+
+
+@registry.command("upgrade")
+@database_option
+@click.option("--demo-data", is_flag=True, help="Seed an empty database with the demo data.")
+def registry_upgrade(database_url: str, demo_data: bool) -> None:
+    """Apply the database migrations (safe to run again)."""
+    app = _registry_app(database_url, migrate=True, demo=demo_data)
+    from .registry import schema
+
+    engine = app.extensions["registry_service"].store.engine
+    click.echo(f"Database schema is at revision {schema.current_revision(engine)} (current).")
+
+
+@registry.command("serve")
+@database_option
+@click.option("--host", envvar="KIOSK_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="KIOSK_PORT", default=8000, show_default=True,
+              type=click.IntRange(1, 65535))
+@click.option("--workers", envvar="KIOSK_WORKERS", default=2, show_default=True,
+              type=click.IntRange(1, 64))
+@click.option("--threads", envvar="KIOSK_THREADS", default=1, show_default=True,
+              type=click.IntRange(1, 64))
+@click.option("--server", type=click.Choice(["gunicorn", "waitress"]), default=None,
+              help="Default: gunicorn on Linux, waitress on Windows.")
+def registry_serve(database_url: str, host: str, port: int, workers: int, threads: int,
+                   server: str | None) -> None:
+    """Serve the registry API (/api/v1) and /healthz, /readyz."""
+    from .serving import default_server, serve
+
+    _registry_app(database_url)  # refuse to start on a bad config or a stale schema
+    click.echo(f"Seat registry on http://{host}:{port}/api/v1 ({server or default_server()})")
+    serve(lambda: _registry_app(database_url), host=host, port=port, workers=workers,
+          threads=threads, server=server or default_server())
+
+
+@registry.command("add-terminal")
+@database_option
+@click.option("--library", "library_code", required=True, help="Library code, e.g. ANT-PERMEKE.")
+@click.option("--name", required=True, help="A name staff recognise, e.g. 'Permeke kiosk 2'.")
+@click.option("--actor", default="cli", show_default=True)
+def add_terminal(database_url: str, library_code: str, name: str, actor: str) -> None:
+    """Issue a terminal token (shown once; only its hash is kept)."""
+    from .registry.domain import RegistryError
+
+    try:
+        token, view = _service(database_url).add_terminal(library_code, name, actor)
+    except RegistryError as error:
+        raise click.ClickException(f"{error.code}: {error.fields}") from None
+    click.echo(f"Terminal {view.id} '{view.name}' for {view.library_code}. Its token:")
+    click.echo(token)
+    click.echo("Keep it now: it is not shown again. Set KIOSK_REGISTRY_TOKEN on the terminal.")
+
+
+@registry.command("terminals")
+@database_option
+def list_terminals(database_url: str) -> None:
+    """List terminals: library, last contact, version, revoked."""
+    for t in _service(database_url).terminals():
+        seen = t.last_seen_at.isoformat(timespec="seconds") if t.last_seen_at else "never"
+        state = "revoked" if t.revoked else "active"
+        click.echo(f"{t.id:>4}  {t.library_code:<20} {t.name:<30} {seen:<20} "
+                   f"{t.version or '-':<24} {state}")
+
+
+@registry.command("revoke-terminal")
+@database_option
+@click.argument("terminal_id", type=int)
+@click.option("--actor", default="cli", show_default=True)
+def revoke_terminal(database_url: str, terminal_id: int, actor: str) -> None:
+    """Revoke a terminal's token at once."""
+    from .registry.domain import RegistryError
+
+    try:
+        _service(database_url).revoke_terminal(terminal_id, actor)
+    except RegistryError as error:
+        raise click.ClickException(f"no terminal {terminal_id}") from error
+    click.echo(f"Terminal {terminal_id} revoked.")
+
+
+@registry.command("set-cap")
+@database_option
+@click.argument("cap", type=click.IntRange(0, 1_000_000))
+@click.option("--actor", default="cli", show_default=True, help="Who changes it (audit log).")
+def set_cap(database_url: str, cap: int, actor: str) -> None:
+    """Change the programme's cap; a raise serves the waiting list at once."""
+    promoted = _service(database_url).set_cap(cap, actor)
+    click.echo(f"Cap is now {cap}; {promoted} patron(s) promoted from the waiting list.")
+
+
+@registry.command("purge")
+@database_option
+def purge(database_url: str) -> None:
+    """Remove idempotency keys older than 24 hours (run it daily from cron)."""
+    app = _registry_app(database_url)
+    removed = app.extensions["registry_idempotency"].purge()
+    click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")
+
+
+# --- A library terminal ------------------------------------------------------------------
+
+
+@main.group()
+def terminal() -> None:
+    """Run a library terminal against a central registry."""
+
+
+@terminal.command("serve")
+@click.option("--registry-url", envvar="KIOSK_REGISTRY_URL", required=True, show_envvar=True,
+              help="The registry's address, e.g. https://registry.example.be")
+@click.option("--token", envvar="KIOSK_REGISTRY_TOKEN", required=True, show_envvar=True,
+              help="This terminal's token (from `kiosk registry add-terminal`).")
+@click.option("--host", envvar="KIOSK_HOST", default="127.0.0.1", show_default=True)
+@click.option("--port", envvar="KIOSK_PORT", default=5000, show_default=True,
+              type=click.IntRange(1, 65535))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+def terminal_serve(registry_url: str, token: str, host: str, port: int, threads: int) -> None:
+    """Serve the patron pages (waitress), talking to the registry over HTTP."""
+    from waitress import serve as waitress_serve
+
+    from . import create_app
+
+    app = create_app({"REGISTRY_URL": registry_url, "REGISTRY_TOKEN": token})
+    click.echo(f"Kiosk terminal on http://{host}:{port}/ → registry {registry_url}")
+    waitress_serve(app, host=host, port=port, threads=threads)
+
+
+@main.group()
+def translations() -> None:
+    """Extract, update, compile and check the nl/fr/en catalogues."""
+
+
+def _pybabel(*args: str) -> None:
+    from babel.messages.frontend import CommandLineInterface
+
+    CommandLineInterface().run(["pybabel", "-q", *args])
+
+
+def _root() -> Path:
+    root = resource_dir("translations").parent
+    if not (root / "babel.cfg").exists():
+        raise click.ClickException("translation work needs a source checkout (babel.cfg)")
+    return root
+
+
+@translations.command("update")
+def translations_update() -> None:
+    """Extract messages from the code and merge them into every catalogue."""
+    root = _root()
+    pot = root / "translations" / "messages.pot"
+    _pybabel("extract", "-F", str(root / "babel.cfg"), "-k", "_l", "--no-location",
+             "--sort-output", "-o", str(pot), str(root))
+    _pybabel("update", "-i", str(pot), "-d", str(root / "translations"), "--no-fuzzy-matching",
+             "--ignore-obsolete")
+    _english_is_the_source(root / "translations" / "en" / "LC_MESSAGES" / "messages.po")
+    click.echo(f"Updated catalogues in {root / 'translations'}; now translate nl and fr.")
+
+
+def _english_is_the_source(po_path: Path) -> None:
+    """The code is written in English: its catalogue takes each message as it stands."""
+    from babel.messages.pofile import read_po, write_po
+
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh, locale="en")
+    for message in catalog:
+        if message.id and not message.string or message.string == ("", ""):
+            message.string = message.id
+    with po_path.open("wb") as fh:
+        write_po(fh, catalog, omit_header=False, width=100)
+
+
+@translations.command("compile")
+def translations_compile() -> None:
+    """Compile .po to .mo."""
+    from .catalogs import compile_catalogues
+
+    done = compile_catalogues(resource_dir("translations"), force=True)
+    click.echo(f"Compiled {len(done)} catalogue(s).")
+
+
+@translations.command("check")
+def translations_check() -> None:
+    """Fail on an untranslated, fuzzy or obsolete message."""
+    from .catalogs import catalogue_problems
+
+    problems = catalogue_problems(resource_dir("translations"))
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("All catalogues complete.")

@@ -1,0 +1,1 @@
+"""The central seat registry: accounts, catalogue, seats and the waiting list."""

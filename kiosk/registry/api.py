@@ -1,0 +1,525 @@
+"""The registry's JSON API under /api/v1. It only translates: HTTP in, a use case, HTTP out.
+
+Every operation is declared once with `@operation(...)`; the same declaration routes the
+request, validates its body, runs the idempotency protocol for writes, and describes itself
+in the OpenAPI document (`/api/v1/openapi.json`), so the document cannot drift from the code.
+Request and answer types are the domain's dataclasses, turned into JSON Schema by pydantic.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from .. import __version__
+from . import schema
+from .domain import (
+    LANGUAGES,
+    Catalogue,
+    ClaimResult,
+    CourseView,
+    InstitutionView,
+    NewPatron,
+    PatronStatus,
+    PatronView,
+    RegistryError,
+    TerminalView,
+)
+from .idempotency import IdempotencyKeys, request_fingerprint
+from .services import RegistryService
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+health = Blueprint("health", __name__)
+
+PATRON_HEADER = "X-Patron-Session"
+
+# Stable error codes → HTTP status. Anything else is a 500 (and a bug).
+STATUS: dict[str, int] = {
+    "malformed_json": 400,
+    "idempotency_key_required": 400,
+    "idempotency_key_invalid": 400,
+    "terminal_unauthorized": 401,
+    "terminal_revoked": 401,
+    "session_invalid": 401,
+    "login_failed": 401,
+    "not_found": 404,
+    "course_not_found": 404,
+    "method_not_allowed": 405,
+    "not_enrolled": 409,
+    "not_seated": 409,
+    "not_waiting": 409,
+    "idempotency_in_progress": 409,
+    "too_large": 413,
+    "unsupported_media_type": 415,
+    "invalid": 422,
+    "idempotency_key_reused": 422,
+    "account_locked": 429,
+    "busy": 503,
+    "not_set_up": 503,
+}
+# Answers that executed nothing are not kept for the key: a corrected retry may run.
+_NOT_STORED = {400, 409, 413, 415, 422, 429, 503}
+
+
+# --- Bodies and answers that are not domain objects --------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    identifier: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    course: str
+
+
+@dataclass(frozen=True)
+class SessionAnswer:
+    token: str
+    patron: PatronView
+
+
+@dataclass(frozen=True)
+class Registered:
+    card_number: str
+
+
+@dataclass(frozen=True)
+class ProgrammeAnswer:
+    cap: int
+    seats_taken: int
+    seats_left: int
+    waiting: int
+    academy_url: str
+
+
+@dataclass(frozen=True)
+class ErrorDetail:
+    code: str
+    message: str
+    fields: dict[str, str] = field(default_factory=dict)
+    retry_after: int | None = None
+    attempts_left: int | None = None
+
+
+@dataclass(frozen=True)
+class ErrorBody:
+    error: ErrorDetail
+
+
+# --- Declaring operations ------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """What a use case gets from the HTTP request."""
+
+    service: RegistryService
+    terminal: TerminalView
+    token: str
+    body: Any
+    lang: str
+    args: dict[str, str]
+
+
+@dataclass
+class Operation:
+    method: str
+    path: str
+    name: str
+    summary: str
+    run: Callable[[Call], Any]
+    patron: bool = False
+    body: Any = None
+    answer: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    lang: bool = False
+
+
+OPERATIONS: list[Operation] = []
+_ADAPTERS: dict[Any, TypeAdapter] = {}
+
+
+def adapter(tp: Any) -> TypeAdapter:
+    if tp not in _ADAPTERS:
+        _ADAPTERS[tp] = TypeAdapter(tp)
+    return _ADAPTERS[tp]
+
+
+def operation(method: str, path: str, summary: str, **options: Any) -> Callable:
+    def register(fn: Callable[[Call], Any]) -> Callable[[Call], Any]:
+        op = Operation(method=method, path=path, name=fn.__name__, summary=summary, run=fn,
+                       **options)
+        OPERATIONS.append(op)
+        bp.add_url_rule(path, endpoint=op.name, view_func=_view(op), methods=[method])
+        return fn
+
+    return register
+
+
+def _service() -> RegistryService:
+    return current_app.extensions["registry_service"]
+
+
+def _idempotency() -> IdempotencyKeys:
+    return current_app.extensions["registry_idempotency"]
+
+
+def _terminal() -> TerminalView:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise RegistryError("terminal_unauthorized")
+    version = request.headers.get("User-Agent", "")[:40]
+    return _service().authenticate_terminal(token.strip(), version)
+
+
+def _parse_body(op: Operation) -> Any:
+    if op.body is None:
+        return None
+    if request.mimetype != "application/json":
+        raise RegistryError("unsupported_media_type")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise RegistryError("malformed_json")
+    try:
+        return adapter(op.body).validate_python(data)
+    except ValidationError as exc:
+        fields: dict[str, str] = {}
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"]) or "body"
+            fields.setdefault(name, "required" if err["type"] == "missing" else "invalid_type")
+        raise RegistryError("invalid", fields) from None
+
+
+def _view(op: Operation) -> Callable[..., Response]:
+    def view(**args: str) -> Response:
+        terminal = _terminal()
+        g.terminal = terminal
+        token = request.headers.get(PATRON_HEADER, "").strip()
+        if op.patron and not token:
+            raise RegistryError("session_invalid")
+        lang = request.args.get("lang", "en")
+        if op.lang and lang not in LANGUAGES:
+            raise RegistryError("invalid", {"lang": "language_unknown"})
+        if op.method == "GET":
+            call = Call(_service(), terminal, token, None, lang, args)
+            return _answer(op, op.run(call))
+        return _keyed(op, terminal, token, lang, args)
+
+    view.__name__ = op.name
+    return view
+
+
+def _answer(op: Operation, result: Any) -> Response:
+    if op.answer is None:
+        return Response(status=op.status)
+    body = adapter(op.answer).dump_json(result)
+    return Response(body, status=op.status, mimetype="application/json")
+
+
+def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
+           args: dict[str, str]) -> Response:
+    """A write: run it at most once per Idempotency-Key (see idempotency.py)."""
+    key = request.headers.get("Idempotency-Key", "")
+    if not key:
+        raise RegistryError("idempotency_key_required")
+    fingerprint = request_fingerprint(op.method, request.path, token, lang,
+                                      request.get_data(cache=True))
+    keys = _idempotency()
+    stored = keys.begin(terminal.id, key, fingerprint)
+    if stored is not None:
+        replay = Response(stored.body, status=stored.status, mimetype="application/json")
+        replay.headers["Idempotent-Replayed"] = "true"
+        return replay
+    service = _service()
+    try:
+        with service.store.write() as session:
+            call = Call(service, terminal, token, _parse_body(op), lang, args)
+            response = _answer(op, op.run(call))
+            keys.finish(session, terminal.id, key, response.status_code,
+                        response.get_data(as_text=True))
+        return response
+    except RegistryError as error:
+        refusal = error_response(error)
+        if refusal.status_code in _NOT_STORED:
+            keys.abandon(terminal.id, key)
+        else:
+            keys.answer_without_change(terminal.id, key, refusal.status_code,
+                                       refusal.get_data(as_text=True))
+        raise
+    except Exception:
+        # A crash rolled the use case back (it commits together with its record): free the
+        # key, or every retry would be "in progress" until the record goes stale. `abandon`
+        # only removes a *running* record, so an answer that did commit is still replayed.
+        try:
+            keys.abandon(terminal.id, key)
+        except Exception:  # noqa: BLE001 - the database may be what failed
+            current_app.logger.exception("could not release idempotency key %r", key)
+        raise
+
+
+# --- Errors --------------------------------------------------------------------------------
+
+_MESSAGES = {
+    "invalid": "Some values are not valid; see fields.",
+    "account_locked": "Too many wrong passwords: the account is locked for a while.",
+    "busy": "The registry is busy; retry after the given number of seconds.",
+}
+
+
+def error_response(error: RegistryError) -> Response:
+    status = STATUS.get(error.code, 500)
+    retry = error.detail.get("retry_after")
+    until = error.detail.get("until")
+    if error.code == "account_locked" and until is not None:
+        retry = max(1, math.ceil((until - _service().clock()).total_seconds()))
+    detail = ErrorDetail(
+        code=error.code,
+        message=_MESSAGES.get(error.code, error.code.replace("_", " ").capitalize() + "."),
+        fields=dict(error.fields),
+        retry_after=int(retry) if retry is not None else None,
+        attempts_left=error.detail.get("attempts_left"),  # type: ignore[arg-type]
+    )
+    response = Response(adapter(ErrorBody).dump_json(ErrorBody(detail), exclude_none=True),
+                        status=status, mimetype="application/json")
+    if retry is not None:
+        response.headers["Retry-After"] = str(int(retry))
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="kiosk-registry"'
+    return response
+
+
+_HTTP_CODES = {400: "malformed_json", 404: "not_found", 405: "method_not_allowed",
+               413: "too_large", 415: "unsupported_media_type"}
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    code = _HTTP_CODES.get(exc.code or 500)
+    if code is None:
+        body = ErrorBody(ErrorDetail(code="http_error", message=exc.name))
+        return Response(adapter(ErrorBody).dump_json(body, exclude_none=True),
+                        status=exc.code or 500, mimetype="application/json")
+    return error_response(RegistryError(code))
+
+
+def crash_response() -> Response:
+    current_app.logger.exception("unhandled API error")
+    body = ErrorBody(ErrorDetail(code="internal_error", message="Internal error."))
+    return Response(adapter(ErrorBody).dump_json(body, exclude_none=True), status=500,
+                    mimetype="application/json")
+
+
+def is_api_request() -> bool:
+    return request.path.startswith(bp.url_prefix or "/api/v1")
+
+
+bp.register_error_handler(RegistryError, error_response)
+bp.register_error_handler(HTTPException, http_error_response)
+bp.register_error_handler(Exception, lambda exc: crash_response())
+
+
+# --- The operations ------------------------------------------------------------------------
+
+
+@operation("GET", "/institutions", "The institutions and their libraries",
+           answer=list[InstitutionView])
+def list_institutions(call: Call) -> list[InstitutionView]:
+    return call.service.institutions()
+
+
+@operation("GET", "/catalogue", "The courses on offer, by category, in one language",
+           answer=Catalogue, lang=True)
+def get_catalogue(call: Call) -> Catalogue:
+    return call.service.catalogue(call.lang)
+
+
+@operation("GET", "/courses/<slug>", "One course", answer=CourseView, lang=True, errors=(404,))
+def get_course(call: Call) -> CourseView:
+    return call.service.course(call.args["slug"], call.lang)
+
+
+@operation("GET", "/programme", "Seats: cap, taken, left, waiting", answer=ProgrammeAnswer)
+def get_programme(call: Call) -> ProgrammeAnswer:
+    status = call.service.programme_status()
+    return ProgrammeAnswer(cap=status.cap, seats_taken=status.seats_taken,
+                           seats_left=status.seats_left, waiting=status.waiting,
+                           academy_url=call.service.academy_url())
+
+
+@operation("POST", "/patrons", "Create a library account", body=NewPatron, answer=Registered,
+           status=201)
+def register_patron(call: Call) -> Registered:
+    return Registered(call.service.register(call.body))
+
+
+@operation("POST", "/sessions", "Log a patron in (card number or e-mail + password)",
+           body=LoginRequest, answer=SessionAnswer, status=201, errors=(429,))
+def log_in(call: Call) -> SessionAnswer:
+    token, patron = call.service.login(call.body.identifier, call.body.password)
+    return SessionAnswer(token, patron)
+
+
+@operation("DELETE", "/sessions/current", "Log the patron out (revokes the session)",
+           patron=True, status=204)
+def log_out(call: Call) -> None:
+    call.service.logout(call.token)
+
+
+@operation("GET", "/me", "The logged-in patron", patron=True, answer=PatronView)
+def who_am_i(call: Call) -> PatronView:
+    return call.service.whoami(call.token)
+
+
+@operation("GET", "/me/status", "Seat, waiting-list position and courses", patron=True,
+           answer=PatronStatus, lang=True)
+def my_status(call: Call) -> PatronStatus:
+    return call.service.status(call.token, call.lang)
+
+
+@operation("POST", "/me/claims", "Enrol in a course: a seat, or a place on the waiting list",
+           patron=True, body=ClaimRequest, answer=ClaimResult, errors=(404,))
+def claim(call: Call) -> ClaimResult:
+    return call.service.claim(call.token, call.body.course)
+
+
+@operation("DELETE", "/me/enrolments/<slug>", "Stop a course (the last one frees the seat)",
+           patron=True, answer=PatronStatus, lang=True, errors=(409,))
+def withdraw(call: Call) -> PatronStatus:
+    status = call.service.withdraw(call.token, call.args["slug"])
+    if "lang" not in request.args:  # as in-process: in the patron's own language
+        return status
+    return call.service.status(call.token, call.lang)
+
+
+@operation("DELETE", "/me/seat", "Give up the seat", patron=True, status=204, errors=(409,))
+def give_up_seat(call: Call) -> None:
+    call.service.give_up_seat(call.token)
+
+
+@operation("DELETE", "/me/waiting", "Leave the waiting list", patron=True, status=204,
+           errors=(409,))
+def leave_waiting_list(call: Call) -> None:
+    call.service.leave_waiting_list(call.token)
+
+
+# --- The OpenAPI document ------------------------------------------------------------------
+
+
+def _schema_ref(tp: Any, schemas: dict[str, Any], mode: str) -> dict[str, Any]:
+    found = adapter(tp).json_schema(ref_template="#/components/schemas/{model}", mode=mode)
+    schemas.update(found.pop("$defs", {}))
+    name = getattr(tp, "__name__", None)
+    if name and "title" in found and not hasattr(tp, "__origin__"):
+        schemas[name] = found
+        return {"$ref": f"#/components/schemas/{name}"}
+    return found
+
+
+def openapi_document() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    error_ref = _schema_ref(ErrorBody, schemas, "serialization")
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", op.path)
+        parameters: list[dict[str, Any]] = [
+            {"name": name, "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 80}}
+            for name in re.findall(r"{(\w+)}", path)
+        ]
+        if op.lang:
+            parameters.append({"name": "lang", "in": "query", "required": False,
+                               "schema": {"type": "string", "enum": list(LANGUAGES)}})
+        if op.patron:
+            parameters.append({"name": PATRON_HEADER, "in": "header", "required": True,
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 200}})
+        statuses = {400, 401, 503, *op.errors}
+        if op.method != "GET":
+            parameters.append({"name": "Idempotency-Key", "in": "header", "required": True,
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 100,
+                                          "pattern": "^[\\x21-\\x7e]+$"}})
+            statuses |= {409, 413, 422}
+        if op.lang or op.patron:
+            statuses.add(422)
+        success: dict[str, Any] = {"description": op.summary}
+        if op.answer is not None:
+            success["content"] = {"application/json": {
+                "schema": _schema_ref(op.answer, schemas, "serialization")}}
+        responses: dict[str, Any] = {str(op.status): success}
+        for code in sorted(statuses):
+            responses[str(code)] = {"$ref": "#/components/responses/Error"}
+        entry: dict[str, Any] = {
+            "operationId": op.name,
+            "summary": op.summary,
+            "parameters": parameters,
+            "responses": responses,
+            "security": [{"terminalToken": []}],
+        }
+        if op.body is not None:
+            entry["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": _schema_ref(op.body, schemas, "validation")}}}
+            responses["415"] = {"$ref": "#/components/responses/Error"}
+        paths.setdefault(path, {})[op.method.lower()] = entry
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Library course kiosk — seat registry", "version": __version__,
+                 "description": "Accounts, catalogue, seats and the waiting list. Every write "
+                                "needs an Idempotency-Key; a full programme is not an error."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": {"Error": {"description": "A refusal with a stable code",
+                                    "content": {"application/json": {"schema": error_ref}}}},
+            "securitySchemes": {"terminalToken": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(openapi_document())
+
+
+# --- Health --------------------------------------------------------------------------------
+
+
+@health.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify(status="ok", version=__version__)
+
+
+@health.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """The database answers and its schema is current."""
+    engine = _service().store.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        current = schema.is_current(engine)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return jsonify(status="unavailable", reason=type(exc).__name__), 503
+    if not current:
+        return jsonify(status="unavailable", reason="migrations pending"), 503
+    return jsonify(status="ready"), 200
+
+
+def init_app(app: Flask) -> None:
+    """Mount the API and the health checks; JSON answers for every error under /api/."""
+    service: RegistryService = app.extensions["registry_service"]
+    app.extensions["registry_idempotency"] = IdempotencyKeys(service.store, service.clock)
+    app.register_blueprint(bp)
+    app.register_blueprint(health)

@@ -1,0 +1,394 @@
+"""The programme's rules in plain Python: seats, waiting list, identity, log-in policy.
+
+Nothing here knows about Flask, HTTP or SQL. The service layer asks these functions what
+to do and the store makes it so; tests can check every rule without a database.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+LANGUAGES = ("nl", "fr", "en")
+POSTCODE_RE = re.compile(r"^[1-9][0-9]{3}$")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 128
+NAME_MAX = 60
+EMAIL_MAX = 254
+
+
+class RegistryError(Exception):
+    """A refusal with a stable code; the terminal turns the code into the patron's language.
+
+    `fields` maps a form field to a field-level code for validation refusals.
+    """
+
+    def __init__(self, code: str, fields: dict[str, str] | None = None, **detail: object):
+        super().__init__(code)
+        self.code = code
+        self.fields = fields or {}
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"RegistryError({self.code!r}, fields={self.fields!r}, detail={self.detail!r})"
+
+
+# --- Library card numbers -------------------------------------------------------------
+
+
+def luhn_check_digit(digits: str) -> str:
+    """Luhn check digit, so a mistyped card number is caught before any look-up."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:  # positions that get doubled once the check digit is appended
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def make_card_number(prefix: str, serial: int) -> str:
+    """Institution prefix (4 digits) + 8-digit serial + check digit: 13 digits, EAN-sized."""
+    body = f"{prefix}{serial:08d}"
+    return body + luhn_check_digit(body)
+
+
+def normalise_card_input(text: str) -> str:
+    """What a patron or a barcode scanner typed, without spaces, dots or dashes."""
+    return re.sub(r"[\s.\-]", "", text or "")
+
+
+def is_valid_card_number(text: str) -> bool:
+    return (
+        len(text) == 13 and text.isdigit() and luhn_check_digit(text[:-1]) == text[-1]
+    )
+
+
+def format_card_number(card: str) -> str:
+    """Groups of 4-4-5 so it can be read aloud and noted down."""
+    return f"{card[:4]} {card[4:8]} {card[8:]}" if len(card) == 13 else card
+
+
+# --- New patron ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewPatron:
+    first_name: str
+    last_name: str
+    email: str
+    birth_date: str  # "YYYY-M-D" as typed in three boxes, or an ISO date from the API
+    postcode: str
+    library_code: str
+    password: str
+    phone: str = ""
+    language: str = "nl"
+    consent: bool = False
+
+
+@dataclass(frozen=True)
+class CleanPatron:
+    """A NewPatron after validation: normalised values, ready to store."""
+
+    first_name: str
+    last_name: str
+    email: str
+    birth_date: date
+    postcode: str
+    library_code: str
+    phone: str
+    language: str
+
+
+def clean_name(value: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", value or "").split())
+
+
+def has_control_chars(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in value)
+
+
+def normalise_email(value: str) -> str:
+    """Checks syntax only: a kiosk must not wait on DNS, and the academy sends no mail to it."""
+    result = validate_email((value or "").strip(), check_deliverability=False)
+    return result.normalized.lower()
+
+
+def normalise_phone(value: str) -> str:
+    number = phonenumbers.parse(value, "BE")
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("invalid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_date(text: str) -> date | None:
+    """'1960-1-31' or '1960-01-31'; None when it is not a real calendar date."""
+    parts = text.strip().split("-")
+    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+        return None
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+
+
+def age_on(birth: date, today: date) -> int:
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+
+
+def validate_new_patron(
+    data: NewPatron, *, today: date, min_age: int, library_codes: set[str]
+) -> CleanPatron:
+    """Every field checked at once, so the patron sees all problems in one go."""
+    errors: dict[str, str] = {}
+    texts = {
+        "first_name": data.first_name,
+        "last_name": data.last_name,
+        "email": data.email,
+        "postcode": data.postcode,
+        "phone": data.phone,
+        "password": data.password,
+    }
+    for name, value in texts.items():
+        if value and ("\x00" in value or has_control_chars(value)):
+            errors[name] = "invalid_characters"
+
+    first, last = clean_name(data.first_name), clean_name(data.last_name)
+    for name, value in (("first_name", first), ("last_name", last)):
+        if name in errors:
+            continue
+        if not value:
+            errors[name] = "required"
+        elif len(value) > NAME_MAX:
+            errors[name] = "too_long"
+
+    email = ""
+    if "email" not in errors:
+        if not (data.email or "").strip():
+            errors["email"] = "required"
+        elif len(data.email) > EMAIL_MAX:
+            errors["email"] = "too_long"
+        else:
+            try:
+                email = normalise_email(data.email)
+            except EmailNotValidError:
+                errors["email"] = "email_invalid"
+
+    birth = None
+    if not (data.birth_date or "").strip("- "):
+        errors["birth_date"] = "required"
+    else:
+        birth = parse_date(data.birth_date)
+        if birth is None or birth > today or birth.year < today.year - 120:
+            errors["birth_date"] = "birth_date_invalid"
+        elif age_on(birth, today) < min_age:
+            errors["birth_date"] = "too_young"
+
+    postcode = (data.postcode or "").strip()
+    if "postcode" not in errors:
+        if not postcode:
+            errors["postcode"] = "required"
+        elif not POSTCODE_RE.match(postcode):
+            errors["postcode"] = "postcode_invalid"
+
+    if data.library_code not in library_codes:
+        errors["library_code"] = "required" if not data.library_code else "library_unknown"
+
+    phone = ""
+    if (data.phone or "").strip() and "phone" not in errors:
+        try:
+            phone = normalise_phone(data.phone)
+        except (ValueError, phonenumbers.NumberParseException):
+            errors["phone"] = "phone_invalid"
+
+    if "password" not in errors:
+        if len(data.password or "") < MIN_PASSWORD_LENGTH:
+            errors["password"] = "password_too_short"
+        elif len(data.password) > MAX_PASSWORD_LENGTH:
+            errors["password"] = "too_long"
+
+    if not data.consent:
+        errors["consent"] = "consent_required"
+    if data.language not in LANGUAGES:
+        errors["language"] = "language_unknown"
+
+    if errors:
+        raise RegistryError("invalid", errors)
+    assert birth is not None
+    return CleanPatron(
+        first_name=first,
+        last_name=last,
+        email=email,
+        birth_date=birth,
+        postcode=postcode,
+        library_code=data.library_code,
+        phone=phone,
+        language=data.language,
+    )
+
+
+# --- Log-in policy ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """Per account, not per address: a whole library shares one public IP."""
+
+    max_failures: int = 5
+    lock_for: timedelta = timedelta(minutes=15)
+
+    def after_failure(self, failures: int, now: datetime) -> tuple[int, datetime | None]:
+        failures += 1
+        if failures >= self.max_failures:
+            return 0, now + self.lock_for
+        return failures, None
+
+    @staticmethod
+    def is_locked(locked_until: datetime | None, now: datetime) -> bool:
+        return locked_until is not None and locked_until > now
+
+
+# --- Seats and the waiting list --------------------------------------------------------
+
+
+class Standing(StrEnum):
+    """Where a patron stands in the programme: one of these, never two."""
+
+    NONE = "none"
+    SEATED = "seated"
+    WAITING = "waiting"
+
+
+class ClaimDecision(StrEnum):
+    GRANT = "grant"
+    WAIT = "wait"
+    KEEP = "keep"  # already seated or already waiting: the claim only adds a course
+
+
+def decide_claim(standing: Standing, seats_taken: int, cap: int) -> ClaimDecision:
+    """A seat belongs to a patron, not a course: a second course never takes a second seat."""
+    if standing is not Standing.NONE:
+        return ClaimDecision.KEEP
+    return ClaimDecision.GRANT if seats_taken < cap else ClaimDecision.WAIT
+
+
+def seats_to_promote(cap: int, seats_taken: int, waiting: int) -> int:
+    """How many of the first in line get a seat now (after a release or a cap raise)."""
+    return max(0, min(cap - seats_taken, waiting))
+
+
+def over_cap(cap: int, seats_taken: int) -> int:
+    """Seats kept above a lowered cap: lowering the cap takes no seat away."""
+    return max(0, seats_taken - cap)
+
+
+@dataclass(frozen=True)
+class ProgrammeStatus:
+    cap: int
+    seats_taken: int
+    waiting: int
+
+    @property
+    def seats_left(self) -> int:
+        return max(0, self.cap - self.seats_taken)
+
+    @property
+    def full(self) -> bool:
+        return self.seats_left == 0
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The answer to a claim. A full programme is not an error: it is a waiting-list result."""
+
+    standing: Standing
+    position: int | None = None  # waiting-list position, 1-based, when waiting
+    newly_granted: bool = False
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    course_slug: str
+    title: str
+    enrolled_at: datetime
+
+
+@dataclass(frozen=True)
+class PatronStatus:
+    standing: Standing
+    position: int | None
+    enrolments: list[Enrolment] = field(default_factory=list)
+    seated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PatronView:
+    """What a terminal may know of the logged-in patron."""
+
+    card_number: str
+    first_name: str
+    language: str
+    library_code: str
+
+
+# --- What the catalogue and the library list look like to a terminal ---------------------
+
+
+@dataclass(frozen=True)
+class LibraryView:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class InstitutionView:
+    code: str
+    names: dict[str, str]
+    libraries: list[LibraryView]
+
+
+@dataclass(frozen=True)
+class CategoryView:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CourseView:
+    slug: str
+    category: str
+    title: str
+    summary: str
+    hours: int
+    featured: bool
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    categories: list[CategoryView]
+    courses: list[CourseView]
+
+    @property
+    def module_of_the_month(self) -> CourseView | None:
+        return next((c for c in self.courses if c.featured), None)
+
+
+@dataclass(frozen=True)
+class TerminalView:
+    """A library PC known to the registry (never its token)."""
+
+    id: int
+    name: str
+    library_code: str
+    created_at: datetime
+    last_seen_at: datetime | None
+    version: str
+    revoked: bool

@@ -1,0 +1,58 @@
+"""Load the editable demo data file (kiosk/data/demo_data.json) into an empty registry."""
+
+from __future__ import annotations
+
+import calendar
+import json
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from .store import Category, Course, CourseText, Institution, Library, Programme, Store
+
+
+def load_demo_data(path: Path | None = None) -> dict[str, Any]:
+    if path is not None:
+        return json.loads(path.read_text(encoding="utf-8"))
+    text = resources.files("kiosk.data").joinpath("demo_data.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None) -> bool:
+    """Fill an empty registry; answers False (and changes nothing) if it already has data."""
+    with store.write() as s:
+        if s.get(Programme, 1) is not None:
+            return False
+        prog = data["programme"]
+        s.add(Programme(id=1, cap=cap if cap is not None else prog["cap"], seats_taken=0,
+                        over_cap=0, next_queue_no=1, academy_url=prog["academy_url"]))
+        for inst in data["institutions"]:
+            row = Institution(code=inst["code"], card_prefix=inst["card_prefix"],
+                              names=inst["name"])
+            row.libraries = [Library(code=lib["code"], name=lib["name"])
+                             for lib in inst["libraries"]]
+            s.add(row)
+        for pos, cat in enumerate(data["categories"]):
+            s.add(Category(code=cat["code"], names=cat["name"], position=pos))
+        s.flush()
+        # The module of the month is featured for the current calendar month.
+        first = today.replace(day=1)
+        last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+        for pos, c in enumerate(data["courses"]):
+            featured = c["slug"] == data.get("module_of_the_month")
+            course = Course(slug=c["slug"], category_code=c["category"], hours=c["hours"],
+                            position=pos, retired=False,
+                            featured_from=first if featured else None,
+                            featured_until=last if featured else None)
+            course.texts = [CourseText(lang=lang, title=c["title"][lang],
+                                       summary=c["summary"][lang]) for lang in c["title"]]
+            s.add(course)
+        return True
+
+
+def is_seeded(store: Store) -> bool:
+    with store.read() as s:
+        return s.scalar(select(Programme.id)) is not None

@@ -1,0 +1,616 @@
+"""Use cases of the registry: each one transaction, the rules from `domain`, rows from `store`.
+
+Callers (the in-process client, the JSON API) only translate; they hold no rules.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import secrets
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.orm import Session
+
+from . import domain
+from .domain import (
+    Catalogue,
+    CategoryView,
+    ClaimDecision,
+    ClaimResult,
+    CourseView,
+    Enrolment,
+    InstitutionView,
+    LibraryView,
+    LoginPolicy,
+    NewPatron,
+    PatronStatus,
+    PatronView,
+    ProgrammeStatus,
+    RegistryError,
+    Standing,
+    TerminalView,
+)
+from .store import (
+    AuditEntry,
+    Category,
+    Course,
+    CourseText,
+    EnrolmentRow,
+    Institution,
+    Library,
+    Patron,
+    PatronSession,
+    Place,
+    Programme,
+    Store,
+    Terminal,
+)
+
+
+def _return_big_blocks_to_the_system() -> None:
+    """argon2 takes 19 MiB per hash. glibc's dynamic mmap threshold would, after the first
+    hash, serve such blocks from the heap and keep them: each server thread would then hold
+    19 MiB for good. A fixed threshold keeps them mmapped, so a freed hash is given back."""
+    if sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+_return_big_blocks_to_the_system()
+# OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
+PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
+_DUMMY_HASH = PASSWORDS.hash("not-a-real-password")
+_TOUCH_EVERY = timedelta(seconds=15)
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class RegistryService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        min_age: int = 16,
+        login_policy: LoginPolicy | None = None,
+        session_idle: timedelta = timedelta(minutes=10),
+        session_max: timedelta = timedelta(minutes=30),
+        guard: bool = True,
+        race_pause: float = 0.0,
+    ):
+        self.store = store
+        self.clock = clock
+        self.min_age = min_age
+        self.login_policy = login_policy or LoginPolicy()
+        self.session_idle = session_idle
+        self.session_max = session_max
+        # Test-only switches: `guard=False` decides on an unlocked read (the classic race),
+        # `race_pause` widens the window between decision and write so a race shows reliably.
+        self.guard = guard
+        self.race_pause = race_pause
+
+    # --- Reference data ------------------------------------------------------------------
+
+    def institutions(self) -> list[InstitutionView]:
+        with self.store.read() as s:
+            rows = s.scalars(select(Institution).order_by(Institution.code)).all()
+            return [
+                InstitutionView(
+                    code=i.code,
+                    names=dict(i.names),
+                    libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries],
+                )
+                for i in rows
+            ]
+
+    def catalogue(self, lang: str) -> Catalogue:
+        today = self.clock().date()
+        with self.store.read() as s:
+            cats = s.scalars(select(Category).order_by(Category.position)).all()
+            courses = s.scalars(
+                select(Course).where(Course.retired.is_(False)).order_by(Course.position)
+            ).all()
+            return Catalogue(
+                categories=[CategoryView(c.code, c.names.get(lang, c.code)) for c in cats],
+                courses=[self._course_view(c, lang, today) for c in courses],
+            )
+
+    def course(self, slug: str, lang: str) -> CourseView:
+        with self.store.read() as s:
+            course = self._active_course(s, slug)
+            return self._course_view(course, lang, self.clock().date())
+
+    def programme_status(self) -> ProgrammeStatus:
+        waiting = select(func.count()).where(Place.status == "waiting").scalar_subquery()
+        with self.store.read() as s:
+            row = s.execute(
+                select(Programme.cap, Programme.seats_taken, waiting).where(Programme.id == 1)
+            ).first()
+            if row is None:
+                raise RegistryError("not_set_up")
+            return ProgrammeStatus(cap=row[0], seats_taken=row[1], waiting=row[2] or 0)
+
+    def academy_url(self) -> str:
+        with self.store.read() as s:
+            prog = s.get(Programme, 1)
+            return prog.academy_url if prog else ""
+
+    # --- Accounts and sessions -----------------------------------------------------------
+
+    def register(self, data: NewPatron) -> str:
+        """Create a library account; answers the new card number."""
+        with self.store.write() as s:
+            rows = s.execute(select(Library.code, Library.id))
+            libraries = {code: lib_id for code, lib_id in rows}
+            clean = domain.validate_new_patron(
+                data, today=self.clock().date(), min_age=self.min_age,
+                library_codes=set(libraries),
+            )
+            if s.scalar(select(Patron.id).where(Patron.email == clean.email)) is not None:
+                raise RegistryError("invalid", {"email": "email_taken"})
+            library = s.get(Library, libraries[clean.library_code])
+            assert library is not None
+            card = self._new_card_number(s, library.institution.card_prefix)
+            s.add(
+                Patron(
+                    card_number=card,
+                    email=clean.email,
+                    first_name=clean.first_name,
+                    last_name=clean.last_name,
+                    birth_date=clean.birth_date,
+                    postcode=clean.postcode,
+                    phone=clean.phone,
+                    library_id=library.id,
+                    language=clean.language,
+                    password_hash=PASSWORDS.hash(data.password),
+                    created_at=self.clock(),
+                    failed_logins=0,
+                )
+            )
+            return card
+
+    def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
+        """Card number or e-mail plus password; answers a session token and the patron."""
+        now = self.clock()
+        with self.store.write() as s:
+            patron = self._find_patron(s, identifier)
+            if patron is None:
+                self._verify(_DUMMY_HASH, password)  # same cost whether or not the account exists
+                raise RegistryError("login_failed")
+            if self.login_policy.is_locked(patron.locked_until, now):
+                raise RegistryError("account_locked", until=patron.locked_until)
+            if not self._verify(patron.password_hash, password):
+                patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
+                    patron.failed_logins, now
+                )
+                if patron.locked_until is not None:
+                    # Commit the lock, then refuse: raising here would roll it back.
+                    s.flush()
+                    s.connection().commit()
+                    raise RegistryError("account_locked", until=patron.locked_until)
+                s.flush()
+                s.connection().commit()
+                raise RegistryError(
+                    "login_failed",
+                    attempts_left=self.login_policy.max_failures - patron.failed_logins,
+                )
+            patron.failed_logins, patron.locked_until = 0, None
+            if PASSWORDS.check_needs_rehash(patron.password_hash):
+                patron.password_hash = PASSWORDS.hash(password)
+            token = secrets.token_urlsafe(32)
+            s.add(
+                PatronSession(
+                    token_hash=_token_hash(token), patron_id=patron.id, created_at=now,
+                    last_seen_at=now,
+                )
+            )
+            return token, self._patron_view(patron)
+
+    def logout(self, token: str) -> None:
+        with self.store.write() as s:
+            s.execute(
+                update(PatronSession)
+                .where(PatronSession.token_hash == _token_hash(token))
+                .where(PatronSession.revoked_at.is_(None))
+                .values(revoked_at=self.clock())
+            )
+
+    def whoami(self, token: str) -> PatronView:
+        return self._reading(token, lambda s, patron: self._patron_view(patron))
+
+    # --- Seats and enrolments ------------------------------------------------------------
+
+    def claim(self, token: str, course_slug: str) -> ClaimResult:
+        """Enrol in a course: with a seat (held or granted now) or on the waiting list."""
+        if not self.guard:
+            return self._claim_unguarded(token, course_slug)
+        now = self.clock()
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            course = self._active_course(s, course_slug)
+            prog = self.store.lock_programme(s)
+            place = s.get(Place, patron.id)
+            decision = domain.decide_claim(self._standing(place), prog.seats_taken, prog.cap)
+            self._pause()
+            newly = False
+            if decision is ClaimDecision.GRANT:
+                if self._take_seats(s, 1):
+                    place = Place(patron_id=patron.id, status="seated", requested_at=now,
+                                  seated_at=now)
+                    s.add(place)
+                    newly = True
+                else:  # only reachable if the lock was not held: the row says no
+                    decision = ClaimDecision.WAIT
+            if decision is ClaimDecision.WAIT:
+                place = self._join_queue(s, prog, patron.id, now)
+            assert place is not None
+            self._add_enrolment(s, patron.id, course.id, now)
+            s.flush()
+            return ClaimResult(
+                standing=Standing(place.status),
+                position=self._position(s, place),
+                newly_granted=newly,
+            )
+
+    def status(self, token: str, lang: str = "en") -> PatronStatus:
+        return self._reading(token, lambda s, patron: self._status(s, patron.id, lang))
+
+    def withdraw(self, token: str, course_slug: str) -> PatronStatus:
+        """Leave one course; leaving the last one gives the seat (or the waiting place) up."""
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            course = s.scalar(select(Course).where(Course.slug == course_slug))
+            row = course and s.scalar(
+                select(EnrolmentRow).where(
+                    EnrolmentRow.patron_id == patron.id, EnrolmentRow.course_id == course.id
+                )
+            )
+            if not row:
+                raise RegistryError("not_enrolled")
+            s.delete(row)
+            s.flush()
+            remaining = s.scalar(
+                select(func.count()).where(EnrolmentRow.patron_id == patron.id)
+            )
+            if not remaining:
+                self._drop_place(s, patron.id)
+            return self._status(s, patron.id, patron.language)
+
+    def give_up_seat(self, token: str) -> None:
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            place = s.get(Place, patron.id)
+            if place is None or place.status != "seated":
+                raise RegistryError("not_seated")
+            self._drop_place(s, patron.id)
+
+    def leave_waiting_list(self, token: str) -> None:
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            place = s.get(Place, patron.id)
+            if place is None or place.status != "waiting":
+                raise RegistryError("not_waiting")
+            self._drop_place(s, patron.id)
+
+    def set_cap(self, cap: int, actor: str) -> int:
+        """Change the programme cap; a raise serves the waiting list at once, in order."""
+        if cap < 0:
+            raise RegistryError("invalid", {"cap": "cap_invalid"})
+        with self.store.write() as s:
+            prog = self.store.lock_programme(s)
+            old = prog.cap
+            s.execute(
+                update(Programme)
+                .where(Programme.id == 1)
+                .values(cap=cap, over_cap=domain.over_cap(cap, prog.seats_taken))
+            )
+            promoted = self._promote(s)
+            s.add(AuditEntry(at=self.clock(), actor=actor, action="cap_changed",
+                             detail={"from": old, "to": cap, "promoted": promoted}))
+            return promoted
+
+    # --- Terminals ----------------------------------------------------------------------
+
+    def add_terminal(self, library_code: str, name: str, actor: str) -> tuple[str, TerminalView]:
+        """Issue a terminal's bearer token: shown once, stored only as a hash."""
+        name = domain.clean_name(name)
+        if not name or len(name) > 80:
+            raise RegistryError("invalid", {"name": "required" if not name else "too_long"})
+        with self.store.write() as s:
+            library = s.scalar(select(Library).where(Library.code == library_code))
+            if library is None:
+                raise RegistryError("invalid", {"library_code": "library_unknown"})
+            token = "kt_" + secrets.token_urlsafe(32)
+            row = Terminal(name=name, library_id=library.id, token_hash=_token_hash(token),
+                           created_at=self.clock(), version="")
+            s.add(row)
+            s.flush()
+            s.add(AuditEntry(at=self.clock(), actor=actor, action="terminal_added",
+                             detail={"terminal": row.id, "library": library_code}))
+            return token, self._terminal_view(row)
+
+    def revoke_terminal(self, terminal_id: int, actor: str) -> None:
+        with self.store.write() as s:
+            row = s.get(Terminal, terminal_id)
+            if row is None:
+                raise RegistryError("not_found")
+            if row.revoked_at is None:
+                row.revoked_at = self.clock()
+                s.add(AuditEntry(at=self.clock(), actor=actor, action="terminal_revoked",
+                                 detail={"terminal": row.id}))
+
+    def terminals(self) -> list[TerminalView]:
+        with self.store.read() as s:
+            rows = s.scalars(select(Terminal).order_by(Terminal.id)).all()
+            return [self._terminal_view(t) for t in rows]
+
+    def authenticate_terminal(self, token: str, version: str = "") -> TerminalView:
+        """The terminal behind a bearer token; records when it was last seen, and its version."""
+        now = self.clock()
+        with self.store.read() as s:
+            row = s.scalar(select(Terminal).where(Terminal.token_hash == _token_hash(token)))
+            if row is None:
+                raise RegistryError("terminal_unauthorized")
+            if row.revoked_at is not None:
+                raise RegistryError("terminal_revoked")
+            view = self._terminal_view(row)
+            stale = row.last_seen_at is None or now - row.last_seen_at > _TOUCH_EVERY * 4
+            changed = version[:40] != row.version
+        if stale or changed:  # a write only now and then, not on every request
+            with self.store.write() as s:
+                s.execute(update(Terminal).where(Terminal.id == view.id)
+                          .values(last_seen_at=now, version=version[:40]))
+        return view
+
+    @staticmethod
+    def _terminal_view(t: Terminal) -> TerminalView:
+        return TerminalView(id=t.id, name=t.name, library_code=t.library.code,
+                            created_at=t.created_at, last_seen_at=t.last_seen_at,
+                            version=t.version, revoked=t.revoked_at is not None)
+
+    # --- Inside a transaction ------------------------------------------------------------
+
+    def _pause(self) -> None:
+        if self.race_pause:
+            time.sleep(self.race_pause)
+
+    def _take_seats(self, s: Session, n: int) -> bool:
+        """Count the seats where they are stored, conditionally: the guard against overselling."""
+        result = s.execute(
+            update(Programme)
+            .where(Programme.id == 1, Programme.seats_taken + n <= Programme.cap)
+            .values(seats_taken=Programme.seats_taken + n)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1
+
+    def _free_seat(self, s: Session) -> None:
+        s.execute(
+            update(Programme)
+            .where(Programme.id == 1)
+            .values(
+                seats_taken=Programme.seats_taken - 1,
+                over_cap=case((Programme.over_cap > 0, Programme.over_cap - 1), else_=0),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    def _join_queue(self, s: Session, prog: Programme, patron_id: int, now: datetime) -> Place:
+        queue_no = prog.next_queue_no
+        s.execute(
+            update(Programme)
+            .where(Programme.id == 1)
+            .values(next_queue_no=Programme.next_queue_no + 1)
+            .execution_options(synchronize_session=False)
+        )
+        place = Place(patron_id=patron_id, status="waiting", queue_no=queue_no, requested_at=now)
+        s.add(place)
+        return place
+
+    def _drop_place(self, s: Session, patron_id: int) -> None:
+        """Remove a patron's seat or waiting place and their courses; a freed seat is served."""
+        self.store.lock_programme(s)
+        place = s.get(Place, patron_id)
+        s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id))
+        if place is None:
+            return
+        seated = place.status == "seated"
+        s.delete(place)
+        s.flush()
+        if seated:
+            self._free_seat(s)
+            self._promote(s)
+
+    def _promote(self, s: Session) -> int:
+        """Serve the waiting list in order while seats are free. Caller holds the lock."""
+        prog = s.execute(
+            select(Programme).where(Programme.id == 1).execution_options(populate_existing=True)
+        ).scalar_one()
+        waiting = s.scalar(select(func.count()).where(Place.status == "waiting")) or 0
+        n = domain.seats_to_promote(prog.cap, prog.seats_taken, waiting)
+        if n == 0:
+            return 0
+        if not self._take_seats(s, n):
+            raise RegistryError("conflict")
+        now = self.clock()
+        first = s.scalars(
+            select(Place).where(Place.status == "waiting").order_by(Place.queue_no).limit(n)
+        ).all()
+        for place in first:
+            place.status, place.queue_no, place.seated_at = "seated", None, now
+        s.flush()
+        return n
+
+    def _add_enrolment(self, s: Session, patron_id: int, course_id: int, now: datetime) -> None:
+        exists = s.scalar(
+            select(EnrolmentRow.id).where(
+                EnrolmentRow.patron_id == patron_id, EnrolmentRow.course_id == course_id
+            )
+        )
+        if exists is None:
+            s.add(EnrolmentRow(patron_id=patron_id, course_id=course_id, created_at=now))
+
+    def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
+        place = s.get(Place, patron_id)
+        rows = s.scalars(
+            select(EnrolmentRow)
+            .where(EnrolmentRow.patron_id == patron_id)
+            .order_by(EnrolmentRow.created_at, EnrolmentRow.id)
+        ).all()
+        return PatronStatus(
+            standing=self._standing(place),
+            position=self._position(s, place),
+            enrolments=[
+                Enrolment(r.course.slug, self._text(r.course, lang).title, r.created_at)
+                for r in rows
+            ],
+            seated_at=place.seated_at if place else None,
+        )
+
+    @staticmethod
+    def _standing(place: Place | None) -> Standing:
+        return Standing(place.status) if place else Standing.NONE
+
+    @staticmethod
+    def _position(s: Session, place: Place | None) -> int | None:
+        if place is None or place.status != "waiting":
+            return None
+        ahead = s.scalar(
+            select(func.count()).where(Place.status == "waiting", Place.queue_no < place.queue_no)
+        )
+        return (ahead or 0) + 1
+
+    def _session(self, s: Session, token: str) -> PatronSession:
+        """A patron's live session; an idle, old or revoked one is refused (read only)."""
+        now = self.clock()
+        sess = s.scalar(select(PatronSession).where(PatronSession.token_hash == _token_hash(token)))
+        if sess is None or sess.revoked_at is not None:
+            raise RegistryError("session_invalid")
+        if now - sess.last_seen_at > self.session_idle or now - sess.created_at > self.session_max:
+            raise RegistryError("session_invalid")
+        return sess
+
+    def _touch_due(self, sess: PatronSession) -> bool:
+        return self.clock() - sess.last_seen_at > _TOUCH_EVERY
+
+    def _patron_for(self, s: Session, token: str) -> Patron:
+        """Inside a write transaction: the patron behind a token, their session kept alive."""
+        sess = self._session(s, token)
+        if self._touch_due(sess):
+            sess.last_seen_at = self.clock()
+        patron = s.get(Patron, sess.patron_id)
+        assert patron is not None
+        return patron
+
+    def _reading(self, token: str, read: Callable[[Session, Patron], T]) -> T:
+        """A read for a logged-in patron; the session is kept alive now and then, not on
+        every page, so most pages need no write lock."""
+        with self.store.read() as s:
+            sess = self._session(s, token)
+            patron = s.get(Patron, sess.patron_id)
+            assert patron is not None
+            result = read(s, patron)
+            due, sess_id = self._touch_due(sess), sess.id
+        if due:
+            with self.store.write() as s:
+                s.execute(update(PatronSession).where(PatronSession.id == sess_id)
+                          .values(last_seen_at=self.clock()))
+        return result
+
+    @staticmethod
+    def _find_patron(s: Session, identifier: str) -> Patron | None:
+        ident = (identifier or "").strip()
+        if "@" in ident:
+            return s.scalar(select(Patron).where(Patron.email == ident.lower()))
+        card = domain.normalise_card_input(ident)
+        if not domain.is_valid_card_number(card):
+            return None
+        return s.scalar(select(Patron).where(Patron.card_number == card))
+
+    @staticmethod
+    def _verify(password_hash: str, password: str) -> bool:
+        try:
+            return PASSWORDS.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+    @staticmethod
+    def _new_card_number(s: Session, prefix: str) -> str:
+        while True:  # random serials: numbers say nothing about how many patrons there are
+            card = domain.make_card_number(prefix, secrets.randbelow(10**8))
+            if s.scalar(select(Patron.id).where(Patron.card_number == card)) is None:
+                return card
+
+    @staticmethod
+    def _patron_view(p: Patron) -> PatronView:
+        return PatronView(
+            card_number=p.card_number,
+            first_name=p.first_name,
+            language=p.language,
+            library_code=p.library.code,
+        )
+
+    @staticmethod
+    def _active_course(s: Session, slug: str) -> Course:
+        course = s.scalar(select(Course).where(Course.slug == slug, Course.retired.is_(False)))
+        if course is None:
+            raise RegistryError("course_not_found")
+        return course
+
+    @staticmethod
+    def _text(course: Course, lang: str) -> CourseText:
+        texts = {t.lang: t for t in course.texts}
+        return texts.get(lang) or texts.get("en") or next(iter(texts.values()))
+
+    def _course_view(self, c: Course, lang: str, today: date) -> CourseView:
+        text = self._text(c, lang)
+        featured = bool(
+            c.featured_from and c.featured_until and c.featured_from <= today <= c.featured_until
+        )
+        return CourseView(c.slug, c.category_code, text.title, text.summary, c.hours, featured)
+
+    # --- The negative control ------------------------------------------------------------
+
+    def _claim_unguarded(self, token: str, course_slug: str) -> ClaimResult:
+        """Check-then-act without the lock: what naive code does. Test-only; it oversells."""
+        now = self.clock()
+        with self.store.read() as s:
+            prog = s.get(Programme, 1)
+            assert prog is not None
+            taken, cap = prog.seats_taken, prog.cap
+        self._pause()
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            course = self._active_course(s, course_slug)
+            if taken < cap:
+                s.add(Place(patron_id=patron.id, status="seated", requested_at=now, seated_at=now))
+                s.execute(update(Programme).values(seats_taken=taken + 1))
+                standing = Standing.SEATED
+            else:
+                prog = s.get(Programme, 1)
+                assert prog is not None
+                self._join_queue(s, prog, patron.id, now)
+                standing = Standing.WAITING
+            self._add_enrolment(s, patron.id, course.id, now)
+            return ClaimResult(standing=standing, newly_granted=standing is Standing.SEATED)

@@ -1,0 +1,333 @@
+"""Tables and transactions of the registry (SQLAlchemy 2; SQLite embedded, PostgreSQL central).
+
+The seat count is stored in the single `programme` row and every seat decision is taken
+while holding the lock on that row: `BEGIN IMMEDIATE` on SQLite (FOR UPDATE is a no-op
+there), `SELECT … FOR UPDATE` under READ COMMITTED on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import date, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.pool import StaticPool
+
+from .domain import RegistryError
+
+# The write transaction of the current thread or task, if one is open.
+_ambient: ContextVar[Session | None] = ContextVar("kiosk_registry_write", default=None)
+
+
+class Base(DeclarativeBase):
+    # Named constraints, so migrations can refer to them on every database.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class Institution(Base):
+    __tablename__ = "institutions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    card_prefix: Mapped[str] = mapped_column(String(4), unique=True)
+    names: Mapped[dict] = mapped_column(JSON)  # {"nl": …, "fr": …, "en": …}
+    libraries: Mapped[list[Library]] = relationship(
+        back_populates="institution", order_by="Library.name"
+    )
+
+
+class Library(Base):
+    __tablename__ = "libraries"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
+    institution: Mapped[Institution] = relationship(back_populates="libraries")
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    names: Mapped[dict] = mapped_column(JSON)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Course(Base):
+    __tablename__ = "courses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    category_code: Mapped[str] = mapped_column(ForeignKey("categories.code"))
+    hours: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    featured_from: Mapped[date | None] = mapped_column(Date)
+    featured_until: Mapped[date | None] = mapped_column(Date)
+    retired: Mapped[bool] = mapped_column(default=False)
+    texts: Mapped[list[CourseText]] = relationship(lazy="selectin")
+
+
+class CourseText(Base):
+    __tablename__ = "course_texts"
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"), primary_key=True)
+    lang: Mapped[str] = mapped_column(String(2), primary_key=True)
+    title: Mapped[str] = mapped_column(String(160))
+    summary: Mapped[str] = mapped_column(Text)
+
+
+class Patron(Base):
+    __tablename__ = "patrons"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    card_number: Mapped[str] = mapped_column(String(13), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    first_name: Mapped[str] = mapped_column(String(60))
+    last_name: Mapped[str] = mapped_column(String(60))
+    birth_date: Mapped[date] = mapped_column(Date)
+    postcode: Mapped[str] = mapped_column(String(4))
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    language: Mapped[str] = mapped_column(String(2))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    library: Mapped[Library] = relationship()
+
+
+class PatronSession(Base):
+    """A patron's log-in at a terminal; revoked at log-out and idle reset."""
+
+    __tablename__ = "patron_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Programme(Base):
+    """The one row where the seat count lives, and so where the lock is taken."""
+
+    __tablename__ = "programme"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="single_row"),
+        CheckConstraint("cap >= 0", name="cap_non_negative"),
+        CheckConstraint("seats_taken >= 0 AND over_cap >= 0", name="counts_non_negative"),
+        # Backstop: no code path can seat more than the cap, except seats kept above a lowered cap.
+        CheckConstraint("seats_taken <= cap + over_cap", name="never_oversold"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cap: Mapped[int] = mapped_column(Integer)
+    seats_taken: Mapped[int] = mapped_column(Integer, default=0)
+    over_cap: Mapped[int] = mapped_column(Integer, default=0)
+    next_queue_no: Mapped[int] = mapped_column(Integer, default=1)
+    academy_url: Mapped[str] = mapped_column(String(300), default="")
+
+
+class Place(Base):
+    """A patron's one outcome in the programme: a seat or a place in the waiting line.
+
+    The primary key on patron_id is the database's "one outcome per patron".
+    """
+
+    __tablename__ = "places"
+    __table_args__ = (
+        CheckConstraint("status IN ('seated', 'waiting')", name="status_known"),
+        CheckConstraint(
+            "(status = 'waiting') = (queue_no IS NOT NULL)", name="queue_only_when_waiting"
+        ),
+        Index("ix_places_waiting", "status", "queue_no"),
+    )
+    patron_id: Mapped[int] = mapped_column(
+        ForeignKey("patrons.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(10))
+    queue_no: Mapped[int | None] = mapped_column(Integer, unique=True)
+    requested_at: Mapped[datetime] = mapped_column(DateTime)
+    seated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class EnrolmentRow(Base):
+    """A course chosen by a patron; active while they hold a seat, pending while they wait."""
+
+    __tablename__ = "enrolments"
+    __table_args__ = (UniqueConstraint("patron_id", "course_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    course: Mapped[Course] = relationship()
+
+
+class AuditEntry(Base):
+    """Who did what, when, from which terminal or desk."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    terminal: Mapped[str] = mapped_column(String(80), default="")
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Terminal(Base):
+    """A library PC allowed to call the registry API with a bearer token (stored hashed)."""
+
+    __tablename__ = "terminals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(80))
+    library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime)
+    version: Mapped[str] = mapped_column(String(40), default="")
+    library: Mapped[Library] = relationship()
+
+
+class IdempotencyRecord(Base):
+    """The first answer to a keyed write, replayed for a retry with the same key and body."""
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (
+        UniqueConstraint("terminal_id", "key"),
+        CheckConstraint("state IN ('running', 'done')", name="state_known"),
+        Index("ix_idempotency_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    terminal_id: Mapped[int] = mapped_column(ForeignKey("terminals.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+def make_engine(url: str, isolation: str = "READ COMMITTED") -> Engine:
+    """An engine with the locking behaviour the seat rules rely on.
+
+    `isolation` is for PostgreSQL and only tests change it (to show why it is pinned)."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            poolclass=StaticPool if memory else None,
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA busy_timeout = 30000")
+            if not memory:
+                cur.execute("PRAGMA journal_mode = WAL")
+                cur.execute("PRAGMA synchronous = NORMAL")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+        return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    # READ COMMITTED is pinned: every seat decision re-reads after taking the row lock, which
+    # under REPEATABLE READ would fail with serialization errors instead of waiting.
+    return create_engine(
+        url, isolation_level=isolation, pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
+
+
+class Store:
+    def __init__(self, engine: Engine, lock_timeout_ms: int = 5000):
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.lock_timeout_ms = lock_timeout_ms
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        try:
+            with self.engine.connect() as conn, Session(bind=conn) as session:
+                try:
+                    yield session
+                finally:
+                    session.rollback()
+        except OperationalError as exc:
+            raise RegistryError("busy", retry_after=1) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A transaction that commits on success; on SQLite it takes the write lock at once.
+
+        Inside another `write()` of the same context it joins that transaction, so a caller
+        can commit a use case together with its own bookkeeping (the idempotency record).
+        """
+        outer = _ambient.get()
+        if outer is not None:
+            yield outer
+            return
+        opts = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
+        with self.engine.connect().execution_options(**opts) as conn:
+            try:
+                conn.begin()
+            except OperationalError as exc:  # SQLite: the write lock stayed busy too long
+                raise RegistryError("busy", retry_after=1) from exc
+            if not self.is_sqlite:
+                # A bounded wait for the programme row: answer "busy" rather than hang.
+                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+            # The session joins the connection's transaction; we commit it, not the session.
+            with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+                reset = _ambient.set(session)
+                try:
+                    yield session
+                    session.flush()
+                    conn.commit()
+                except OperationalError as exc:
+                    # A lock wait past its bound, or the connection lost mid-transaction
+                    # (nothing committed): "busy, try again", never a half-done change.
+                    if not exc.connection_invalidated:
+                        conn.rollback()
+                    raise RegistryError("busy", retry_after=1) from exc
+                except BaseException:
+                    conn.rollback()
+                    raise
+                finally:
+                    _ambient.reset(reset)
+
+    def lock_programme(self, session: Session) -> Programme:
+        """Lock the row that holds the count; every seat read happens after this."""
+        stmt = select(Programme).where(Programme.id == 1)
+        if not self.is_sqlite:  # BEGIN IMMEDIATE already holds SQLite's write lock
+            stmt = stmt.with_for_update()
+        return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()

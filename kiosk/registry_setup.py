@@ -1,0 +1,62 @@
+"""Which registry a terminal talks to: the embedded default runs it in this process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Flask, current_app
+
+from .registry import schema
+from .registry.client import LocalRegistryClient, RegistryClient
+from .registry.domain import LoginPolicy
+from .registry.seed import load_demo_data, seed
+from .registry.services import RegistryService, utcnow
+from .registry.store import Store, make_engine
+
+
+def build_service(app: Flask) -> RegistryService:
+    cfg = app.config
+    store = Store(make_engine(cfg["DATABASE_URL"], isolation=cfg["DATABASE_ISOLATION"]))
+    if cfg["AUTO_MIGRATE"]:
+        schema.upgrade(store.engine)
+    elif not schema.is_current(store.engine):
+        raise SystemExit("The registry database schema is not current: "
+                         "run `kiosk registry upgrade` first.")
+    if cfg["SEED_DEMO"]:
+        seed(store, load_demo_data(), utcnow().date())
+    return RegistryService(
+        store,
+        clock=cfg.get("CLOCK", utcnow),
+        min_age=cfg["MIN_AGE"],
+        login_policy=LoginPolicy(
+            max_failures=cfg["LOGIN_MAX_FAILURES"],
+            lock_for=timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"]),
+        ),
+        session_max=timedelta(seconds=cfg["SESSION_MAX_SECONDS"]),
+        guard=cfg["REGISTRY_GUARD"],
+    )
+
+
+def init_service(app: Flask) -> RegistryService:
+    service = build_service(app)
+    app.extensions["registry_service"] = service
+    return service
+
+
+def init_app(app: Flask) -> None:
+    """The terminal's registry: in-process (embedded default, API mounted too) or over HTTP."""
+    if app.config.get("REGISTRY_URL"):
+        from .registry.http_client import HttpRegistryClient
+
+        app.extensions["registry"] = HttpRegistryClient.from_config(app.config)
+        return
+    from .registry import api
+    from .security import csrf
+
+    app.extensions["registry"] = LocalRegistryClient(init_service(app))
+    csrf.exempt(api.bp)
+    api.init_app(app)
+
+
+def registry() -> RegistryClient:
+    return current_app.extensions["registry"]

@@ -1,0 +1,100 @@
+"""A shared public PC: visits that end by themselves, nothing cached, safe redirects, headers."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, redirect, request, session, url_for
+from flask_login import current_user, logout_user
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.wrappers import Response
+
+from .registry.domain import RegistryError
+
+csrf = CSRFProtect()
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+# Requests that must not count as patron activity or be redirected.
+_PASSIVE_ENDPOINTS = {"static"}
+_MACHINE_BLUEPRINTS = {"api", "health"}  # terminals and probes, not a patron's visit
+
+
+def now() -> float:
+    """The visit clock; tests move it instead of sleeping."""
+    return time.time()
+
+
+def idle_limit_seconds() -> int:
+    """Server side: the warning, the countdown, and a little grace for a slow network."""
+    cfg = current_app.config
+    return cfg["IDLE_WARNING_SECONDS"] + cfg["IDLE_COUNTDOWN_SECONDS"] + 10
+
+
+def end_visit() -> None:
+    """Revoke the registry session and wipe everything the browser holds for this visit."""
+    token = getattr(current_user, "token", None)
+    if token:
+        from .registry_setup import registry
+
+        try:
+            registry().logout(token)
+        except RegistryError:
+            pass
+    logout_user()
+    session.clear()
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """Only a path on this site: never `//host`, `/\\host`, a scheme, or control characters."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return fallback
+    if any(ord(ch) < 32 or ch == "\\" for ch in target):
+        return fallback
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return fallback
+    return target
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+
+    @app.before_request
+    def enforce_visit_limits() -> Response | None:
+        if request.endpoint in _PASSIVE_ENDPOINTS or request.blueprint in _MACHINE_BLUEPRINTS:
+            return None
+        t = now()
+        started, seen = session.get("started"), session.get("seen")
+        if started is not None and seen is not None:
+            too_idle = t - seen > idle_limit_seconds()
+            too_long = t - started > current_app.config["SESSION_MAX_SECONDS"]
+            if too_idle or too_long:
+                end_visit()
+                session["notice"] = "visit_ended"
+                session["started"] = session["seen"] = t
+                return redirect(
+                    url_for("start.home", lang=current_app.config["DEFAULT_LANGUAGE"])
+                )
+        session.setdefault("started", t)
+        session["seen"] = t
+        return None
+
+    @app.after_request
+    def protect_response(response: Response) -> Response:
+        if request.endpoint not in _PASSIVE_ENDPOINTS:
+            # Personal data must not outlive the visit in the browser's cache or history.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
+        return response

@@ -1,0 +1,150 @@
+"""The terminal's pages: start, account, catalogue, enrolment; errors in the patron's language."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import LoginManager, UserMixin, current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from ..config import LANGUAGES
+from ..registry.domain import PatronView, RegistryError
+from ..registry_setup import registry
+from ..security import end_visit, idle_limit_seconds
+from .forms import ActionForm
+
+# Registry answers that mean "not now": the patron may simply try again.
+UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked"}
+
+login_manager = LoginManager()
+login_manager.session_protection = "strong"
+
+
+@dataclass
+class Patron(UserMixin):
+    """The logged-in patron as the terminal knows them: a registry session token and a name."""
+
+    token: str
+    view: PatronView
+
+    def get_id(self) -> str:
+        return self.token
+
+
+@login_manager.user_loader
+def load_patron(token: str) -> Patron | None:
+    try:
+        return Patron(token, registry().whoami(token))
+    except RegistryError as refusal:
+        if refusal.code == "session_invalid":
+            return None
+        raise  # unreachable registry: an honest "try again" page, not a silent log-out
+
+
+@login_manager.unauthorized_handler
+def ask_to_log_in() -> Response:
+    flash(_("Please log in first. Then we bring you back here."))
+    return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
+
+
+def init_app(app: Flask) -> None:
+    from . import account, catalogue, enrol, start
+
+    login_manager.init_app(app)
+    app.jinja_env.globals["aria_for"] = aria_for
+    for bp in (start.bp, account.bp, catalogue.bp, enrol.bp):
+        app.register_blueprint(bp)
+
+    @app.context_processor
+    def terminal_context() -> dict:
+        cfg = current_app.config
+        return {
+            "action_form": ActionForm(formdata=None),  # never bound to what was posted
+            "idle": {
+                "warning": cfg["IDLE_WARNING_SECONDS"],
+                "countdown": cfg["IDLE_COUNTDOWN_SECONDS"],
+                "limit": idle_limit_seconds(),
+            },
+            "has_visit": current_user.is_authenticated,
+            "text_size": session.get("text_size", "normal"),
+        }
+
+    @app.errorhandler(RegistryError)
+    def registry_refused(error: RegistryError) -> Response | tuple[str, int]:
+        if error.code == "session_invalid":
+            end_visit()
+            flash(_("Your visit has ended. Please log in again."))
+            return redirect(url_for("account.login"))
+        if error.code == "course_not_found":
+            return error_page(_("Page not found"), error_text(error), 404)
+        if error.code in UNAVAILABLE:
+            return error_page(_("The course service cannot be reached right now"),
+                              error_text(error), 503, retry=request.method == "GET")
+        return error_page(_("This did not work"), error_text(error), 409)
+
+    @app.errorhandler(CSRFError)
+    def form_expired(error: CSRFError) -> tuple[str, int]:
+        return error_page(
+            _("This page has expired"),
+            _("For your safety, a page left open too long cannot be sent. Please start over."),
+            400,
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int] | Response:
+        if api_request():
+            from ..registry.api import http_error_response
+
+            return http_error_response(error)
+        if error.code == 404:
+            return error_page(_("Page not found"),
+                              _("We cannot find this page. Let us start over."), 404)
+        if error.code == 413:
+            return error_page(_("Too much text"),
+                              _("What you sent is too long. Please try again."), 413)
+        return error_page(_("Something went wrong"),
+                          _("Please try again, or ask a librarian for help."), error.code or 400)
+
+    @app.errorhandler(Exception)
+    def crash(error: Exception) -> tuple[str, int] | Response:
+        if api_request():
+            from ..registry.api import crash_response
+
+            return crash_response()
+        current_app.logger.exception("unhandled error")
+        return error_page(_("Something went wrong"),
+                          _("Please try again, or ask a librarian for help."), 500)
+
+
+def api_request() -> bool:
+    """Errors under /api/ are answered in JSON by the API, also where no route matched."""
+    return request.path.startswith("/api/") and "api" in current_app.blueprints
+
+
+def aria_for(field: object, hint: object = None) -> dict[str, str]:
+    """aria-invalid and aria-describedby for a form field, tying it to its hint and error."""
+    errors = getattr(field, "errors", [])
+    ids = ([f"{field.id}-hint"] if hint else []) + ([f"{field.id}-error"] if errors else [])
+    attrs = {"aria-invalid": "true" if errors else "false"}
+    if ids:
+        attrs["aria-describedby"] = " ".join(ids)
+    return attrs
+
+
+def error_text(error: RegistryError) -> str:
+    from .messages import message
+
+    return message(error.code)
+
+
+def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
+    if getattr(g, "lang", None) not in LANGUAGES:
+        # No route matched (a 404): take the language from the address if it names one.
+        first = request.path.strip("/").split("/", 1)[0]
+        g.lang = first if first in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
+    retry_url = request.full_path.rstrip("?") if retry else None
+    return render_template("errors/error.html", title=title, text=text, retry_url=retry_url), status

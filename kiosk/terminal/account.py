@@ -1,0 +1,139 @@
+"""Create a library account, log in, and see the new card number."""
+
+from __future__ import annotations
+
+from babel.dates import get_month_names
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import format_time
+from flask_babel import gettext as _
+from flask_login import current_user, login_user
+from werkzeug.wrappers import Response
+
+from ..i18n import current_language
+from ..registry.domain import NewPatron, PatronView, RegistryError, format_card_number
+from ..registry_setup import registry
+from ..security import safe_next
+from . import UNAVAILABLE, reference
+from .forms import LoginForm, RegisterForm
+from .messages import message
+
+bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
+
+_BABEL_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
+
+
+def _library_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    """Libraries grouped by institution, for <optgroup>s."""
+    lang = current_language()
+    return [
+        (inst.names.get(lang, inst.code), [(lib.code, lib.name) for lib in inst.libraries])
+        for inst in reference.institutions()
+    ]
+
+
+def _prepare(form: RegisterForm) -> None:
+    months = get_month_names("wide", locale=_BABEL_LOCALES[current_language()])
+    form.birth_month.choices = [("", _("Month"))] + [(str(m), months[m]) for m in range(1, 13)]
+    if not form.is_submitted() and not form.library.data:
+        form.library.data = current_app.config["LIBRARY_CODE"]
+
+
+def _birth_date(form: RegisterForm) -> str:
+    """The three boxes as 'year-month-day'; the registry says whether it is a real date."""
+    parts = (form.birth_year.data, form.birth_month.data, form.birth_day.data)
+    return "-".join((p or "").strip() for p in parts)
+
+
+def _show_errors(form: RegisterForm, fields: dict[str, str]) -> None:
+    target = {"birth_date": form.birth_day, "library_code": form.library}
+    for name, code in fields.items():
+        field = target.get(name) or getattr(form, name, None)
+        if field is not None:
+            params = {"age": current_app.config["MIN_AGE"]} if code == "too_young" else {}
+            field.errors = [*field.errors, message(code, **params)]
+
+
+@bp.route("/account/new", methods=["GET", "POST"])
+def register() -> str | Response:
+    form = RegisterForm()
+    _prepare(form)
+    email_taken = False
+    problem = None
+    if form.validate_on_submit():
+        data = NewPatron(
+            first_name=form.first_name.data or "",
+            last_name=form.last_name.data or "",
+            email=form.email.data or "",
+            birth_date=_birth_date(form),
+            postcode=form.postcode.data or "",
+            library_code=form.library.data or "",
+            phone=form.phone.data or "",
+            password=form.password.data or "",
+            language=current_language(),
+            consent=bool(form.consent.data),
+        )
+        try:
+            card = registry().register(data)
+        except RegistryError as error:
+            if error.code in UNAVAILABLE:  # keep everything typed for the retry
+                problem = message(error.code)
+            elif error.code != "invalid":
+                raise
+            else:
+                email_taken = error.fields.get("email") == "email_taken"
+                _show_errors(form, error.fields)
+        else:
+            token, patron = registry().login(card, data.password)
+            _start_patron_visit(token, patron)
+            session["just_registered"] = True
+            return redirect(url_for("account.created"))
+    return render_template(
+        "account/register.html",
+        form=form,
+        library_groups=_library_groups(),
+        email_taken=email_taken,
+        problem=problem,
+        step=1,
+    )
+
+
+@bp.get("/account/created")
+def created() -> str | Response:
+    """The new card number, from the registry: the visit cookie holds nothing personal."""
+    if not session.get("just_registered") or not current_user.is_authenticated:
+        return redirect(url_for("start.home"))
+    card = format_card_number(current_user.view.card_number)
+    return render_template("account/created.html", card=card, step=1)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    form = LoginForm()
+    next_url = safe_next(request.args.get("next"), url_for("catalogue.index"))
+    error = None
+    if form.validate_on_submit():
+        try:
+            token, patron = registry().login(form.identifier.data or "", form.password.data or "")
+        except RegistryError as refusal:
+            if refusal.code == "account_locked":
+                until = refusal.detail["until"]
+                error = message("account_locked", time=format_time(until, "short"))
+            elif refusal.code in ("login_failed", *UNAVAILABLE):
+                error = message(refusal.code)
+            else:
+                raise
+            form.password.data = ""
+        else:
+            _start_patron_visit(token, patron)
+            return redirect(next_url)
+    return render_template("account/login.html", form=form, error=error, step=1)
+
+
+def _start_patron_visit(token: str, patron: PatronView) -> None:
+    """A fresh session at log-in: only the visit's clock and the text size carry over."""
+    from . import Patron
+
+    keep = {k: session[k] for k in ("text_size", "started", "seen") if k in session}
+    session.clear()
+    session.update(keep)
+    login_user(Patron(token, patron))

@@ -1,0 +1,36 @@
+"""Forms: CSRF and type coercion here; the rules on values live in the registry's domain."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
+
+
+class RegisterForm(FlaskForm):
+    first_name = StringField(_l("First name"), render_kw={"autocomplete": "off"})
+    last_name = StringField(_l("Last name"), render_kw={"autocomplete": "off"})
+    email = EmailField(_l("E-mail address"), render_kw={"autocomplete": "off"})
+    birth_day = StringField(_l("Day"), render_kw={"inputmode": "numeric", "maxlength": 2})
+    birth_month = SelectField(_l("Month"), choices=[], validate_choice=False)
+    birth_year = StringField(_l("Year"), render_kw={"inputmode": "numeric", "maxlength": 4})
+    postcode = StringField(
+        _l("Postcode"), render_kw={"inputmode": "numeric", "maxlength": 4, "autocomplete": "off"}
+    )
+    library = StringField(_l("Your library"))  # rendered as a grouped <select>
+    phone = TelField(_l("Phone number (optional)"), render_kw={"autocomplete": "off"})
+    password = PasswordField(_l("Choose a password"), render_kw={"autocomplete": "new-password"})
+    consent = BooleanField(_l("I have read the privacy statement and I agree."))
+
+
+class LoginForm(FlaskForm):
+    identifier = StringField(
+        _l("Library card number or e-mail address"),
+        render_kw={"autofocus": True, "autocomplete": "off", "autocapitalize": "none",
+                   "spellcheck": "false"},
+    )
+    password = PasswordField(_l("Password"), render_kw={"autocomplete": "current-password"})
+
+
+class ActionForm(FlaskForm):
+    """A button that changes something: only the CSRF token."""

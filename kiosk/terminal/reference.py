@@ -1,0 +1,60 @@
+"""Reference data the terminal may keep a little while: libraries and the catalogue.
+
+They change a few times a year, so a page needs no registry round trip for them, and a form
+can still be shown again while the registry is briefly unreachable (a stale copy is used).
+Seats are never cached: "N seats left" is always live.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import current_app
+
+from ..registry.domain import Catalogue, CourseView, InstitutionView, RegistryError
+from ..registry_setup import registry
+
+FRESH_FOR = 60.0  # seconds
+
+_lock = threading.Lock()
+
+
+def _cache() -> dict[tuple[Any, ...], tuple[float, Any]]:
+    """One cache per app (per registry it talks to)."""
+    return current_app.extensions.setdefault("reference_cache", {})
+
+
+def _cached(key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+    now = time.monotonic()
+    cache = _cache()
+    with _lock:
+        hit = cache.get(key)
+    if hit and now - hit[0] < FRESH_FOR:
+        return hit[1]
+    try:
+        value = load()
+    except RegistryError as error:
+        if hit and error.code in ("unavailable", "busy"):
+            return hit[1]
+        raise
+    with _lock:
+        cache[key] = (now, value)
+    return value
+
+
+def institutions() -> list[InstitutionView]:
+    return _cached(("institutions",), registry().institutions)
+
+
+def catalogue(lang: str) -> Catalogue:
+    return _cached(("catalogue", lang), lambda: registry().catalogue(lang))
+
+
+def course(slug: str, lang: str) -> CourseView:
+    found = next((c for c in catalogue(lang).courses if c.slug == slug), None)
+    if found is None:
+        raise RegistryError("course_not_found")
+    return found

@@ -1,0 +1,417 @@
+"""One contract for both ways a terminal reaches the registry: in-process and over HTTP.
+
+Every test runs four times: {local, http} × {SQLite, PostgreSQL}. The HTTP client talks to
+`create_registry_app` served by waitress on loopback, with a real terminal token. Answers are
+compared with what the service itself says on the same database (so the HTTP answers are the
+very same dataclasses as the in-process ones), and `test_the_same_script_gives_the_same_
+transcript` runs one script through both clients and compares the transcripts directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from kiosk import create_registry_app
+from kiosk.registry.client import LocalRegistryClient, RegistryClient
+from kiosk.registry.domain import (
+    Catalogue,
+    ClaimResult,
+    CourseView,
+    InstitutionView,
+    PatronStatus,
+    PatronView,
+    ProgrammeStatus,
+    RegistryError,
+    Standing,
+    is_valid_card_number,
+)
+from kiosk.registry.http_client import HttpRegistryClient
+from kiosk.registry.services import RegistryService, utcnow
+
+from .conftest import patron_data
+from .live_server import serve
+
+PASSWORD = "correct horse"
+
+
+@dataclasses.dataclass
+class Registry:
+    kind: str
+    client: RegistryClient
+    service: RegistryService
+
+    def patron(self, **overrides: object) -> tuple[str, str]:
+        """Register and log in through the client; answers (card number, session token)."""
+        data = patron_data(**overrides)
+        card = self.client.register(data)
+        token, _ = self.client.login(card, data.password)
+        return card, token
+
+
+def registry_app(db_url: Callable[[], str], tmp_path: Path) -> Flask:
+    instance = tmp_path / f"instance-{len(list(tmp_path.iterdir()))}"
+    return create_registry_app(
+        {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": db_url()},
+        instance_path=str(instance),
+    )
+
+
+def connect(kind: str, app: Flask, stack: ExitStack) -> RegistryClient:
+    service: RegistryService = app.extensions["registry_service"]
+    stack.callback(service.store.engine.dispose)
+    if kind == "local":
+        return LocalRegistryClient(service)
+    token, _ = service.add_terminal("ANT-PERMEKE", "test kiosk", actor="test")
+    url = stack.enter_context(serve(app))
+    client = HttpRegistryClient(url, token, connect_timeout=3, deadline=20)
+    stack.callback(client.close)
+    return client
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """Servers, clients and engines, closed at the end of a test."""
+    with ExitStack() as items:
+        yield items
+
+
+@pytest.fixture(params=["local", "http"])
+def registry(request, db_url, tmp_path, stack) -> Registry:  # type: ignore[no-untyped-def]
+    app = registry_app(db_url, tmp_path)
+    return Registry(request.param, connect(request.param, app, stack),
+                    app.extensions["registry_service"])
+
+
+def refusal(call: Callable[[], object]) -> RegistryError:
+    with pytest.raises(RegistryError) as info:
+        call()
+    return info.value
+
+
+# --- Reference data ------------------------------------------------------------------------
+
+
+def test_institutions_and_catalogue_in_every_language(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    institutions = client.institutions()
+    assert institutions == service.institutions()
+    assert all(isinstance(i, InstitutionView) for i in institutions)
+    assert "ANT-PERMEKE" in {lib.code for i in institutions for lib in i.libraries}
+    titles = {}
+    for lang in ("nl", "fr", "en"):
+        catalogue = client.catalogue(lang)
+        assert isinstance(catalogue, Catalogue)
+        assert catalogue == service.catalogue(lang)
+        month = catalogue.module_of_the_month
+        assert month is not None and month.slug == "ai-assistants" and month.featured
+        titles[lang] = month.title
+        assert len(catalogue.courses) == 30 and len(catalogue.categories) == 6
+    assert len(set(titles.values())) == 3  # three languages, three titles
+
+
+def test_course_programme_and_academy(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    for lang in ("nl", "fr", "en"):
+        course = client.course("excel-basics", lang)
+        assert isinstance(course, CourseView)
+        assert course == service.course("excel-basics", lang)
+    for slug in ("no-such-course", "", "a/b"):
+        error = refusal(lambda s=slug: client.course(s, "nl"))
+        assert (error.code, error.fields, error.detail) == ("course_not_found", {}, {})
+    status = client.programme_status()
+    assert status == ProgrammeStatus(cap=2000, seats_taken=0, waiting=0)
+    assert status == service.programme_status()
+    assert client.academy_url() == service.academy_url() != ""
+
+
+# --- Accounts and sessions -------------------------------------------------------------------
+
+
+def test_register(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    data = patron_data()
+    card = client.register(data)
+    assert is_valid_card_number(card) and card.startswith("2101")  # the institution's prefix
+    token, patron = service.login(card, data.password)
+    assert patron == PatronView(card, "Mia", "nl", "ANT-PERMEKE")
+
+    bad = patron_data(email="not an address", postcode="12", birth_date="2020-01-01",
+                      library_code="NOWHERE", password="short", consent=False, phone="123")
+    error = refusal(lambda: client.register(bad))
+    assert error.code == "invalid"
+    assert error.fields == {
+        "email": "email_invalid", "postcode": "postcode_invalid", "birth_date": "too_young",
+        "library_code": "library_unknown", "password": "password_too_short",
+        "consent": "consent_required", "phone": "phone_invalid",
+    }
+    assert error.fields == refusal(lambda: service.register(bad)).fields
+
+    taken = refusal(lambda: client.register(patron_data(email=data.email.upper())))
+    assert (taken.code, taken.fields, taken.detail) == ("invalid", {"email": "email_taken"}, {})
+
+
+def test_login_by_card_and_email_then_lockout(registry: Registry) -> None:
+    client = registry.client
+    data = patron_data(language="fr")
+    card = client.register(data)
+    view = PatronView(card, "Mia", "fr", "ANT-PERMEKE")
+
+    token, patron = client.login(card, PASSWORD)
+    assert patron == view and client.whoami(token) == view
+    spaced = f"{card[:4]} {card[4:8]} {card[8:]}"
+    assert client.login(spaced, PASSWORD)[1] == view
+    token2, patron = client.login(data.email.upper(), PASSWORD)
+    assert patron == view and token2 != token
+
+    unknown = refusal(lambda: client.login("nobody@example.be", PASSWORD))
+    assert (unknown.code, unknown.fields, unknown.detail) == ("login_failed", {}, {})
+
+    for left in (4, 3, 2, 1):
+        error = refusal(lambda: client.login(card, "wrong password"))
+        assert (error.code, error.detail) == ("login_failed", {"attempts_left": left})
+    before = utcnow()
+    locked = refusal(lambda: client.login(card, "wrong password"))
+    assert locked.code == "account_locked" and set(locked.detail) == {"until"}
+    until = locked.detail["until"]
+    assert isinstance(until, datetime) and until.tzinfo is None
+    assert timedelta(minutes=14, seconds=55) <= until - before <= timedelta(minutes=15, seconds=5)
+    # Locked: even the right password is refused until then.
+    again = refusal(lambda: client.login(card, PASSWORD))
+    assert again.code == "account_locked"
+    assert abs(again.detail["until"] - until) < timedelta(seconds=3)  # type: ignore[operator]
+
+
+def test_whoami_logout_and_an_ended_session(registry: Registry) -> None:
+    client = registry.client
+    card, token = registry.patron()
+    assert client.whoami(token).card_number == card
+    client.logout(token)
+    client.logout(token)  # twice is fine
+    client.logout("")  # nobody is fine too
+    for call in (lambda: client.whoami(token), lambda: client.status(token, "nl"),
+                 lambda: client.claim(token, "excel-basics"),
+                 lambda: client.withdraw(token, "excel-basics"),
+                 lambda: client.give_up_seat(token), lambda: client.leave_waiting_list(token),
+                 lambda: client.whoami("never-issued"), lambda: client.whoami("")):
+        error = refusal(call)
+        assert (error.code, error.fields, error.detail) == ("session_invalid", {}, {})
+
+
+# --- Seats -----------------------------------------------------------------------------------
+
+
+def test_claim_seat_same_again_and_the_waiting_list(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    _, first = registry.patron()
+    assert client.claim(first, "excel-basics") == ClaimResult(Standing.SEATED, None, True)
+    assert client.claim(first, "excel-basics") == ClaimResult(Standing.SEATED, None, False)
+    assert client.claim(first, "instagram") == ClaimResult(Standing.SEATED, None, False)
+    assert client.programme_status() == ProgrammeStatus(2000, 1, 0)
+    assert refusal(lambda: client.claim(first, "no-such-course")).code == "course_not_found"
+
+    service.set_cap(1, actor="test")
+    _, second = registry.patron()
+    _, third = registry.patron()
+    assert client.claim(second, "instagram") == ClaimResult(Standing.WAITING, 1, False)
+    assert client.claim(third, "word-basics") == ClaimResult(Standing.WAITING, 2, False)
+    assert client.claim(second, "instagram") == ClaimResult(Standing.WAITING, 1, False)
+    assert client.programme_status() == ProgrammeStatus(1, 1, 2)
+
+    for token in (first, second, third):
+        for lang in ("nl", "fr", "en"):
+            status = client.status(token, lang)
+            assert isinstance(status, PatronStatus)
+            assert status == service.status(token, lang)
+    status = client.status(first, "en")
+    assert [e.course_slug for e in status.enrolments] == ["excel-basics", "instagram"]
+    assert isinstance(status.seated_at, datetime) and status.seated_at.tzinfo is None
+    assert client.status(third, "nl").position == 2
+
+
+def test_withdraw(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    _, token = registry.patron(language="fr")
+    client.claim(token, "excel-basics")
+    client.claim(token, "instagram")
+    after = client.withdraw(token, "excel-basics")
+    assert after == service.status(token, "fr")  # in the patron's language
+    assert after.standing is Standing.SEATED
+    assert [e.course_slug for e in after.enrolments] == ["instagram"]
+    for slug in ("excel-basics", "no-such-course", ""):
+        error = refusal(lambda s=slug: client.withdraw(token, s))
+        assert (error.code, error.fields, error.detail) == ("not_enrolled", {}, {})
+    last = client.withdraw(token, "instagram")  # the last course gives the seat up
+    assert last == PatronStatus(Standing.NONE, None, [], None)
+    assert client.programme_status().seats_taken == 0
+
+
+def test_give_up_seat_promotes_the_next_in_line(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    service.set_cap(1, actor="test")
+    _, holder = registry.patron()
+    _, next_ = registry.patron()
+    _, after = registry.patron()
+    error = refusal(lambda: client.give_up_seat(holder))
+    assert (error.code, error.fields, error.detail) == ("not_seated", {}, {})
+    client.claim(holder, "excel-basics")
+    client.claim(next_, "instagram")
+    client.claim(after, "word-basics")
+    assert refusal(lambda: client.give_up_seat(next_)).code == "not_seated"
+
+    assert client.give_up_seat(holder) is None
+    promoted = client.status(next_, "en")
+    assert promoted.standing is Standing.SEATED and promoted.position is None
+    assert promoted.seated_at is not None
+    assert [e.course_slug for e in promoted.enrolments] == ["instagram"]
+    assert client.status(after, "en").position == 1
+    assert client.status(holder, "en") == PatronStatus(Standing.NONE, None, [], None)
+    assert client.programme_status() == ProgrammeStatus(1, 1, 1)
+    assert refusal(lambda: client.give_up_seat(holder)).code == "not_seated"
+
+
+def test_leave_waiting_list(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    service.set_cap(1, actor="test")
+    _, holder = registry.patron()
+    _, first = registry.patron()
+    _, second = registry.patron()
+    for token in (holder, first, second):
+        client.claim(token, "excel-basics")
+    for token in (holder, registry.patron()[1]):
+        error = refusal(lambda t=token: client.leave_waiting_list(t))
+        assert (error.code, error.fields, error.detail) == ("not_waiting", {}, {})
+    assert client.leave_waiting_list(first) is None
+    assert client.status(first, "en") == PatronStatus(Standing.NONE, None, [], None)
+    assert client.status(second, "en").position == 1
+    assert refusal(lambda: client.leave_waiting_list(first)).code == "not_waiting"
+    assert client.programme_status() == ProgrammeStatus(1, 1, 1)
+
+
+# --- Both clients, one script, one transcript ------------------------------------------------
+
+
+def transcript(registry: Registry) -> list[Any]:
+    """Runs one script through a client; volatile values (cards, tokens, times) normalised."""
+    client, service = registry.client, registry.service
+    out: list[Any] = []
+    cards: dict[str, str] = {}
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return "<time>"
+        if isinstance(value, str) and value in cards:
+            return cards[value]
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return (type(value).__name__,
+                    {f.name: norm(getattr(value, f.name)) for f in dataclasses.fields(value)})
+        return value
+
+    def record(name: str, call: Callable[[], Any]) -> Any:
+        try:
+            result = call()
+        except RegistryError as error:
+            detail = {k: norm(v) for k, v in error.detail.items()}
+            out.append((name, "refused", error.code, error.fields, detail))
+            return None
+        out.append((name, norm(result)))
+        return result
+
+    record("institutions", client.institutions)
+    for lang in ("nl", "fr", "en"):
+        record(f"catalogue {lang}", lambda lang=lang: client.catalogue(lang))
+        record(f"course {lang}", lambda lang=lang: client.course("ai-assistants", lang))
+    record("no course", lambda: client.course("nope", "en"))
+    record("programme", client.programme_status)
+    record("academy", client.academy_url)
+    record("invalid", lambda: client.register(patron_data(1, postcode="x", consent=False)))
+    tokens = []
+    for n in range(3):
+        card = record("register", lambda n=n: client.register(patron_data(100 + n)))
+        cards[card] = f"<card {n}>"
+        out[-1] = ("register", cards[card])
+        session = record("login", lambda card=card: client.login(card, PASSWORD))
+        tokens.append(session[0])
+        out[-1] = ("login", norm(session[1]))
+    record("taken", lambda: client.register(patron_data(100)))
+    record("wrong", lambda: client.login(next(iter(cards)), "nope nope"))
+    record("whoami", lambda: client.whoami(tokens[0]))
+    record("claim", lambda: client.claim(tokens[0], "excel-basics"))
+    record("claim again", lambda: client.claim(tokens[0], "excel-basics"))
+    service.set_cap(1, actor="test")
+    record("claim waits", lambda: client.claim(tokens[1], "instagram"))
+    record("claim waits 2", lambda: client.claim(tokens[2], "instagram"))
+    record("status", lambda: client.status(tokens[1], "fr"))
+    record("not waiting", lambda: client.leave_waiting_list(tokens[0]))
+    record("not seated", lambda: client.give_up_seat(tokens[1]))
+    record("not enrolled", lambda: client.withdraw(tokens[0], "instagram"))
+    record("give up", lambda: client.give_up_seat(tokens[0]))
+    record("promoted", lambda: client.status(tokens[1], "nl"))
+    record("withdraw", lambda: client.withdraw(tokens[1], "instagram"))
+    record("promoted 2", lambda: client.status(tokens[2], "en"))
+    record("leave", lambda: client.leave_waiting_list(tokens[2]))
+    record("logout", lambda: client.logout(tokens[2]))
+    record("ended", lambda: client.whoami(tokens[2]))
+    record("programme", client.programme_status)
+    return out
+
+
+def test_the_same_script_gives_the_same_transcript(db_url, tmp_path, stack) -> None:
+    runs = {}
+    for kind in ("local", "http"):
+        app = registry_app(db_url, tmp_path)
+        runs[kind] = transcript(Registry(kind, connect(kind, app, stack),
+                                         app.extensions["registry_service"]))
+    assert len(runs["local"]) == len(runs["http"]) > 30
+    for local, http in zip(runs["local"], runs["http"], strict=True):
+        assert local == http
+
+
+# --- The terminal itself over HTTP -----------------------------------------------------------
+
+
+def test_the_terminal_pages_over_http(db_url, tmp_path, stack) -> None:
+    """`create_app` with REGISTRY_URL: the patron pages come from the central registry, and a
+    registry that is gone is a 503 page that says nothing was lost."""
+    from kiosk import create_app
+
+    app = registry_app(db_url, tmp_path)
+    service: RegistryService = app.extensions["registry_service"]
+    stack.callback(service.store.engine.dispose)
+    token, _ = service.add_terminal("ANT-PERMEKE", "test kiosk", actor="test")
+    server = serve(app)
+    url = server.__enter__()
+    running = [True]
+
+    def stop() -> None:
+        if running.pop():
+            server.__exit__(None, None, None)
+
+    stack.callback(lambda: running and stop())
+    terminal = create_app({
+        "TESTING": True, "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False,
+        "REGISTRY_URL": url, "REGISTRY_TOKEN": token, "REGISTRY_DEADLINE": 3,
+    }, instance_path=str(tmp_path / "terminal"))
+    client = terminal.extensions["registry"]
+    assert isinstance(client, HttpRegistryClient) and client.deadline == 3
+    assert "registry_service" not in terminal.extensions  # nothing of the registry runs here
+    browser = terminal.test_client()
+    page = browser.get("/en/courses/")
+    assert page.status_code == 200
+    month = service.catalogue("en").module_of_the_month
+    assert month is not None and month.title in page.get_data(as_text=True)
+
+    stop()  # the registry goes away
+    gone = browser.get("/en/courses/excel-basics")
+    assert gone.status_code == 503
+    assert "Nothing was lost" in gone.get_data(as_text=True)
+    client.close()

@@ -1,0 +1,148 @@
+"""The programme's rules without a database."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import pytest
+
+from kiosk.registry import domain
+from kiosk.registry.domain import ClaimDecision, LoginPolicy, RegistryError, Standing
+
+TODAY = date(2026, 11, 23)
+LIBS = {"ANT-PERMEKE"}
+
+
+def new(**kw: object) -> domain.NewPatron:
+    base: dict = dict(first_name="Mia", last_name="Peeters", email="Mia@Example.be",
+                      birth_date="1958-3-27", postcode="2000", library_code="ANT-PERMEKE",
+                      password="12345678", phone="", language="nl", consent=True)
+    base.update(kw)
+    return domain.NewPatron(**base)
+
+
+def errors_of(data: domain.NewPatron) -> dict[str, str]:
+    with pytest.raises(RegistryError) as caught:
+        domain.validate_new_patron(data, today=TODAY, min_age=16, library_codes=LIBS)
+    assert caught.value.code == "invalid"
+    return caught.value.fields
+
+
+def test_card_number_has_institution_prefix_and_valid_check_digit() -> None:
+    card = domain.make_card_number("2101", 12345)
+    assert card.startswith("2101") and len(card) == 13
+    assert domain.is_valid_card_number(card)
+    wrong = card[:-1] + str((int(card[-1]) + 1) % 10)
+    assert not domain.is_valid_card_number(wrong)
+    swapped = card[:5] + card[6] + card[5] + card[7:]
+    assert swapped == card or not domain.is_valid_card_number(swapped)
+
+
+def test_card_input_as_typed_or_scanned_is_normalised() -> None:
+    assert domain.normalise_card_input(" 2101 0001-2345.7 ") == "210100012345" + "7"
+    assert domain.format_card_number("2101000123457") == "2101 0001 23457"
+
+
+def test_valid_patron_is_cleaned() -> None:
+    clean = domain.validate_new_patron(
+        new(first_name="  Mia   Lotte ", phone="0470 12 34 56"),
+        today=TODAY, min_age=16, library_codes=LIBS,
+    )
+    assert clean.email == "mia@example.be"
+    assert clean.first_name == "Mia Lotte"
+    assert clean.phone == "+32470123456"
+    assert clean.birth_date == date(1958, 3, 27)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("first_name", "", "required"),
+        ("last_name", "x" * 61, "too_long"),
+        ("first_name", "Mia\x00", "invalid_characters"),
+        ("email", "not-an-email", "email_invalid"),
+        ("email", "", "required"),
+        ("birth_date", "", "required"),
+        ("birth_date", "1958-2-30", "birth_date_invalid"),
+        ("birth_date", "2030-01-01", "birth_date_invalid"),
+        ("birth_date", "1850-01-01", "birth_date_invalid"),
+        ("birth_date", "2011-01-01", "too_young"),
+        ("postcode", "0999", "postcode_invalid"),
+        ("postcode", "20000", "postcode_invalid"),
+        ("postcode", "", "required"),
+        ("library_code", "NOPE", "library_unknown"),
+        ("library_code", "", "required"),
+        ("phone", "+32 2 123 45 67", "phone_invalid"),  # possible but not allocated
+        ("phone", "hello", "phone_invalid"),
+        ("password", "1234567", "password_too_short"),
+        ("consent", False, "consent_required"),
+    ],
+)
+def test_each_bad_field_has_its_own_code(field: str, value: object, code: str) -> None:
+    assert errors_of(new(**{field: value}))[field] == code
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    fields = errors_of(new(first_name="", postcode="12", consent=False))
+    assert set(fields) == {"first_name", "postcode", "consent"}
+
+
+def test_minimum_age_is_on_the_birthday() -> None:
+    sixteen_today = date(2010, 11, 23)
+    domain.validate_new_patron(new(birth_date=sixteen_today.isoformat()), today=TODAY,
+                               min_age=16, library_codes=LIBS)
+    assert errors_of(new(birth_date="2010-11-24"))["birth_date"] == "too_young"
+
+
+def test_brussels_landline_in_an_allocated_range_is_accepted() -> None:
+    assert domain.normalise_phone("02 211 02 70") == "+3222110270"
+
+
+def test_login_policy_locks_after_five_failures_for_fifteen_minutes() -> None:
+    policy, now = LoginPolicy(), datetime(2026, 1, 1, 12, 0)
+    failures, until = 0, None
+    for _ in range(4):
+        failures, until = policy.after_failure(failures, now)
+        assert until is None
+    failures, until = policy.after_failure(failures, now)
+    assert until == now + timedelta(minutes=15)
+    assert policy.is_locked(until, now + timedelta(minutes=14, seconds=59))
+    assert not policy.is_locked(until, now + timedelta(minutes=15))
+
+
+@pytest.mark.parametrize(
+    ("standing", "taken", "cap", "decision"),
+    [
+        (Standing.NONE, 0, 2000, ClaimDecision.GRANT),
+        (Standing.NONE, 1999, 2000, ClaimDecision.GRANT),
+        (Standing.NONE, 2000, 2000, ClaimDecision.WAIT),
+        (Standing.NONE, 2100, 2000, ClaimDecision.WAIT),  # above a lowered cap
+        (Standing.SEATED, 2000, 2000, ClaimDecision.KEEP),  # a second course, same seat
+        (Standing.WAITING, 0, 2000, ClaimDecision.KEEP),
+    ],
+)
+def test_claim_decision(standing: Standing, taken: int, cap: int, decision: ClaimDecision) -> None:
+    assert domain.decide_claim(standing, taken, cap) is decision
+
+
+def test_promotion_and_over_cap_counts() -> None:
+    assert domain.seats_to_promote(cap=10, seats_taken=7, waiting=5) == 3
+    assert domain.seats_to_promote(cap=10, seats_taken=7, waiting=1) == 1
+    assert domain.seats_to_promote(cap=10, seats_taken=12, waiting=5) == 0
+    assert domain.over_cap(cap=10, seats_taken=12) == 2
+    assert domain.over_cap(cap=10, seats_taken=8) == 0
+
+
+def test_seat_rules_do_not_import_flask() -> None:
+    import ast
+    from pathlib import Path
+
+    for name in ("domain.py", "services.py", "store.py"):
+        tree = ast.parse(Path(domain.__file__).with_name(name).read_text())
+        imported = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.split(".")[0])
+        assert not imported & {"flask", "flask_babel", "flask_login", "werkzeug"}, name
