@@ -29,7 +29,7 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
@@ -269,6 +269,13 @@ def make_engine(url: str, isolation: str = "READ COMMITTED") -> Engine:
     )
 
 
+def _means_busy(exc: DBAPIError) -> bool:
+    """A lock wait past its bound, SQLite's write lock busy too long, or the connection lost
+    at any step (nothing committed) is "busy, try again", never half a change; other database
+    errors (an integrity violation, say) stay what they are."""
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
 class Store:
     def __init__(self, engine: Engine, lock_timeout_ms: int = 5000):
         self.engine = engine
@@ -283,8 +290,10 @@ class Store:
                     yield session
                 finally:
                     session.rollback()
-        except OperationalError as exc:
-            raise RegistryError("busy", retry_after=1) from exc
+        except DBAPIError as exc:
+            if _means_busy(exc):
+                raise RegistryError("busy", retry_after=1) from exc
+            raise
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -298,32 +307,27 @@ class Store:
             yield outer
             return
         opts = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
-        with self.engine.connect().execution_options(**opts) as conn:
-            try:
+        try:
+            # Leaving the `with` without commit rolls back (or drops a dead connection).
+            with self.engine.connect().execution_options(**opts) as conn:
                 conn.begin()
-            except OperationalError as exc:  # SQLite: the write lock stayed busy too long
+                if not self.is_sqlite:
+                    # A bounded wait for the programme row: answer "busy" rather than hang.
+                    conn.exec_driver_sql(
+                        f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+                # The session joins the connection's transaction; we commit it, not it.
+                with Session(bind=conn, join_transaction_mode="rollback_only") as session:
+                    reset = _ambient.set(session)
+                    try:
+                        yield session
+                        session.flush()
+                        conn.commit()
+                    finally:
+                        _ambient.reset(reset)
+        except DBAPIError as exc:
+            if _means_busy(exc):
                 raise RegistryError("busy", retry_after=1) from exc
-            if not self.is_sqlite:
-                # A bounded wait for the programme row: answer "busy" rather than hang.
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
-            # The session joins the connection's transaction; we commit it, not the session.
-            with Session(bind=conn, join_transaction_mode="rollback_only") as session:
-                reset = _ambient.set(session)
-                try:
-                    yield session
-                    session.flush()
-                    conn.commit()
-                except OperationalError as exc:
-                    # A lock wait past its bound, or the connection lost mid-transaction
-                    # (nothing committed): "busy, try again", never a half-done change.
-                    if not exc.connection_invalidated:
-                        conn.rollback()
-                    raise RegistryError("busy", retry_after=1) from exc
-                except BaseException:
-                    conn.rollback()
-                    raise
-                finally:
-                    _ambient.reset(reset)
+            raise
 
     def lock_programme(self, session: Session) -> Programme:
         """Lock the row that holds the count; every seat read happens after this."""
