@@ -232,11 +232,11 @@ def profile(args) -> None:  # type: ignore[no-untyped-def]
         event.listen(store.engine, "commit", lambda *a: counts.update(["commits"]))
         event.listen(store.engine, "rollback", lambda *a: counts.update(["rollbacks"]))
         event.listen(store.engine.pool, "checkout", lambda *a: counts.update(["checkouts"]))
-        lock = store.lock_programme
+        lock = store.lock_programme_for_claim
 
-        def timed_lock(session):  # type: ignore[no-untyped-def]
+        def timed_lock(session, patron_id):  # type: ignore[no-untyped-def]
             local.locked = time.perf_counter()
-            return lock(session)
+            return lock(session, patron_id)
 
         def timed_commit(self):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
@@ -247,7 +247,7 @@ def profile(args) -> None:  # type: ignore[no-untyped-def]
                 timing["locked commit"] += time.perf_counter() - start
                 local.locked = None
 
-        store.lock_programme = timed_lock
+        store.lock_programme_for_claim = timed_lock
         psycopg.Connection.commit = timed_commit
         client = app.test_client()
         headers = {"Authorization": f"Bearer {registry.terminal_tokens[0]}",
@@ -319,7 +319,8 @@ def profile(args) -> None:  # type: ignore[no-untyped-def]
 
 
 def explain_position(args) -> None:  # type: ignore[no-untyped-def]
-    """The waiting-list position is a count over the line, under the programme lock."""
+    """A newcomer's position is the counter on the programme row; a patron already waiting
+    (a second claim, "my courses") is told theirs by counting those ahead of them."""
     import psycopg
 
     url = ss.create_storm_database(args.admin_url, "explain")

@@ -179,7 +179,8 @@ def bulk_places(url: str, seated: Sequence[int], waiting: Sequence[int], course:
             for pid in itertools.chain(seated, waiting):
                 copy.write_row((pid, course_id, now))
         conn.execute("UPDATE programme SET seats_taken = seats_taken + %s, "
-                     "next_queue_no = next_queue_no + %s", (len(seated), len(waiting)))
+                     "next_queue_no = next_queue_no + %s, waiting = waiting + %s",
+                     (len(seated), len(waiting), len(waiting)))
 
 
 def vacuum_analyze(url: str) -> None:
@@ -569,6 +570,7 @@ class Seats:
     seats_taken: int
     over_cap: int
     next_queue_no: int
+    waiting_count: int  # the counter on the programme row
     seated: dict[int, datetime | None]  # patron id → seated_at
     waiting: dict[int, int]  # patron id → queue_no
     requested_at: dict[int, datetime]
@@ -603,6 +605,8 @@ class Seats:
         both = set(self.seated) & set(self.waiting)
         if both:
             out.append(f"{len(both)} patron(s) both seated and waiting")
+        if self.waiting_count != len(self.waiting):
+            out.append(f"waiting counter {self.waiting_count} != {len(self.waiting)} rows")
         if self.waiting and max(self.waiting.values()) >= self.next_queue_no:
             out.append("a queue number at or past next_queue_no")
         if len(set(self.waiting.values())) != len(self.waiting):
@@ -628,8 +632,8 @@ def read_seats(url: str) -> Seats:
     import psycopg
 
     with psycopg.connect(url) as conn:
-        cap, taken, over, next_no = conn.execute(
-            "SELECT cap, seats_taken, over_cap, next_queue_no FROM programme").fetchone()
+        cap, taken, over, next_no, counted = conn.execute(
+            "SELECT cap, seats_taken, over_cap, next_queue_no, waiting FROM programme").fetchone()
         seated: dict[int, datetime | None] = {}
         waiting: dict[int, int] = {}
         requested: dict[int, datetime] = {}
@@ -644,7 +648,8 @@ def read_seats(url: str) -> Seats:
             "SELECT patron_id, count(*) FROM enrolments GROUP BY patron_id").fetchall()))
         running = conn.execute(
             "SELECT count(*) FROM idempotency_keys WHERE state = 'running'").fetchone()[0]
-    return Seats(cap, taken, over, next_no, seated, waiting, requested, enrolments, running)
+    return Seats(cap, taken, over, next_no, counted, seated, waiting, requested, enrolments,
+                 running)
 
 
 def terminate_backends(admin_url: str, url: str) -> int:

@@ -132,6 +132,17 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(client, regis
     assert response.status_code == 200 and "geblokkeerd" in response.get_data(as_text=True)
 
 
+def test_an_empty_password_is_asked_for_and_never_counts_as_a_wrong_one(client,
+                                                                       registered) -> None:
+    client.post("/en/logout")
+    for _ in range(6):
+        body = client.post("/en/login", data={"identifier": registered["email"],
+                                              "password": ""}).get_data(as_text=True)
+        assert "Please fill this in." in body and 'aria-invalid="true"' in body
+    good = {"identifier": registered["email"], "password": registered["password"]}
+    assert client.post("/en/login", data=good).status_code == 302
+
+
 def test_the_lock_is_per_account_not_per_library(client, registered) -> None:
     client.post("/en/logout")
     other = form_data()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -57,10 +57,12 @@ class IdempotencyKeys:
             raise RegistryError("idempotency_key_invalid")
         now = self.clock()
         try:
-            with self.store.write() as s:
-                s.add(IdempotencyRecord(terminal_id=terminal_id, key=key,
-                                        request_hash=fingerprint, state="running",
-                                        created_at=now))
+            # Not waiting for the disk: a crash losing this mark loses nothing (the request
+            # did not finish either), and the use case's durable commit flushes it anyway.
+            with self.store.write(durable=False) as s:
+                s.connection().execute(insert(IdempotencyRecord).values(
+                    terminal_id=terminal_id, key=key, request_hash=fingerprint,
+                    state="running", created_at=now))
             return None
         except IntegrityError:
             pass
@@ -85,7 +87,7 @@ class IdempotencyKeys:
 
     def finish(self, s: Session, terminal_id: int, key: str, status: int, body: str) -> None:
         """Inside the use case's own transaction: the answer commits with the change."""
-        s.execute(
+        s.connection().execute(
             update(IdempotencyRecord)
             .where(IdempotencyRecord.terminal_id == terminal_id, IdempotencyRecord.key == key)
             .values(state="done", status_code=status, response_body=body)
@@ -100,7 +102,7 @@ class IdempotencyKeys:
         """Nothing was executed: forget the key, so a corrected retry may use it.
 
         Only a *running* record goes: a *done* one holds an answer that committed."""
-        with self.store.write() as s:
+        with self.store.write(durable=False) as s:
             s.execute(delete(IdempotencyRecord).where(
                 IdempotencyRecord.terminal_id == terminal_id, IdempotencyRecord.key == key,
                 IdempotencyRecord.state == "running"))

@@ -28,7 +28,7 @@ def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None
             return False
         prog = data["programme"]
         s.add(Programme(id=1, cap=cap if cap is not None else prog["cap"], seats_taken=0,
-                        over_cap=0, next_queue_no=1, academy_url=prog["academy_url"]))
+                        over_cap=0, next_queue_no=1, waiting=0, academy_url=prog["academy_url"]))
         for inst in data["institutions"]:
             row = Institution(code=inst["code"], card_prefix=inst["card_prefix"],
                               names=inst["name"])

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from . import domain
@@ -75,6 +75,7 @@ PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
 _DUMMY_HASH = PASSWORDS.hash("not-a-real-password")
 _TOUCH_EVERY = timedelta(seconds=15)
 T = TypeVar("T")
+Runner = Session | Connection  # what Core statements run on
 
 
 def utcnow() -> datetime:
@@ -98,6 +99,7 @@ class RegistryService:
         session_max: timedelta = timedelta(minutes=30),
         guard: bool = True,
         race_pause: float = 0.0,
+        terminal_cache: timedelta = timedelta(seconds=10),
     ):
         self.store = store
         self.clock = clock
@@ -109,6 +111,10 @@ class RegistryService:
         # `race_pause` widens the window between decision and write so a race shows reliably.
         self.guard = guard
         self.race_pause = race_pause
+        # Terminal tokens are checked on every API call: a valid one is remembered for a few
+        # seconds (a revocation elsewhere takes effect within `terminal_cache`).
+        self.terminal_cache = terminal_cache
+        self._terminals: dict[str, tuple[TerminalView, str, float]] = {}
 
     # --- Reference data ------------------------------------------------------------------
 
@@ -142,10 +148,10 @@ class RegistryService:
             return self._course_view(course, lang, self.clock().date())
 
     def programme_status(self) -> ProgrammeStatus:
-        waiting = select(func.count()).where(Place.status == "waiting").scalar_subquery()
         with self.store.read() as s:
             row = s.execute(
-                select(Programme.cap, Programme.seats_taken, waiting).where(Programme.id == 1)
+                select(Programme.cap, Programme.seats_taken, Programme.waiting)
+                .where(Programme.id == 1)
             ).first()
             if row is None:
                 raise RegistryError("not_set_up")
@@ -245,33 +251,31 @@ class RegistryService:
         """Enrol in a course: with a seat (held or granted now) or on the waiting list."""
         if not self.guard:
             return self._claim_unguarded(token, course_slug)
-        now = self.clock()
-        with self.store.write() as s:
-            patron = self._patron_for(s, token)
-            course = self._active_course(s, course_slug)
-            prog = self.store.lock_programme(s)
-            place = s.get(Place, patron.id)
-            decision = domain.decide_claim(self._standing(place), prog.seats_taken, prog.cap)
+        with self.store.write() as session:
+            # Core statements on the connection: this is the hot path, and the ORM's
+            # bookkeeping would run while the programme row is locked.
+            s = session.connection()
+            patron_id = self._patron_id_for(s, token)
+            course_id = self._active_course_id(s, course_slug)
+            # Before the lock: a course choice is the patron's own row and decides nothing.
+            self._add_enrolment(s, patron_id, course_id, self.clock())
+            locked = self.store.lock_programme_for_claim(s, patron_id)
+            now = self.clock()  # the request's time is when its turn came, after the lock
+            standing = Standing(locked.status) if locked.status else Standing.NONE
+            decision = domain.decide_claim(standing, locked.seats_taken, locked.cap)
             self._pause()
-            newly = False
             if decision is ClaimDecision.GRANT:
                 if self._take_seats(s, 1):
-                    place = Place(patron_id=patron.id, status="seated", requested_at=now,
-                                  seated_at=now)
-                    s.add(place)
-                    newly = True
-                else:  # only reachable if the lock was not held: the row says no
-                    decision = ClaimDecision.WAIT
+                    s.execute(insert(Place).values(patron_id=patron_id, status="seated",
+                                                   requested_at=now, seated_at=now))
+                    return ClaimResult(standing=Standing.SEATED, newly_granted=True)
+                decision = ClaimDecision.WAIT  # only reachable if the lock was not held
             if decision is ClaimDecision.WAIT:
-                place = self._join_queue(s, prog, patron.id, now)
-            assert place is not None
-            self._add_enrolment(s, patron.id, course.id, now)
-            s.flush()
-            return ClaimResult(
-                standing=Standing(place.status),
-                position=self._position(s, place),
-                newly_granted=newly,
-            )
+                self._join_queue(s, locked.next_queue_no, patron_id, now)
+                # Joined at the back of the line: the position is the length of the line.
+                return ClaimResult(standing=Standing.WAITING, position=locked.waiting + 1)
+            return ClaimResult(standing=standing,
+                               position=self._position(s, locked.status, locked.queue_no))
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
         return self._reading(token, lambda s, patron: self._status(s, patron.id, lang))
@@ -355,6 +359,7 @@ class RegistryService:
             row = s.get(Terminal, terminal_id)
             if row is None:
                 raise RegistryError("not_found")
+            self._terminals.clear()
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
                 s.add(AuditEntry(at=self.clock(), actor=actor, action="terminal_revoked",
@@ -367,9 +372,13 @@ class RegistryService:
 
     def authenticate_terminal(self, token: str, version: str = "") -> TerminalView:
         """The terminal behind a bearer token; records when it was last seen, and its version."""
+        digest = _token_hash(token)
+        cached = self._terminals.get(digest)
+        if cached and cached[1] == version[:40] and time.monotonic() < cached[2]:
+            return cached[0]
         now = self.clock()
         with self.store.read() as s:
-            row = s.scalar(select(Terminal).where(Terminal.token_hash == _token_hash(token)))
+            row = s.scalar(select(Terminal).where(Terminal.token_hash == digest))
             if row is None:
                 raise RegistryError("terminal_unauthorized")
             if row.revoked_at is not None:
@@ -381,6 +390,8 @@ class RegistryService:
             with self.store.write() as s:
                 s.execute(update(Terminal).where(Terminal.id == view.id)
                           .values(last_seen_at=now, version=version[:40]))
+        expires = time.monotonic() + self.terminal_cache.total_seconds()
+        self._terminals[digest] = (view, version[:40], expires)
         return view
 
     @staticmethod
@@ -395,12 +406,13 @@ class RegistryService:
         if self.race_pause:
             time.sleep(self.race_pause)
 
-    def _take_seats(self, s: Session, n: int) -> bool:
+    def _take_seats(self, s: Runner, n: int, leaving_line: int = 0) -> bool:
         """Count the seats where they are stored, conditionally: the guard against overselling."""
         result = s.execute(
             update(Programme)
             .where(Programme.id == 1, Programme.seats_taken + n <= Programme.cap)
-            .values(seats_taken=Programme.seats_taken + n)
+            .values(seats_taken=Programme.seats_taken + n,
+                    waiting=Programme.waiting - leaving_line)
             .execution_options(synchronize_session=False)
         )
         return result.rowcount == 1
@@ -416,17 +428,15 @@ class RegistryService:
             .execution_options(synchronize_session=False)
         )
 
-    def _join_queue(self, s: Session, prog: Programme, patron_id: int, now: datetime) -> Place:
-        queue_no = prog.next_queue_no
+    def _join_queue(self, s: Runner, queue_no: int, patron_id: int, now: datetime) -> None:
+        """Caller holds the lock and read `queue_no` (the next free number) after taking it."""
         s.execute(
             update(Programme)
             .where(Programme.id == 1)
-            .values(next_queue_no=Programme.next_queue_no + 1)
-            .execution_options(synchronize_session=False)
+            .values(next_queue_no=Programme.next_queue_no + 1, waiting=Programme.waiting + 1)
         )
-        place = Place(patron_id=patron_id, status="waiting", queue_no=queue_no, requested_at=now)
-        s.add(place)
-        return place
+        s.execute(insert(Place).values(patron_id=patron_id, status="waiting", queue_no=queue_no,
+                                       requested_at=now))
 
     def _drop_place(self, s: Session, patron_id: int) -> None:
         """Remove a patron's seat or waiting place and their courses; a freed seat is served."""
@@ -441,17 +451,19 @@ class RegistryService:
         if seated:
             self._free_seat(s)
             self._promote(s)
+        else:
+            s.execute(update(Programme).where(Programme.id == 1)
+                      .values(waiting=Programme.waiting - 1))
 
     def _promote(self, s: Session) -> int:
         """Serve the waiting list in order while seats are free. Caller holds the lock."""
         prog = s.execute(
             select(Programme).where(Programme.id == 1).execution_options(populate_existing=True)
         ).scalar_one()
-        waiting = s.scalar(select(func.count()).where(Place.status == "waiting")) or 0
-        n = domain.seats_to_promote(prog.cap, prog.seats_taken, waiting)
+        n = domain.seats_to_promote(prog.cap, prog.seats_taken, prog.waiting)
         if n == 0:
             return 0
-        if not self._take_seats(s, n):
+        if not self._take_seats(s, n, leaving_line=n):
             raise RegistryError("conflict")
         now = self.clock()
         first = s.scalars(
@@ -462,14 +474,10 @@ class RegistryService:
         s.flush()
         return n
 
-    def _add_enrolment(self, s: Session, patron_id: int, course_id: int, now: datetime) -> None:
-        exists = s.scalar(
-            select(EnrolmentRow.id).where(
-                EnrolmentRow.patron_id == patron_id, EnrolmentRow.course_id == course_id
-            )
-        )
-        if exists is None:
-            s.add(EnrolmentRow(patron_id=patron_id, course_id=course_id, created_at=now))
+    def _add_enrolment(self, s: Runner, patron_id: int, course_id: int, now: datetime) -> None:
+        """Choose a course once; choosing it again changes nothing."""
+        s.execute(self.store.insert_ignoring_duplicates(EnrolmentRow).values(
+            patron_id=patron_id, course_id=course_id, created_at=now))
 
     def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
         place = s.get(Place, patron_id)
@@ -480,7 +488,7 @@ class RegistryService:
         ).all()
         return PatronStatus(
             standing=self._standing(place),
-            position=self._position(s, place),
+            position=self._position(s, place.status, place.queue_no) if place else None,
             enrolments=[
                 Enrolment(r.course.slug, self._text(r.course, lang).title, r.created_at)
                 for r in rows
@@ -493,33 +501,44 @@ class RegistryService:
         return Standing(place.status) if place else Standing.NONE
 
     @staticmethod
-    def _position(s: Session, place: Place | None) -> int | None:
-        if place is None or place.status != "waiting":
+    def _position(s: Runner, status: str | None, queue_no: int | None) -> int | None:
+        if status != "waiting" or queue_no is None:
             return None
         ahead = s.scalar(
-            select(func.count()).where(Place.status == "waiting", Place.queue_no < place.queue_no)
+            select(func.count()).where(Place.status == "waiting", Place.queue_no < queue_no)
         )
         return (ahead or 0) + 1
 
-    def _session(self, s: Session, token: str) -> PatronSession:
+    def _session(self, s: Runner, token: str) -> Row:
         """A patron's live session; an idle, old or revoked one is refused (read only)."""
         now = self.clock()
-        sess = s.scalar(select(PatronSession).where(PatronSession.token_hash == _token_hash(token)))
+        sess = s.execute(
+            select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
+                   PatronSession.last_seen_at, PatronSession.revoked_at)
+            .where(PatronSession.token_hash == _token_hash(token))
+        ).first()
         if sess is None or sess.revoked_at is not None:
             raise RegistryError("session_invalid")
         if now - sess.last_seen_at > self.session_idle or now - sess.created_at > self.session_max:
             raise RegistryError("session_invalid")
         return sess
 
-    def _touch_due(self, sess: PatronSession) -> bool:
+    def _touch_due(self, sess: Row) -> bool:
         return self.clock() - sess.last_seen_at > _TOUCH_EVERY
 
-    def _patron_for(self, s: Session, token: str) -> Patron:
+    def _touch(self, s: Runner, session_id: int) -> None:
+        s.execute(update(PatronSession).where(PatronSession.id == session_id)
+                  .values(last_seen_at=self.clock()))
+
+    def _patron_id_for(self, s: Runner, token: str) -> int:
         """Inside a write transaction: the patron behind a token, their session kept alive."""
         sess = self._session(s, token)
         if self._touch_due(sess):
-            sess.last_seen_at = self.clock()
-        patron = s.get(Patron, sess.patron_id)
+            self._touch(s, sess.id)
+        return sess.patron_id
+
+    def _patron_for(self, s: Session, token: str) -> Patron:
+        patron = s.get(Patron, self._patron_id_for(s, token))
         assert patron is not None
         return patron
 
@@ -534,8 +553,7 @@ class RegistryService:
             due, sess_id = self._touch_due(sess), sess.id
         if due:
             with self.store.write() as s:
-                s.execute(update(PatronSession).where(PatronSession.id == sess_id)
-                          .values(last_seen_at=self.clock()))
+                self._touch(s, sess_id)
         return result
 
     @staticmethod
@@ -572,6 +590,14 @@ class RegistryService:
         )
 
     @staticmethod
+    def _active_course_id(s: Runner, slug: str) -> int:
+        course_id = s.scalar(select(Course.id).where(Course.slug == slug,
+                                                     Course.retired.is_(False)))
+        if course_id is None:
+            raise RegistryError("course_not_found")
+        return course_id
+
+    @staticmethod
     def _active_course(s: Session, slug: str) -> Course:
         course = s.scalar(select(Course).where(Course.slug == slug, Course.retired.is_(False)))
         if course is None:
@@ -601,16 +627,16 @@ class RegistryService:
             taken, cap = prog.seats_taken, prog.cap
         self._pause()
         with self.store.write() as s:
-            patron = self._patron_for(s, token)
-            course = self._active_course(s, course_slug)
+            patron_id = self._patron_id_for(s, token)
+            course_id = self._active_course_id(s, course_slug)
             if taken < cap:
-                s.add(Place(patron_id=patron.id, status="seated", requested_at=now, seated_at=now))
+                s.execute(insert(Place).values(patron_id=patron_id, status="seated",
+                                               requested_at=now, seated_at=now))
                 s.execute(update(Programme).values(seats_taken=taken + 1))
                 standing = Standing.SEATED
             else:
-                prog = s.get(Programme, 1)
-                assert prog is not None
-                self._join_queue(s, prog, patron.id, now)
+                queue_no = s.scalar(select(Programme.next_queue_no))
+                self._join_queue(s, queue_no or 1, patron_id, now)
                 standing = Standing.WAITING
-            self._add_enrolment(s, patron.id, course.id, now)
+            self._add_enrolment(s, patron_id, course_id, now)
             return ClaimResult(standing=standing, newly_granted=standing is Standing.SEATED)

@@ -15,13 +15,16 @@ from datetime import date, datetime
 from sqlalchemy import (
     JSON,
     CheckConstraint,
+    Connection,
     Date,
     DateTime,
     Engine,
     ForeignKey,
     Index,
+    Insert,
     Integer,
     MetaData,
+    Row,
     String,
     Text,
     UniqueConstraint,
@@ -29,6 +32,8 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
@@ -138,7 +143,8 @@ class Programme(Base):
     __table_args__ = (
         CheckConstraint("id = 1", name="single_row"),
         CheckConstraint("cap >= 0", name="cap_non_negative"),
-        CheckConstraint("seats_taken >= 0 AND over_cap >= 0", name="counts_non_negative"),
+        CheckConstraint("seats_taken >= 0 AND over_cap >= 0 AND waiting >= 0",
+                        name="counts_non_negative"),
         # Backstop: no code path can seat more than the cap, except seats kept above a lowered cap.
         CheckConstraint("seats_taken <= cap + over_cap", name="never_oversold"),
     )
@@ -147,6 +153,9 @@ class Programme(Base):
     seats_taken: Mapped[int] = mapped_column(Integer, default=0)
     over_cap: Mapped[int] = mapped_column(Integer, default=0)
     next_queue_no: Mapped[int] = mapped_column(Integer, default=1)
+    # How many wait, kept beside the seat count: a newcomer's position is read here under the
+    # lock in O(1) instead of counting the line.
+    waiting: Mapped[int] = mapped_column(Integer, default=0)
     academy_url: Mapped[str] = mapped_column(String(300), default="")
 
 
@@ -231,7 +240,7 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
-def make_engine(url: str, isolation: str = "READ COMMITTED") -> Engine:
+def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: int = 5000) -> Engine:
     """An engine with the locking behaviour the seat rules rely on.
 
     `isolation` is for PostgreSQL and only tests change it (to show why it is pinned)."""
@@ -264,8 +273,11 @@ def make_engine(url: str, isolation: str = "READ COMMITTED") -> Engine:
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     # READ COMMITTED is pinned: every seat decision re-reads after taking the row lock, which
     # under REPEATABLE READ would fail with serialization errors instead of waiting.
+    # lock_timeout: a bounded wait for the programme row, set once per connection (not per
+    # transaction: one round trip less); past it the store answers "busy", never hangs.
     return create_engine(
-        url, isolation_level=isolation, pool_pre_ping=True, pool_size=10, max_overflow=20
+        url, isolation_level=isolation, pool_pre_ping=True, pool_size=10, max_overflow=20,
+        connect_args={"options": f"-c lock_timeout={int(lock_timeout_ms)}"},
     )
 
 
@@ -277,10 +289,9 @@ def _means_busy(exc: DBAPIError) -> bool:
 
 
 class Store:
-    def __init__(self, engine: Engine, lock_timeout_ms: int = 5000):
+    def __init__(self, engine: Engine):
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        self.lock_timeout_ms = lock_timeout_ms
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -296,11 +307,13 @@ class Store:
             raise
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
+    def write(self, durable: bool = True) -> Iterator[Session]:
         """A transaction that commits on success; on SQLite it takes the write lock at once.
 
         Inside another `write()` of the same context it joins that transaction, so a caller
         can commit a use case together with its own bookkeeping (the idempotency record).
+        `durable=False` (PostgreSQL) commits without waiting for the disk: only for records
+        that a later durable commit makes durable anyway, or whose loss is harmless.
         """
         outer = _ambient.get()
         if outer is not None:
@@ -311,10 +324,8 @@ class Store:
             # Leaving the `with` without commit rolls back (or drops a dead connection).
             with self.engine.connect().execution_options(**opts) as conn:
                 conn.begin()
-                if not self.is_sqlite:
-                    # A bounded wait for the programme row: answer "busy" rather than hang.
-                    conn.exec_driver_sql(
-                        f"SET LOCAL lock_timeout = {int(self.lock_timeout_ms)}")
+                if not durable and not self.is_sqlite:
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 # The session joins the connection's transaction; we commit it, not it.
                 with Session(bind=conn, join_transaction_mode="rollback_only") as session:
                     reset = _ambient.set(session)
@@ -328,6 +339,25 @@ class Store:
             if _means_busy(exc):
                 raise RegistryError("busy", retry_after=1) from exc
             raise
+
+    def lock_programme_for_claim(self, session: Session | Connection, patron_id: int) -> Row:
+        """The lock of `lock_programme` and, read after it in the same statement, the counts
+        and the patron's place (status and queue_no None when they have none)."""
+        stmt = (
+            select(Programme.cap, Programme.seats_taken, Programme.next_queue_no,
+                   Programme.waiting, Place.status, Place.queue_no)
+            .select_from(Programme)
+            .outerjoin(Place, Place.patron_id == patron_id)
+            .where(Programme.id == 1)
+        )
+        if not self.is_sqlite:
+            stmt = stmt.with_for_update(of=Programme)
+        return session.execute(stmt).one()
+
+    def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
+        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+        dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        return dialect_insert(model).on_conflict_do_nothing()
 
     def lock_programme(self, session: Session) -> Programme:
         """Lock the row that holds the count; every seat read happens after this."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
+from wtforms.validators import InputRequired
+
+from .messages import MESSAGES
 
 
 class RegisterForm(FlaskForm):
@@ -24,12 +27,16 @@ class RegisterForm(FlaskForm):
 
 
 class LoginForm(FlaskForm):
+    # Empty fields are refused here: they never reach the registry, so they never count as a
+    # wrong password towards the account's lock.
     identifier = StringField(
         _l("Library card number or e-mail address"),
+        validators=[InputRequired(MESSAGES["required"])],
         render_kw={"autofocus": True, "autocomplete": "off", "autocapitalize": "none",
                    "spellcheck": "false"},
     )
-    password = PasswordField(_l("Password"), render_kw={"autocomplete": "current-password"})
+    password = PasswordField(_l("Password"), validators=[InputRequired(MESSAGES["required"])],
+                             render_kw={"autocomplete": "current-password"})
 
 
 class ActionForm(FlaskForm):

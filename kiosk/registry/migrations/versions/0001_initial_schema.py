@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("seats_taken", sa.Integer(), nullable=False),
         sa.Column("over_cap", sa.Integer(), nullable=False),
         sa.Column("next_queue_no", sa.Integer(), nullable=False),
+        sa.Column("waiting", sa.Integer(), nullable=False),
         sa.Column("academy_url", sa.String(length=300), nullable=False),
         sa.CheckConstraint("cap >= 0", name=op.f("ck_programme_cap_non_negative")),
         sa.CheckConstraint("id = 1", name=op.f("ck_programme_single_row")),
@@ -59,7 +60,8 @@ def upgrade() -> None:
             "seats_taken <= cap + over_cap", name=op.f("ck_programme_never_oversold")
         ),
         sa.CheckConstraint(
-            "seats_taken >= 0 AND over_cap >= 0", name=op.f("ck_programme_counts_non_negative")
+            "seats_taken >= 0 AND over_cap >= 0 AND waiting >= 0",
+            name=op.f("ck_programme_counts_non_negative"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_programme")),
     )
