@@ -42,6 +42,7 @@ def _base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Fl
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
     app.config["WTF_CSRF_TIME_LIMIT"] = app.config["SESSION_MAX_SECONDS"]
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
+    config_module.apply_https(app.config)
     config_module.check(app.config)
     return app
 

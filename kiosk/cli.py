@@ -150,6 +150,24 @@ def set_cap(database_url: str, cap: int, actor: str) -> None:
     click.echo(f"Cap is now {cap}; {promoted} patron(s) promoted from the waiting list.")
 
 
+@registry.command("erase-patron")
+@database_option
+@click.argument("card_number")
+@click.option("--actor", required=True, help="Who erases, and why (audit log), e.g. "
+              "'dpo: request 2026-17'.")
+@click.confirmation_option(prompt="Erase this patron's account and free their seat?")
+def erase_patron(database_url: str, card_number: str, actor: str) -> None:
+    """Erase a patron: every personal field, their courses and place; their seat goes to the
+    next in line."""
+    from .registry.domain import RegistryError
+
+    try:
+        _service(database_url).erase_by_card(card_number, actor)
+    except RegistryError as error:
+        raise click.ClickException(f"no patron with card number {card_number}") from error
+    click.echo("The account is erased.")
+
+
 @registry.command("purge")
 @database_option
 def purge(database_url: str) -> None:

@@ -32,6 +32,8 @@ class Config:
     REGISTRY_TOKEN = ""
     REGISTRY_CONNECT_TIMEOUT = 3  # seconds to open a connection
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
+    # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
+    HTTPS = False
     # Flask
     SECRET_KEY = ""
     SESSION_COOKIE_NAME = "kiosk_session"
@@ -80,6 +82,18 @@ def instance_secret_key(instance_path: Path) -> str:
     with os.fdopen(fd, "w") as fh:
         fh.write(key)
     return key
+
+
+def apply_https(config: dict[str, Any]) -> None:
+    """Over HTTPS the session cookie is Secure and `__Host-` prefixed: only this host, only
+    over TLS, not settable by a sibling subdomain (a library's other web apps)."""
+    if config["HTTPS"]:
+        config["SESSION_COOKIE_SECURE"] = True
+        config["SESSION_COOKIE_PATH"] = "/"
+        config["SESSION_COOKIE_DOMAIN"] = False  # __Host- forbids a Domain attribute
+        if not config["SESSION_COOKIE_NAME"].startswith("__Host-"):
+            config["SESSION_COOKIE_NAME"] = "__Host-" + config["SESSION_COOKIE_NAME"]
+        config["PREFERRED_URL_SCHEME"] = "https"
 
 
 def check(config: dict[str, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
@@ -47,6 +47,7 @@ def end_visit() -> None:
             pass
     logout_user()
     session.clear()
+    g.visit_ended = True  # the answer tells the browser to drop its cache and storage too
 
 
 def safe_next(target: str | None, fallback: str) -> str:
@@ -97,4 +98,9 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
         )
+        if g.get("visit_ended"):
+            # Not "cookies": the fresh visit cookie set by this same answer must survive.
+            response.headers["Clear-Site-Data"] = '"cache", "storage"'
+        if current_app.config["HTTPS"]:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response

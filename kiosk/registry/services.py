@@ -83,6 +83,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def pseudonym(patron_id: int) -> str:
+    """How the audit log names a patron: meaningful while the row exists, nothing after."""
+    return f"patron#{patron_id}"
+
+
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -234,10 +239,13 @@ class RegistryService:
             return token, self._patron_view(patron)
 
     def logout(self, token: str) -> None:
+        """Log out everywhere: every session of this token's patron ends, on every kiosk."""
+        owner = (select(PatronSession.patron_id)
+                 .where(PatronSession.token_hash == _token_hash(token)).scalar_subquery())
         with self.store.write() as s:
             s.execute(
                 update(PatronSession)
-                .where(PatronSession.token_hash == _token_hash(token))
+                .where(PatronSession.patron_id == owner)
                 .where(PatronSession.revoked_at.is_(None))
                 .values(revoked_at=self.clock())
             )
@@ -333,6 +341,36 @@ class RegistryService:
             s.add(AuditEntry(at=self.clock(), actor=actor, action="cap_changed",
                              detail={"from": old, "to": cap, "promoted": promoted}))
             return promoted
+
+    # --- Erasure -------------------------------------------------------------------------
+
+    def erase_account(self, token: str, password: str) -> None:
+        """The patron erases their own account, after typing their password again."""
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            if not self._verify(patron.password_hash, password):
+                raise RegistryError("invalid", {"password": "password_wrong"})
+            self._erase(s, patron.id, actor=pseudonym(patron.id))
+
+    def erase_by_card(self, card_number: str, actor: str) -> None:
+        """Erasure done for a patron (a librarian, a data-protection request)."""
+        card = domain.normalise_card_input(card_number)
+        with self.store.write() as s:
+            patron_id = s.scalar(select(Patron.id).where(Patron.card_number == card))
+            if patron_id is None:
+                raise RegistryError("not_found")
+            self._erase(s, patron_id, actor=actor)
+
+    def _erase(self, s: Session, patron_id: int, actor: str) -> None:
+        """Free the seat (the next in line moves up in this same transaction), then remove
+        the patron row; sessions, place and courses go with it (ON DELETE CASCADE). The audit
+        entry keeps its meaning with a pseudonym, never a name, card number or e-mail."""
+        place = s.get(Place, patron_id)
+        had = place.status if place else "none"
+        self._drop_place(s, patron_id)
+        s.execute(delete(Patron).where(Patron.id == patron_id))
+        s.add(AuditEntry(at=self.clock(), actor=actor, action="patron_erased",
+                         detail={"patron": pseudonym(patron_id), "had": had}))
 
     # --- Terminals ----------------------------------------------------------------------
 
