@@ -61,14 +61,23 @@ def make_card_number(prefix: str, serial: int) -> str:
     return body + luhn_check_digit(body)
 
 
+def ascii_digits(text: str) -> str:
+    """Digits as a keyboard in another mode may type them, as ASCII: fullwidth '２０００' (an
+    East Asian input method), Arabic-Indic '٢٠٠٠', superscripts. Other characters unchanged."""
+    folded = unicodedata.normalize("NFKC", text or "")
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in folded)
+
+
 def normalise_card_input(text: str) -> str:
     """What a patron or a barcode scanner typed, without spaces, dots or dashes."""
-    return re.sub(r"[\s.\-]", "", text or "")
+    return re.sub(r"[\s.\-]", "", ascii_digits(text))
 
 
 def is_valid_card_number(text: str) -> bool:
+    # ASCII only: str.isdigit() also says yes to '²', which int() refuses.
     return (
-        len(text) == 13 and text.isdigit() and luhn_check_digit(text[:-1]) == text[-1]
+        len(text) == 13 and text.isascii() and text.isdigit()
+        and luhn_check_digit(text[:-1]) == text[-1]
     )
 
 
@@ -108,12 +117,47 @@ class CleanPatron:
     language: str
 
 
+# Explicit bidi embeddings, overrides and isolates: in a name they make what a librarian's
+# screen shows differ from what is stored (U+202E turns "Jan" into "naJ"), and no name needs
+# them: Arabic and Hebrew names display right to left without them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def clean_name(value: str) -> str:
+    """NFC, so 'é' typed as e + combining accent is stored (and found) as one character."""
     return " ".join(unicodedata.normalize("NFC", value or "").split())
 
 
+def has_visible_chars(value: str) -> bool:
+    """At least one letter, digit, symbol or punctuation: zero-width characters alone are not
+    a name."""
+    return any(unicodedata.category(ch)[0] in "LNPS" for ch in value)
+
+
 def has_control_chars(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cs", "Co") for ch in value)
+    """Control (NUL included: PostgreSQL refuses it), surrogate, private-use or bidi override."""
+    return any(
+        unicodedata.category(ch) in ("Cc", "Cs", "Co") or ch in BIDI_CONTROLS for ch in value
+    )
+
+
+def normalise_password(value: str) -> str:
+    """NFC: 'é' typed as one character or as e + combining accent (a dead key, a paste from
+    a Mac) is the same password. Not NFKC: it also folds '²' into '2' and 'ﬁ' into 'fi', which
+    would lock out a password already stored with them."""
+    return unicodedata.normalize("NFC", value or "")
+
+
+def normalise_login_identifier(value: str) -> str:
+    """A card number (normalised later, by `normalise_card_input`) or an e-mail address in the
+    form it was stored in at registration (NFC local part, IDNA domain, lower case)."""
+    ident = unicodedata.normalize("NFC", value or "").strip()
+    if "@" in ident:
+        try:
+            return normalise_email(ident)
+        except EmailNotValidError:
+            return ident  # no account has it; the registry answers "login_failed"
+    return ident
 
 
 def normalise_email(value: str) -> str:
@@ -131,8 +175,8 @@ def normalise_phone(value: str) -> str:
 
 def parse_date(text: str) -> date | None:
     """'1960-1-31' or '1960-01-31'; None when it is not a real calendar date."""
-    parts = text.strip().split("-")
-    if len(parts) != 3 or not all(p.isdigit() and len(p) <= 4 for p in parts):
+    parts = ascii_digits(text).strip().split("-")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() and len(p) <= 4 for p in parts):
         return None
     try:
         return date(int(parts[0]), int(parts[1]), int(parts[2]))
@@ -165,7 +209,7 @@ def validate_new_patron(
     for name, value in (("first_name", first), ("last_name", last)):
         if name in errors:
             continue
-        if not value:
+        if not has_visible_chars(value):
             errors[name] = "required"
         elif len(value) > NAME_MAX:
             errors[name] = "too_long"
@@ -192,7 +236,7 @@ def validate_new_patron(
         elif age_on(birth, today) < min_age:
             errors["birth_date"] = "too_young"
 
-    postcode = (data.postcode or "").strip()
+    postcode = ascii_digits(data.postcode).strip()
     if "postcode" not in errors:
         if not postcode:
             errors["postcode"] = "required"

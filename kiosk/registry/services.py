@@ -194,7 +194,7 @@ class RegistryService:
                     phone=clean.phone,
                     library_id=library.id,
                     language=clean.language,
-                    password_hash=PASSWORDS.hash(data.password),
+                    password_hash=PASSWORDS.hash(domain.normalise_password(data.password)),
                     created_at=self.clock(),
                     failed_logins=0,
                 )
@@ -202,7 +202,12 @@ class RegistryService:
             return card
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
-        """Card number or e-mail plus password; answers a session token and the patron."""
+        """Card number or e-mail plus password; answers a session token and the patron.
+
+        Both are taken in the form registration stored them in (NFC, the e-mail tidied), so
+        'é' typed as e + accent on another keyboard is the same password."""
+        identifier = domain.normalise_login_identifier(identifier)
+        password = domain.normalise_password(password)
         now = self.clock()
         with self.store.write() as s:
             patron = self._find_patron(s, identifier)
@@ -348,7 +353,7 @@ class RegistryService:
         """The patron erases their own account, after typing their password again."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            if not self._verify(patron.password_hash, password):
+            if not self._verify(patron.password_hash, domain.normalise_password(password)):
                 raise RegistryError("invalid", {"password": "password_wrong"})
             self._erase(s, patron.id, actor=pseudonym(patron.id))
 

@@ -105,6 +105,9 @@ _ACTIONS = {
 def change(action: str, slug: str | None) -> str | Response:
     if action not in _ACTIONS or (action == "withdraw") != bool(slug):
         abort(404)
+    # Known course first: an unknown one (even with a NUL byte, which PostgreSQL refuses in
+    # a query) is "course not found", never sent to the registry.
+    course = reference.course(slug, current_language()) if slug else None
     form = ActionForm()
     if form.validate_on_submit():
         if action == "withdraw":
@@ -116,7 +119,6 @@ def change(action: str, slug: str | None) -> str | Response:
             registry().give_up_seat(_token())
         return redirect(url_for("enrol.my_courses", done=action))
     title, text, button = _ACTIONS[action]()
-    course = reference.course(slug, current_language()) if slug else None
     return render_template(
         "enrol/change.html", title=title, text=text, button=button, course=course, form=form
     )

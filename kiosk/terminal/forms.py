@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField, TelField
-from wtforms.validators import InputRequired
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Field,
+    PasswordField,
+    SelectField,
+    StringField,
+    TelField,
+)
+from wtforms.validators import DataRequired, InputRequired, ValidationError
 
+from ..registry.domain import has_control_chars
 from .messages import MESSAGES
+
+
+def no_control_characters(form: FlaskForm, field: Field) -> None:
+    """Refused here, at the edge: a NUL byte would make PostgreSQL fail the look-up, and no
+    account can hold such characters (registration refuses them). A tab or line end around
+    the value (a scanner's suffix) is only whitespace."""
+    if field.data and has_control_chars(field.data.strip()):
+        raise ValidationError(MESSAGES["invalid_characters"])
 
 
 class RegisterForm(FlaskForm):
@@ -28,14 +45,17 @@ class RegisterForm(FlaskForm):
 
 class LoginForm(FlaskForm):
     # Empty fields are refused here: they never reach the registry, so they never count as a
-    # wrong password towards the account's lock.
+    # wrong password towards the account's lock. A blank card number is empty; a password of
+    # spaces is a password.
     identifier = StringField(
         _l("Library card number or e-mail address"),
-        validators=[InputRequired(MESSAGES["required"])],
+        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
         render_kw={"autofocus": True, "autocomplete": "off", "autocapitalize": "none",
                    "spellcheck": "false"},
     )
-    password = PasswordField(_l("Password"), validators=[InputRequired(MESSAGES["required"])],
+    password = PasswordField(_l("Password"),
+                             validators=[InputRequired(MESSAGES["required"]),
+                                         no_control_characters],
                              render_kw={"autocomplete": "current-password"})
 
 
