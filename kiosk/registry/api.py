@@ -8,10 +8,12 @@ Request and answer types are the domain's dataclasses, turned into JSON Schema b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -41,6 +43,11 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
 
 PATRON_HEADER = "X-Patron-Session"
+# Limits the document states. A patron token or an Idempotency-Key beyond them is refused
+# (401, 400) as the document says; a longer path segment simply names no course.
+PATRON_TOKEN_MAX = 200
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,100}")  # the document's pattern and maxLength
+PATH_SEGMENT_MAX = 80
 
 # Stable error codes → HTTP status. Anything else is a 500 (and a bug).
 STATUS: dict[str, int] = {
@@ -182,8 +189,37 @@ def _terminal() -> TerminalView:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise RegistryError("terminal_unauthorized")
-    version = request.headers.get("User-Agent", "")[:40]
+    # The version is stored: no NUL or other control character may reach a text column.
+    agent = request.headers.get("User-Agent", "")
+    version = "".join(ch for ch in agent if ch.isprintable())[:40]
     return _service().authenticate_terminal(token.strip(), version)
+
+
+def _unstorable(text: str) -> bool:
+    """NUL (PostgreSQL text refuses it, SQLite keeps it) or a lone surrogate (not UTF-8)."""
+    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _bad_strings(data: Any) -> dict[str, str]:
+    """Every string of a JSON document that no database could store, by field path.
+    Iterative: a document nested as deep as the parser allows must not overflow here."""
+    found: dict[str, str] = {}
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if _unstorable(value):
+                found[path or "body"] = "invalid_characters"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _unstorable(key):  # an unknown key is ignored, but not a bad one
+                    found[path or "body"] = "invalid_characters"
+                else:
+                    stack.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), item)
+                         for i, item in enumerate(value))
+    return found
 
 
 def _parse_body(op: Operation) -> Any:
@@ -191,17 +227,24 @@ def _parse_body(op: Operation) -> Any:
         return None
     if request.mimetype != "application/json":
         raise RegistryError("unsupported_media_type")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # "[[[[…]]]]" nested past the parser's depth: not a 500
+        data = None
     if data is None:
         raise RegistryError("malformed_json")
+    # Refused here, for every operation alike, before any value reaches a query.
+    fields = _bad_strings(data)
+    body = None
     try:
-        return adapter(op.body).validate_python(data)
+        body = adapter(op.body).validate_python(data)
     except ValidationError as exc:
-        fields: dict[str, str] = {}
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "body"
             fields.setdefault(name, "required" if err["type"] == "missing" else "invalid_type")
-        raise RegistryError("invalid", fields) from None
+    if fields:
+        raise RegistryError("invalid", fields)
+    return body
 
 
 def _view(op: Operation) -> Callable[..., Response]:
@@ -209,11 +252,14 @@ def _view(op: Operation) -> Callable[..., Response]:
         terminal = _terminal()
         g.terminal = terminal
         token = request.headers.get(PATRON_HEADER, "").strip()
-        if op.patron and not token:
+        if op.patron and not 0 < len(token) <= PATRON_TOKEN_MAX:
             raise RegistryError("session_invalid")
         lang = request.args.get("lang", "en")
         if op.lang and lang not in LANGUAGES:
             raise RegistryError("invalid", {"lang": "language_unknown"})
+        bad = {name: "invalid_characters" for name, value in args.items() if _unstorable(value)}
+        if bad:  # "/courses/%00": no course has such a name, and the query would fail
+            raise RegistryError("invalid", bad)
         if op.method == "GET":
             call = Call(_service(), terminal, token, None, lang, args)
             return _answer(op, op.run(call))
@@ -223,10 +269,23 @@ def _view(op: Operation) -> Callable[..., Response]:
     return view
 
 
+def _utc(value: Any) -> Any:
+    """Naive UTC datetimes (as the store keeps them) marked as UTC, so that the wire carries
+    RFC 3339 date-times ("…Z") as the document says; the HTTP client makes them naive again."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    if isinstance(value, list):
+        return [_utc(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _utc(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return dataclasses.replace(value, **changes)
+    return value
+
+
 def _answer(op: Operation, result: Any) -> Response:
     if op.answer is None:
         return Response(status=op.status)
-    body = adapter(op.answer).dump_json(result)
+    body = adapter(op.answer).dump_json(_utc(result))
     return Response(body, status=op.status, mimetype="application/json")
 
 
@@ -236,6 +295,8 @@ def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
     key = request.headers.get("Idempotency-Key", "")
     if not key:
         raise RegistryError("idempotency_key_required")
+    if not IDEMPOTENCY_KEY_RE.fullmatch(key):  # the document's pattern, not just "printable"
+        raise RegistryError("idempotency_key_invalid")
     fingerprint = request_fingerprint(op.method, request.path, token, lang,
                                       request.get_data(cache=True))
     keys = _idempotency()
@@ -428,6 +489,24 @@ def _schema_ref(tp: Any, schemas: dict[str, Any], mode: str) -> dict[str, Any]:
     return found
 
 
+def _links(op: Operation) -> dict[str, Any]:
+    """OpenAPI links: where the values of a successful answer go next. They document a
+    client's flow (sign up, log in, use the session) and let a stateful fuzzer follow it."""
+    session = f"header.{PATRON_HEADER}"
+    same_session = f"$request.header.{PATRON_HEADER}"
+    if op.name == "register_patron":
+        return {"log_in": {"operationId": "log_in", "requestBody": {
+            "identifier": "$response.body#/card_number", "password": "$request.body#/password"}}}
+    if op.name == "log_in":  # the new session token is the patron header of every patron call
+        return {o.name: {"operationId": o.name, "parameters": {session: "$response.body#/token"}}
+                for o in OPERATIONS if o.patron}
+    if op.name == "claim":
+        return {"my_status": {"operationId": "my_status", "parameters": {session: same_session}},
+                "withdraw": {"operationId": "withdraw", "parameters": {
+                    session: same_session, "path.slug": "$request.body#/course"}}}
+    return {}
+
+
 def openapi_document() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     error_ref = _schema_ref(ErrorBody, schemas, "serialization")
@@ -436,7 +515,7 @@ def openapi_document() -> dict[str, Any]:
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", op.path)
         parameters: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 80}}
+             "schema": {"type": "string", "minLength": 1, "maxLength": PATH_SEGMENT_MAX}}
             for name in re.findall(r"{(\w+)}", path)
         ]
         if op.lang:
@@ -444,7 +523,8 @@ def openapi_document() -> dict[str, Any]:
                                "schema": {"type": "string", "enum": list(LANGUAGES)}})
         if op.patron:
             parameters.append({"name": PATRON_HEADER, "in": "header", "required": True,
-                               "schema": {"type": "string", "minLength": 1, "maxLength": 200}})
+                               "schema": {"type": "string", "minLength": 1,
+                                          "maxLength": PATRON_TOKEN_MAX}})
         statuses = {400, 401, 503, *op.errors}
         if op.method != "GET":
             parameters.append({"name": "Idempotency-Key", "in": "header", "required": True,
@@ -457,6 +537,8 @@ def openapi_document() -> dict[str, Any]:
         if op.answer is not None:
             success["content"] = {"application/json": {
                 "schema": _schema_ref(op.answer, schemas, "serialization")}}
+        if links := _links(op):
+            success["links"] = links
         responses: dict[str, Any] = {str(op.status): success}
         for code in sorted(statuses):
             responses[str(code)] = {"$ref": "#/components/responses/Error"}
