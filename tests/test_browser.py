@@ -643,6 +643,11 @@ class Walker:
         self.go("/my", "my courses, seated")
         self.go(f"/my/withdraw/{slug}", "stop a course?")
         self.go("/my/give-up", "give up the seat?")
+        self.go("/my/data", "my data")
+        self.go("/my/erase", "erase my account?")
+        page.get_by_role("button", name=t(lang, "Yes, erase my account")).click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        self.check("erase without password")
 
         # The programme is full: the next patron waits.
         live.service.set_cap(1, actor="test")
@@ -691,7 +696,7 @@ def walk(request, browser: Browser, tmp_path_factory) -> Iterator[Walk]:
 
 
 def test_d_axe_finds_no_violations(walk: Walk) -> None:
-    assert len(walk.pages) == 23, walk.pages
+    assert len(walk.pages) == 26, walk.pages
     report = "\n\n".join(f"== {name} ==\n{text}" for name, text in walk.axe.items())
     assert not walk.axe, f"axe-core violations in {walk.lang}:\n{report}"
 

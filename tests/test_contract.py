@@ -295,6 +295,25 @@ def test_leave_waiting_list(registry: Registry) -> None:
     assert client.programme_status() == ProgrammeStatus(1, 1, 1)
 
 
+def test_my_data_shows_everything_held_then_erasure_frees_the_seat(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    service.set_cap(1, actor="test")
+    card, holder = registry.patron()
+    _, waiting = registry.patron()
+    client.claim(holder, "excel-basics")
+    client.claim(waiting, "excel-basics")
+    data = client.my_data(holder, "fr")
+    assert data.card_number == card and "@" in data.email and data.birth_date.year > 1900
+    assert data.library_code == "ANT-PERMEKE" and data.status.standing is Standing.SEATED
+    assert [e.course_slug for e in data.status.enrolments] == ["excel-basics"]
+    wrong = refusal(lambda: client.erase_account(holder, "not the password"))
+    assert (wrong.code, wrong.fields) == ("invalid", {"password": "password_wrong"})
+    assert client.erase_account(holder, PASSWORD) is None
+    assert refusal(lambda: client.my_data(holder, "en")).code == "session_invalid"
+    assert client.status(waiting, "en").standing is Standing.SEATED
+    assert client.programme_status() == ProgrammeStatus(1, 1, 0)
+
+
 # --- Both clients, one script, one transcript ------------------------------------------------
 
 

@@ -555,7 +555,7 @@ slugs = st.one_of(st.just(SLUG), short_nasty, spoiled(SLUG))
 BUTTONS = [
     "/{lang}/courses/{slug}/enrol", "/{lang}/my/withdraw/{slug}", "/{lang}/my/leave",
     "/{lang}/my/give-up", "/{lang}/my/{slug}", "/{lang}/logout", "/{lang}/text-size/{slug}",
-    "/{lang}/text-size/large", "/visit/reset", "/visit/extend",
+    "/{lang}/text-size/large", "/visit/reset", "/visit/extend", "/{lang}/my/erase",
 ]
 small_nasty = st.one_of(short_nasty, st.builds(lambda ch: "/" + ch * 500, st.characters()))
 

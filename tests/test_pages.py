@@ -299,3 +299,37 @@ def test_oversized_form_is_refused_kindly(client) -> None:
     response = client.post("/en/account/new", data={"first_name": "x" * 100_000})
     assert response.status_code == 413
     assert "Start over" in response.get_data(as_text=True)
+
+
+def test_my_data_shows_everything_held_in_the_patrons_language(client, registered) -> None:
+    client.post("/fr/courses/excel-basics/enrol")
+    body = client.get("/fr/my/data").get_data(as_text=True)
+    assert "Vos données" in body
+    for held in (registered["email"], "Élise", "Dubois", "1000", "0470 12 34 56", "Muntpunt",
+                 "1950"):
+        assert held in body, held
+    assert 'href="/fr/my/erase"' in body
+
+
+def test_my_data_and_erasure_need_a_logged_in_patron(client) -> None:
+    for page in ("/nl/my/data", "/nl/my/erase"):
+        response = client.get(page)
+        assert response.status_code == 302 and "/nl/login" in response.headers["Location"]
+
+
+def test_erasing_the_account_asks_the_password_then_wipes_everything(client,
+                                                                     registered) -> None:
+    wrong = client.post("/nl/my/erase", data={"password": "not-my-password"})
+    assert wrong.status_code == 200
+    assert "Dit wachtwoord klopt niet. Er is niets gewist." in wrong.get_data(as_text=True)
+    assert client.get("/nl/my/data").status_code == 200  # still there, still logged in
+
+    erased = client.post("/nl/my/erase", data={"password": registered["password"]})
+    assert erased.status_code == 302
+    assert erased.headers["Clear-Site-Data"] == '"cache", "storage"'
+    home = client.get(erased.headers["Location"]).get_data(as_text=True)
+    assert "Je account is gewist" in home
+    assert client.get("/nl/my/data").status_code == 302  # the visit has ended
+    again = client.post("/nl/login", data={"identifier": registered["email"],
+                                           "password": registered["password"]})
+    assert "klopt niet" in again.get_data(as_text=True)

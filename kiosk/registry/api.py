@@ -31,6 +31,7 @@ from .domain import (
     CourseView,
     InstitutionView,
     NewPatron,
+    PatronData,
     PatronStatus,
     PatronView,
     RegistryError,
@@ -89,6 +90,11 @@ class LoginRequest:
 @dataclass(frozen=True)
 class ClaimRequest:
     course: str
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    password: str
 
 
 @dataclass(frozen=True)
@@ -474,6 +480,19 @@ def give_up_seat(call: Call) -> None:
            errors=(409,))
 def leave_waiting_list(call: Call) -> None:
     call.service.leave_waiting_list(call.token)
+
+
+@operation("GET", "/me/data", "Everything held about the patron (right of access)",
+           patron=True, answer=PatronData, lang=True)
+def my_data(call: Call) -> PatronData:
+    return call.service.my_data(call.token, call.lang)
+
+
+@operation("POST", "/me/erasure", "Erase the account after the password is typed again; the "
+           "seat goes to the next in line", patron=True, body=ErasureRequest, status=204,
+           errors=(422,))
+def erase_account(call: Call) -> None:
+    call.service.erase_account(call.token, call.body.password)
 
 
 # --- The OpenAPI document ------------------------------------------------------------------

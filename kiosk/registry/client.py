@@ -14,6 +14,7 @@ from .domain import (
     CourseView,
     InstitutionView,
     NewPatron,
+    PatronData,
     PatronStatus,
     PatronView,
     ProgrammeStatus,
@@ -36,6 +37,8 @@ class RegistryClient(Protocol):
     def withdraw(self, token: str, course_slug: str) -> PatronStatus: ...
     def give_up_seat(self, token: str) -> None: ...
     def leave_waiting_list(self, token: str) -> None: ...
+    def my_data(self, token: str, lang: str) -> PatronData: ...
+    def erase_account(self, token: str, password: str) -> None: ...
 
 
 class LocalRegistryClient:
@@ -85,3 +88,9 @@ class LocalRegistryClient:
 
     def leave_waiting_list(self, token: str) -> None:
         self.service.leave_waiting_list(token)
+
+    def my_data(self, token: str, lang: str) -> PatronData:
+        return self.service.my_data(token, lang)
+
+    def erase_account(self, token: str, password: str) -> None:
+        self.service.erase_account(token, password)

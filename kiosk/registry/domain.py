@@ -173,6 +173,19 @@ def normalise_phone(value: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def format_phone(stored: str) -> str:
+    """As a Belgian reads it: '0470 12 34 56' for a Belgian number, international otherwise."""
+    if not stored:
+        return ""
+    try:
+        number = phonenumbers.parse(stored, "BE")
+    except phonenumbers.NumberParseException:
+        return stored
+    style = (phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 32
+             else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return phonenumbers.format_number(number, style)
+
+
 def parse_date(text: str) -> date | None:
     """'1960-1-31' or '1960-01-31'; None when it is not a real calendar date."""
     parts = ascii_digits(text).strip().split("-")
@@ -371,6 +384,23 @@ class PatronStatus:
     position: int | None
     enrolments: list[Enrolment] = field(default_factory=list)
     seated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PatronData:
+    """Everything the registry holds about a patron (GDPR art. 15), shown to the patron."""
+
+    card_number: str
+    first_name: str
+    last_name: str
+    email: str
+    birth_date: date
+    postcode: str
+    phone: str
+    library_code: str
+    language: str
+    created_at: datetime
+    status: PatronStatus
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ from .domain import (
     CourseView,
     InstitutionView,
     NewPatron,
+    PatronData,
     PatronStatus,
     PatronView,
     ProgrammeStatus,
@@ -320,6 +321,11 @@ class _LoginRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class _ErasureRequest:
+    password: str
+
+
+@dataclasses.dataclass(frozen=True)
 class _Programme:
     cap: int
     seats_taken: int
@@ -488,6 +494,14 @@ class HttpRegistryClient:
 
     def leave_waiting_list(self, token: str) -> None:
         self._call("DELETE", "/me/waiting", token=token, ok=(204,))
+
+    def my_data(self, token: str, lang: str) -> PatronData:
+        return self._call("GET", "/me/data", token=token, params={"lang": lang},
+                          answer=PatronData)
+
+    def erase_account(self, token: str, password: str) -> None:
+        self._call("POST", "/me/erasure", token=token, ok=(204,),
+                   body=(_ErasureRequest, _ErasureRequest(password)))
 
     # --- One logical call ----------------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from .domain import (
     LibraryView,
     LoginPolicy,
     NewPatron,
+    PatronData,
     PatronStatus,
     PatronView,
     ProgrammeStatus,
@@ -347,7 +348,18 @@ class RegistryService:
                              detail={"from": old, "to": cap, "promoted": promoted}))
             return promoted
 
-    # --- Erasure -------------------------------------------------------------------------
+    # --- The patron's own data ------------------------------------------------------------
+
+    def my_data(self, token: str, lang: str) -> PatronData:
+        """All that is held about the logged-in patron (their right of access)."""
+        def read(s: Session, p: Patron) -> PatronData:
+            return PatronData(
+                card_number=p.card_number, first_name=p.first_name, last_name=p.last_name,
+                email=p.email, birth_date=p.birth_date, postcode=p.postcode, phone=p.phone,
+                library_code=p.library.code, language=p.language, created_at=p.created_at,
+                status=self._status(s, p.id, lang))
+        return self._reading(token, read)
+
 
     def erase_account(self, token: str, password: str) -> None:
         """The patron erases their own account, after typing their password again."""

@@ -6,15 +6,21 @@ from babel.dates import get_month_names
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
-from flask_login import current_user, login_user
+from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language
-from ..registry.domain import NewPatron, PatronView, RegistryError, format_card_number
+from ..registry.domain import (
+    NewPatron,
+    PatronView,
+    RegistryError,
+    format_card_number,
+    format_phone,
+)
 from ..registry_setup import registry
-from ..security import safe_next
+from ..security import end_visit, safe_next
 from . import UNAVAILABLE, reference
-from .forms import LoginForm, RegisterForm
+from .forms import EraseForm, LoginForm, RegisterForm
 from .messages import message
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
@@ -137,3 +143,39 @@ def _start_patron_visit(token: str, patron: PatronView) -> None:
     session.clear()
     session.update(keep)
     login_user(Patron(token, patron))
+
+
+@bp.get("/my/data")
+@login_required
+def my_data() -> str:
+    """Everything the registry holds about the patron, on screen only (nothing is printed or
+    kept on this PC)."""
+    data = registry().my_data(current_user.token, current_language())
+    library = reference.library_name(data.library_code)
+    return render_template("account/data.html", data=data, library=library,
+                           card=format_card_number(data.card_number),
+                           phone=format_phone(data.phone))
+
+
+@bp.route("/my/erase", methods=["GET", "POST"])
+@login_required
+def erase() -> str | Response:
+    """Erase the account, after the password is typed again: their seat goes to the next in
+    line, and the visit ends."""
+    form = EraseForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            registry().erase_account(current_user.token, form.password.data or "")
+        except RegistryError as refusal:
+            if refusal.code == "invalid" and "password" in refusal.fields:
+                form.password.errors = [message(refusal.fields["password"])]
+            elif refusal.code in UNAVAILABLE:
+                error = message(refusal.code)
+            else:
+                raise
+        else:
+            end_visit()
+            session["notice"] = "account_erased"
+            return redirect(url_for("start.home"))
+    return render_template("account/erase.html", form=form, error=error)

@@ -59,5 +59,12 @@ class LoginForm(FlaskForm):
                              render_kw={"autocomplete": "current-password"})
 
 
+class EraseForm(FlaskForm):
+    password = PasswordField(_l("Your password"),
+                             validators=[InputRequired(MESSAGES["required"]),
+                                         no_control_characters],
+                             render_kw={"autocomplete": "current-password"})
+
+
 class ActionForm(FlaskForm):
     """A button that changes something: only the CSRF token."""

@@ -28,6 +28,7 @@ MESSAGES = {
     "not_enrolled": _l("You are not enrolled in this course."),
     "not_seated": _l("You do not have a seat at the moment."),
     "not_waiting": _l("You are not on the waiting list."),
+    "password_wrong": _l("This password is not right. Nothing was erased."),
     "unavailable": _l(
         "The course service cannot be reached right now. Nothing was lost. Please try again "
         "in a moment, or ask a librarian."

@@ -58,3 +58,12 @@ def course(slug: str, lang: str) -> CourseView:
     if found is None:
         raise RegistryError("course_not_found")
     return found
+
+
+def library_name(code: str) -> str:
+    """A library's name from its code; the code itself if the list no longer has it."""
+    for institution in institutions():
+        for library in institution.libraries:
+            if library.code == code:
+                return library.name
+    return code
