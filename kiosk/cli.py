@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -171,10 +172,24 @@ def erase_patron(database_url: str, card_number: str, actor: str) -> None:
 @registry.command("purge")
 @database_option
 def purge(database_url: str) -> None:
-    """Remove idempotency keys older than 24 hours (run it daily from cron)."""
+    """Retention, run daily (cron or a scheduled task): idempotency keys older than 24 hours,
+    and accounts two years without activity or two years after the programme ended."""
     app = _registry_app(database_url)
     removed = app.extensions["registry_idempotency"].purge()
     click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")
+    erased = app.extensions["registry_service"].erase_inactive()
+    click.echo(f"Erased {erased} account(s) past their retention time.")
+
+
+@registry.command("set-end-date")
+@database_option
+@click.argument("ends_on", type=click.DateTime(formats=["%Y-%m-%d"]), required=False)
+@click.option("--actor", default="cli", show_default=True, help="Who sets it (audit log).")
+def set_end_date(database_url: str, ends_on: datetime | None, actor: str) -> None:
+    """Set the programme's end date (YYYY-MM-DD; none to clear it): two years later every
+    account is erased by `purge`."""
+    _service(database_url).set_end_date(ends_on.date() if ends_on else None, actor)
+    click.echo(f"Programme end date: {ends_on.date() if ends_on else 'none'}.")
 
 
 # --- A library terminal ------------------------------------------------------------------

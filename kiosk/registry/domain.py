@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 
 import phonenumbers
@@ -340,6 +340,26 @@ def decide_claim(standing: Standing, seats_taken: int, cap: int) -> ClaimDecisio
 def seats_to_promote(cap: int, seats_taken: int, waiting: int) -> int:
     """How many of the first in line get a seat now (after a release or a cap raise)."""
     return max(0, min(cap - seats_taken, waiting))
+
+
+RETENTION_YEARS = 2
+
+
+def years_before(moment: datetime, years: int) -> datetime:
+    """The same moment `years` earlier; 29 February becomes 28 February."""
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:
+        return moment.replace(year=moment.year - years, day=28)
+
+
+def retention_cutoff(now: datetime, programme_ends: date | None) -> datetime:
+    """Accounts last active before this moment are erased: two years without activity, or
+    two years after the programme ended, whichever comes first (the privacy statement)."""
+    cutoff = years_before(now, RETENTION_YEARS)
+    if programme_ends is not None and datetime.combine(programme_ends, time()) <= cutoff:
+        return datetime.max  # the programme ended two years ago: every account goes
+    return cutoff
 
 
 def over_cap(cap: int, seats_taken: int) -> int:

@@ -197,6 +197,7 @@ class RegistryService:
                     language=clean.language,
                     password_hash=PASSWORDS.hash(domain.normalise_password(data.password)),
                     created_at=self.clock(),
+                    last_active_at=self.clock(),
                     failed_logins=0,
                 )
             )
@@ -233,6 +234,7 @@ class RegistryService:
                     attempts_left=self.login_policy.max_failures - patron.failed_logins,
                 )
             patron.failed_logins, patron.locked_until = 0, None
+            patron.last_active_at = now
             if PASSWORDS.check_needs_rehash(patron.password_hash):
                 patron.password_hash = PASSWORDS.hash(password)
             token = secrets.token_urlsafe(32)
@@ -377,6 +379,26 @@ class RegistryService:
             if patron_id is None:
                 raise RegistryError("not_found")
             self._erase(s, patron_id, actor=actor)
+
+    def erase_inactive(self) -> int:
+        """Retention (run daily by `kiosk registry purge`): erase the accounts past their time,
+        each in its own transaction so the seat lock is held briefly; answers how many."""
+        with self.store.read() as s:
+            ends_on = s.scalar(select(Programme.ends_on).where(Programme.id == 1))
+            cutoff = domain.retention_cutoff(self.clock(), ends_on)
+            due = s.scalars(select(Patron.id).where(
+                func.coalesce(Patron.last_active_at, Patron.created_at) < cutoff)).all()
+        for patron_id in due:
+            with self.store.write() as s:
+                if s.get(Patron, patron_id) is not None:
+                    self._erase(s, patron_id, actor="retention")
+        return len(due)
+
+    def set_end_date(self, ends_on: date | None, actor: str) -> None:
+        with self.store.write() as s:
+            s.execute(update(Programme).where(Programme.id == 1).values(ends_on=ends_on))
+            s.add(AuditEntry(at=self.clock(), actor=actor, action="programme_end_set",
+                             detail={"ends_on": ends_on.isoformat() if ends_on else None}))
 
     def _erase(self, s: Session, patron_id: int, actor: str) -> None:
         """Free the seat (the next in line moves up in this same transaction), then remove

@@ -120,6 +120,8 @@ class Patron(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    # Last log-in (or sign-up): two years without one and the account is erased (retention).
+    last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
     library: Mapped[Library] = relationship()
 
@@ -157,6 +159,7 @@ class Programme(Base):
     # lock in O(1) instead of counting the line.
     waiting: Mapped[int] = mapped_column(Integer, default=0)
     academy_url: Mapped[str] = mapped_column(String(300), default="")
+    ends_on: Mapped[date | None] = mapped_column(Date)  # two years later all accounts go
 
 
 class Place(Base):

@@ -54,6 +54,7 @@ def upgrade() -> None:
         sa.Column("next_queue_no", sa.Integer(), nullable=False),
         sa.Column("waiting", sa.Integer(), nullable=False),
         sa.Column("academy_url", sa.String(length=300), nullable=False),
+        sa.Column("ends_on", sa.Date(), nullable=True),
         sa.CheckConstraint("cap >= 0", name=op.f("ck_programme_cap_non_negative")),
         sa.CheckConstraint("id = 1", name=op.f("ck_programme_single_row")),
         sa.CheckConstraint(
@@ -121,6 +122,7 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
+        sa.Column("last_active_at", sa.DateTime(), nullable=True),
         sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["library_id"], ["libraries.id"], name=op.f("fk_patrons_library_id_libraries")
