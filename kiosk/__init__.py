@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.routing import AnyConverter
 
 from . import config as config_module
+from . import logs
 from .paths import resource_dir
 
 __version__ = "0.1.0"
@@ -25,7 +26,7 @@ class LanguageConverter(AnyConverter):
 def _base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Flask:
     app = Flask(
         __name__,
-        instance_path=instance_path,
+        instance_path=config_module.instance_folder(instance_path),
         instance_relative_config=True,
         template_folder=str(resource_dir("templates")),
         static_folder=str(resource_dir("static")),
@@ -51,6 +52,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     """The terminal: patron pages. Without REGISTRY_URL the registry runs in this process
     (the embedded default) and its API is served too; with it, the terminal talks HTTP."""
     app = _base_app(overrides, instance_path)
+    logs.init_app(app)
     app.url_map.converters["lang"] = LanguageConverter
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
@@ -61,6 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     i18n.init_app(app)
     security.init_app(app)
     registry_setup.init_app(app)
+    config_module.check_library_code(app.config, app.extensions["registry"])
     init_terminal(app)
     return app
 
@@ -70,6 +73,7 @@ def create_registry_app(
 ) -> Flask:
     """The central registry: the JSON API and health checks, no pages."""
     app = _base_app(overrides, instance_path)
+    logs.init_app(app)
 
     from . import registry_setup
     from .registry import api

@@ -220,6 +220,25 @@ def terminal_serve(registry_url: str, token: str, host: str, port: int, threads:
     waitress_serve(app, host=host, port=port, threads=threads)
 
 
+@main.command()
+@click.option("--registry-url", default=None,
+              help="Check against this registry (default: REGISTRY_URL of the configuration).")
+@click.option("--token", default=None, help="With this terminal token (default: REGISTRY_TOKEN).")
+@click.option("--instance-path", type=click.Path(file_okay=False), default=None,
+              help="The instance folder (kiosk.cfg, registry.sqlite3); default: the app's.")
+def doctor(registry_url: str | None, token: str | None, instance_path: str | None) -> None:
+    """Check this kiosk's configuration, registry, token, library, migrations, translations,
+    clock and disk; exit 1 on any FAIL."""
+    from . import doctor as checks
+
+    overrides = {key: value for key, value in
+                 (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token)) if value is not None}
+    results = checks.run_all(overrides, instance_path)
+    checks.render(results, click.echo)
+    if checks.failed(results):
+        sys.exit(1)
+
+
 @main.group()
 def translations() -> None:
     """Extract, update, compile and check the nl/fr/en catalogues."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 LANGUAGES = ("nl", "fr", "en")
 
@@ -34,6 +36,11 @@ class Config:
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
     # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
     HTTPS = False
+    # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
+    LOG_FILE = ""  # empty: stderr (a service manager collects it)
+    LOG_MAX_BYTES = 5 * 1024 * 1024
+    LOG_BACKUPS = 5
+    LOG_LEVEL = "INFO"
     # Flask
     SECRET_KEY = ""
     SESSION_COOKIE_NAME = "kiosk_session"
@@ -57,6 +64,12 @@ def _cast(value: str, default: Any) -> Any:
     if isinstance(default, int):
         return int(value)
     return value
+
+
+def instance_folder(explicit: str | None = None) -> str | None:
+    """The instance folder (kiosk.cfg, secret key, embedded database): an explicit one, else
+    KIOSK_INSTANCE_PATH (a service points it at its state directory), else Flask's default."""
+    return explicit or os.environ.get("KIOSK_INSTANCE_PATH") or None
 
 
 def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) -> dict[str, Any]:
@@ -96,16 +109,117 @@ def apply_https(config: dict[str, Any]) -> None:
         config["PREFERRED_URL_SCHEME"] = "https"
 
 
-def check(config: dict[str, Any]) -> None:
-    """Refuse at start what would otherwise fail later in front of a patron."""
+# Kinds of the settings a kiosk.cfg can get wrong (Python syntax: `HTTPS = "false"` is a
+# truthy string); the environment is already cast by `_cast`.
+_WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
+                  "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES")
+_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE")
+_FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
+_TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN")
+MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
+DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def check(config: Mapping[str, Any]) -> None:
+    """Refuse at start what would otherwise fail later in front of a patron.
+
+    Every refusal is a SystemExit with a one-line reason naming the setting. The library code
+    needs the registry: `check_library_code` (embedded, at start) and `kiosk doctor` (any).
+    """
+    _check_types(config)
     if config["DEFAULT_LANGUAGE"] not in LANGUAGES:
-        raise SystemExit(f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}")
-    if config["IDLE_COUNTDOWN_SECONDS"] < 20 and not config.get("TESTING"):
-        raise SystemExit("IDLE_COUNTDOWN_SECONDS must be at least 20 (WCAG 2.2.1)")
+        raise SystemExit(f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "
+                         f"got {config['DEFAULT_LANGUAGE']!r}")
+    _check_timings(config)
     if not config.get("TESTING") and (
         not config["REGISTRY_GUARD"] or config["DATABASE_ISOLATION"] != "READ COMMITTED"
     ):
         raise SystemExit("REGISTRY_GUARD and DATABASE_ISOLATION may only change in tests")
-    for key in ("IDLE_WARNING_SECONDS", "SESSION_MAX_SECONDS", "MIN_AGE"):
+    _check_registry_url(config)
+    _check_database_url(config["DATABASE_URL"])
+
+
+def _check_types(config: Mapping[str, Any]) -> None:
+    for key in _WHOLE_NUMBERS + _NUMBERS:
+        value = config[key]
+        kinds: tuple[type, ...] = (int,) if key in _WHOLE_NUMBERS else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            kind = "a whole number" if key in _WHOLE_NUMBERS else "a number"
+            raise SystemExit(f"{key} must be {kind}, got {value!r}")
+    for key in _FLAGS:
+        if not isinstance(config[key], bool):
+            raise SystemExit(f"{key} must be True or False, got {config[key]!r}")
+    for key in _TEXTS:
+        if not isinstance(config[key], str):
+            raise SystemExit(f"{key} must be text, got {config[key]!r}")
+
+
+def _check_timings(config: Mapping[str, Any]) -> None:
+    for key in _WHOLE_NUMBERS + _NUMBERS:
         if config[key] <= 0:
-            raise SystemExit(f"{key} must be a positive number")
+            raise SystemExit(f"{key} must be a positive number, got {config[key]!r}")
+    # Tests shorten the dialog to seconds; a real kiosk must leave time to answer it.
+    if config["IDLE_COUNTDOWN_SECONDS"] < MIN_COUNTDOWN and not config.get("TESTING"):
+        raise SystemExit(f"IDLE_COUNTDOWN_SECONDS must be at least {MIN_COUNTDOWN} "
+                         f"(WCAG 2.2.1), got {config['IDLE_COUNTDOWN_SECONDS']}")
+    # Otherwise the absolute limit wipes a visit before (or while) the dialog warns of it.
+    idle = config["IDLE_WARNING_SECONDS"] + config["IDLE_COUNTDOWN_SECONDS"]
+    if idle > config["SESSION_MAX_SECONDS"]:
+        raise SystemExit(f"IDLE_WARNING_SECONDS + IDLE_COUNTDOWN_SECONDS ({idle} s) must not "
+                         f"exceed SESSION_MAX_SECONDS ({config['SESSION_MAX_SECONDS']} s)")
+
+
+def _check_registry_url(config: Mapping[str, Any]) -> None:
+    url, token = config["REGISTRY_URL"].strip(), config["REGISTRY_TOKEN"].strip()
+    if not url:
+        if token:  # a forgotten URL would silently run a private registry on this PC
+            raise SystemExit("REGISTRY_TOKEN is set but REGISTRY_URL is empty "
+                             "(this terminal would run its own registry)")
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise SystemExit(f"REGISTRY_URL must start with http:// or https://, got {url!r}")
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise SystemExit(f"REGISTRY_URL has a bad port: {url!r}") from None
+    if not parts.hostname:
+        raise SystemExit(f"REGISTRY_URL has no host: {url!r}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise SystemExit("REGISTRY_URL must be scheme://host[:port][/path] (no query, "
+                         "fragment or credentials)")
+    if not token:
+        raise SystemExit("REGISTRY_URL needs REGISTRY_TOKEN (from `kiosk registry add-terminal`)")
+
+
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):  # never echo it: it may hold a password
+        raise SystemExit("DATABASE_URL is not a database URL "
+                         "(e.g. postgresql://kiosk@db/kiosk or sqlite:///path)") from None
+    if parsed.drivername not in DATABASE_DRIVERS:
+        raise SystemExit(f"DATABASE_URL must be sqlite or postgresql, got {parsed.drivername!r}")
+    if parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():  # SQLite would only say "unable to open database file"
+            raise SystemExit(f"DATABASE_URL: folder {folder} does not exist")
+
+
+def library_codes(institutions: Iterable[Any]) -> set[str]:
+    return {library.code for institution in institutions for library in institution.libraries}
+
+
+def check_library_code(config: Mapping[str, Any], registry: Any) -> None:
+    """LIBRARY_CODE against the embedded registry, at start (a query on the local database);
+    over HTTP it is left to `kiosk doctor`, so a terminal does not need the network to start.
+    A registry with no libraries yet (not seeded) has nothing to check against."""
+    code = config["LIBRARY_CODE"]
+    if not code or config.get("REGISTRY_URL"):
+        return
+    codes = library_codes(registry.institutions())
+    if codes and code not in codes:
+        raise SystemExit(f"LIBRARY_CODE {code!r} is not a library in the registry")

@@ -59,6 +59,8 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util import Retry, Timeout
 
 from .. import __version__
+from ..logs import REQUEST_ID_HEADER
+from ..logs import request_id as current_request_id
 from .domain import (
     Catalogue,
     ClaimResult,
@@ -509,6 +511,9 @@ class HttpRegistryClient:
               params: dict[str, str] | None = None, body: tuple[Any, Any] | None = None,
               answer: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
         headers = {}
+        request_id = current_request_id()
+        if request_id:  # the patron's request: one id in the terminal's and the registry's log
+            headers[REQUEST_ID_HEADER] = request_id
         if token is not None:
             headers["X-Patron-Session"] = token
         data = None

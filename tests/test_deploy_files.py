@@ -1,0 +1,279 @@
+"""The deploy files under deploy/: systemd units that systemd itself accepts, the Chromium
+policy, the browser's exact flags, and the Windows installer (parsed by PowerShell when it is
+there, checked for structure otherwise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kiosk.cli import main as kiosk_cli
+from kiosk.config import Config
+
+from .conftest import IN_CI
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+LINUX = DEPLOY / "linux"
+TERMINAL_UNIT = LINUX / "kiosk-terminal.service"
+BROWSER_UNIT = LINUX / "kiosk-browser.service"
+POLICY = LINUX / "policies" / "kiosk.json"
+ENV_EXAMPLE = LINUX / "terminal.env.example"
+INSTALLER = DEPLOY / "windows" / "install-kiosk.ps1"
+
+KIOSK_URL = "http://127.0.0.1:5000/"
+BROWSER_FLAGS = [
+    "--kiosk", "--incognito", "--noerrdialogs", "--disable-session-crashed-bubble",
+    "--disable-pinch", "--overscroll-history-navigation=0", "--disable-component-update",
+    "--lang=nl-BE",
+]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must run this check: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _unit(path: Path) -> ConfigParser:
+    # strict=False: systemd allows a key more than once (SystemCallFilter=, ExecStart=).
+    parser = ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _exec_start(path: Path) -> list[str]:
+    return shlex.split(_unit(path)["Service"]["ExecStart"])
+
+
+# --- systemd ------------------------------------------------------------------------------
+
+
+def _verify(unit_text: str, name: str, tmp_path: Path, *, user: bool) -> None:
+    """`systemd-analyze verify` exits 0 on unknown keys and bad values (it only warns), so any
+    line about our unit counts as a failure too."""
+    systemd_analyze = shutil.which("systemd-analyze")
+    if systemd_analyze is None:
+        _skip_or_fail("systemd-analyze not installed (apt-get install systemd)")
+    unit = tmp_path / name
+    unit.write_text(unit_text, encoding="utf-8")
+    env = dict(os.environ)
+    args = [systemd_analyze, "verify", str(unit)]
+    if user:  # the user manager needs a runtime directory, which a test run has not
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+        args.insert(1, "--user")
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    about_us = [line for line in (result.stdout + result.stderr).splitlines() if name in line]
+    assert result.returncode == 0 and not about_us, result.stdout + result.stderr
+
+
+def test_terminal_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    # verify insists that ExecStart exists: point it at this checkout's `kiosk`.
+    kiosk = Path(sys.executable).parent / "kiosk"
+    assert kiosk.exists(), "install the project (pip install -e .) first"
+    text = TERMINAL_UNIT.read_text(encoding="utf-8")
+    assert "/opt/kiosk/venv/bin/kiosk " in text
+    _verify(text.replace("/opt/kiosk/venv/bin/kiosk ", f"{kiosk} "), TERMINAL_UNIT.name,
+            tmp_path, user=False)
+
+
+def test_browser_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    text = BROWSER_UNIT.read_text(encoding="utf-8")
+    if not Path("/usr/bin/chromium").exists():  # any executable will do for verify
+        text = text.replace("/usr/bin/chromium ", f"{sys.executable} ")
+    _verify(text, BROWSER_UNIT.name, tmp_path, user=True)
+
+
+def test_terminal_unit_runs_the_real_command_sandboxed() -> None:
+    unit = _unit(TERMINAL_UNIT)
+    service = unit["Service"]
+    assert service["User"] == "kiosk" and service["Restart"] == "on-failure"
+    assert service["EnvironmentFile"] == "/etc/kiosk/terminal.env"
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                       "ProtectHome": "yes", "PrivateTmp": "yes", "StateDirectory": "kiosk",
+                       "ReadWritePaths": "/var/lib/kiosk"}.items():
+        assert service[key] == value, key
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+    command = _exec_start(TERMINAL_UNIT)
+    assert command[:3] == ["/opt/kiosk/venv/bin/kiosk", "terminal", "serve"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options == {"--host": "127.0.0.1", "--port": "5000"}
+    # Only options the command really has (a typo would stop the service at every boot).
+    help_text = CliRunner().invoke(kiosk_cli, ["terminal", "serve", "--help"]).output
+    for option in options:
+        assert option in help_text
+
+
+def test_environment_example_names_real_settings() -> None:
+    """Every KIOSK_* in the example reaches a setting: the two the command reads itself, the
+    rest through config.from_environment (KIOSK_<name of a Config attribute>)."""
+    names = [line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert {"KIOSK_REGISTRY_URL", "KIOSK_REGISTRY_TOKEN", "KIOSK_LIBRARY_CODE",
+            "KIOSK_DEFAULT_LANGUAGE"} <= set(names)
+    for name in names:
+        assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
+
+
+def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
+    command = _exec_start(BROWSER_UNIT)
+    assert command == ["/usr/bin/chromium", *BROWSER_FLAGS, KIOSK_URL]
+    unit = _unit(BROWSER_UNIT)
+    assert unit["Service"]["Restart"] == "always"
+    assert unit["Install"]["WantedBy"] == "graphical-session.target"
+    # It waits for the terminal's port, the one the terminal unit listens on.
+    assert "/dev/tcp/127.0.0.1/5000" in unit["Service"]["ExecStartPre"]
+
+
+# --- Chromium policy ----------------------------------------------------------------------
+
+
+def test_chromium_policy_locks_the_browser_down() -> None:
+    policy = json.loads(POLICY.read_text(encoding="utf-8"))
+    expected = {
+        "TranslateEnabled": False, "PasswordManagerEnabled": False,
+        "AutofillAddressEnabled": False, "AutofillCreditCardEnabled": False,
+        "BrowserSignin": 0, "IncognitoModeAvailability": 2,  # forced, as --incognito
+        "DownloadRestrictions": 3,  # block all downloads
+        "DeveloperToolsAvailability": 2, "PrintingEnabled": True,  # receipts are printed
+    }
+    assert {key: policy.get(key) for key in expected} == expected
+    # Idle backstop: longer than the kiosk's own reset (60 s + 30 s), whole minutes.
+    assert isinstance(policy["IdleTimeout"], int) and 2 <= policy["IdleTimeout"] <= 15
+    known_actions = {"close_browsers", "close_tabs", "reload_pages", "sign_out",
+                     "clear_browsing_history", "clear_download_history",
+                     "clear_cookies_and_other_site_data", "clear_cached_images_and_files",
+                     "clear_password_signing", "clear_autofill", "clear_site_settings",
+                     "clear_hosted_app_data"}
+    actions = set(policy["IdleTimeoutActions"])
+    assert actions <= known_actions
+    assert {"clear_browsing_history", "clear_cookies_and_other_site_data",
+            "clear_cached_images_and_files", "reload_pages"} <= actions
+    assert policy["URLBlocklist"] == ["*"]
+    assert "http://127.0.0.1:5000" in policy["URLAllowlist"]
+    assert all(url.startswith(("http://127.0.0.1:5000", "chrome://print"))
+               for url in policy["URLAllowlist"])
+
+
+# --- Windows installer --------------------------------------------------------------------
+
+
+def test_installer_parses_in_powershell() -> None:
+    pwsh = shutil.which("pwsh")
+    if pwsh is None:
+        # Not in Debian's archive (only Microsoft's repository), so CI cannot have it either:
+        # a skip, not a failure; test_installer_structure below still runs.
+        pytest.skip("pwsh (PowerShell) not installed; structural checks run instead")
+    script = (
+        "$errors = $null; $tokens = $null; "
+        "[void][System.Management.Automation.Language.Parser]::ParseFile("
+        f"'{INSTALLER}', [ref]$tokens, [ref]$errors); "
+        "$errors | ForEach-Object { $_.ToString() }; exit $errors.Count"
+    )
+    result = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", script],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+_PAIRS = {")": "(", "}": "{", "]": "["}
+
+
+def _brackets_balance(source: str) -> str | None:
+    """A small PowerShell lexer: skips comments, quoted strings and here-strings, and checks
+    (), {} and [] nest properly. Returns the first problem, or None."""
+    stack: list[tuple[str, int]] = []
+    i, line = 0, 1
+    while i < len(source):
+        char = source[i]
+        if source.startswith(("@'\n", '@"\n', "@'\r\n", '@"\r\n'), i):
+            end = source.find("\n" + source[i + 1] + "@", i)
+            if end < 0:
+                return f"line {line}: here-string not closed"
+            line += source.count("\n", i, end + 1)
+            i = end + 3
+            continue
+        if source.startswith("<#", i):
+            end = source.find("#>", i)
+            if end < 0:
+                return f"line {line}: block comment not closed"
+            line += source.count("\n", i, end)
+            i = end + 2
+            continue
+        if char == "#":
+            i = source.find("\n", i)
+            i = len(source) if i < 0 else i
+            continue
+        if char in "'\"":
+            j = i + 1
+            while j < len(source):
+                if char == '"' and source[j] == "`":
+                    j += 2
+                    continue
+                if source[j] == char:
+                    if source[j + 1:j + 2] == char:  # '' or "" is an escaped quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            else:
+                return f"line {line}: string not closed"
+            line += source.count("\n", i, j)
+            i = j + 1
+            continue
+        if char == "`":  # escape, e.g. a line continuation
+            i += 2
+            continue
+        if char == "\n":
+            line += 1
+        elif char in "({[":
+            stack.append((char, line))
+        elif char in ")}]":
+            if not stack or stack[-1][0] != _PAIRS[char]:
+                return f"line {line}: unexpected {char!r}"
+            stack.pop()
+        i += 1
+    return f"line {stack[-1][1]}: {stack[-1][0]!r} not closed" if stack else None
+
+
+def test_brackets_check_catches_mistakes() -> None:
+    assert _brackets_balance("if ($a) { '}' } # }\n<# ( #>\n@'\n{\n'@\n") is None
+    assert _brackets_balance("if ($a) { foo\n") == "line 1: '{' not closed"
+    assert _brackets_balance("foo(bar]") == "line 1: unexpected ']'"
+
+
+def test_installer_structure() -> None:
+    source = INSTALLER.read_text(encoding="utf-8")
+    assert _brackets_balance(source) is None, _brackets_balance(source)
+    code = re.sub(r"<#.*?#>", "", source, flags=re.S)
+    param = re.search(r"^param\(", code, re.M)
+    strict = code.find("Set-StrictMode -Version Latest")
+    assert param and 0 < strict and param.start() < strict
+    assert "$ErrorActionPreference = 'Stop'" in code
+    # The first [string] after [Parameter(Mandatory)] is the parameter it applies to.
+    mandatory = re.findall(r"\[Parameter\(Mandatory\)\](?:(?!\[string\])[\s\S])*\[string\] \$(\w+)",
+                           code)
+    assert mandatory == ["WheelPath", "RegistryUrl", "RegistryToken", "LibraryCode", "KioskUser"]
+    assert "[ValidateSet('nl', 'fr', 'en')]" in code
+    # Edge in public-browsing kiosk mode on the terminal's address.
+    assert "--kiosk $KioskUrl --edge-kiosk-type=public-browsing" in code
+    assert '$KioskUrl = "http://127.0.0.1:$Port/"' in code and "$Port = 5000" in code
+    # Nothing fetched from the internet at run time (pip's own index aside).
+    for download in ("Invoke-WebRequest", "Invoke-RestMethod", "Start-BitsTransfer",
+                     "DownloadFile", "DownloadString", "WebClient", "curl", "wget", "iwr ",
+                     "irm "):
+        assert download.lower() not in code.lower(), download
+    urls = set(re.findall(r"https?://[^\s'\"`]+", code))
+    assert urls <= {"http://127.0.0.1:$Port/", "http://127.0.0.1:$Port"}, urls
