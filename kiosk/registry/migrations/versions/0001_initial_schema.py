@@ -52,17 +52,14 @@ def upgrade() -> None:
         sa.Column("seats_taken", sa.Integer(), nullable=False),
         sa.Column("over_cap", sa.Integer(), nullable=False),
         sa.Column("next_queue_no", sa.Integer(), nullable=False),
-        sa.Column("waiting", sa.Integer(), nullable=False),
         sa.Column("academy_url", sa.String(length=300), nullable=False),
-        sa.Column("ends_on", sa.Date(), nullable=True),
         sa.CheckConstraint("cap >= 0", name=op.f("ck_programme_cap_non_negative")),
         sa.CheckConstraint("id = 1", name=op.f("ck_programme_single_row")),
         sa.CheckConstraint(
             "seats_taken <= cap + over_cap", name=op.f("ck_programme_never_oversold")
         ),
         sa.CheckConstraint(
-            "seats_taken >= 0 AND over_cap >= 0 AND waiting >= 0",
-            name=op.f("ck_programme_counts_non_negative"),
+            "seats_taken >= 0 AND over_cap >= 0", name=op.f("ck_programme_counts_non_negative")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_programme")),
     )
@@ -122,7 +119,6 @@ def upgrade() -> None:
         sa.Column("password_hash", sa.String(length=200), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("failed_logins", sa.Integer(), nullable=False),
-        sa.Column("last_active_at", sa.DateTime(), nullable=True),
         sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.ForeignKeyConstraint(
             ["library_id"], ["libraries.id"], name=op.f("fk_patrons_library_id_libraries")
