@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -169,6 +169,40 @@ def erase_patron(database_url: str, card_number: str, actor: str) -> None:
     click.echo("The account is erased.")
 
 
+@registry.command("maintenance")
+@database_option
+@click.option("--nl", "nl", help="The message in Dutch.")
+@click.option("--fr", "fr", help="The message in French.")
+@click.option("--en", "en", help="The message in English.")
+@click.option("--until", "until", type=click.DateTime(formats=["%Y-%m-%d %H:%M"]),
+              help="Until when, Belgian time: 'YYYY-MM-DD HH:MM'.")
+@click.option("--clear", is_flag=True, help="Remove the message now.")
+@click.option("--actor", default="cli", show_default=True, help="Who sets it (audit log).")
+def maintenance(database_url: str, nl: str | None, fr: str | None, en: str | None,
+                until: datetime | None, clear: bool, actor: str) -> None:
+    """Show a message on every kiosk instead of the journey, in nl, fr and en, until a time."""
+    from babel.dates import get_timezone
+
+    from .registry.domain import RegistryError
+
+    service = _service(database_url)
+    if clear:
+        service.clear_maintenance(actor)
+        click.echo("Maintenance message removed: kiosks run as usual within 15 seconds.")
+        return
+    if until is None:
+        raise click.UsageError("--until is required (or --clear)")
+    zone = get_timezone("Europe/Brussels")  # pytz or zoneinfo, depending on babel's install
+    local = zone.localize(until) if hasattr(zone, "localize") else until.replace(tzinfo=zone)
+    utc = local.astimezone(UTC).replace(tzinfo=None)
+    try:
+        service.set_maintenance({"nl": nl or "", "fr": fr or "", "en": en or ""}, utc, actor)
+    except RegistryError as error:
+        problems = ", ".join(f"{k}: {v.replace('_', ' ')}" for k, v in error.fields.items())
+        raise click.ClickException(f"message not set ({problems})") from error
+    click.echo(f"Every kiosk shows the message until {until:%Y-%m-%d %H:%M} (Belgian time).")
+
+
 @registry.command("purge")
 @database_option
 def purge(database_url: str) -> None:
@@ -192,6 +226,55 @@ def set_end_date(database_url: str, ends_on: datetime | None, actor: str) -> Non
     click.echo(f"Programme end date: {ends_on.date() if ends_on else 'none'}.")
 
 
+def _database_url(database_url: str) -> str:
+    """The URL given, else the configured one (kiosk.cfg, KIOSK_*, the instance's SQLite),
+    without opening the registry: a restore target may be empty or on an older schema."""
+    if database_url:
+        return database_url
+    from . import _base_app
+
+    return _base_app(None, None).config["DATABASE_URL"]
+
+
+@registry.command("backup")
+@database_option
+@click.argument("dest", type=click.Path(dir_okay=False, path_type=Path))
+def registry_backup(database_url: str, dest: Path) -> None:
+    """Back up the registry to DEST, online (SQLite backup API; PostgreSQL pg_dump, custom
+    format). DEST is replaced atomically and made readable by its owner only."""
+    from . import backup
+
+    url = _database_url(database_url)
+    try:
+        backup.backup(url, dest)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"Backed up {backup.shown(url)} to {dest} ({dest.stat().st_size} bytes).")
+
+
+@registry.command("restore")
+@database_option
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds tables.")
+def registry_restore(database_url: str, src: Path, force: bool) -> None:
+    """Restore the registry from SRC (a `kiosk registry backup` file), then check its schema
+    is current and show the counts that came back."""
+    from . import backup
+
+    url = _database_url(database_url)
+    try:
+        restored = backup.restore(url, src, force=force)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from None
+    backup.report(restored, click.echo)
+    if not restored.current:  # an older backup: its data is back, but serve would refuse it
+        from .registry import schema
+
+        raise click.ClickException(
+            f"the restored schema is at revision {restored.revision}, this kiosk expects "
+            f"{schema.head_revision()}: run `kiosk registry upgrade` before serving")
+
+
 # --- A library terminal ------------------------------------------------------------------
 
 
@@ -201,22 +284,33 @@ def terminal() -> None:
 
 
 @terminal.command("serve")
-@click.option("--registry-url", envvar="KIOSK_REGISTRY_URL", required=True, show_envvar=True,
-              help="The registry's address, e.g. https://registry.example.be")
-@click.option("--token", envvar="KIOSK_REGISTRY_TOKEN", required=True, show_envvar=True,
-              help="This terminal's token (from `kiosk registry add-terminal`).")
+@click.option("--registry-url", default=None,
+              help="The registry's address, e.g. https://registry.example.be "
+                   "(default: REGISTRY_URL of kiosk.cfg or KIOSK_REGISTRY_URL).")
+@click.option("--token", default=None,
+              help="This terminal's token from `kiosk registry add-terminal` "
+                   "(default: REGISTRY_TOKEN of kiosk.cfg or KIOSK_REGISTRY_TOKEN).")
 @click.option("--host", envvar="KIOSK_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="KIOSK_PORT", default=5000, show_default=True,
               type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
-def terminal_serve(registry_url: str, token: str, host: str, port: int, threads: int) -> None:
+def terminal_serve(registry_url: str | None, token: str | None, host: str, port: int,
+                   threads: int) -> None:
     """Serve the patron pages (waitress), talking to the registry over HTTP."""
     from waitress import serve as waitress_serve
 
     from . import create_app
+    from .doctor import load_config
 
-    app = create_app({"REGISTRY_URL": registry_url, "REGISTRY_TOKEN": token})
-    click.echo(f"Kiosk terminal on http://{host}:{port}/ → registry {registry_url}")
+    overrides = {k: v for k, v in (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token))
+                 if v}
+    cfg, _ = load_config(overrides)  # the same configuration as `kiosk doctor` checks
+    if not cfg["REGISTRY_URL"]:
+        raise click.UsageError("no registry: set REGISTRY_URL and REGISTRY_TOKEN in kiosk.cfg, "
+                               "KIOSK_REGISTRY_URL/KIOSK_REGISTRY_TOKEN, or --registry-url "
+                               "and --token (`kiosk demo` runs without one)")
+    app = create_app(overrides)
+    click.echo(f"Kiosk terminal on http://{host}:{port}/ → registry {app.config['REGISTRY_URL']}")
     waitress_serve(app, host=host, port=port, threads=threads)
 
 

@@ -26,6 +26,7 @@ from kiosk.registry.domain import (
     ClaimResult,
     CourseView,
     InstitutionView,
+    Maintenance,
     PatronStatus,
     PatronView,
     ProgrammeStatus,
@@ -312,6 +313,15 @@ def test_my_data_shows_everything_held_then_erasure_frees_the_seat(registry: Reg
     assert refusal(lambda: client.my_data(holder, "en")).code == "session_invalid"
     assert client.status(waiting, "en").standing is Standing.SEATED
     assert client.programme_status() == ProgrammeStatus(1, 1, 0)
+
+
+def test_maintenance_message(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    assert client.maintenance() is None
+    until = (utcnow() + timedelta(hours=1)).replace(microsecond=0)
+    messages = {"nl": "Onderhoud", "fr": "Maintenance", "en": "Maintenance"}
+    service.set_maintenance(messages, until, actor="it")
+    assert client.maintenance() == Maintenance(messages=messages, until=until)
 
 
 # --- Both clients, one script, one transcript ------------------------------------------------

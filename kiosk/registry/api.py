@@ -98,6 +98,15 @@ class ErasureRequest:
 
 
 @dataclass(frozen=True)
+class MaintenanceAnswer:
+    """Not an error: `active` false when kiosks run as usual."""
+
+    active: bool
+    messages: dict[str, str] = field(default_factory=dict)
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class SessionAnswer:
     token: str
     patron: PatronView
@@ -480,6 +489,15 @@ def give_up_seat(call: Call) -> None:
            errors=(409,))
 def leave_waiting_list(call: Call) -> None:
     call.service.leave_waiting_list(call.token)
+
+
+@operation("GET", "/maintenance", "The message kiosks show instead of the journey, if any",
+           answer=MaintenanceAnswer)
+def get_maintenance(call: Call) -> MaintenanceAnswer:
+    found = call.service.maintenance()
+    if found is None:
+        return MaintenanceAnswer(active=False)
+    return MaintenanceAnswer(active=True, messages=found.messages, until=found.until)
 
 
 @operation("GET", "/me/data", "Everything held about the patron (right of access)",

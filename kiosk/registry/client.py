@@ -13,6 +13,7 @@ from .domain import (
     ClaimResult,
     CourseView,
     InstitutionView,
+    Maintenance,
     NewPatron,
     PatronData,
     PatronStatus,
@@ -38,6 +39,7 @@ class RegistryClient(Protocol):
     def give_up_seat(self, token: str) -> None: ...
     def leave_waiting_list(self, token: str) -> None: ...
     def my_data(self, token: str, lang: str) -> PatronData: ...
+    def maintenance(self) -> Maintenance | None: ...
     def erase_account(self, token: str, password: str) -> None: ...
 
 
@@ -94,3 +96,6 @@ class LocalRegistryClient:
 
     def erase_account(self, token: str, password: str) -> None:
         self.service.erase_account(token, password)
+
+    def maintenance(self) -> Maintenance | None:
+        return self.service.maintenance()

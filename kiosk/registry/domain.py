@@ -342,6 +342,39 @@ def seats_to_promote(cap: int, seats_taken: int, waiting: int) -> int:
     return max(0, min(cap - seats_taken, waiting))
 
 
+@dataclass(frozen=True)
+class Maintenance:
+    """What every kiosk shows instead of the journey, in each language, until a moment (UTC)."""
+
+    messages: dict[str, str]
+    until: datetime
+
+
+MAINTENANCE_MAX = 500
+
+
+def validate_maintenance(messages: dict[str, str], until: datetime,
+                         now: datetime) -> dict[str, str]:
+    """All three languages, plain text of a sensible length, ending in the future; answers the
+    cleaned messages or raises RegistryError("invalid", fields)."""
+    errors: dict[str, str] = {}
+    clean: dict[str, str] = {}
+    for lang in LANGUAGES:
+        text = " ".join(unicodedata.normalize("NFC", messages.get(lang) or "").split())
+        if not text:
+            errors[lang] = "required"
+        elif len(text) > MAINTENANCE_MAX:
+            errors[lang] = "too_long"
+        elif has_control_chars(text):
+            errors[lang] = "invalid_characters"
+        clean[lang] = text
+    if until <= now:
+        errors["until"] = "not_in_future"
+    if errors:
+        raise RegistryError("invalid", errors)
+    return clean
+
+
 RETENTION_YEARS = 2
 
 

@@ -66,6 +66,7 @@ from .domain import (
     ClaimResult,
     CourseView,
     InstitutionView,
+    Maintenance,
     NewPatron,
     PatronData,
     PatronStatus,
@@ -328,6 +329,13 @@ class _ErasureRequest:
 
 
 @dataclasses.dataclass(frozen=True)
+class _MaintenanceAnswer:
+    active: bool
+    messages: dict[str, str] = dataclasses.field(default_factory=dict)
+    until: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class _Programme:
     cap: int
     seats_taken: int
@@ -500,6 +508,12 @@ class HttpRegistryClient:
     def my_data(self, token: str, lang: str) -> PatronData:
         return self._call("GET", "/me/data", token=token, params={"lang": lang},
                           answer=PatronData)
+
+    def maintenance(self) -> Maintenance | None:
+        answer = self._call("GET", "/maintenance", answer=_MaintenanceAnswer)
+        if not answer.active or answer.until is None:
+            return None
+        return Maintenance(messages=answer.messages, until=answer.until)
 
     def erase_account(self, token: str, password: str) -> None:
         self._call("POST", "/me/erasure", token=token, ok=(204,),

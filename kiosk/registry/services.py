@@ -31,6 +31,7 @@ from .domain import (
     InstitutionView,
     LibraryView,
     LoginPolicy,
+    Maintenance,
     NewPatron,
     PatronData,
     PatronStatus,
@@ -393,6 +394,30 @@ class RegistryService:
                 if s.get(Patron, patron_id) is not None:
                     self._erase(s, patron_id, actor="retention")
         return len(due)
+
+    def maintenance(self) -> Maintenance | None:
+        """The message kiosks show instead of the journey, while it lasts."""
+        with self.store.read() as s:
+            row = s.execute(select(Programme.maintenance, Programme.maintenance_until)
+                            .where(Programme.id == 1)).first()
+        if row is None or not row[0] or row[1] is None or row[1] <= self.clock():
+            return None
+        return Maintenance(messages=dict(row[0]), until=row[1])
+
+    def set_maintenance(self, messages: dict[str, str], until: datetime, actor: str) -> None:
+        clean = domain.validate_maintenance(messages, until, self.clock())
+        with self.store.write() as s:
+            s.execute(update(Programme).where(Programme.id == 1)
+                      .values(maintenance=clean, maintenance_until=until))
+            s.add(AuditEntry(at=self.clock(), actor=actor, action="maintenance_set",
+                             detail={"until": until.isoformat()}))
+
+    def clear_maintenance(self, actor: str) -> None:
+        with self.store.write() as s:
+            s.execute(update(Programme).where(Programme.id == 1)
+                      .values(maintenance=None, maintenance_until=None))
+            s.add(AuditEntry(at=self.clock(), actor=actor, action="maintenance_cleared",
+                             detail={}))
 
     def set_end_date(self, ends_on: date | None, actor: str) -> None:
         with self.store.write() as s:

@@ -160,6 +160,9 @@ class Programme(Base):
     waiting: Mapped[int] = mapped_column(Integer, default=0)
     academy_url: Mapped[str] = mapped_column(String(300), default="")
     ends_on: Mapped[date | None] = mapped_column(Date)  # two years later all accounts go
+    # A message every kiosk shows instead of the journey until `maintenance_until` (UTC).
+    maintenance: Mapped[dict | None] = mapped_column(JSON)
+    maintenance_until: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Place(Base):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFError
@@ -15,8 +17,11 @@ from ..config import LANGUAGES
 from ..registry.domain import PatronView, RegistryError
 from ..registry_setup import registry
 from ..security import end_visit, idle_limit_seconds
+from . import reference
 from .forms import ActionForm
 
+_PATRON_BLUEPRINTS = {"start", "account", "catalogue", "enrol"}
+_VISIT_ENDPOINTS = {"start.reset", "start.extend"}  # the idle timer keeps working
 # Registry answers that mean "not now": the patron may simply try again.
 UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked"}
 
@@ -72,6 +77,23 @@ def init_app(app: Flask) -> None:
             "has_visit": current_user.is_authenticated,
             "text_size": session.get("text_size", "normal"),
         }
+
+    @app.before_request
+    def closed_for_maintenance() -> tuple[str, int] | None:
+        """Every patron page gives way to the maintenance message while it lasts."""
+        if request.blueprint not in _PATRON_BLUEPRINTS or request.endpoint in _VISIT_ENDPOINTS:
+            return None
+        try:
+            found = reference.maintenance()
+        except RegistryError:
+            return None  # the page itself tells the patron the service cannot be reached
+        if found is None:
+            return None
+        lang = _page_language()
+        until = format_datetime(found.until.replace(tzinfo=UTC), "short")
+        text = found.messages.get(lang) or found.messages.get("en", "")
+        response = render_template("errors/maintenance.html", text=text, until=until)
+        return response, 503
 
     @app.errorhandler(RegistryError)
     def registry_refused(error: RegistryError) -> Response | tuple[str, int]:
@@ -141,10 +163,15 @@ def error_text(error: RegistryError) -> str:
     return message(error.code)
 
 
-def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
+def _page_language() -> str:
+    """The page's language, also where no view ran: from the address if it names one."""
     if getattr(g, "lang", None) not in LANGUAGES:
-        # No route matched (a 404): take the language from the address if it names one.
         first = request.path.strip("/").split("/", 1)[0]
         g.lang = first if first in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
+    return g.lang
+
+
+def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
+    _page_language()
     retry_url = request.full_path.rstrip("?") if retry else None
     return render_template("errors/error.html", title=title, text=text, retry_url=retry_url), status

@@ -10,11 +10,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
 
-from ..registry.domain import Catalogue, CourseView, InstitutionView, RegistryError
+from .. import security
+from ..registry.domain import Catalogue, CourseView, InstitutionView, Maintenance, RegistryError
 from ..registry_setup import registry
 
 FRESH_FOR = 60.0  # seconds
@@ -27,12 +29,12 @@ def _cache() -> dict[tuple[Any, ...], tuple[float, Any]]:
     return current_app.extensions.setdefault("reference_cache", {})
 
 
-def _cached(key: tuple[Any, ...], load: Callable[[], Any]) -> Any:
+def _cached(key: tuple[Any, ...], load: Callable[[], Any], fresh_for: float = FRESH_FOR) -> Any:
     now = time.monotonic()
     cache = _cache()
     with _lock:
         hit = cache.get(key)
-    if hit and now - hit[0] < FRESH_FOR:
+    if hit and now - hit[0] < fresh_for:
         return hit[1]
     try:
         value = load()
@@ -57,6 +59,16 @@ def course(slug: str, lang: str) -> CourseView:
     found = next((c for c in catalogue(lang).courses if c.slug == slug), None)
     if found is None:
         raise RegistryError("course_not_found")
+    return found
+
+
+def maintenance() -> Maintenance | None:
+    """The maintenance message, asked for at most every 15 s: a new one reaches every kiosk
+    within that; its end time is checked on every page."""
+    found = _cached(("maintenance",), registry().maintenance, fresh_for=15.0)
+    now = datetime.fromtimestamp(security.now(), UTC).replace(tzinfo=None)  # naive UTC
+    if found is None or found.until <= now:
+        return None
     return found
 
 

@@ -1,4 +1,5 @@
-"""waiting counter on the programme row; programme end date and patron activity for retention
+"""waiting counter on the programme row; programme end date and patron activity for retention;
+the maintenance message
 
 Revision ID: 0002
 Revises: 0001
@@ -25,6 +26,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("waiting", sa.Integer(), nullable=False,
                                    server_default="0"))
         batch.add_column(sa.Column("ends_on", sa.Date(), nullable=True))
+        batch.add_column(sa.Column("maintenance", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("maintenance_until", sa.DateTime(), nullable=True))
         batch.drop_constraint(op.f("ck_programme_counts_non_negative"), type_="check")
         batch.create_check_constraint("counts_non_negative", _NEW_COUNTS)
     # The counter starts as what the rows say; from now on it moves with them, under the lock.
@@ -44,5 +47,7 @@ def downgrade() -> None:
     with op.batch_alter_table("programme") as batch:
         batch.drop_constraint(op.f("ck_programme_counts_non_negative"), type_="check")
         batch.create_check_constraint("counts_non_negative", _OLD_COUNTS)
+        batch.drop_column("maintenance_until")
+        batch.drop_column("maintenance")
         batch.drop_column("ends_on")
         batch.drop_column("waiting")

@@ -1,0 +1,76 @@
+"""The maintenance message: set once, shown by every kiosk instead of the journey, in the
+page's language, until its time is up."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from kiosk import security
+from kiosk.cli import main
+from kiosk.registry.domain import RegistryError
+from kiosk.registry.services import utcnow
+
+MESSAGES = {"nl": "Onderhoud van de cursussen.", "fr": "Maintenance des cours.",
+            "en": "The courses are being serviced."}
+
+
+def test_all_three_languages_and_a_future_end_are_required(service) -> None:
+    with pytest.raises(RegistryError) as refused:
+        service.set_maintenance({"nl": "Onderhoud", "fr": " ", "en": "x" * 501},
+                                utcnow() - timedelta(minutes=1), actor="it")
+    assert dict(refused.value.fields) == {"fr": "required", "en": "too_long",
+                                          "until": "not_in_future"}
+    assert service.maintenance() is None
+
+
+def test_every_patron_page_gives_way_to_the_message_in_its_language(app, client,
+                                                                    service) -> None:
+    service.set_maintenance(MESSAGES, utcnow() + timedelta(hours=2), actor="it")
+    for path, text in (("/nl/", MESSAGES["nl"]), ("/fr/courses/", MESSAGES["fr"]),
+                       ("/en/login", MESSAGES["en"])):
+        response = client.get(path)
+        assert response.status_code == 503
+        body = response.get_data(as_text=True)
+        assert text in body and "Create an account" not in body
+    assert "De cursuszuil is even niet beschikbaar" in client.get("/nl/").get_data(as_text=True)
+    assert client.post("/visit/extend").status_code == 204  # the idle timer still works
+    assert client.get("/static/kiosk.css").status_code == 200
+
+
+def test_the_kiosk_returns_by_itself_when_the_time_is_up(app, client, service,
+                                                         monkeypatch) -> None:
+    service.set_maintenance(MESSAGES, utcnow() + timedelta(minutes=30), actor="it")
+    assert client.get("/nl/").status_code == 503
+    later = security.now() + 31 * 60
+    monkeypatch.setattr(security, "now", lambda: later)
+    fresh = app.test_client()  # a new visit (the old one is past its idle limit by now)
+    response = fresh.get("/nl/")  # no wait for the cached message to expire
+    assert response.status_code == 200 and MESSAGES["nl"] not in response.get_data(as_text=True)
+
+
+def test_clearing_the_message(app, client, service) -> None:
+    service.set_maintenance(MESSAGES, utcnow() + timedelta(hours=1), actor="it")
+    assert client.get("/en/").status_code == 503
+    service.clear_maintenance(actor="it")
+    app.extensions["reference_cache"].clear()  # what 15 seconds would do
+    assert client.get("/en/").status_code == 200
+
+
+def test_maintenance_command(app) -> None:
+    url = ["--database-url", app.config["DATABASE_URL"]]
+    later = (utcnow() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M")
+    runner = CliRunner()
+    missing = runner.invoke(main, ["registry", "maintenance", "--nl", "Dicht", "--until", later,
+                                   *url])
+    assert missing.exit_code == 1 and "fr: required" in missing.output
+    done = runner.invoke(main, ["registry", "maintenance", "--nl", MESSAGES["nl"], "--fr",
+                                MESSAGES["fr"], "--en", MESSAGES["en"], "--until", later, *url])
+    assert done.exit_code == 0, done.output
+    found = app.extensions["registry_service"].maintenance()
+    assert found is not None and found.messages == MESSAGES
+    cleared = runner.invoke(main, ["registry", "maintenance", "--clear", *url])
+    assert cleared.exit_code == 0
+    assert app.extensions["registry_service"].maintenance() is None
