@@ -118,10 +118,16 @@ def add_terminal(database_url: str, library_code: str, name: str, actor: str) ->
 @registry.command("terminals")
 @database_option
 def list_terminals(database_url: str) -> None:
-    """List terminals: library, last contact, version, revoked."""
-    for t in _service(database_url).terminals():
+    """List terminals: library, last contact (UTC), version, and online / offline (no contact
+    for 5 minutes) / outdated (older than this registry) / revoked."""
+    from . import __version__
+    from .registry.domain import terminal_state
+
+    service = _service(database_url)
+    now = service.clock()
+    for t in service.terminals():
         seen = t.last_seen_at.isoformat(timespec="seconds") if t.last_seen_at else "never"
-        state = "revoked" if t.revoked else "active"
+        state = terminal_state(t, now, __version__)
         click.echo(f"{t.id:>4}  {t.library_code:<20} {t.name:<30} {seen:<20} "
                    f"{t.version or '-':<24} {state}")
 
@@ -301,6 +307,7 @@ def terminal_serve(registry_url: str | None, token: str | None, host: str, port:
 
     from . import create_app
     from .doctor import load_config
+    from .serving import start_heartbeat
 
     overrides = {k: v for k, v in (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token))
                  if v}
@@ -310,6 +317,7 @@ def terminal_serve(registry_url: str | None, token: str | None, host: str, port:
                                "KIOSK_REGISTRY_URL/KIOSK_REGISTRY_TOKEN, or --registry-url "
                                "and --token (`kiosk demo` runs without one)")
     app = create_app(overrides)
+    start_heartbeat(app)
     click.echo(f"Kiosk terminal on http://{host}:{port}/ → registry {app.config['REGISTRY_URL']}")
     waitress_serve(app, host=host, port=port, threads=threads)
 

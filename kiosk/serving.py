@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Callable
 
 from flask import Flask
@@ -37,3 +38,33 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
     from waitress import serve as waitress_serve
 
     waitress_serve(factory(), host=host, port=port, threads=max(threads, 4) * workers)
+
+
+def heartbeat(app: Flask) -> None:
+    """One beat: ask the registry for the maintenance message. It tells the registry this
+    terminal is alive (last contact, version) and keeps the message fresh for the pages."""
+    from .registry.domain import RegistryError
+    from .terminal import reference
+
+    with app.app_context():
+        try:
+            reference.maintenance()
+        except RegistryError:
+            pass  # the registry is away: the pages say so; the next beat tries again
+
+
+def start_heartbeat(app: Flask, every: float | None = None) -> threading.Event:
+    """Beat in the background while the terminal serves, also when no patron is there (the
+    start screen makes no requests); answers an event that stops it."""
+    from .registry.domain import HEARTBEAT_SECONDS
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while True:
+            heartbeat(app)
+            if stop.wait(every or HEARTBEAT_SECONDS):
+                return
+
+    threading.Thread(target=run, name="kiosk-heartbeat", daemon=True).start()
+    return stop

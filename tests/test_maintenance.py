@@ -1,17 +1,22 @@
 """The maintenance message: set once, shown by every kiosk instead of the journey, in the
-page's language, until its time is up."""
+page's language, until its time is up. And the terminals' heartbeat and state for branch IT."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 
-from kiosk import security
+from kiosk import __version__, create_app, create_registry_app, security
 from kiosk.cli import main
-from kiosk.registry.domain import RegistryError
+from kiosk.registry.domain import RegistryError, TerminalView, terminal_state
 from kiosk.registry.services import utcnow
+from kiosk.serving import start_heartbeat
+
+from .live_server import serve
 
 MESSAGES = {"nl": "Onderhoud van de cursussen.", "fr": "Maintenance des cours.",
             "en": "The courses are being serviced."}
@@ -74,3 +79,45 @@ def test_maintenance_command(app) -> None:
     cleared = runner.invoke(main, ["registry", "maintenance", "--clear", *url])
     assert cleared.exit_code == 0
     assert app.extensions["registry_service"].maintenance() is None
+
+
+def test_terminal_states_for_branch_it() -> None:
+    now = datetime(2026, 12, 2, 9, 0)
+    view = TerminalView(id=1, name="Permeke 1", library_code="ANT-PERMEKE",
+                        created_at=now - timedelta(days=30),
+                        last_seen_at=now - timedelta(minutes=1),
+                        version="kiosk-terminal/0.1.0", revoked=False)
+    assert terminal_state(view, now, "0.1.0") == "online"
+    assert terminal_state(view, now, "0.2.0") == "outdated"
+    assert terminal_state(replace(view, version="kiosk-terminal/0.10.0"), now, "0.9.1") == "online"
+    assert terminal_state(replace(view, last_seen_at=now - timedelta(minutes=6)), now,
+                          "0.1.0") == "offline"
+    assert terminal_state(replace(view, last_seen_at=None), now, "0.1.0") == "offline"
+    assert terminal_state(replace(view, revoked=True), now, "0.1.0") == "revoked"
+
+
+def test_the_heartbeat_reports_the_terminal_even_when_nobody_uses_it(tmp_path) -> None:
+    """A terminal over HTTP beats in the background: the registry sees it online, with its
+    version, although no page was asked for."""
+    registry_app = create_registry_app({"TESTING": True, "SECRET_KEY": "x",
+                                        "DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"},
+                                       instance_path=str(tmp_path / "registry"))
+    service = registry_app.extensions["registry_service"]
+    token, view = service.add_terminal("ANT-PERMEKE", "Permeke 1", actor="it")
+    assert terminal_state(view, utcnow(), __version__) == "offline"
+    with serve(registry_app) as url:
+        terminal = create_app({"TESTING": True, "SECRET_KEY": "x", "REGISTRY_URL": url,
+                               "REGISTRY_TOKEN": token}, instance_path=str(tmp_path / "t"))
+        stop = start_heartbeat(terminal, every=0.05)
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                (seen,) = service.terminals()
+                if seen.last_seen_at is not None:
+                    break
+                time.sleep(0.05)
+        finally:
+            stop.set()
+    assert terminal_state(seen, utcnow(), __version__) == "online"
+    assert seen.version == f"kiosk-terminal/{__version__}"
+    service.store.engine.dispose()

@@ -375,6 +375,30 @@ def validate_maintenance(messages: dict[str, str], until: datetime,
     return clean
 
 
+# A terminal calls the registry at least every HEARTBEAT_SECONDS (`kiosk terminal serve`);
+# a few missed beats and it counts as offline.
+HEARTBEAT_SECONDS = 60
+OFFLINE_AFTER = timedelta(minutes=5)
+
+
+def terminal_state(terminal: TerminalView, now: datetime, current_version: str) -> str:
+    """"revoked", "offline" (no contact lately), "outdated" (an older kiosk version than the
+    registry's), or "online" — what branch IT looks at first."""
+    if terminal.revoked:
+        return "revoked"
+    if terminal.last_seen_at is None or now - terminal.last_seen_at > OFFLINE_AFTER:
+        return "offline"
+    version = terminal.version.rpartition("/")[2]
+    if _version_key(version) < _version_key(current_version):
+        return "outdated"
+    return "online"
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    parts = re.findall(r"\d+", version)
+    return tuple(int(p) for p in parts[:3]) if parts else (0,)
+
+
 RETENTION_YEARS = 2
 
 
