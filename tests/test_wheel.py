@@ -326,7 +326,8 @@ class _Registry:
         assert token and terminal_id, out
         listed = self.cli("terminals")
         assert re.search(
-            rf"^\s*{terminal_id[1]}\s+ANT-PERMEKE\s+{re.escape(name)}\s.*active$",
+            # never seen yet: "offline" until its first call
+            rf"^\s*{terminal_id[1]}\s+ANT-PERMEKE\s+{re.escape(name)}\s+never\s.*offline$",
             listed,
             re.MULTILINE,
         ), listed
