@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select, text
@@ -177,3 +178,31 @@ def test_negative_control_without_the_guard_the_same_storm_oversells(make_servic
     service = make_service(cap=5, race_pause=0.01, guard=False)
     _storm(service, 24)
     assert seated(service) > 5
+
+
+def test_a_patrons_two_claims_at_once_give_one_place_and_two_courses(make_service) -> None:
+    """The second claim waits for the programme lock while the first adds the patron's place.
+    It must read the place *after* the lock: read in the locking statement itself (a join),
+    PostgreSQL would give it the snapshot from before the wait, it would add a second place,
+    and the primary key would turn the patron's claim into a crash."""
+    service = make_service(cap=10, race_pause=0.4)  # the first holds the lock 0.4 s
+    _, token = add_patron(service)
+    results: dict[str, object] = {}
+
+    def claim(course: str) -> None:
+        try:
+            results[course] = service.claim(token, course)
+        except Exception as error:  # noqa: BLE001 - the test reports what went wrong
+            results[course] = error
+
+    first = threading.Thread(target=claim, args=("excel-basics",))
+    first.start()
+    time.sleep(0.15)  # the first now holds the lock and has decided
+    second = threading.Thread(target=claim, args=("instagram",))
+    second.start()
+    first.join(), second.join()
+    assert not any(isinstance(r, Exception) for r in results.values()), results
+    assert {r.standing for r in results.values()} == {Standing.SEATED}  # type: ignore[union-attr]
+    status = service.status(token, "en")
+    assert len(status.enrolments) == 2
+    assert service.programme_status().seats_taken == 1

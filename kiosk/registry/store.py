@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
+from typing import NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +25,6 @@ from sqlalchemy import (
     Insert,
     Integer,
     MetaData,
-    Row,
     String,
     Text,
     UniqueConstraint,
@@ -294,6 +294,15 @@ def _means_busy(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
+class _ClaimView(NamedTuple):
+    cap: int
+    seats_taken: int
+    next_queue_no: int
+    waiting: int
+    status: str | None
+    queue_no: int | None
+
+
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -346,19 +355,24 @@ class Store:
                 raise RegistryError("busy", retry_after=1) from exc
             raise
 
-    def lock_programme_for_claim(self, session: Session | Connection, patron_id: int) -> Row:
-        """The lock of `lock_programme` and, read after it in the same statement, the counts
-        and the patron's place (status and queue_no None when they have none)."""
-        stmt = (
-            select(Programme.cap, Programme.seats_taken, Programme.next_queue_no,
-                   Programme.waiting, Place.status, Place.queue_no)
-            .select_from(Programme)
-            .outerjoin(Place, Place.patron_id == patron_id)
-            .where(Programme.id == 1)
-        )
+    def lock_programme_for_claim(self, session: Session | Connection,
+                                 patron_id: int) -> _ClaimView:
+        """The lock of `lock_programme`, then the counts and the patron's place (status and
+        queue_no None when they have none).
+
+        Two statements on purpose: under READ COMMITTED a SELECT … FOR UPDATE that waited
+        re-reads only the locked row; a place joined in the same statement would come from
+        the snapshot taken *before* the wait, and miss a place the lock holder just added for
+        this same patron (their other claim) — every read must come after the lock."""
+        counts = select(Programme.cap, Programme.seats_taken, Programme.next_queue_no,
+                        Programme.waiting).where(Programme.id == 1)
         if not self.is_sqlite:
-            stmt = stmt.with_for_update(of=Programme)
-        return session.execute(stmt).one()
+            counts = counts.with_for_update()
+        cap, seats_taken, next_queue_no, waiting = session.execute(counts).one()
+        place = session.execute(select(Place.status, Place.queue_no)
+                                .where(Place.patron_id == patron_id)).first()
+        return _ClaimView(cap, seats_taken, next_queue_no, waiting,
+                          place[0] if place else None, place[1] if place else None)
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
