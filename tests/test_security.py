@@ -23,28 +23,26 @@ from .storm_support import (
 )
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+EVENT_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE | re.DOTALL)
 
 
 def test_no_template_has_an_inline_script_or_event_handler() -> None:
     """The CSP forbids inline scripts; an inline one would be dead code in a real browser."""
-    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
-    handler = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE | re.DOTALL)
     found = []
     for path in sorted(TEMPLATES.rglob("*.html")):
         text = path.read_text(encoding="utf-8")
-        found += [f"{path.name}: {m.group(0)[:60]}" for m in inline_script.finditer(text)]
-        found += [f"{path.name}: {m.group(0)[-60:]}" for m in handler.finditer(text)]
+        found += [f"{path.name}: {m.group(0)[:60]}" for m in INLINE_SCRIPT.finditer(text)]
+        found += [f"{path.name}: {m.group(0)[-60:]}" for m in EVENT_HANDLER.finditer(text)]
     assert found == []
 
 
 def test_the_scanner_would_see_an_inline_script_and_a_handler(tmp_path: Path) -> None:
     """The template check above can fail: its patterns match what they must refuse."""
-    inline_script = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
-    handler = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE | re.DOTALL)
-    assert inline_script.search('<script>alert(1)</script>')
-    assert not inline_script.search('<script src="/static/kiosk.js" defer></script>')
-    assert handler.search('<button type="button"\n onclick="go()">')
-    assert not handler.search('<a href="/nl/" data-online="yes">')
+    assert INLINE_SCRIPT.search('<script>alert(1)</script>')
+    assert not INLINE_SCRIPT.search('<script src="/static/kiosk.js" defer></script>')
+    assert EVENT_HANDLER.search('<button type="button"\n onclick="go()">')
+    assert not EVENT_HANDLER.search('<a href="/nl/" data-online="yes">')
 
 
 def test_every_page_sends_the_strict_content_security_policy(client) -> None:

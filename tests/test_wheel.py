@@ -425,34 +425,21 @@ def test_installed_doctor_is_green(installed_venv: Path, terminal: Path) -> None
     assert "ANT-PERMEKE" in table["library"][1], output
 
 
+
+def _terminal_server(installed_venv: Path, terminal: Path, log: str) -> _Server:
+    """`kiosk terminal serve` from the installed venv, configured by `terminal`/kiosk.cfg."""
+    port = _free_port()
+    cmd = [str(_venv_bin(installed_venv, "kiosk")), "terminal", "serve",
+           "--host", "127.0.0.1", "--port", str(port), "--threads", "2"]
+    return _Server(cmd, terminal.parent, _clean_env(KIOSK_INSTANCE_PATH=str(terminal)),
+                   terminal.parent / log, f"http://127.0.0.1:{port}")
+
+
 def test_installed_terminal_serves_every_language(
     installed_venv: Path, registry: _Registry, terminal: Path
 ) -> None:
-    cfg = (terminal / "kiosk.cfg").read_text(encoding="utf-8")
-    token = re.search(r"REGISTRY_TOKEN = '(kt_\S+)'", cfg)
-    assert token, cfg
-    port = _free_port()
-    # `kiosk terminal serve` takes the registry from its options or KIOSK_* variables only,
-    # not from kiosk.cfg (see test_installed_terminal_serve_reads_kiosk_cfg).
-    env = _clean_env(
-        KIOSK_INSTANCE_PATH=str(terminal),
-        KIOSK_REGISTRY_URL=registry.url,
-        KIOSK_REGISTRY_TOKEN=token[1],
-    )
-    cmd = [
-        str(_venv_bin(installed_venv, "kiosk")),
-        "terminal",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--threads",
-        "2",
-    ]
-    server = _Server(
-        cmd, terminal.parent, env, terminal.parent / "terminal.log", f"http://127.0.0.1:{port}"
-    )
+    # The registry's address and token come from the terminal's kiosk.cfg only.
+    server = _terminal_server(installed_venv, terminal, "terminal.log")
     try:
         server.wait_until_up("/")
         # The start page sends a patron to the DEFAULT_LANGUAGE of the terminal's kiosk.cfg.
@@ -474,25 +461,7 @@ def test_installed_terminal_serves_every_language(
 
 
 def test_installed_terminal_serve_reads_kiosk_cfg(installed_venv: Path, terminal: Path) -> None:
-    port = _free_port()
-    cmd = [
-        str(_venv_bin(installed_venv, "kiosk")),
-        "terminal",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--threads",
-        "2",
-    ]
-    server = _Server(
-        cmd,
-        terminal.parent,
-        _clean_env(KIOSK_INSTANCE_PATH=str(terminal)),
-        terminal.parent / "terminal-cfg.log",
-        f"http://127.0.0.1:{port}",
-    )
+    server = _terminal_server(installed_venv, terminal, "terminal-cfg.log")
     try:
         server.wait_until_up("/", timeout=30)
         status, body = _get(server.url + "/fr/")
