@@ -57,7 +57,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
 
-    from . import i18n, registry_setup, security
+    from . import i18n, registry_setup, security, staff
     from .terminal import init_app as init_terminal
 
     i18n.init_app(app)
@@ -65,22 +65,31 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     registry_setup.init_app(app)
     config_module.check_library_code(app.config, app.extensions["registry"])
     init_terminal(app)
+    staff.init_app(app)
     return app
 
 
 def create_registry_app(
     overrides: dict[str, Any] | None = None, instance_path: str | None = None
 ) -> Flask:
-    """The central registry: the JSON API and health checks, no pages."""
+    """The central registry: the JSON API, health checks, and the staff pages (the desk and
+    the coordinator's console, under /<lang>/staff/)."""
     app = _base_app(overrides, instance_path)
     logs.init_app(app)
+    app.url_map.converters["lang"] = LanguageConverter
 
-    from . import registry_setup
+    from . import i18n, registry_setup, security, staff
     from .registry import api
+    from .terminal.forms import ActionForm
 
     registry_setup.init_service(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    security.csrf.exempt(api.bp)
     api.init_app(app)
+    staff.init_app(app)
+    app.context_processor(lambda: {"action_form": ActionForm(formdata=None)})
     app.register_error_handler(api.RegistryError, api.error_response)
-    app.register_error_handler(api.HTTPException, api.http_error_response)
-    app.register_error_handler(Exception, lambda exc: api.crash_response())
+    app.register_error_handler(api.HTTPException, staff.http_error)
+    app.register_error_handler(Exception, staff.crash)
     return app

@@ -157,6 +157,65 @@ def set_cap(database_url: str, cap: int, actor: str) -> None:
     click.echo(f"Cap is now {cap}; {promoted} patron(s) promoted from the waiting list.")
 
 
+@registry.command("add-staff")
+@database_option
+@click.option("--username", required=True, help="Lower-case log-in name, e.g. an.peeters.")
+@click.option("--name", "display_name", required=True, help="Shown in the audit log and on "
+              "everything done for a patron, e.g. 'An Peeters'.")
+@click.option("--role", type=click.Choice(["librarian", "coordinator", "it_admin"]),
+              required=True)
+@click.option("--institution", "institution_code", default=None,
+              help="A librarian's institution code, e.g. ANT.")
+@click.option("--library", "library_code", default=None,
+              help="The library they usually work at, e.g. ANT-PERMEKE.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from standard input (for scripts) instead of asking.")
+@click.option("--actor", default="cli", show_default=True)
+def add_staff(database_url: str, username: str, display_name: str, role: str,
+              institution_code: str | None, library_code: str | None, password_stdin: bool,
+              actor: str) -> None:
+    """Create a staff account (librarian, coordinator or IT admin)."""
+    from .registry.domain import RegistryError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password (at least 12 characters)", hide_input=True,
+                                confirmation_prompt=True)
+    try:
+        view = _service(database_url).staff.create(
+            username, display_name, role, password, institution_code=institution_code,
+            library_code=library_code, actor=actor, where="cli")
+    except RegistryError as error:
+        problems = ", ".join(f"{field}: {code}" for field, code in error.fields.items())
+        raise click.ClickException(problems or error.code) from None
+    click.echo(f"Staff account {view.username} ({view.role}) created.")
+
+
+@registry.command("staff")
+@database_option
+def list_staff(database_url: str) -> None:
+    """List staff accounts: user name, role, institution, library, active or disabled."""
+    for view, active in _service(database_url).staff.list():
+        click.echo(f"{view.username:<24} {view.role:<12} {view.institution_code or '-':<6} "
+                   f"{view.library_code or '-':<20} {'active' if active else 'disabled'}")
+
+
+@registry.command("disable-staff")
+@database_option
+@click.argument("username")
+@click.option("--actor", default="cli", show_default=True)
+def disable_staff(database_url: str, username: str, actor: str) -> None:
+    """Disable a staff account: no more log-ins, open sessions end now."""
+    from .registry.domain import RegistryError
+
+    try:
+        _service(database_url).staff.disable(username, actor=actor, where="cli")
+    except RegistryError:
+        raise click.ClickException(f"no staff account {username!r}") from None
+    click.echo(f"Staff account {username} disabled.")
+
+
 @registry.command("erase-patron")
 @database_option
 @click.argument("card_number")

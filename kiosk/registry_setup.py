@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from .registry import schema
 from .registry.client import LocalRegistryClient, RegistryClient
 from .registry.domain import LoginPolicy
-from .registry.seed import load_demo_data, seed
+from .registry.seed import load_demo_data, seed, seed_staff
 from .registry.services import RegistryService, utcnow
 from .registry.store import Store, make_engine
 
@@ -23,7 +23,9 @@ def build_service(app: Flask) -> RegistryService:
         raise SystemExit("The registry database schema is not current: "
                          "run `kiosk registry upgrade` first.")
     if cfg["SEED_DEMO"]:
-        seed(store, load_demo_data(), utcnow().date())
+        data = load_demo_data()
+        seed(store, data, utcnow().date())
+        seed_staff(store, data, utcnow())
     return RegistryService(
         store,
         clock=cfg.get("CLOCK", utcnow),

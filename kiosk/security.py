@@ -45,6 +45,9 @@ def end_visit() -> None:
             registry().logout(token)
         except RegistryError:
             pass
+    staff_token = session.get("staff_token")  # a librarian's take-over ends with the visit
+    if staff_token and "registry_service" in current_app.extensions:
+        current_app.extensions["registry_service"].staff.logout(staff_token)
     logout_user()
     session.clear()
     g.visit_ended = True  # the answer tells the browser to drop its cache and storage too
@@ -69,6 +72,8 @@ def init_app(app: Flask) -> None:
     def enforce_visit_limits() -> Response | None:
         if request.endpoint in _PASSIVE_ENDPOINTS or request.blueprint in _MACHINE_BLUEPRINTS:
             return None
+        if "start.home" not in current_app.view_functions:
+            return None  # the registry server: no kiosk visits; staff sessions have their own
         t = now()
         started, seen = session.get("started"), session.get("seen")
         if started is not None and seen is not None:

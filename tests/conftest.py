@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from kiosk import create_app
 from kiosk.registry import schema
 from kiosk.registry.domain import NewPatron
-from kiosk.registry.seed import load_demo_data, seed
+from kiosk.registry.seed import load_demo_data, seed, seed_staff
 from kiosk.registry.services import RegistryService, utcnow
 from kiosk.registry.store import Store, make_engine
 
@@ -113,7 +113,9 @@ def db_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
 def new_store(url: str, cap: int = 2000) -> Store:
     store = Store(make_engine(url))
     schema.upgrade(store.engine)
-    seed(store, load_demo_data(), utcnow().date(), cap=cap)
+    data = load_demo_data()
+    seed(store, data, utcnow().date(), cap=cap)
+    seed_staff(store, data, utcnow())
     return store
 
 
@@ -186,3 +188,31 @@ def registered(client: FlaskClient) -> Iterator[dict[str, str]]:
 
 
 TODAY = date.today()
+
+
+# The demo's staff accounts (kiosk/data/demo_data.json), seeded in every test registry.
+STAFF_PASSWORDS = {
+    "coordinator": "demo-coordinator",  # coordinator, programme-wide
+    "an.peeters": "demo-librarian",  # librarian of ANT (Antwerpen), at ANT-PERMEKE
+    "els.maes": "demo-librarian",  # librarian of KOR (Kortrijk), at KOR-CENTRUM
+    "it.support": "demo-it-admin",  # IT admin
+}
+
+
+def log_in_staff(client: FlaskClient, username: str, lang: str = "en") -> None:
+    """Log a demo staff member in on this test client (CSRF is off in tests)."""
+    response = client.post(f"/{lang}/staff/login",
+                           data={"username": username, "password": STAFF_PASSWORDS[username]})
+    assert response.status_code == 302, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def staff_client(app: Flask):  # type: ignore[no-untyped-def]
+    """A factory: a fresh test client logged in as the demo staff member you name."""
+
+    def make(username: str, lang: str = "en") -> FlaskClient:
+        client = app.test_client()
+        log_in_staff(client, username, lang)
+        return client
+
+    return make

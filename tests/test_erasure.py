@@ -58,7 +58,8 @@ def test_erasing_a_seated_patron_leaves_no_trace_and_seats_the_next_in_line(
     assert gone.value.code == "session_invalid"
     with service.store.read() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "patron_erased")).one()
-        assert entry.detail == {"patron": pseudonym(patron_id), "had": "seated"}
+        assert entry.subject == pseudonym(patron_id)
+        assert entry.detail == {"had": "seated"}
         assert entry.actor == pseudonym(patron_id)
 
 

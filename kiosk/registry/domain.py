@@ -6,6 +6,7 @@ to do and the store makes it so; tests can check every rule without a database.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -126,6 +127,19 @@ BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u206
 def clean_name(value: str) -> str:
     """NFC, so 'é' typed as e + combining accent is stored (and found) as one character."""
     return " ".join(unicodedata.normalize("NFC", value or "").split())
+
+
+def search_name(first_name: str, last_name: str) -> str:
+    """How the desk finds a patron by name: no accents, no case, hyphens as spaces
+    ("Élise Van-Damme" and "elise van damme" are the same search)."""
+    text = unicodedata.normalize("NFKD", f"{first_name} {last_name}")
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(text.casefold().replace("-", " ").split())
+
+
+def token_hash(token: str) -> str:
+    """Bearer tokens are stored only as this digest: a leaked table opens no session."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def has_visible_chars(value: str) -> bool:

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import calendar
 import json
-from datetime import date
+from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from .store import Category, Course, CourseText, Institution, Library, Programme, Store
+from .store import (
+    Category,
+    Course,
+    CourseText,
+    Institution,
+    Library,
+    Programme,
+    Staff,
+    Store,
+)
 
 
 def load_demo_data(path: Path | None = None) -> dict[str, Any]:
@@ -56,3 +65,22 @@ def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None
 def is_seeded(store: Store) -> bool:
     with store.read() as s:
         return s.scalar(select(Programme.id)) is not None
+
+
+def seed_staff(store: Store, data: dict[str, Any], now: datetime) -> int:
+    """The demo's staff accounts, once, into a registry that has none; answers how many were
+    made. The file holds argon2 hashes (the demo passwords are in the README), so seeding
+    costs no hashing."""
+    with store.write() as s:
+        if s.scalar(select(Staff.id).limit(1)) is not None:
+            return 0
+        libraries = dict(s.execute(select(Library.code, Library.id)).all())
+        institutions = dict(s.execute(select(Institution.code, Institution.id)).all())
+        for person in data.get("staff", []):
+            s.add(Staff(username=person["username"], display_name=person["name"],
+                        role=person["role"],
+                        institution_id=institutions.get(person.get("institution") or ""),
+                        library_id=libraries.get(person.get("library") or ""),
+                        password_hash=person["password_hash"], created_at=now,
+                        failed_logins=0))
+        return len(data.get("staff", []))

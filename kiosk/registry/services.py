@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import hashlib
 import secrets
 import sys
 import time
@@ -41,8 +40,8 @@ from .domain import (
     Standing,
     TerminalView,
 )
+from .staff import StaffAccounts, record
 from .store import (
-    AuditEntry,
     Category,
     Course,
     CourseText,
@@ -90,10 +89,6 @@ def pseudonym(patron_id: int) -> str:
     return f"patron#{patron_id}"
 
 
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class RegistryService:
     def __init__(
         self,
@@ -122,6 +117,8 @@ class RegistryService:
         # seconds (a revocation elsewhere takes effect within `terminal_cache`).
         self.terminal_cache = terminal_cache
         self._terminals: dict[str, tuple[TerminalView, str, float]] = {}
+        self.staff = StaffAccounts(store, lambda: self.clock(), PASSWORDS, self._verify,
+                                   _DUMMY_HASH, login_policy=self.login_policy)
 
     # --- Reference data ------------------------------------------------------------------
 
@@ -191,6 +188,7 @@ class RegistryService:
                     email=clean.email,
                     first_name=clean.first_name,
                     last_name=clean.last_name,
+                    search_name=domain.search_name(clean.first_name, clean.last_name),
                     birth_date=clean.birth_date,
                     postcode=clean.postcode,
                     phone=clean.phone,
@@ -241,7 +239,7 @@ class RegistryService:
             token = secrets.token_urlsafe(32)
             s.add(
                 PatronSession(
-                    token_hash=_token_hash(token), patron_id=patron.id, created_at=now,
+                    token_hash=domain.token_hash(token), patron_id=patron.id, created_at=now,
                     last_seen_at=now,
                 )
             )
@@ -250,7 +248,7 @@ class RegistryService:
     def logout(self, token: str) -> None:
         """Log out everywhere: every session of this token's patron ends, on every kiosk."""
         owner = (select(PatronSession.patron_id)
-                 .where(PatronSession.token_hash == _token_hash(token)).scalar_subquery())
+                 .where(PatronSession.token_hash == domain.token_hash(token)).scalar_subquery())
         with self.store.write() as s:
             s.execute(
                 update(PatronSession)
@@ -334,7 +332,7 @@ class RegistryService:
                 raise RegistryError("not_waiting")
             self._drop_place(s, patron.id)
 
-    def set_cap(self, cap: int, actor: str) -> int:
+    def set_cap(self, cap: int, actor: str, where: str = "", reason: str = "") -> int:
         """Change the programme cap; a raise serves the waiting list at once, in order."""
         if cap < 0:
             raise RegistryError("invalid", {"cap": "cap_invalid"})
@@ -347,8 +345,8 @@ class RegistryService:
                 .values(cap=cap, over_cap=domain.over_cap(cap, prog.seats_taken))
             )
             promoted = self._promote(s)
-            s.add(AuditEntry(at=self.clock(), actor=actor, action="cap_changed",
-                             detail={"from": old, "to": cap, "promoted": promoted}))
+            record(s, self.clock(), actor, "cap_changed", where=where,
+                   **{"from": old, "to": cap, "promoted": promoted, "reason": reason})
             return promoted
 
     # --- The patron's own data ------------------------------------------------------------
@@ -404,26 +402,26 @@ class RegistryService:
             return None
         return Maintenance(messages=dict(row[0]), until=row[1])
 
-    def set_maintenance(self, messages: dict[str, str], until: datetime, actor: str) -> None:
+    def set_maintenance(self, messages: dict[str, str], until: datetime, actor: str,
+                        where: str = "") -> None:
         clean = domain.validate_maintenance(messages, until, self.clock())
         with self.store.write() as s:
             s.execute(update(Programme).where(Programme.id == 1)
                       .values(maintenance=clean, maintenance_until=until))
-            s.add(AuditEntry(at=self.clock(), actor=actor, action="maintenance_set",
-                             detail={"until": until.isoformat()}))
+            record(s, self.clock(), actor, "maintenance_set", where=where,
+                   until=until.isoformat())
 
-    def clear_maintenance(self, actor: str) -> None:
+    def clear_maintenance(self, actor: str, where: str = "") -> None:
         with self.store.write() as s:
             s.execute(update(Programme).where(Programme.id == 1)
                       .values(maintenance=None, maintenance_until=None))
-            s.add(AuditEntry(at=self.clock(), actor=actor, action="maintenance_cleared",
-                             detail={}))
+            record(s, self.clock(), actor, "maintenance_cleared", where=where)
 
     def set_end_date(self, ends_on: date | None, actor: str) -> None:
         with self.store.write() as s:
             s.execute(update(Programme).where(Programme.id == 1).values(ends_on=ends_on))
-            s.add(AuditEntry(at=self.clock(), actor=actor, action="programme_end_set",
-                             detail={"ends_on": ends_on.isoformat() if ends_on else None}))
+            record(s, self.clock(), actor, "programme_end_set",
+                   ends_on=ends_on.isoformat() if ends_on else None)
 
     def _erase(self, s: Session, patron_id: int, actor: str) -> None:
         """Free the seat (the next in line moves up in this same transaction), then remove
@@ -431,10 +429,13 @@ class RegistryService:
         entry keeps its meaning with a pseudonym, never a name, card number or e-mail."""
         place = s.get(Place, patron_id)
         had = place.status if place else "none"
+        institution = s.scalar(select(Institution.code).join(Library)
+                               .join(Patron, Patron.library_id == Library.id)
+                               .where(Patron.id == patron_id)) or ""
         self._drop_place(s, patron_id)
         s.execute(delete(Patron).where(Patron.id == patron_id))
-        s.add(AuditEntry(at=self.clock(), actor=actor, action="patron_erased",
-                         detail={"patron": pseudonym(patron_id), "had": had}))
+        record(s, self.clock(), actor, "patron_erased", subject=pseudonym(patron_id),
+               institution=institution, had=had)
 
     # --- Terminals ----------------------------------------------------------------------
 
@@ -448,15 +449,15 @@ class RegistryService:
             if library is None:
                 raise RegistryError("invalid", {"library_code": "library_unknown"})
             token = "kt_" + secrets.token_urlsafe(32)
-            row = Terminal(name=name, library_id=library.id, token_hash=_token_hash(token),
+            row = Terminal(name=name, library_id=library.id, token_hash=domain.token_hash(token),
                            created_at=self.clock(), version="")
             s.add(row)
             s.flush()
-            s.add(AuditEntry(at=self.clock(), actor=actor, action="terminal_added",
-                             detail={"terminal": row.id, "library": library_code}))
+            record(s, self.clock(), actor, "terminal_added", terminal=row.id,
+                   library=library_code)
             return token, self._terminal_view(row)
 
-    def revoke_terminal(self, terminal_id: int, actor: str) -> None:
+    def revoke_terminal(self, terminal_id: int, actor: str, where: str = "") -> None:
         with self.store.write() as s:
             row = s.get(Terminal, terminal_id)
             if row is None:
@@ -464,8 +465,8 @@ class RegistryService:
             self._terminals.clear()
             if row.revoked_at is None:
                 row.revoked_at = self.clock()
-                s.add(AuditEntry(at=self.clock(), actor=actor, action="terminal_revoked",
-                                 detail={"terminal": row.id}))
+                record(s, self.clock(), actor, "terminal_revoked", where=where,
+                       terminal=row.id)
 
     def terminals(self) -> list[TerminalView]:
         with self.store.read() as s:
@@ -474,7 +475,7 @@ class RegistryService:
 
     def authenticate_terminal(self, token: str, version: str = "") -> TerminalView:
         """The terminal behind a bearer token; records when it was last seen, and its version."""
-        digest = _token_hash(token)
+        digest = domain.token_hash(token)
         cached = self._terminals.get(digest)
         if cached and cached[1] == version[:40] and time.monotonic() < cached[2]:
             return cached[0]
@@ -617,7 +618,7 @@ class RegistryService:
         sess = s.execute(
             select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
                    PatronSession.last_seen_at, PatronSession.revoked_at)
-            .where(PatronSession.token_hash == _token_hash(token))
+            .where(PatronSession.token_hash == domain.token_hash(token))
         ).first()
         if sess is None or sess.revoked_at is not None:
             raise RegistryError("session_invalid")

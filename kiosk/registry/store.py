@@ -63,6 +63,17 @@ class Institution(Base):
     code: Mapped[str] = mapped_column(String(12), unique=True)
     card_prefix: Mapped[str] = mapped_column(String(4), unique=True)
     names: Mapped[dict] = mapped_column(JSON)  # {"nl": …, "fr": …, "en": …}
+    # (No CHECK constraints on this table: libraries refer to it, and SQLite can only add one
+    # by copying the table. The service validates these values.)
+    # "open": self-registered accounts are active at once; "verify": pending until a librarian
+    # has seen an identity document, erased after `pending_days`.
+    verification: Mapped[str] = mapped_column(String(10), default="open")
+    pending_days: Mapped[int] = mapped_column(Integer, default=14)
+    # ISO weekdays (1 = Monday) the libraries are open: offers are held for opening days.
+    opening_days: Mapped[list] = mapped_column(JSON, nullable=True,
+                                               default=lambda: [1, 2, 3, 4, 5, 6])
+    # Fair share: the most seats this institution's patrons may hold (None: no quota).
+    seat_quota: Mapped[int | None] = mapped_column(Integer)
     libraries: Mapped[list[Library]] = relationship(
         back_populates="institution", order_by="Library.name"
     )
@@ -123,6 +134,14 @@ class Patron(Base):
     # Last log-in (or sign-up): two years without one and the account is erased (retention).
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set while a self-registered account waits for an identity check ("verify" policy).
+    pending_since: Mapped[datetime | None] = mapped_column(DateTime)
+    identity_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    identity_checked_by: Mapped[str] = mapped_column(String(80), default="")
+    # A printed one-time password: the patron chooses their own at the next log-in.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # "first last" without accents or case, for the desk's search by name + date of birth.
+    search_name: Mapped[str] = mapped_column(String(130), default="", index=True)
     library: Mapped[Library] = relationship()
 
 
@@ -149,6 +168,7 @@ class Programme(Base):
                         name="counts_non_negative"),
         # Backstop: no code path can seat more than the cap, except seats kept above a lowered cap.
         CheckConstraint("seats_taken <= cap + over_cap", name="never_oversold"),
+        CheckConstraint("promotion IN ('grant', 'offer')", name="promotion_known"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     cap: Mapped[int] = mapped_column(Integer)
@@ -163,6 +183,11 @@ class Programme(Base):
     # A message every kiosk shows instead of the journey until `maintenance_until` (UTC).
     maintenance: Mapped[dict | None] = mapped_column(JSON)
     maintenance_until: Mapped[datetime | None] = mapped_column(DateTime)
+    # "grant": a freed seat goes to the first in line at once; "offer": they get an offer that
+    # holds the seat for `offer_days` opening days of their institution.
+    promotion: Mapped[str] = mapped_column(String(10), default="grant")
+    offer_days: Mapped[int] = mapped_column(Integer, default=3)
+    fair_share: Mapped[bool] = mapped_column(default=False)
 
 
 class Place(Base):
@@ -173,9 +198,12 @@ class Place(Base):
 
     __tablename__ = "places"
     __table_args__ = (
-        CheckConstraint("status IN ('seated', 'waiting')", name="status_known"),
+        CheckConstraint("status IN ('seated', 'waiting', 'offered')", name="status_known"),
         CheckConstraint(
             "(status = 'waiting') = (queue_no IS NOT NULL)", name="queue_only_when_waiting"
+        ),
+        CheckConstraint(
+            "(status = 'offered') = (offer_expires_at IS NOT NULL)", name="expiry_only_offered"
         ),
         Index("ix_places_waiting", "status", "queue_no"),
     )
@@ -186,6 +214,8 @@ class Place(Base):
     queue_no: Mapped[int | None] = mapped_column(Integer, unique=True)
     requested_at: Mapped[datetime] = mapped_column(DateTime)
     seated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # An offered place holds a seat (it is counted in seats_taken) until this moment (UTC).
+    offer_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class EnrolmentRow(Base):
@@ -205,11 +235,88 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
     actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(40))
     terminal: Mapped[str] = mapped_column(String(80), default="")
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The patron acted on, as a pseudonym (patron#id), and the institution concerned: the
+    # audit page filters on both; a librarian sees their own institution's entries.
+    subject: Mapped[str] = mapped_column(String(40), default="")
+    institution: Mapped[str] = mapped_column(String(12), default="")
+
+
+class Staff(Base):
+    """A librarian, coordinator or IT admin; logs in on the staff pages, never as a patron."""
+
+    __tablename__ = "staff"
+    __table_args__ = (
+        CheckConstraint("role IN ('librarian', 'coordinator', 'it_admin')", name="role_known"),
+        CheckConstraint("role != 'librarian' OR institution_id IS NOT NULL",
+                        name="librarian_has_institution"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(60), unique=True)
+    display_name: Mapped[str] = mapped_column(String(80))
+    role: Mapped[str] = mapped_column(String(12))
+    institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
+    library_id: Mapped[int | None] = mapped_column(ForeignKey("libraries.id"))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    institution: Mapped[Institution | None] = relationship()
+    library: Mapped[Library | None] = relationship()
+
+
+class StaffSession(Base):
+    """A staff log-in at a desk or a kiosk (take-over); revoked at log-out."""
+
+    __tablename__ = "staff_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    place: Mapped[str] = mapped_column(String(80), default="")  # the desk or terminal
+
+
+class Notice(Base):
+    """An e-mail to a patron, written in their language, waiting to be sent (the outbox).
+
+    Written in the transaction of the action it tells about; sent later by a worker, so a
+    mail server that is down never blocks the patron. Gone with the patron (erasure)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_due", "sent_at", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int | None] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(30))
+    language: Mapped[str] = mapped_column(String(2))
+    to_address: Mapped[str] = mapped_column(String(254))
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str] = mapped_column(String(200), default="")
+
+
+class DuplicateFlag(Base):
+    """Two accounts with the same name and date of birth, for staff to merge or dismiss."""
+
+    __tablename__ = "duplicate_flags"
+    __table_args__ = (UniqueConstraint("patron_id", "other_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    other_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolved_by: Mapped[str] = mapped_column(String(80), default="")
+    resolution: Mapped[str] = mapped_column(String(10), default="")  # merged / dismissed
 
 
 class Terminal(Base):

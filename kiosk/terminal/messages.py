@@ -37,6 +37,16 @@ MESSAGES = {
     "not_set_up": _l("This kiosk is not ready yet. Please ask a librarian."),
     "terminal_unauthorized": _l("This kiosk is not set up correctly. Please ask a librarian."),
     "terminal_revoked": _l("This kiosk is not set up correctly. Please ask a librarian."),
+    # --- Staff pages -------------------------------------------------------------------
+    "not_in_future": _l("Please choose a moment in the future."),
+    "username_invalid": _l(
+        "Use at least 3 lower-case letters, digits, dots, hyphens or underscores."),
+    "username_taken": _l("This user name is already in use."),
+    "role_unknown": _l("Please choose a role."),
+    "staff_password_too_short": _l("A staff password needs at least 12 characters."),
+    "institution_unknown": _l("Please choose an institution from the list."),
+    "library_not_in_institution": _l("This library does not belong to that institution."),
+    "staff_session_invalid": _l("Your staff session has ended. Please log in again."),
 }
 
 

@@ -1,0 +1,249 @@
+"""Staff accounts, their log-ins, and the audit log every staff action writes to.
+
+A staff session is a bearer token like a patron's, kept in the staff member's browser
+session; it ends at log-out, after `idle` without use and after `max_age` in any case.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from . import domain
+from .domain import LoginPolicy, RegistryError
+from .roles import Role, StaffView, validate_username
+from .store import AuditEntry, Institution, Library, Staff, StaffSession, Store
+
+
+@dataclass(frozen=True)
+class AuditView:
+    at: datetime
+    actor: str
+    action: str
+    terminal: str
+    subject: str
+    institution: str
+    detail: dict
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """The audit page's filters; all optional."""
+
+    action: str = ""
+    actor: str = ""
+    subject: str = ""
+    institution: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 200
+    offset: int = 0
+
+
+def record(s: Session, at: datetime, actor: str, action: str, *, where: str = "",
+           subject: str = "", institution: str = "", **detail: object) -> None:
+    """One audit entry, in the caller's transaction: it exists exactly when the change does."""
+    s.add(AuditEntry(at=at, actor=actor[:80], action=action, terminal=where[:80],
+                     subject=subject, institution=institution, detail=detail))
+
+
+class StaffAccounts:
+    def __init__(self, store: Store, clock: Callable[[], datetime], passwords: object,
+                 verify: Callable[[str, str], bool], dummy_hash: str,
+                 login_policy: LoginPolicy | None = None,
+                 idle: timedelta = timedelta(minutes=20),
+                 max_age: timedelta = timedelta(hours=10)):
+        self.store = store
+        self.clock = clock
+        self._passwords = passwords
+        self._verify = verify
+        self._dummy_hash = dummy_hash
+        self.login_policy = login_policy or LoginPolicy()
+        self.idle = idle
+        self.max_age = max_age
+
+    # --- Accounts ------------------------------------------------------------------------
+
+    def create(self, username: str, display_name: str, role: str, password: str, *,
+               institution_code: str | None = None, library_code: str | None = None,
+               actor: str, where: str = "") -> StaffView:
+        username = (username or "").strip().lower()
+        display_name = domain.clean_name(display_name)
+        password = domain.normalise_password(password)
+        errors: dict[str, str] = {}
+        if (problem := validate_username(username)) is not None:
+            errors["username"] = problem
+        if not display_name or not domain.has_visible_chars(display_name):
+            errors["display_name"] = "required"
+        elif len(display_name) > 80 or domain.has_control_chars(display_name):
+            errors["display_name"] = "too_long" if len(display_name) > 80 else "invalid_characters"
+        if role not in Role.__members__.values():
+            errors["role"] = "role_unknown"
+        if len(password) < domain.MIN_PASSWORD_LENGTH + 4:
+            errors["password"] = "staff_password_too_short"
+        elif len(password) > domain.MAX_PASSWORD_LENGTH:
+            errors["password"] = "too_long"
+        with self.store.write() as s:
+            institution = library = None
+            if library_code:
+                library = s.scalar(select(Library).where(Library.code == library_code))
+                if library is None:
+                    errors["library_code"] = "library_unknown"
+            if institution_code:
+                institution = s.scalar(select(Institution)
+                                       .where(Institution.code == institution_code))
+                if institution is None:
+                    errors["institution_code"] = "institution_unknown"
+            elif library is not None:
+                institution = library.institution
+            if role == Role.LIBRARIAN and institution is None and "institution_code" not in errors:
+                errors["institution_code"] = "required"
+            if (library is not None and institution is not None
+                    and library.institution_id != institution.id):
+                errors["library_code"] = "library_not_in_institution"
+            if "username" not in errors and s.scalar(
+                    select(Staff.id).where(Staff.username == username)) is not None:
+                errors["username"] = "username_taken"
+            if errors:
+                raise RegistryError("invalid", errors)
+            row = Staff(username=username, display_name=display_name, role=role,
+                        institution_id=institution.id if institution and role == Role.LIBRARIAN
+                        else None,
+                        library_id=library.id if library else None,
+                        password_hash=self._passwords.hash(password),  # type: ignore[attr-defined]
+                        created_at=self.clock(), failed_logins=0)
+            s.add(row)
+            s.flush()
+            record(s, self.clock(), actor, "staff_created", where=where,
+                   institution=institution.code if institution else "",
+                   staff=username, role=role)
+            return self._view(row)
+
+    def list(self) -> list[tuple[StaffView, bool]]:
+        """Every account, with whether it is still active."""
+        with self.store.read() as s:
+            rows = s.scalars(select(Staff).order_by(Staff.username)).all()
+            return [(self._view(r), r.disabled_at is None) for r in rows]
+
+    def disable(self, username: str, *, actor: str, where: str = "") -> None:
+        """No more log-ins, and every open session of theirs ends now."""
+        with self.store.write() as s:
+            row = s.scalar(select(Staff).where(Staff.username == username.strip().lower()))
+            if row is None:
+                raise RegistryError("not_found")
+            if row.disabled_at is None:
+                row.disabled_at = self.clock()
+                s.execute(update(StaffSession).where(StaffSession.staff_id == row.id,
+                                                     StaffSession.revoked_at.is_(None))
+                          .values(revoked_at=self.clock()))
+                record(s, self.clock(), actor, "staff_disabled", where=where, staff=row.username)
+
+    # --- Log-in --------------------------------------------------------------------------
+
+    def login(self, username: str, password: str, where: str = "") -> tuple[str, StaffView]:
+        username = (username or "").strip().lower()
+        password = domain.normalise_password(password)
+        now = self.clock()
+        with self.store.write() as s:
+            row = s.scalar(select(Staff).where(Staff.username == username))
+            if row is None or row.disabled_at is not None:
+                self._verify(self._dummy_hash, password)  # the same time either way
+                raise RegistryError("login_failed")
+            if self.login_policy.is_locked(row.locked_until, now):
+                raise RegistryError("account_locked", until=row.locked_until)
+            if not self._verify(row.password_hash, password):
+                row.failed_logins, row.locked_until = self.login_policy.after_failure(
+                    row.failed_logins, now)
+                record(s, now, f"staff:{row.username}", "staff_login_failed", where=where)
+                s.flush()
+                s.connection().commit()  # the count survives the refusal
+                if row.locked_until is not None:
+                    raise RegistryError("account_locked", until=row.locked_until)
+                raise RegistryError("login_failed")
+            row.failed_logins, row.locked_until = 0, None
+            token = "ks_" + secrets.token_urlsafe(32)
+            s.add(StaffSession(token_hash=domain.token_hash(token), staff_id=row.id,
+                               created_at=now, last_seen_at=now, place=where[:80]))
+            record(s, now, f"staff:{row.username}", "staff_login", where=where)
+            return token, self._view(row)
+
+    def whois(self, token: str) -> StaffView:
+        """The staff member behind a live session; keeps it alive."""
+        now = self.clock()
+        with self.store.write(durable=False) as s:
+            sess = s.scalar(select(StaffSession)
+                            .where(StaffSession.token_hash == domain.token_hash(token)))
+            if (sess is None or sess.revoked_at is not None
+                    or now - sess.last_seen_at > self.idle or now - sess.created_at > self.max_age):
+                raise RegistryError("staff_session_invalid")
+            row = s.get(Staff, sess.staff_id)
+            if row is None or row.disabled_at is not None:
+                raise RegistryError("staff_session_invalid")
+            sess.last_seen_at = now
+            return self._view(row)
+
+    def logout(self, token: str) -> None:
+        with self.store.write() as s:
+            s.execute(update(StaffSession)
+                      .where(StaffSession.token_hash == domain.token_hash(token),
+                             StaffSession.revoked_at.is_(None))
+                      .values(revoked_at=self.clock()))
+
+    def change_password(self, token: str, old: str, new: str) -> None:
+        staff = self.whois(token)
+        new = domain.normalise_password(new)
+        with self.store.write() as s:
+            row = s.get(Staff, staff.id)
+            assert row is not None
+            if not self._verify(row.password_hash, domain.normalise_password(old)):
+                raise RegistryError("invalid", {"old_password": "password_wrong"})
+            if len(new) < domain.MIN_PASSWORD_LENGTH + 4:
+                raise RegistryError("invalid", {"new_password": "staff_password_too_short"})
+            row.password_hash = self._passwords.hash(new)  # type: ignore[attr-defined]
+            record(s, self.clock(), staff.actor, "staff_password_changed")
+
+    # --- The audit log -------------------------------------------------------------------
+
+    def audit(self, query: AuditQuery, viewer: StaffView) -> tuple[list[AuditView], int]:
+        """Entries newest first, filtered; answers (page, total matching)."""
+        stmt = select(AuditEntry)
+        if not viewer.programme_wide:
+            stmt = stmt.where(AuditEntry.institution == (viewer.institution_code or ""))
+        if query.action:
+            stmt = stmt.where(AuditEntry.action == query.action)
+        if query.actor:
+            stmt = stmt.where(AuditEntry.actor.contains(query.actor, autoescape=True))
+        if query.subject:
+            stmt = stmt.where(AuditEntry.subject == query.subject)
+        if query.institution:
+            stmt = stmt.where(AuditEntry.institution == query.institution)
+        if query.since:
+            stmt = stmt.where(AuditEntry.at >= query.since)
+        if query.until:
+            stmt = stmt.where(AuditEntry.at < query.until)
+        with self.store.read() as s:
+            total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            rows = s.scalars(stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+                             .limit(query.limit).offset(query.offset)).all()
+            return [AuditView(r.at, r.actor, r.action, r.terminal, r.subject, r.institution,
+                              dict(r.detail or {})) for r in rows], total
+
+    def audit_actions(self) -> list[str]:
+        with self.store.read() as s:
+            return list(s.scalars(select(AuditEntry.action).distinct()
+                                  .order_by(AuditEntry.action)).all())
+
+    @staticmethod
+    def _view(row: Staff) -> StaffView:
+        return StaffView(
+            id=row.id, username=row.username, display_name=row.display_name,
+            role=Role(row.role),
+            institution_code=row.institution.code if row.institution else None,
+            library_code=row.library.code if row.library else None,
+            library_name=row.library.name if row.library else "",
+        )

@@ -1,0 +1,209 @@
+"""The staff pages: the librarian's desk, the coordinator's console, branch IT's page.
+
+They run where the registry runs in-process (the embedded default, and the central registry
+server), under /<lang>/staff/. A staff log-in is separate from a patron's: its token sits in
+the browser session under its own key, and every view names the one permission it needs
+(kiosk.registry.roles holds the table of who has which).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from ..registry.domain import RegistryError
+from ..registry.roles import Permission, Role, StaffView
+from ..registry.services import RegistryService
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("staff", __name__, url_prefix="/<lang:lang>/staff")
+TOKEN_KEY = "staff_token"
+
+
+@dataclass(frozen=True)
+class NavItem:
+    permission: Permission
+    endpoint: str
+    label: Any  # a lazy string, shown in the staff member's language
+
+
+NAV: list[NavItem] = []
+
+
+def nav_item(permission: Permission, endpoint: str, label: Any) -> None:
+    """A link in the staff menu, shown to whoever holds `permission`."""
+    NAV.append(NavItem(permission, endpoint, label))
+
+
+def service() -> RegistryService:
+    return current_app.extensions["registry_service"]
+
+
+def current_staff() -> StaffView | None:
+    """The staff member logged in in this browser, if any (asked once per request)."""
+    if "staff" not in g:
+        g.staff = None
+        token = session.get(TOKEN_KEY)
+        if token:
+            try:
+                g.staff = service().staff.whois(token)
+            except RegistryError as refusal:
+                if refusal.code != "staff_session_invalid":
+                    raise
+                session.pop(TOKEN_KEY, None)
+    return g.staff
+
+
+def place() -> str:
+    """Where a staff action comes from, for the audit log: the terminal or desk, and the
+    address it called from."""
+    where = current_app.config.get("LIBRARY_CODE") or "desk"
+    return f"{where} {request.remote_addr or ''}".strip()
+
+
+def requires(permission: Permission) -> Callable[[F], F]:
+    """Staff only, with this permission: others are sent to log in, or refused (403)."""
+
+    def decorate(view: F) -> F:
+        view.permission = permission  # type: ignore[attr-defined]  # read by the role matrix
+
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            staff = current_staff()
+            if staff is None:
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            if not staff.can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def serving(staff: StaffView, institution_code: str) -> None:
+    """Refuse (404, as if it did not exist) a patron or entry outside a librarian's
+    institution: they may not even learn that it exists."""
+    if not staff.serves(institution_code):
+        abort(404)
+
+
+def staff_error(title: str, text: str, status: int) -> tuple[str, int]:
+    return render_template("staff/error.html", title=title, text=text), status
+
+
+@bp.errorhandler(RegistryError)
+def refused(error: RegistryError) -> Response | tuple[str, int]:
+    from ..terminal.messages import message
+
+    if error.code == "staff_session_invalid":
+        session.pop(TOKEN_KEY, None)
+        flash(_("Your staff session has ended. Please log in again."))
+        return redirect(url_for("staff.login"))
+    if error.code == "not_found":
+        return staff_error(_("Not found"), _("This no longer exists, or you may not see it."),
+                           404)
+    status = 503 if error.code in ("busy", "unavailable") else 409
+    return staff_error(_("This did not work"), message(error.code, **_params(error)), status)
+
+
+def _params(error: RegistryError) -> dict[str, object]:
+    return {k: v for k, v in error.detail.items() if isinstance(v, (str, int))}
+
+
+@bp.errorhandler(403)
+def forbidden(error: Exception) -> tuple[str, int]:
+    return staff_error(_("Not allowed"),
+                       _("Your staff role does not allow this page. Ask a coordinator if you "
+                         "need it."), 403)
+
+
+@bp.app_context_processor
+def staff_context() -> dict:
+    if request.blueprint is None or not request.blueprint.startswith("staff"):
+        return {}
+    staff = current_staff()
+    items = [item for item in NAV if staff and staff.can(item.permission)]
+    return {"staff": staff, "staff_nav": items, "role_names": ROLE_NAMES,
+            "state_names": TERMINAL_STATES}
+
+
+ROLE_NAMES = {Role.LIBRARIAN: _l("librarian"), Role.COORDINATOR: _l("coordinator"),
+              Role.IT_ADMIN: _l("IT admin")}
+TERMINAL_STATES = {"online": _l("online"), "offline": _l("offline"),
+                   "outdated": _l("outdated version"), "revoked": _l("revoked")}
+
+
+def _on_staff_page() -> bool:
+    return not request.path.startswith(("/api/", "/healthz", "/readyz"))
+
+
+def http_error(error: Any) -> Any:
+    """On the registry server: JSON for the API, a staff page for the rest."""
+    from ..registry.api import http_error_response
+
+    if not _on_staff_page():
+        return http_error_response(error)
+    if error.code == 404:
+        return staff_error(_("Not found"), _("This page does not exist."), 404)
+    if error.code == 403:
+        return forbidden(error)
+    return staff_error(_("This did not work"), _("Please try again."), error.code or 400)
+
+
+def crash(error: Exception) -> Any:
+    from ..registry.api import crash_response
+
+    if not _on_staff_page():
+        return crash_response()
+    current_app.logger.exception("unhandled error")
+    return staff_error(_("Something went wrong"), _("Please try again."), 500)
+
+
+def init_app(app: Flask) -> None:
+    """Mount the staff pages; only where the registry service runs in this process."""
+    if "registry_service" not in app.extensions:
+        return
+    from . import auth, it
+
+    for module in (auth, it, *_feature_modules()):
+        child = getattr(module, "bp", None)
+        # Children are attached once, before the first app registers the parent (Flask
+        # refuses set-up on a blueprint already registered); later apps reuse them.
+        if child is not None and child is not bp and child.name not in _ATTACHED:
+            bp.register_blueprint(child)
+            _ATTACHED.add(child.name)
+    app.register_blueprint(bp)
+
+
+_ATTACHED: set[str] = set()
+
+
+def _feature_modules() -> list[Any]:
+    """The desk and console pages, each its own module (kiosk/staff/*.py) with a `bp`."""
+    import importlib
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__)
+                   if m.name not in ("auth", "it", "forms"))
+    return [importlib.import_module(f"{__name__}.{name}") for name in names]

@@ -1,0 +1,60 @@
+"""Staff log-in and log-out, and the start page listing what this role may do."""
+
+from __future__ import annotations
+
+from flask import flash, redirect, render_template, request, session, url_for
+from flask_babel import format_time
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response
+
+from ..registry.domain import RegistryError
+from ..security import safe_next
+from ..terminal.forms import ActionForm
+from ..terminal.messages import message
+from . import TOKEN_KEY, bp, current_staff, place, service
+from .forms import StaffLoginForm
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> str | Response:
+    form = StaffLoginForm()
+    problem = None
+    if form.validate_on_submit():
+        try:
+            token, staff = service().staff.login(form.username.data or "",
+                                                 form.password.data or "", where=place())
+        except RegistryError as refusal:
+            if refusal.code == "account_locked":
+                problem = message("account_locked",
+                                  time=format_time(refusal.detail["until"], "short"))
+            elif refusal.code == "login_failed":
+                problem = _("The user name or password is not right.")
+            else:
+                raise
+        else:
+            old = session.pop(TOKEN_KEY, None)
+            if old:
+                service().staff.logout(old)
+            session[TOKEN_KEY] = token
+            flash(_("Logged in as %(name)s.", name=staff.display_name))
+            return redirect(safe_next(request.args.get("next"), url_for("staff.home")))
+    status = 200 if problem is None and not form.errors else 422
+    return render_template("staff/login.html", form=form, problem=problem), status
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    if ActionForm().validate_on_submit():
+        token = session.pop(TOKEN_KEY, None)
+        if token:
+            service().staff.logout(token)
+        flash(_("You are logged out of the staff pages."))
+    return redirect(url_for("staff.login"))
+
+
+@bp.get("/")
+def home() -> str | Response:
+    staff = current_staff()
+    if staff is None:
+        return redirect(url_for("staff.login"))
+    return render_template("staff/home.html")

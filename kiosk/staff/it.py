@@ -1,0 +1,102 @@
+"""Branch IT: the terminals (online, offline, outdated, revoked) and the maintenance message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from .. import __version__
+from ..registry.domain import RegistryError, terminal_state
+from ..registry.roles import Permission
+from ..terminal.forms import ActionForm
+from ..terminal.messages import message
+from . import current_staff, nav_item, place, requires, service
+from .forms import MaintenanceForm
+
+bp = Blueprint("it", __name__)
+BELGIUM = ZoneInfo("Europe/Brussels")
+
+nav_item(Permission.TERMINALS, "staff.it.terminals", _l("Terminals"))
+nav_item(Permission.MAINTENANCE, "staff.it.maintenance", _l("Maintenance message"))
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return "–"
+    return format_datetime(moment.replace(tzinfo=UTC), "medium")
+
+
+@bp.get("/terminals")
+@requires(Permission.TERMINALS)
+def terminals() -> str:
+    now = service().clock()
+    rows = [(t, terminal_state(t, now, __version__)) for t in service().terminals()]
+    counts = {state: sum(1 for _t, s in rows if s == state)
+              for state in ("online", "offline", "outdated", "revoked")}
+    return render_template("staff/terminals.html", rows=rows, counts=counts, local=_local,
+                           version=__version__)
+
+
+@bp.post("/terminals/<int:terminal_id>/revoke")
+@requires(Permission.TERMINALS)
+def revoke(terminal_id: int) -> Response:
+    if ActionForm().validate_on_submit():
+        staff = current_staff()
+        assert staff is not None
+        service().revoke_terminal(terminal_id, actor=staff.actor, where=place())
+        flash(_("Terminal %(id)s can no longer reach the registry. Give the PC a new token "
+                "with `kiosk registry add-terminal` to bring it back.", id=terminal_id))
+    return redirect(url_for("staff.it.terminals"))
+
+
+@bp.route("/maintenance", methods=["GET", "POST"])
+@requires(Permission.MAINTENANCE)
+def maintenance() -> str | Response | tuple[str, int]:
+    staff = current_staff()
+    assert staff is not None
+    form = MaintenanceForm()
+    current = service().maintenance()
+    if not form.is_submitted() and current is not None:
+        form.nl.data, form.fr.data, form.en.data = (current.messages.get(k, "")
+                                                    for k in ("nl", "fr", "en"))
+        form.until.data = current.until.replace(tzinfo=UTC).astimezone(BELGIUM).replace(
+            tzinfo=None)
+    if form.validate_on_submit():
+        until = form.until.data
+        if until is None:
+            form.until.errors = [*form.until.errors, message("required")]
+        else:
+            utc = until.replace(tzinfo=BELGIUM).astimezone(UTC).replace(tzinfo=None)
+            try:
+                service().set_maintenance({"nl": form.nl.data or "", "fr": form.fr.data or "",
+                                           "en": form.en.data or ""}, utc,
+                                          actor=staff.actor, where=place())
+            except RegistryError as refusal:
+                if refusal.code != "invalid":
+                    raise
+                for name, code in refusal.fields.items():
+                    field = getattr(form, name)
+                    field.errors = [*field.errors, message(code)]
+            else:
+                flash(_("Every kiosk now shows the maintenance message."))
+                return redirect(url_for("staff.it.maintenance"))
+    status = 422 if form.errors else 200
+    return render_template("staff/maintenance.html", form=form, current=current,
+                           local=_local), status
+
+
+@bp.post("/maintenance/clear")
+@requires(Permission.MAINTENANCE)
+def clear_maintenance() -> Response:
+    staff = current_staff()
+    assert staff is not None
+    if ActionForm().validate_on_submit():
+        service().clear_maintenance(actor=staff.actor, where=place())
+        flash(_("The maintenance message is gone: kiosks show the courses again."))
+    return redirect(url_for("staff.it.maintenance"))
