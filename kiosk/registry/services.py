@@ -270,27 +270,31 @@ class RegistryService:
             # Core statements on the connection: this is the hot path, and the ORM's
             # bookkeeping would run while the programme row is locked.
             s = session.connection()
-            patron_id = self._patron_id_for(s, token)
-            course_id = self._active_course_id(s, course_slug)
-            # Before the lock: a course choice is the patron's own row and decides nothing.
-            self._add_enrolment(s, patron_id, course_id, self.clock())
-            locked = self.store.lock_programme_for_claim(s, patron_id)
-            now = self.clock()  # the request's time is when its turn came, after the lock
-            standing = Standing(locked.status) if locked.status else Standing.NONE
-            decision = domain.decide_claim(standing, locked.seats_taken, locked.cap)
-            self._pause()
-            if decision is ClaimDecision.GRANT:
-                if self._take_seats(s, 1):
-                    s.execute(insert(Place).values(patron_id=patron_id, status="seated",
-                                                   requested_at=now, seated_at=now))
-                    return ClaimResult(standing=Standing.SEATED, newly_granted=True)
-                decision = ClaimDecision.WAIT  # only reachable if the lock was not held
-            if decision is ClaimDecision.WAIT:
-                self._join_queue(s, locked.next_queue_no, patron_id, now)
-                # Joined at the back of the line: the position is the length of the line.
-                return ClaimResult(standing=Standing.WAITING, position=locked.waiting + 1)
-            return ClaimResult(standing=standing,
-                               position=self._position(s, locked.status, locked.queue_no))
+            return self._claim(s, self._patron_id_for(s, token), course_slug)
+
+    def _claim(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
+        """The claim for a known patron, inside the caller's write transaction (the patron's
+        own claim, or one made for them at the desk)."""
+        course_id = self._active_course_id(s, course_slug)
+        # Before the lock: a course choice is the patron's own row and decides nothing.
+        self._add_enrolment(s, patron_id, course_id, self.clock())
+        locked = self.store.lock_programme_for_claim(s, patron_id)
+        now = self.clock()  # the request's time is when its turn came, after the lock
+        standing = Standing(locked.status) if locked.status else Standing.NONE
+        decision = domain.decide_claim(standing, locked.seats_taken, locked.cap)
+        self._pause()
+        if decision is ClaimDecision.GRANT:
+            if self._take_seats(s, 1):
+                s.execute(insert(Place).values(patron_id=patron_id, status="seated",
+                                               requested_at=now, seated_at=now))
+                return ClaimResult(standing=Standing.SEATED, newly_granted=True)
+            decision = ClaimDecision.WAIT  # only reachable if the lock was not held
+        if decision is ClaimDecision.WAIT:
+            self._join_queue(s, locked.next_queue_no, patron_id, now)
+            # Joined at the back of the line: the position is the length of the line.
+            return ClaimResult(standing=Standing.WAITING, position=locked.waiting + 1)
+        return ClaimResult(standing=standing,
+                           position=self._position(s, locked.status, locked.queue_no))
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
         return self._reading(token, lambda s, patron: self._status(s, patron.id, lang))
@@ -299,38 +303,45 @@ class RegistryService:
         """Leave one course; leaving the last one gives the seat (or the waiting place) up."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            course = s.scalar(select(Course).where(Course.slug == course_slug))
-            row = course and s.scalar(
-                select(EnrolmentRow).where(
-                    EnrolmentRow.patron_id == patron.id, EnrolmentRow.course_id == course.id
-                )
+            return self._withdraw(s, patron, course_slug)
+
+    def _withdraw(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
+        course = s.scalar(select(Course).where(Course.slug == course_slug))
+        row = course and s.scalar(
+            select(EnrolmentRow).where(
+                EnrolmentRow.patron_id == patron.id, EnrolmentRow.course_id == course.id
             )
-            if not row:
-                raise RegistryError("not_enrolled")
-            s.delete(row)
-            s.flush()
-            remaining = s.scalar(
-                select(func.count()).where(EnrolmentRow.patron_id == patron.id)
-            )
-            if not remaining:
-                self._drop_place(s, patron.id)
-            return self._status(s, patron.id, patron.language)
+        )
+        if not row:
+            raise RegistryError("not_enrolled")
+        s.delete(row)
+        s.flush()
+        remaining = s.scalar(
+            select(func.count()).where(EnrolmentRow.patron_id == patron.id)
+        )
+        if not remaining:
+            self._drop_place(s, patron.id)
+        return self._status(s, patron.id, patron.language)
 
     def give_up_seat(self, token: str) -> None:
         with self.store.write() as s:
-            patron = self._patron_for(s, token)
-            place = s.get(Place, patron.id)
-            if place is None or place.status != "seated":
-                raise RegistryError("not_seated")
-            self._drop_place(s, patron.id)
+            self._give_up_seat(s, self._patron_id_for(s, token))
+
+    def _give_up_seat(self, s: Session, patron_id: int) -> None:
+        place = s.get(Place, patron_id)
+        if place is None or place.status != "seated":
+            raise RegistryError("not_seated")
+        self._drop_place(s, patron_id)
 
     def leave_waiting_list(self, token: str) -> None:
         with self.store.write() as s:
-            patron = self._patron_for(s, token)
-            place = s.get(Place, patron.id)
-            if place is None or place.status != "waiting":
-                raise RegistryError("not_waiting")
-            self._drop_place(s, patron.id)
+            self._leave_waiting_list(s, self._patron_id_for(s, token))
+
+    def _leave_waiting_list(self, s: Session, patron_id: int) -> None:
+        place = s.get(Place, patron_id)
+        if place is None or place.status != "waiting":
+            raise RegistryError("not_waiting")
+        self._drop_place(s, patron_id)
 
     def set_cap(self, cap: int, actor: str, where: str = "", reason: str = "") -> int:
         """Change the programme cap; a raise serves the waiting list at once, in order."""
@@ -566,16 +577,23 @@ class RegistryService:
         n = domain.seats_to_promote(prog.cap, prog.seats_taken, prog.waiting)
         if n == 0:
             return 0
-        if not self._take_seats(s, n, leaving_line=n):
+        first = self._next_in_line(s, n)
+        if not first:
+            return 0
+        if not self._take_seats(s, len(first), leaving_line=len(first)):
             raise RegistryError("conflict")
         now = self.clock()
-        first = s.scalars(
-            select(Place).where(Place.status == "waiting").order_by(Place.queue_no).limit(n)
-        ).all()
         for place in first:
             place.status, place.queue_no, place.seated_at = "seated", None, now
         s.flush()
-        return n
+        return len(first)
+
+    def _next_in_line(self, s: Session, n: int) -> list[Place]:
+        """The places that the next `n` free seats go to, in order: what a promotion takes,
+        and what a coordinator's preview of a cap raise shows."""
+        return list(s.scalars(
+            select(Place).where(Place.status == "waiting").order_by(Place.queue_no).limit(n)
+        ).all())
 
     def _add_enrolment(self, s: Runner, patron_id: int, course_id: int, now: datetime) -> None:
         """Choose a course once; choosing it again changes nothing."""
