@@ -68,6 +68,7 @@ def init_app(app: Flask) -> None:
             args = dict(request.view_args or {})
             args["lang"] = lang
             return url_for(request.endpoint, **args)
-        return url_for("start.home", lang=lang)
+        home = "start.home" if "start.home" in current_app.view_functions else "staff.home"
+        return url_for(home, lang=lang)
 
     app.jinja_env.globals["other_language_url"] = other_language_url
