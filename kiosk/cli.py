@@ -26,9 +26,12 @@ def demo(host: str, port: int, threads: int) -> None:
     from waitress import create_server
 
     from . import create_app
+    from .serving import start_mail_sender
 
     app = create_app()
     server = create_server(app, host=host, port=port, threads=threads)
+    if start_mail_sender(app):
+        click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
     click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
@@ -93,8 +96,47 @@ def registry_serve(database_url: str, host: str, port: int, workers: int, thread
 
     _registry_app(database_url)  # refuse to start on a bad config or a stale schema
     click.echo(f"Seat registry on http://{host}:{port}/api/v1 ({server or default_server()})")
-    serve(lambda: _registry_app(database_url), host=host, port=port, workers=workers,
-          threads=threads, server=server or default_server())
+    serve(lambda: _with_mail_sender(_registry_app(database_url)), host=host, port=port,
+          workers=workers, threads=threads, server=server or default_server())
+
+
+def _with_mail_sender(app):  # type: ignore[no-untyped-def]
+    """Each serving process (gunicorn worker) sends notices too, after the fork: senders
+    claim notices one by one, so none goes twice."""
+    from .serving import start_mail_sender
+
+    start_mail_sender(app)
+    return app
+
+
+@registry.command("send-notices")
+@database_option
+@click.option("--loop", is_flag=True, help="Keep sending every --every seconds (Ctrl+C stops).")
+@click.option("--every", default=30, show_default=True, type=click.IntRange(1, 3600))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000),
+              help="At most this many notices per round.")
+def send_notices(database_url: str, loop: bool, every: int, limit: int) -> None:
+    """Send the queued e-mail notices that are due (a failed one waits longer each time)."""
+    import time
+
+    from .registry.mailer import SmtpConfig, send_due
+
+    app = _registry_app(database_url)
+    smtp = SmtpConfig.from_config(app.config)
+    if smtp is None:
+        raise click.ClickException("SMTP_HOST is not set: e-mail notices are off")
+    service = app.extensions["registry_service"]
+    while True:
+        sent = send_due(service.store, smtp, service.clock(), limit)
+        counts = service.notices.counts()
+        click.echo(f"Sent {sent} notice(s); {counts['queued']} waiting, "
+                   f"{counts['failed']} given up.")
+        if not loop:
+            return
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            return
 
 
 @registry.command("add-terminal")
@@ -272,12 +314,33 @@ def maintenance(database_url: str, nl: str | None, fr: str | None, en: str | Non
 @database_option
 def purge(database_url: str) -> None:
     """Retention, run daily (cron or a scheduled task): idempotency keys older than 24 hours,
-    and accounts two years without activity or two years after the programme ended."""
+    accounts two years without activity or two years after the programme ended, pending
+    accounts past their institution's days for an identity check, and e-mail notices 30 days
+    after they were sent."""
     app = _registry_app(database_url)
     removed = app.extensions["registry_idempotency"].purge()
     click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")
     erased = app.extensions["registry_service"].erase_inactive()
     click.echo(f"Erased {erased} account(s) past their retention time.")
+    expired = app.extensions["registry_service"].verification.erase_expired_pending()
+    click.echo(f"Erased {expired} pending account(s) whose identity was not checked in time.")
+    notices = app.extensions["registry_service"].notices.purge()
+    click.echo(f"Removed {notices} e-mail notice(s) sent (or given up) over 30 days ago.")
+    _echo_sweep(app.extensions["registry_service"].expire_offers())
+
+
+@registry.command("expire-offers")
+@database_option
+def expire_offers(database_url: str) -> None:
+    """End seat offers past their time and give their seats to the next in line; remind, once,
+    patrons whose offer ends within a day. Run it hourly (cron or a scheduled task); `purge`
+    runs it too, and every claim and promotion does it for the offers it meets."""
+    _echo_sweep(_service(database_url).expire_offers())
+
+
+def _echo_sweep(sweep) -> None:  # type: ignore[no-untyped-def]
+    click.echo(f"Ended {sweep.expired} seat offer(s) past their time; {sweep.promoted} seat(s) "
+               f"given to the next in line; {sweep.reminded} reminder(s) queued.")
 
 
 @registry.command("set-end-date")

@@ -34,6 +34,15 @@ class Config:
     REGISTRY_TOKEN = ""
     REGISTRY_CONNECT_TIMEOUT = 3  # seconds to open a connection
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
+    # E-mail notices to patrons through this SMTP server (registry side). Empty SMTP_HOST:
+    # mail is off and notices are not even queued.
+    SMTP_HOST = ""
+    SMTP_PORT = 587
+    SMTP_SECURITY = "starttls"  # starttls | ssl | none
+    SMTP_USERNAME = ""  # empty: no log-in
+    SMTP_PASSWORD = ""
+    SMTP_TIMEOUT = 10  # seconds to connect and for each answer of the server
+    MAIL_FROM = ""  # e.g. "Online leren met de bib <noreply@bib.example.be>"
     # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
     HTTPS = False
     # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
@@ -112,10 +121,12 @@ def apply_https(config: dict[str, Any]) -> None:
 # Kinds of the settings a kiosk.cfg can get wrong (Python syntax: `HTTPS = "false"` is a
 # truthy string); the environment is already cast by `_cast`.
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
-                  "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES")
-_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE")
+                  "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT")
+_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "SMTP_TIMEOUT")
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
-_TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN")
+_TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
+          "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM")
+SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 
@@ -137,6 +148,7 @@ def check(config: Mapping[str, Any]) -> None:
         raise SystemExit("REGISTRY_GUARD and DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
     _check_database_url(config["DATABASE_URL"])
+    _check_mail(config)
 
 
 def _check_types(config: Mapping[str, Any]) -> None:
@@ -190,6 +202,35 @@ def _check_registry_url(config: Mapping[str, Any]) -> None:
                          "fragment or credentials)")
     if not token:
         raise SystemExit("REGISTRY_URL needs REGISTRY_TOKEN (from `kiosk registry add-terminal`)")
+
+
+def _check_mail(config: Mapping[str, Any]) -> None:
+    """The SMTP settings, checked only when mail is on (SMTP_HOST set)."""
+    from email.utils import parseaddr
+
+    host = config["SMTP_HOST"].strip()
+    if not host:
+        return
+    if any(c in host for c in " /:@") or host != config["SMTP_HOST"]:
+        raise SystemExit(f"SMTP_HOST must be a host name or address (the port goes in "
+                         f"SMTP_PORT), got {config['SMTP_HOST']!r}")
+    if config["SMTP_PORT"] > 65535:
+        raise SystemExit(f"SMTP_PORT must be at most 65535, got {config['SMTP_PORT']}")
+    if config["SMTP_SECURITY"] not in SMTP_SECURITY:
+        raise SystemExit(f"SMTP_SECURITY must be one of {', '.join(SMTP_SECURITY)}, "
+                         f"got {config['SMTP_SECURITY']!r}")
+    if bool(config["SMTP_USERNAME"]) != bool(config["SMTP_PASSWORD"]):
+        raise SystemExit("SMTP_USERNAME and SMTP_PASSWORD go together (set both or neither)")
+    loopback = host in ("localhost", "127.0.0.1", "::1")
+    if config["SMTP_USERNAME"] and config["SMTP_SECURITY"] == "none" and not loopback:
+        raise SystemExit("SMTP_SECURITY none would send SMTP_PASSWORD in clear text: "
+                         "use starttls or ssl")
+    address = parseaddr(config["MAIL_FROM"])[1]
+    if not config["MAIL_FROM"].strip():
+        raise SystemExit("SMTP_HOST needs MAIL_FROM (the sender's address, e.g. "
+                         "noreply@bib.example.be)")
+    if "@" not in address or any(c.isspace() for c in address):
+        raise SystemExit(f"MAIL_FROM must be an e-mail address, got {config['MAIL_FROM']!r}")
 
 
 def _check_database_url(url: str) -> None:

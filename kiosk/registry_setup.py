@@ -26,7 +26,7 @@ def build_service(app: Flask) -> RegistryService:
         data = load_demo_data()
         seed(store, data, utcnow().date())
         seed_staff(store, data, utcnow())
-    return RegistryService(
+    service = RegistryService(
         store,
         clock=cfg.get("CLOCK", utcnow),
         min_age=cfg["MIN_AGE"],
@@ -37,6 +37,9 @@ def build_service(app: Flask) -> RegistryService:
         session_max=timedelta(seconds=cfg["SESSION_MAX_SECONDS"]),
         guard=cfg["REGISTRY_GUARD"],
     )
+    # Mail off (no SMTP_HOST): notices are not even queued.
+    service.notices.enabled = bool(cfg["SMTP_HOST"].strip())
+    return service
 
 
 def init_service(app: Flask) -> RegistryService:
@@ -55,9 +58,18 @@ def init_app(app: Flask) -> None:
     from .registry import api
     from .security import csrf
 
-    app.extensions["registry"] = LocalRegistryClient(init_service(app))
+    app.extensions["registry"] = LocalRegistryClient(init_service(app), where=_kiosk_place)
     csrf.exempt(api.bp)
     api.init_app(app)
+
+
+def _kiosk_place() -> str:
+    """Where a librarian's action at this kiosk comes from, for the audit log."""
+    from flask import has_request_context, request
+
+    where = current_app.config.get("LIBRARY_CODE") or "kiosk"
+    address = request.remote_addr if has_request_context() else ""
+    return f"{where} {address or ''}".strip()
 
 
 def registry() -> RegistryClient:

@@ -68,3 +68,17 @@ def start_heartbeat(app: Flask, every: float | None = None) -> threading.Event:
 
     threading.Thread(target=run, name="kiosk-heartbeat", daemon=True).start()
     return stop
+
+
+def start_mail_sender(app: Flask, every: float = 30.0) -> threading.Event | None:
+    """Send the queued e-mail notices in the background while this registry serves (when
+    SMTP_HOST is set; otherwise nothing is queued and no thread starts). Several senders
+    (gunicorn workers, a CLI run) may run side by side: each notice is claimed before it
+    goes, so none is sent twice."""
+    from .registry.mailer import SmtpConfig, start_sender
+
+    smtp = SmtpConfig.from_config(app.config)
+    service = app.extensions.get("registry_service")
+    if smtp is None or service is None:
+        return None
+    return start_sender(service.store, smtp, service.clock, every=every)

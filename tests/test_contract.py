@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import update
 
 from kiosk import create_registry_app
 from kiosk.registry.client import LocalRegistryClient, RegistryClient
@@ -30,12 +31,14 @@ from kiosk.registry.domain import (
     PatronStatus,
     PatronView,
     ProgrammeStatus,
+    Registration,
     RegistryError,
     Standing,
     is_valid_card_number,
 )
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService, utcnow
+from kiosk.registry.store import Institution
 
 from .conftest import patron_data
 from .live_server import serve
@@ -157,6 +160,33 @@ def test_register(registry: Registry) -> None:
 
     taken = refusal(lambda: client.register(patron_data(email=data.email.upper())))
     assert (taken.code, taken.fields, taken.detail) == ("invalid", {"email": "email_taken"}, {})
+
+
+def test_registration_tells_pending_and_possible_duplicate(registry: Registry) -> None:
+    """The registration answer, the patron view and the status carry the identity check
+    ("verify" institutions) and the duplicate warning, the same both ways."""
+    client, service = registry.client, registry.service
+    with service.store.write() as s:
+        s.execute(update(Institution).where(Institution.code == "ANT")
+                  .values(verification="verify", pending_days=14))
+    first = patron_data(first_name="Élise", last_name="Van Damme")
+    made = client.register_account(first)
+    assert isinstance(made, Registration) and made.possible_duplicate is False
+    assert made.pending_until == (utcnow() + timedelta(days=14)).date()
+    token, view = client.login(made.card_number, PASSWORD)
+    assert view.pending_until == made.pending_until == client.whoami(token).pending_until
+    assert view == service.whoami(token)
+    status = client.status(token, "en")
+    assert status.pending_until == made.pending_until and status == service.status(token, "en")
+    assert client.my_data(token, "en").status.pending_until == made.pending_until
+    assert client.claim(token, "excel-basics").standing in (Standing.SEATED, Standing.WAITING)
+
+    again = client.register_account(patron_data(first_name="elise", last_name="van-damme",
+                                                birth_date=first.birth_date,
+                                                library_code="KOR-CENTRUM"))
+    assert again.possible_duplicate is True and again.pending_until is None  # KOR is open
+    assert client.login(again.card_number, PASSWORD)[1].pending_until is None
+    assert is_valid_card_number(client.register(patron_data(library_code="KOR-CENTRUM")))
 
 
 def test_login_by_card_and_email_then_lockout(registry: Registry) -> None:
@@ -444,3 +474,76 @@ def test_the_terminal_pages_over_http(db_url, tmp_path, stack) -> None:
     assert gone.status_code == 503
     assert "Nothing was lost" in gone.get_data(as_text=True)
     client.close()
+
+
+def test_change_password_after_a_one_time_password(registry: Registry) -> None:
+    from kiosk.registry.roles import Role, StaffView
+
+    client, service = registry.client, registry.service
+    card, token = registry.patron()
+    assert client.whoami(token).must_change_password is False
+    wrong = refusal(lambda: client.change_password(token, "not it at all", "brand new one"))
+    assert (wrong.code, wrong.fields) == ("invalid", {"old_password": "current_password_wrong"})
+    short = refusal(lambda: client.change_password(token, PASSWORD, "short"))
+    assert short.fields == {"new_password": "password_too_short"}
+
+    librarian = StaffView(1, "an.peeters", "An Peeters", Role.LIBRARIAN, "ANT", "ANT-PERMEKE")
+    patron_id = service.desk.find(librarian, card)[0].id
+    secret = service.desk.set_password(librarian, patron_id, None)
+    assert secret is not None
+    assert refusal(lambda: client.whoami(token)).code == "session_invalid"
+    token, view = client.login(card, secret)
+    assert view.must_change_password is True and client.whoami(token) == view
+    assert client.change_password(token, secret, "all mine now") is None
+    assert client.whoami(token).must_change_password is False
+    assert client.login(card, "all mine now")[1].must_change_password is False
+    assert refusal(lambda: client.login(card, secret)).code == "login_failed"
+
+
+# --- Assisted mode: a librarian's staff session on the kiosk ---------------------------------
+
+
+def test_staff_sessions_tag_the_patrons_actions_and_end_at_logout(registry: Registry) -> None:
+    from sqlalchemy import select
+
+    from kiosk.registry.store import AuditEntry
+
+    from .conftest import STAFF_PASSWORDS
+
+    client, service = registry.client, registry.service
+    staff_token, staff = client.staff_login("an.peeters", STAFF_PASSWORDS["an.peeters"])
+    assert staff.username == "an.peeters" and staff.library_code == "ANT-PERMEKE"
+    assert client.staff_whois(staff_token) == staff == service.staff.whois(staff_token)
+    _, token = registry.patron()
+    assert client.claim(token, "excel-basics", staff_token=staff_token).standing \
+        is Standing.SEATED
+    client.withdraw(token, "excel-basics", staff_token=staff_token)
+    card = client.register(patron_data(), staff_token=staff_token, identity_checked=True)
+    with service.store.read() as s:
+        entries = {e.action: (e.actor, e.institution, dict(e.detail))
+                   for e in s.scalars(select(AuditEntry))}
+    for action in ("patron_enrolled", "patron_withdrawn", "patron_registered"):
+        actor, institution, detail = entries[action]
+        assert detail["assisted_by"] == staff.assisted_label, action
+        assert (actor, institution) == ("staff:an.peeters", "ANT")
+    assert entries["patron_registered"][2]["identity_checked"] is True
+    assert is_valid_card_number(card)
+
+    client.staff_logout(staff_token)
+    client.staff_logout(staff_token)  # twice is fine
+    client.staff_logout("")
+    for call in (lambda: client.staff_whois(staff_token),
+                 lambda: client.claim(token, "instagram", staff_token=staff_token),
+                 lambda: client.give_up_seat(token, staff_token=staff_token),
+                 lambda: client.leave_waiting_list(token, staff_token=staff_token),
+                 lambda: client.staff_whois("")):
+        error = refusal(call)
+        assert (error.code, error.fields, error.detail) == ("staff_session_invalid", {}, {})
+    assert client.status(token, "en").enrolments == []  # the refused claim did nothing
+
+    forbidden = refusal(lambda: client.staff_login("it.support", STAFF_PASSWORDS["it.support"]))
+    assert (forbidden.code, forbidden.fields, forbidden.detail) == ("staff_forbidden", {}, {})
+    wrong = refusal(lambda: client.staff_login("an.peeters", "not the password"))
+    assert (wrong.code, wrong.fields) == ("login_failed", {})
+    alone = refusal(lambda: client.register(patron_data(), identity_checked=True))
+    assert (alone.code, alone.fields) == ("invalid", {"identity_checked": "staff_only"})

@@ -242,3 +242,34 @@ def test_add_staff_on_the_command_line(tmp_path: Path, monkeypatch: pytest.Monke
     assert off.exit_code == 0
     assert "disabled" in runner.invoke(main, ["registry", "staff", "--database-url",
                                               url]).output
+
+
+# --- Coordinators make and disable staff accounts ---------------------------------------------
+
+
+def test_a_coordinator_makes_and_disables_a_staff_account(staff_client, service) -> None:  # type: ignore[no-untyped-def]
+    coordinator = staff_client("coordinator")
+    bad = coordinator.post("/en/staff/accounts", data={
+        "username": "Jo", "display_name": "", "role": "librarian", "library": "",
+        "password": "short"})
+    assert bad.status_code == 422
+    body = bad.get_data(as_text=True)
+    for text in ("Use at least 3 lower-case letters", "Please fill this in.",
+                 "A staff password needs at least 12 characters."):
+        assert text in body
+    made = coordinator.post("/en/staff/accounts", data={
+        "username": "jo.verhoeven", "display_name": "Jo Verhoeven", "role": "librarian",
+        "library": "HAL-BUIZINGEN", "password": "twelve chars long"})
+    assert made.status_code == 302
+    token, jo = service.staff.login("jo.verhoeven", "twelve chars long")
+    assert (jo.role, jo.institution_code, jo.library_code) == (Role.LIBRARIAN, "HAL",
+                                                               "HAL-BUIZINGEN")
+    assert "jo.verhoeven" in coordinator.get("/en/staff/accounts").get_data(as_text=True)
+    coordinator.post("/en/staff/accounts/jo.verhoeven/disable")
+    with pytest.raises(RegistryError):
+        service.staff.whois(token)
+    assert [a for a, _ in audit(service, "staff_created")] == ["staff:coordinator"]
+    assert [a for a, _ in audit(service, "staff_disabled")] == ["staff:coordinator"]
+    coordinator.post("/en/staff/accounts/coordinator/disable")  # not oneself
+    assert coordinator.get("/en/staff/accounts").status_code == 200
+    assert staff_client("an.peeters").get("/en/staff/accounts").status_code == 403

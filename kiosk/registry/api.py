@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -38,12 +38,17 @@ from .domain import (
     TerminalView,
 )
 from .idempotency import IdempotencyKeys, request_fingerprint
+from .roles import StaffView
 from .services import RegistryService
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
 
 PATRON_HEADER = "X-Patron-Session"
+# A librarian's session on the kiosk (assisted mode): on the patron's writes it tags the action
+# "assisted by"; the terminal's own token never stands for a staff member.
+STAFF_HEADER = "X-Staff-Token"
+STAFF_TOKEN_MAX = 200
 # Limits the document states. A patron token or an Idempotency-Key beyond them is refused
 # (401, 400) as the document says; a longer path segment simply names no course.
 PATRON_TOKEN_MAX = 200
@@ -59,12 +64,16 @@ STATUS: dict[str, int] = {
     "terminal_revoked": 401,
     "session_invalid": 401,
     "login_failed": 401,
+    "staff_session_invalid": 401,
+    "staff_forbidden": 403,
     "not_found": 404,
     "course_not_found": 404,
     "method_not_allowed": 405,
     "not_enrolled": 409,
     "not_seated": 409,
     "not_waiting": 409,
+    "no_offer": 409,
+    "offer_expired": 409,
     "idempotency_in_progress": 409,
     "too_large": 413,
     "unsupported_media_type": 415,
@@ -88,6 +97,25 @@ class LoginRequest:
 
 
 @dataclass(frozen=True)
+class RegisterRequest(NewPatron):
+    """A sign-up; `identity_checked` only with a librarian's X-Staff-Token (assisted mode)."""
+
+    identity_checked: bool = False
+
+
+@dataclass(frozen=True)
+class StaffLoginRequest:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class StaffSessionAnswer:
+    token: str
+    staff: StaffView
+
+
+@dataclass(frozen=True)
 class ClaimRequest:
     course: str
 
@@ -95,6 +123,12 @@ class ClaimRequest:
 @dataclass(frozen=True)
 class ErasureRequest:
     password: str
+
+
+@dataclass(frozen=True)
+class PasswordChange:
+    old: str
+    new: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +149,10 @@ class SessionAnswer:
 @dataclass(frozen=True)
 class Registered:
     card_number: str
+    # The same name and date of birth as an existing account: "ask at the desk".
+    possible_duplicate: bool = False
+    # The last day to show an identity document at the desk ("verify" institutions).
+    pending_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +191,13 @@ class Call:
     body: Any
     lang: str
     args: dict[str, str]
+    staff_token: str = ""
+    staff: StaffView | None = None  # the librarian assisting, when X-Staff-Token was sent
+
+    @property
+    def where(self) -> str:
+        """The terminal a staff action comes from, for the audit log."""
+        return f"terminal:{self.terminal.id} {self.terminal.library_code}"
 
 
 @dataclass
@@ -168,6 +213,7 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     lang: bool = False
+    staff: str = ""  # "optional": X-Staff-Token may tag it; "required": a staff session call
 
 
 OPERATIONS: list[Operation] = []
@@ -269,6 +315,7 @@ def _view(op: Operation) -> Callable[..., Response]:
         token = request.headers.get(PATRON_HEADER, "").strip()
         if op.patron and not 0 < len(token) <= PATRON_TOKEN_MAX:
             raise RegistryError("session_invalid")
+        staff_token, staff = _staff(op)
         lang = request.args.get("lang", "en")
         if op.lang and lang not in LANGUAGES:
             raise RegistryError("invalid", {"lang": "language_unknown"})
@@ -276,12 +323,34 @@ def _view(op: Operation) -> Callable[..., Response]:
         if bad:  # "/courses/%00": no course has such a name, and the query would fail
             raise RegistryError("invalid", bad)
         if op.method == "GET":
-            call = Call(_service(), terminal, token, None, lang, args)
+            call = Call(_service(), terminal, token, None, lang, args, staff_token, staff)
             return _answer(op, op.run(call))
-        return _keyed(op, terminal, token, lang, args)
+        return _keyed(op, terminal, token, lang, args, staff_token, staff)
 
     view.__name__ = op.name
     return view
+
+
+def _staff(op: Operation) -> tuple[str, StaffView | None]:
+    """The X-Staff-Token of an operation that takes one. Sent at all, it must be a live
+    librarian's session (else 401 `staff_session_invalid`, 403 `staff_forbidden`): an action
+    is never silently done unassisted when the kiosk meant it to be assisted."""
+    if not op.staff:
+        return "", None
+    sent = request.headers.get(STAFF_HEADER)
+    if sent is None and op.staff == "optional":
+        return "", None
+    token = (sent or "").strip()
+    if not 0 < len(token) <= STAFF_TOKEN_MAX:
+        raise RegistryError("staff_session_invalid")
+    if op.staff == "required":  # the staff session calls look the token up themselves
+        return token, None
+    return token, _service().assist.assistant(token)
+
+
+def _assisted(call: Call) -> dict[str, Any]:
+    """The use case's keywords for an assisted action; none for the patron's own."""
+    return {"assisted_by": call.staff, "where": call.where} if call.staff else {}
 
 
 def _utc(value: Any) -> Any:
@@ -305,14 +374,17 @@ def _answer(op: Operation, result: Any) -> Response:
 
 
 def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
-           args: dict[str, str]) -> Response:
+           args: dict[str, str], staff_token: str = "",
+           staff: StaffView | None = None) -> Response:
     """A write: run it at most once per Idempotency-Key (see idempotency.py)."""
     key = request.headers.get("Idempotency-Key", "")
     if not key:
         raise RegistryError("idempotency_key_required")
     if not IDEMPOTENCY_KEY_RE.fullmatch(key):  # the document's pattern, not just "printable"
         raise RegistryError("idempotency_key_invalid")
-    fingerprint = request_fingerprint(op.method, request.path, token, lang,
+    # The staff token is part of who asks: the same key sent assisted and not is a reuse.
+    who = f"{token} {staff_token}" if staff_token else token
+    fingerprint = request_fingerprint(op.method, request.path, who, lang,
                                       request.get_data(cache=True))
     keys = _idempotency()
     stored = keys.begin(terminal.id, key, fingerprint)
@@ -323,7 +395,8 @@ def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
     service = _service()
     try:
         with service.store.write() as session:
-            call = Call(service, terminal, token, _parse_body(op), lang, args)
+            call = Call(service, terminal, token, _parse_body(op), lang, args, staff_token,
+                        staff)
             response = _answer(op, op.run(call))
             keys.finish(session, terminal.id, key, response.status_code,
                         response.get_data(as_text=True))
@@ -435,10 +508,16 @@ def get_programme(call: Call) -> ProgrammeAnswer:
                            academy_url=call.service.academy_url())
 
 
-@operation("POST", "/patrons", "Create a library account", body=NewPatron, answer=Registered,
-           status=201)
+@operation("POST", "/patrons", "Create a library account", body=RegisterRequest,
+           answer=Registered, status=201, staff="optional")
 def register_patron(call: Call) -> Registered:
-    return Registered(call.service.register(call.body))
+    body: RegisterRequest = call.body
+    if body.identity_checked and call.staff is None:
+        raise RegistryError("invalid", {"identity_checked": "staff_only"})
+    data = NewPatron(**{f.name: getattr(body, f.name) for f in dataclasses.fields(NewPatron)})
+    made = call.service.register_account(data, assisted_by=call.staff,
+                                         identity_checked=body.identity_checked)
+    return Registered(made.card_number, made.possible_duplicate, made.pending_until)
 
 
 @operation("POST", "/sessions", "Log a patron in (card number or e-mail + password)",
@@ -466,29 +545,52 @@ def my_status(call: Call) -> PatronStatus:
 
 
 @operation("POST", "/me/claims", "Enrol in a course: a seat, or a place on the waiting list",
-           patron=True, body=ClaimRequest, answer=ClaimResult, errors=(404,))
+           patron=True, body=ClaimRequest, answer=ClaimResult, errors=(404,), staff="optional")
 def claim(call: Call) -> ClaimResult:
-    return call.service.claim(call.token, call.body.course)
+    return call.service.claim(call.token, call.body.course, **_assisted(call))
 
 
 @operation("DELETE", "/me/enrolments/<slug>", "Stop a course (the last one frees the seat)",
-           patron=True, answer=PatronStatus, lang=True, errors=(409,))
+           patron=True, answer=PatronStatus, lang=True, errors=(409,), staff="optional")
 def withdraw(call: Call) -> PatronStatus:
-    status = call.service.withdraw(call.token, call.args["slug"])
+    status = call.service.withdraw(call.token, call.args["slug"], **_assisted(call))
     if "lang" not in request.args:  # as in-process: in the patron's own language
         return status
     return call.service.status(call.token, call.lang)
 
 
-@operation("DELETE", "/me/seat", "Give up the seat", patron=True, status=204, errors=(409,))
+@operation("DELETE", "/me/seat", "Give up the seat", patron=True, status=204, errors=(409,),
+           staff="optional")
 def give_up_seat(call: Call) -> None:
-    call.service.give_up_seat(call.token)
+    call.service.give_up_seat(call.token, **_assisted(call))
 
 
 @operation("DELETE", "/me/waiting", "Leave the waiting list", patron=True, status=204,
-           errors=(409,))
+           errors=(409,), staff="optional")
 def leave_waiting_list(call: Call) -> None:
-    call.service.leave_waiting_list(call.token)
+    call.service.leave_waiting_list(call.token, **_assisted(call))
+
+
+@operation("POST", "/staff/sessions", "A librarian takes over this kiosk (assisted mode): "
+           "their staff session token; only desk roles (403 `staff_forbidden` otherwise)",
+           body=StaffLoginRequest, answer=StaffSessionAnswer, status=201, errors=(403, 429))
+def staff_log_in(call: Call) -> StaffSessionAnswer:
+    token, staff = call.service.assist.start(call.body.username, call.body.password,
+                                             where=call.where)
+    return StaffSessionAnswer(token, staff)
+
+
+@operation("GET", "/staff/sessions", "The librarian behind X-Staff-Token, while the session "
+           "lives (401 `staff_session_invalid` once ended)", answer=StaffView, errors=(403,),
+           staff="required")
+def staff_who_is(call: Call) -> StaffView:
+    return call.service.assist.assistant(call.staff_token)
+
+
+@operation("DELETE", "/staff/sessions", "End assisted mode: the staff session ends",
+           status=204, staff="required")
+def staff_log_out(call: Call) -> None:
+    call.service.staff.logout(call.staff_token)
 
 
 @operation("GET", "/maintenance", "The message kiosks show instead of the journey, if any",
@@ -511,6 +613,29 @@ def my_data(call: Call) -> PatronData:
            errors=(422,))
 def erase_account(call: Call) -> None:
     call.service.erase_account(call.token, call.body.password)
+
+
+@operation("POST", "/me/offer/acceptance", "Accept the seat offered to the patron (offer and "
+           "hold): seated now; after the offer's end, 409 offer_expired", patron=True,
+           answer=PatronStatus, lang=True, errors=(409,))
+def accept_offer(call: Call) -> PatronStatus:
+    status = call.service.accept_offer(call.token)
+    if "lang" not in request.args:  # as in-process: in the patron's own language
+        return status
+    return call.service.status(call.token, call.lang)
+
+
+@operation("DELETE", "/me/offer", "Decline the seat offered: the place is dropped and the seat "
+           "goes to the next in line", patron=True, status=204, errors=(409,))
+def decline_offer(call: Call) -> None:
+    call.service.decline_offer(call.token)
+
+
+@operation("POST", "/me/password", "Choose a new password, typing the current one again "
+           "(required after a printed one-time password)", patron=True, body=PasswordChange,
+           status=204, errors=(422,))
+def change_password(call: Call) -> None:
+    call.service.change_password(call.token, call.body.old, call.body.new)
 
 
 # --- The OpenAPI document ------------------------------------------------------------------
@@ -562,7 +687,17 @@ def openapi_document() -> dict[str, Any]:
             parameters.append({"name": PATRON_HEADER, "in": "header", "required": True,
                                "schema": {"type": "string", "minLength": 1,
                                           "maxLength": PATRON_TOKEN_MAX}})
+        if op.staff:
+            parameters.append({
+                "name": STAFF_HEADER, "in": "header", "required": op.staff == "required",
+                "description": "A librarian's staff session (POST /staff/sessions). On a "
+                               "patron's action it tags the audit entry 'assisted by'; an "
+                               "ended session is 401 `staff_session_invalid`, a role that "
+                               "does not work at the desk 403 `staff_forbidden`.",
+                "schema": {"type": "string", "minLength": 1, "maxLength": STAFF_TOKEN_MAX}})
         statuses = {400, 401, 503, *op.errors}
+        if op.staff == "optional":
+            statuses.add(403)
         if op.method != "GET":
             parameters.append({"name": "Idempotency-Key", "in": "header", "required": True,
                                "schema": {"type": "string", "minLength": 1, "maxLength": 100,

@@ -6,6 +6,7 @@ an HTTP implementation of the same protocol talks to a central registry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from .domain import (
@@ -19,7 +20,10 @@ from .domain import (
     PatronStatus,
     PatronView,
     ProgrammeStatus,
+    Registration,
+    RegistryError,
 )
+from .roles import StaffView
 from .services import RegistryService
 
 
@@ -29,25 +33,44 @@ class RegistryClient(Protocol):
     def course(self, slug: str, lang: str) -> CourseView: ...
     def programme_status(self) -> ProgrammeStatus: ...
     def academy_url(self) -> str: ...
-    def register(self, data: NewPatron) -> str: ...
+    def register(self, data: NewPatron, *, staff_token: str | None = None,
+                 identity_checked: bool = False) -> str: ...
+    # The same, answering also what the patron must be told (pending, possible duplicate).
+    def register_account(self, data: NewPatron, *, staff_token: str | None = None,
+                         identity_checked: bool = False) -> Registration: ...
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]: ...
     def logout(self, token: str) -> None: ...
     def whoami(self, token: str) -> PatronView: ...
-    def claim(self, token: str, course_slug: str) -> ClaimResult: ...
+    def claim(self, token: str, course_slug: str, *,
+              staff_token: str | None = None) -> ClaimResult: ...
     def status(self, token: str, lang: str) -> PatronStatus: ...
-    def withdraw(self, token: str, course_slug: str) -> PatronStatus: ...
-    def give_up_seat(self, token: str) -> None: ...
-    def leave_waiting_list(self, token: str) -> None: ...
+    def withdraw(self, token: str, course_slug: str, *,
+                 staff_token: str | None = None) -> PatronStatus: ...
+    def give_up_seat(self, token: str, *, staff_token: str | None = None) -> None: ...
+    def leave_waiting_list(self, token: str, *, staff_token: str | None = None) -> None: ...
     def my_data(self, token: str, lang: str) -> PatronData: ...
     def maintenance(self) -> Maintenance | None: ...
     def erase_account(self, token: str, password: str) -> None: ...
+    def accept_offer(self, token: str) -> PatronStatus: ...
+    def decline_offer(self, token: str) -> None: ...
+    # The patron's own new password (after a printed one-time password, before all else).
+    def change_password(self, token: str, old: str, new: str) -> None: ...
+    # Assisted mode: a librarian's session on this kiosk; `staff_token` above tags an action
+    # "assisted by" them (a refused or ended staff session refuses the action).
+    def staff_login(self, username: str, password: str) -> tuple[str, StaffView]: ...
+    def staff_whois(self, staff_token: str) -> StaffView: ...
+    def staff_logout(self, staff_token: str) -> None: ...
 
 
 class LocalRegistryClient:
     """In-process: each call is one use case of the service layer."""
 
-    def __init__(self, service: RegistryService):
+    def __init__(self, service: RegistryService, where: Callable[[], str] = lambda: ""):
         self.service = service
+        self._where = where  # the kiosk a staff action comes from, for the audit log
+
+    def _assistant(self, staff_token: str | None) -> StaffView | None:
+        return self.service.assist.assistant(staff_token) if staff_token else None
 
     def institutions(self) -> list[InstitutionView]:
         return self.service.institutions()
@@ -64,8 +87,17 @@ class LocalRegistryClient:
     def academy_url(self) -> str:
         return self.service.academy_url()
 
-    def register(self, data: NewPatron) -> str:
-        return self.service.register(data)
+    def register(self, data: NewPatron, *, staff_token: str | None = None,
+                 identity_checked: bool = False) -> str:
+        return self.register_account(data, staff_token=staff_token,
+                                     identity_checked=identity_checked).card_number
+
+    def register_account(self, data: NewPatron, *, staff_token: str | None = None,
+                         identity_checked: bool = False) -> Registration:
+        if identity_checked and not staff_token:  # as over HTTP: only a librarian says so
+            raise RegistryError("invalid", {"identity_checked": "staff_only"})
+        return self.service.register_account(data, assisted_by=self._assistant(staff_token),
+                                             identity_checked=identity_checked)
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
         return self.service.login(identifier, password)
@@ -76,20 +108,27 @@ class LocalRegistryClient:
     def whoami(self, token: str) -> PatronView:
         return self.service.whoami(token)
 
-    def claim(self, token: str, course_slug: str) -> ClaimResult:
-        return self.service.claim(token, course_slug)
+    def claim(self, token: str, course_slug: str, *,
+              staff_token: str | None = None) -> ClaimResult:
+        return self.service.claim(token, course_slug, assisted_by=self._assistant(staff_token),
+                                  where=self._where())
 
     def status(self, token: str, lang: str) -> PatronStatus:
         return self.service.status(token, lang)
 
-    def withdraw(self, token: str, course_slug: str) -> PatronStatus:
-        return self.service.withdraw(token, course_slug)
+    def withdraw(self, token: str, course_slug: str, *,
+                 staff_token: str | None = None) -> PatronStatus:
+        return self.service.withdraw(token, course_slug,
+                                     assisted_by=self._assistant(staff_token),
+                                     where=self._where())
 
-    def give_up_seat(self, token: str) -> None:
-        self.service.give_up_seat(token)
+    def give_up_seat(self, token: str, *, staff_token: str | None = None) -> None:
+        self.service.give_up_seat(token, assisted_by=self._assistant(staff_token),
+                                  where=self._where())
 
-    def leave_waiting_list(self, token: str) -> None:
-        self.service.leave_waiting_list(token)
+    def leave_waiting_list(self, token: str, *, staff_token: str | None = None) -> None:
+        self.service.leave_waiting_list(token, assisted_by=self._assistant(staff_token),
+                                        where=self._where())
 
     def my_data(self, token: str, lang: str) -> PatronData:
         return self.service.my_data(token, lang)
@@ -97,5 +136,24 @@ class LocalRegistryClient:
     def erase_account(self, token: str, password: str) -> None:
         self.service.erase_account(token, password)
 
+    def accept_offer(self, token: str) -> PatronStatus:
+        return self.service.accept_offer(token)
+
+    def decline_offer(self, token: str) -> None:
+        self.service.decline_offer(token)
+
+    def change_password(self, token: str, old: str, new: str) -> None:
+        self.service.change_password(token, old, new)
+
     def maintenance(self) -> Maintenance | None:
         return self.service.maintenance()
+
+    def staff_login(self, username: str, password: str) -> tuple[str, StaffView]:
+        return self.service.assist.start(username, password, where=self._where())
+
+    def staff_whois(self, staff_token: str) -> StaffView:
+        return self.service.assist.assistant(staff_token)
+
+    def staff_logout(self, staff_token: str) -> None:
+        if staff_token:
+            self.service.staff.logout(staff_token)

@@ -137,6 +137,12 @@ def search_name(first_name: str, last_name: str) -> str:
     return " ".join(text.casefold().replace("-", " ").split())
 
 
+def one_time_form(password: str) -> str:
+    """A printed one-time password as it is stored and checked: without case, spaces or
+    dashes, so "K7QM 3WXA-HP9T" typed by a patron is "k7qm-3wxa-hp9t" as printed."""
+    return "".join(ch for ch in password.lower() if ch not in " -\u2010\u2011\u2013")
+
+
 def token_hash(token: str) -> str:
     """Bearer tokens are stored only as this digest: a leaked table opens no session."""
     return hashlib.sha256(token.encode()).hexdigest()
@@ -160,6 +166,17 @@ def normalise_password(value: str) -> str:
     a Mac) is the same password. Not NFKC: it also folds '²' into '2' and 'ﬁ' into 'fi', which
     would lock out a password already stored with them."""
     return unicodedata.normalize("NFC", value or "")
+
+
+def password_problem(password: str) -> str | None:
+    """A field code if a patron's new password cannot be used, else None."""
+    if has_control_chars(password):
+        return "invalid_characters"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "password_too_short"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return "too_long"
+    return None
 
 
 def normalise_login_identifier(value: str) -> str:
@@ -336,6 +353,7 @@ class Standing(StrEnum):
     NONE = "none"
     SEATED = "seated"
     WAITING = "waiting"
+    OFFERED = "offered"  # a freed seat held for them until `offer_expires_at`: accept or not
 
 
 class ClaimDecision(StrEnum):
@@ -344,11 +362,15 @@ class ClaimDecision(StrEnum):
     KEEP = "keep"  # already seated or already waiting: the claim only adds a course
 
 
-def decide_claim(standing: Standing, seats_taken: int, cap: int) -> ClaimDecision:
-    """A seat belongs to a patron, not a course: a second course never takes a second seat."""
+def decide_claim(standing: Standing, seats_taken: int, cap: int,
+                 may_take_seat: bool = True) -> ClaimDecision:
+    """A seat belongs to a patron, not a course: a second course never takes a second seat.
+    `may_take_seat` false (a pending account, an institution at its quota): they wait even
+    with seats free (see promotion.may_take_seat)."""
     if standing is not Standing.NONE:
         return ClaimDecision.KEEP
-    return ClaimDecision.GRANT if seats_taken < cap else ClaimDecision.WAIT
+    return (ClaimDecision.GRANT if seats_taken < cap and may_take_seat
+            else ClaimDecision.WAIT)
 
 
 def seats_to_promote(cap: int, seats_taken: int, waiting: int) -> int:
@@ -475,6 +497,11 @@ class PatronStatus:
     position: int | None
     enrolments: list[Enrolment] = field(default_factory=list)
     seated_at: datetime | None = None
+    # While OFFERED: the seat is held for them until this moment (naive UTC).
+    offer_expires_at: datetime | None = None
+    # Set while the account waits for an identity check at the desk ("verify" institutions):
+    # the last day to show a document; until then no seat, but the waiting list is open.
+    pending_until: date | None = None
 
 
 @dataclass(frozen=True)
@@ -502,6 +529,9 @@ class PatronView:
     first_name: str
     language: str
     library_code: str
+    # A printed one-time password was set at the desk: choose your own before anything else.
+    must_change_password: bool = False
+    pending_until: date | None = None  # see PatronStatus.pending_until
 
 
 # --- What the catalogue and the library list look like to a terminal ---------------------
@@ -557,3 +587,58 @@ class TerminalView:
     last_seen_at: datetime | None
     version: str
     revoked: bool
+
+
+# --- Verification at the desk and possible duplicates ------------------------------------
+
+VERIFICATION_POLICIES = ("open", "verify")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The answer to a registration: the new card number, and what the patron must be told."""
+
+    card_number: str
+    # The same name and date of birth as an existing account: "ask at the desk".
+    possible_duplicate: bool = False
+    # The last day to show an identity document ("verify" institutions), else None.
+    pending_until: date | None = None
+
+
+def starts_pending(verification: str, identity_checked: bool) -> bool:
+    """A new account waits for an identity check only where the institution asks for one and
+    nobody at the desk has checked a document yet."""
+    return verification == "verify" and not identity_checked
+
+
+def pending_deadline(since: datetime, pending_days: int) -> datetime:
+    """The moment a pending account is erased if nobody has checked an identity document."""
+    return since + timedelta(days=pending_days)
+
+
+def pending_until(since: datetime, pending_days: int) -> date:
+    """The last day to show a document, as the patron is told."""
+    return (pending_deadline(since, pending_days) - timedelta(microseconds=1)).date()
+
+
+def pending_expired(since: datetime, pending_days: int, now: datetime) -> bool:
+    return now >= pending_deadline(since, pending_days)
+
+
+def standing_rank(status: str | None, queue_no: int | None) -> tuple[int, int]:
+    """Lower is better: a seat, then an offer (a seat held for them), then a waiting place
+    (an earlier place in line first), then nothing."""
+    if status == "seated":
+        return (0, 0)
+    if status == "offered":
+        return (1, 0)
+    if status == "waiting":
+        return (2, queue_no if queue_no is not None else 0)
+    return (3, 0)
+
+
+def merged_place_comes_from_other(keep: tuple[str | None, int | None],
+                                  other: tuple[str | None, int | None]) -> bool:
+    """Merging two accounts keeps the better standing of the two: True when that is the
+    place of the account about to be erased (it moves to the kept account)."""
+    return standing_rank(*other) < standing_rank(*keep)

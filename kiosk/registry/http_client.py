@@ -45,7 +45,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -72,8 +72,10 @@ from .domain import (
     PatronStatus,
     PatronView,
     ProgrammeStatus,
+    Registration,
     RegistryError,
 )
+from .roles import StaffView
 
 UNAVAILABLE = "unavailable"
 API_PREFIX = "/api/v1"
@@ -308,8 +310,27 @@ class _SessionAnswer:
 
 
 @dataclasses.dataclass(frozen=True)
+class _AssistedSignUp(NewPatron):
+    identity_checked: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _StaffLogin:
+    username: str
+    password: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _StaffSession:
+    token: str
+    staff: StaffView
+
+
+@dataclasses.dataclass(frozen=True)
 class _Registered:
     card_number: str
+    possible_duplicate: bool = False
+    pending_until: date | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +347,12 @@ class _LoginRequest:
 @dataclasses.dataclass(frozen=True)
 class _ErasureRequest:
     password: str
+
+
+@dataclasses.dataclass(frozen=True)
+class _PasswordChange:
+    old: str
+    new: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -467,9 +494,20 @@ class HttpRegistryClient:
     def academy_url(self) -> str:
         return self._call("GET", "/programme", answer=_Programme).academy_url
 
-    def register(self, data: NewPatron) -> str:
-        return self._call("POST", "/patrons", body=(NewPatron, data), answer=_Registered,
-                          ok=(201,)).card_number
+    def register(self, data: NewPatron, *, staff_token: str | None = None,
+                 identity_checked: bool = False) -> str:
+        return self.register_account(data, staff_token=staff_token,
+                                     identity_checked=identity_checked).card_number
+
+    def register_account(self, data: NewPatron, *, staff_token: str | None = None,
+                         identity_checked: bool = False) -> Registration:
+        body: tuple[Any, Any] = (NewPatron, data)
+        if identity_checked:
+            body = (_AssistedSignUp, _AssistedSignUp(**dataclasses.asdict(data),
+                                                     identity_checked=True))
+        made = self._call("POST", "/patrons", body=body, answer=_Registered, ok=(201,),
+                          staff_token=staff_token)
+        return Registration(made.card_number, made.possible_duplicate, made.pending_until)
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
         answer = self._call("POST", "/sessions", answer=_SessionAnswer, ok=(201,),
@@ -484,26 +522,30 @@ class HttpRegistryClient:
     def whoami(self, token: str) -> PatronView:
         return self._call("GET", "/me", token=token, answer=PatronView)
 
-    def claim(self, token: str, course_slug: str) -> ClaimResult:
+    def claim(self, token: str, course_slug: str, *,
+              staff_token: str | None = None) -> ClaimResult:
         return self._call("POST", "/me/claims", token=token, answer=ClaimResult,
-                          body=(_ClaimRequest, _ClaimRequest(course_slug)))
+                          body=(_ClaimRequest, _ClaimRequest(course_slug)),
+                          staff_token=staff_token)
 
     def status(self, token: str, lang: str) -> PatronStatus:
         return self._call("GET", "/me/status", token=token, params={"lang": lang},
                           answer=PatronStatus)
 
-    def withdraw(self, token: str, course_slug: str) -> PatronStatus:
+    def withdraw(self, token: str, course_slug: str, *,
+                 staff_token: str | None = None) -> PatronStatus:
         path = _slug_path(course_slug)
         if path is None:
             raise RegistryError("not_enrolled")
         # No lang: the registry answers in the patron's own language, as in-process.
-        return self._call("DELETE", f"/me/enrolments/{path}", token=token, answer=PatronStatus)
+        return self._call("DELETE", f"/me/enrolments/{path}", token=token, answer=PatronStatus,
+                          staff_token=staff_token)
 
-    def give_up_seat(self, token: str) -> None:
-        self._call("DELETE", "/me/seat", token=token, ok=(204,))
+    def give_up_seat(self, token: str, *, staff_token: str | None = None) -> None:
+        self._call("DELETE", "/me/seat", token=token, ok=(204,), staff_token=staff_token)
 
-    def leave_waiting_list(self, token: str) -> None:
-        self._call("DELETE", "/me/waiting", token=token, ok=(204,))
+    def leave_waiting_list(self, token: str, *, staff_token: str | None = None) -> None:
+        self._call("DELETE", "/me/waiting", token=token, ok=(204,), staff_token=staff_token)
 
     def my_data(self, token: str, lang: str) -> PatronData:
         return self._call("GET", "/me/data", token=token, params={"lang": lang},
@@ -519,17 +561,44 @@ class HttpRegistryClient:
         self._call("POST", "/me/erasure", token=token, ok=(204,),
                    body=(_ErasureRequest, _ErasureRequest(password)))
 
+    def accept_offer(self, token: str) -> PatronStatus:
+        # No lang: the registry answers in the patron's own language, as in-process.
+        return self._call("POST", "/me/offer/acceptance", token=token, answer=PatronStatus)
+
+    def decline_offer(self, token: str) -> None:
+        self._call("DELETE", "/me/offer", token=token, ok=(204,))
+
+    def change_password(self, token: str, old: str, new: str) -> None:
+        self._call("POST", "/me/password", token=token, ok=(204,),
+                   body=(_PasswordChange, _PasswordChange(old, new)))
+
+    def staff_login(self, username: str, password: str) -> tuple[str, StaffView]:
+        answer = self._call("POST", "/staff/sessions", answer=_StaffSession, ok=(201,),
+                            body=(_StaffLogin, _StaffLogin(username, password)))
+        return answer.token, answer.staff
+
+    def staff_whois(self, staff_token: str) -> StaffView:
+        return self._call("GET", "/staff/sessions", answer=StaffView, staff_token=staff_token)
+
+    def staff_logout(self, staff_token: str) -> None:
+        if not staff_token:  # as in-process: ending no session is not an error
+            return
+        self._call("DELETE", "/staff/sessions", ok=(204,), staff_token=staff_token)
+
     # --- One logical call ----------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, token: str | None = None,
               params: dict[str, str] | None = None, body: tuple[Any, Any] | None = None,
-              answer: Any = None, ok: tuple[int, ...] = (200,)) -> Any:
+              answer: Any = None, ok: tuple[int, ...] = (200,),
+              staff_token: str | None = None) -> Any:
         headers = {}
         request_id = current_request_id()
         if request_id:  # the patron's request: one id in the terminal's and the registry's log
             headers[REQUEST_ID_HEADER] = request_id
         if token is not None:
             headers["X-Patron-Session"] = token
+        if staff_token is not None:
+            headers["X-Staff-Token"] = staff_token
         data = None
         if body is not None:
             data = _adapter(body[0]).dump_json(body[1])

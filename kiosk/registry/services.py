@@ -10,7 +10,7 @@ import ctypes.util
 import secrets
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
@@ -19,7 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import domain
+from . import domain, promotion
+from .assist import Assistance
+from .catalogue_admin import CatalogueAdmin, belgian_date
+from .desk import DeskService
 from .domain import (
     Catalogue,
     CategoryView,
@@ -36,12 +39,19 @@ from .domain import (
     PatronStatus,
     PatronView,
     ProgrammeStatus,
+    Registration,
     RegistryError,
     Standing,
     TerminalView,
 )
+from .notices import Notices, enqueue
+from .policies import Policies
+from .promotion import OfferSweep
+from .reports import Reports
+from .roles import StaffView
 from .staff import StaffAccounts, record
 from .store import (
+    AuditEntry,
     Category,
     Course,
     CourseText,
@@ -54,7 +64,10 @@ from .store import (
     Programme,
     Store,
     Terminal,
+    _ClaimView,
 )
+from .verification import Verification
+from .waitlist import Waitlist
 
 
 def _return_big_blocks_to_the_system() -> None:
@@ -119,6 +132,14 @@ class RegistryService:
         self._terminals: dict[str, tuple[TerminalView, str, float]] = {}
         self.staff = StaffAccounts(store, lambda: self.clock(), PASSWORDS, self._verify,
                                    _DUMMY_HASH, login_policy=self.login_policy)
+        self.desk = DeskService(self)
+        self.waitlist = Waitlist(self)
+        self.courses_admin = CatalogueAdmin(self)
+        self.verification = Verification(self)
+        self.assist = Assistance(self.staff)
+        self.notices = Notices(self)
+        self.policies = Policies(self)
+        self.reports = Reports(self)
 
     # --- Reference data ------------------------------------------------------------------
 
@@ -135,7 +156,7 @@ class RegistryService:
             ]
 
     def catalogue(self, lang: str) -> Catalogue:
-        today = self.clock().date()
+        today = belgian_date(self.clock())  # a module of the month runs on Belgian days
         with self.store.read() as s:
             cats = s.scalars(select(Category).order_by(Category.position)).all()
             courses = s.scalars(
@@ -149,7 +170,7 @@ class RegistryService:
     def course(self, slug: str, lang: str) -> CourseView:
         with self.store.read() as s:
             course = self._active_course(s, slug)
-            return self._course_view(course, lang, self.clock().date())
+            return self._course_view(course, lang, belgian_date(self.clock()))
 
     def programme_status(self) -> ProgrammeStatus:
         with self.store.read() as s:
@@ -168,8 +189,20 @@ class RegistryService:
 
     # --- Accounts and sessions -----------------------------------------------------------
 
-    def register(self, data: NewPatron) -> str:
-        """Create a library account; answers the new card number."""
+    def register(self, data: NewPatron, *, assisted_by: StaffView | None = None,
+                 identity_checked: bool = False) -> str:
+        """Create a library account; answers the new card number.
+
+        `assisted_by`: the staff member who filled it in for the patron (the desk, a take-over
+        at a kiosk); `identity_checked`: they saw an identity document (recorded on the row)."""
+        return self.register_account(data, assisted_by=assisted_by,
+                                     identity_checked=identity_checked).card_number
+
+    def register_account(self, data: NewPatron, *, assisted_by: StaffView | None = None,
+                         identity_checked: bool = False) -> Registration:
+        """`register`, answering also what the patron must be told: the account waits for an
+        identity check ("verify" institutions), or may duplicate an existing one."""
+        now = self.clock()
         with self.store.write() as s:
             rows = s.execute(select(Library.code, Library.id))
             libraries = {code: lib_id for code, lib_id in rows}
@@ -182,25 +215,44 @@ class RegistryService:
             library = s.get(Library, libraries[clean.library_code])
             assert library is not None
             card = self._new_card_number(s, library.institution.card_prefix)
-            s.add(
-                Patron(
-                    card_number=card,
-                    email=clean.email,
-                    first_name=clean.first_name,
-                    last_name=clean.last_name,
-                    search_name=domain.search_name(clean.first_name, clean.last_name),
-                    birth_date=clean.birth_date,
-                    postcode=clean.postcode,
-                    phone=clean.phone,
-                    library_id=library.id,
-                    language=clean.language,
-                    password_hash=PASSWORDS.hash(domain.normalise_password(data.password)),
-                    created_at=self.clock(),
-                    last_active_at=self.clock(),
-                    failed_logins=0,
-                )
+            row = Patron(
+                card_number=card,
+                email=clean.email,
+                first_name=clean.first_name,
+                last_name=clean.last_name,
+                search_name=domain.search_name(clean.first_name, clean.last_name),
+                birth_date=clean.birth_date,
+                postcode=clean.postcode,
+                phone=clean.phone,
+                library_id=library.id,
+                language=clean.language,
+                password_hash=PASSWORDS.hash(domain.normalise_password(data.password)),
+                created_at=self.clock(),
+                last_active_at=self.clock(),
+                failed_logins=0,
+                identity_checked_at=now if assisted_by and identity_checked else None,
+                identity_checked_by=assisted_by.actor if assisted_by and identity_checked
+                else "",
+                pending_since=now if domain.starts_pending(
+                    library.institution.verification, bool(assisted_by and identity_checked))
+                else None,
             )
-            return card
+            s.add(row)
+            s.flush()
+            patron_id = row.id
+            enqueue(s, patron_id, "account_created", now)
+            possible_duplicate = self.verification.flag_duplicates(s, row, now)
+            detail: dict[str, object] = {}
+            if assisted_by is not None:
+                detail = {"assisted_by": assisted_by.assisted_label,
+                          "identity_checked": identity_checked}
+            record(s, now, assisted_by.actor if assisted_by else pseudonym(patron_id),
+                   "patron_registered", subject=pseudonym(patron_id),
+                   institution=library.institution.code, **detail)
+            return Registration(
+                card_number=card, possible_duplicate=possible_duplicate,
+                pending_until=domain.pending_until(now, library.institution.pending_days)
+                if row.pending_since else None)
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
         """Card number or e-mail plus password; answers a session token and the patron.
@@ -217,7 +269,7 @@ class RegistryService:
                 raise RegistryError("login_failed")
             if self.login_policy.is_locked(patron.locked_until, now):
                 raise RegistryError("account_locked", until=patron.locked_until)
-            if not self._verify(patron.password_hash, password):
+            if not self._verify(patron.password_hash, self._as_stored(patron, password)):
                 patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
                     patron.failed_logins, now
                 )
@@ -260,50 +312,107 @@ class RegistryService:
     def whoami(self, token: str) -> PatronView:
         return self._reading(token, lambda s, patron: self._patron_view(patron))
 
+    def change_password(self, token: str, old: str, new: str) -> None:
+        """The patron chooses a new password, typing the current one again (after a printed
+        one-time password, the kiosk asks for this before anything else). Their other
+        sessions end: whoever knew the old password is logged out everywhere."""
+        old, new = domain.normalise_password(old), domain.normalise_password(new)
+        with self.store.write() as s:
+            sess = self._session(s, token)
+            patron = s.get(Patron, sess.patron_id)
+            assert patron is not None
+            if not self._verify(patron.password_hash, self._as_stored(patron, old)):
+                raise RegistryError("invalid", {"old_password": "current_password_wrong"})
+            problem = domain.password_problem(new)
+            if problem is None and new == old:
+                problem = "password_unchanged"
+            if problem is not None:
+                raise RegistryError("invalid", {"new_password": problem})
+            patron.password_hash = PASSWORDS.hash(new)
+            patron.must_change_password = False
+            patron.failed_logins, patron.locked_until = 0, None
+            s.execute(update(PatronSession)
+                      .where(PatronSession.patron_id == patron.id, PatronSession.id != sess.id,
+                             PatronSession.revoked_at.is_(None))
+                      .values(revoked_at=self.clock()))
+            self._touch(s, sess.id)
+
     # --- Seats and enrolments ------------------------------------------------------------
 
-    def claim(self, token: str, course_slug: str) -> ClaimResult:
-        """Enrol in a course: with a seat (held or granted now) or on the waiting list."""
+    def claim(self, token: str, course_slug: str, *, assisted_by: StaffView | None = None,
+              where: str = "") -> ClaimResult:
+        """Enrol in a course: with a seat (held or granted now) or on the waiting list.
+        `assisted_by`: a librarian did it with the patron (a take-over): audited."""
         if not self.guard:
             return self._claim_unguarded(token, course_slug)
         with self.store.write() as session:
             # Core statements on the connection: this is the hot path, and the ORM's
             # bookkeeping would run while the programme row is locked.
             s = session.connection()
-            return self._claim(s, self._patron_id_for(s, token), course_slug)
+            patron_id = self._patron_id_for(s, token)
+            result = self._claim(s, patron_id, course_slug)
+            if assisted_by is not None:
+                self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
+                               course=course_slug, standing=result.standing.value)
+            return result
 
     def _claim(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         """The claim for a known patron, inside the caller's write transaction (the patron's
         own claim, or one made for them at the desk)."""
         course_id = self._active_course_id(s, course_slug)
         # Before the lock: a course choice is the patron's own row and decides nothing.
-        self._add_enrolment(s, patron_id, course_id, self.clock())
+        new_course = self._add_enrolment(s, patron_id, course_id, self.clock())
         locked = self.store.lock_programme_for_claim(s, patron_id)
         now = self.clock()  # the request's time is when its turn came, after the lock
         standing = Standing(locked.status) if locked.status else Standing.NONE
-        decision = domain.decide_claim(standing, locked.seats_taken, locked.cap)
+        may_take_seat = True
+        if standing is Standing.NONE:
+            # A newcomer: a pending account, or one whose institution holds its fair share,
+            # waits even with seats free; seats held by lapsed offers are freed first.
+            may_take_seat, locked = self._newcomer_may_take_seat(s, patron_id, locked, now)
+        decision = domain.decide_claim(standing, locked.seats_taken, locked.cap, may_take_seat)
         self._pause()
         if decision is ClaimDecision.GRANT:
             if self._take_seats(s, 1):
                 s.execute(insert(Place).values(patron_id=patron_id, status="seated",
                                                requested_at=now, seated_at=now))
-                return ClaimResult(standing=Standing.SEATED, newly_granted=True)
+                return self._claim_notice(s, patron_id, course_slug, now, new_course,
+                                          ClaimResult(standing=Standing.SEATED,
+                                                      newly_granted=True))
             decision = ClaimDecision.WAIT  # only reachable if the lock was not held
         if decision is ClaimDecision.WAIT:
             self._join_queue(s, locked.next_queue_no, patron_id, now)
             # Joined at the back of the line: the position is the length of the line.
-            return ClaimResult(standing=Standing.WAITING, position=locked.waiting + 1)
-        return ClaimResult(standing=standing,
-                           position=self._position(s, locked.status, locked.queue_no))
+            return self._claim_notice(s, patron_id, course_slug, now, new_course,
+                                      ClaimResult(standing=Standing.WAITING,
+                                                  position=locked.waiting + 1))
+        return self._claim_notice(s, patron_id, course_slug, now, new_course, ClaimResult(
+            standing=standing, position=self._position(s, locked.status, locked.queue_no)))
+
+    @staticmethod
+    def _claim_notice(s: Runner, patron_id: int, course_slug: str, now: datetime,
+                      new_course: bool, result: ClaimResult) -> ClaimResult:
+        """Tell the patron by e-mail what a claim gave them (a course chosen again: nothing)."""
+        if new_course and result.standing is Standing.SEATED:
+            enqueue(s, patron_id, "enrolled", now, course_slug=course_slug)
+        elif new_course and result.standing is Standing.WAITING:
+            enqueue(s, patron_id, "waiting_list_joined", now, course_slug=course_slug,
+                    position=str(result.position or ""))
+        return result
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
         return self._reading(token, lambda s, patron: self._status(s, patron.id, lang))
 
-    def withdraw(self, token: str, course_slug: str) -> PatronStatus:
+    def withdraw(self, token: str, course_slug: str, *, assisted_by: StaffView | None = None,
+                 where: str = "") -> PatronStatus:
         """Leave one course; leaving the last one gives the seat (or the waiting place) up."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            return self._withdraw(s, patron, course_slug)
+            status = self._withdraw(s, patron, course_slug)
+            if assisted_by is not None:
+                self._assisted(s, assisted_by, "patron_withdrawn", patron.id, where,
+                               course=course_slug)
+            return status
 
     def _withdraw(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
         course = s.scalar(select(Course).where(Course.slug == course_slug))
@@ -323,9 +432,13 @@ class RegistryService:
             self._drop_place(s, patron.id)
         return self._status(s, patron.id, patron.language)
 
-    def give_up_seat(self, token: str) -> None:
+    def give_up_seat(self, token: str, *, assisted_by: StaffView | None = None,
+                     where: str = "") -> None:
         with self.store.write() as s:
-            self._give_up_seat(s, self._patron_id_for(s, token))
+            patron_id = self._patron_id_for(s, token)
+            self._give_up_seat(s, patron_id)
+            if assisted_by is not None:
+                self._assisted(s, assisted_by, "seat_given_up", patron_id, where)
 
     def _give_up_seat(self, s: Session, patron_id: int) -> None:
         place = s.get(Place, patron_id)
@@ -333,9 +446,22 @@ class RegistryService:
             raise RegistryError("not_seated")
         self._drop_place(s, patron_id)
 
-    def leave_waiting_list(self, token: str) -> None:
+    def leave_waiting_list(self, token: str, *, assisted_by: StaffView | None = None,
+                           where: str = "") -> None:
         with self.store.write() as s:
-            self._leave_waiting_list(s, self._patron_id_for(s, token))
+            patron_id = self._patron_id_for(s, token)
+            self._leave_waiting_list(s, patron_id)
+            if assisted_by is not None:
+                self._assisted(s, assisted_by, "waiting_list_left", patron_id, where)
+
+    def _assisted(self, s: Session, staff: StaffView, action: str, patron_id: int,
+                  where: str, **detail: object) -> None:
+        """The audit entry of something a librarian did with the patron at a kiosk."""
+        institution = s.scalar(select(Institution.code).join(Library)
+                               .join(Patron, Patron.library_id == Library.id)
+                               .where(Patron.id == patron_id)) or ""
+        record(s, self.clock(), staff.actor, action, where=where, subject=pseudonym(patron_id),
+               institution=institution, assisted_by=staff.assisted_label, **detail)
 
     def _leave_waiting_list(self, s: Session, patron_id: int) -> None:
         place = s.get(Place, patron_id)
@@ -434,7 +560,8 @@ class RegistryService:
             record(s, self.clock(), actor, "programme_end_set",
                    ends_on=ends_on.isoformat() if ends_on else None)
 
-    def _erase(self, s: Session, patron_id: int, actor: str) -> None:
+    def _erase(self, s: Session, patron_id: int, actor: str, where: str = "",
+               **detail: object) -> None:
         """Free the seat (the next in line moves up in this same transaction), then remove
         the patron row; sessions, place and courses go with it (ON DELETE CASCADE). The audit
         entry keeps its meaning with a pseudonym, never a name, card number or e-mail."""
@@ -445,8 +572,8 @@ class RegistryService:
                                .where(Patron.id == patron_id)) or ""
         self._drop_place(s, patron_id)
         s.execute(delete(Patron).where(Patron.id == patron_id))
-        record(s, self.clock(), actor, "patron_erased", subject=pseudonym(patron_id),
-               institution=institution, had=had)
+        record(s, self.clock(), actor, "patron_erased", where=where,
+               subject=pseudonym(patron_id), institution=institution, had=had, **detail)
 
     # --- Terminals ----------------------------------------------------------------------
 
@@ -559,7 +686,7 @@ class RegistryService:
         s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id))
         if place is None:
             return
-        seated = place.status == "seated"
+        seated = place.status in ("seated", "offered")  # an offer holds a seat too
         s.delete(place)
         s.flush()
         if seated:
@@ -569,36 +696,242 @@ class RegistryService:
             s.execute(update(Programme).where(Programme.id == 1)
                       .values(waiting=Programme.waiting - 1))
 
-    def _promote(self, s: Session) -> int:
-        """Serve the waiting list in order while seats are free. Caller holds the lock."""
-        prog = s.execute(
-            select(Programme).where(Programme.id == 1).execution_options(populate_existing=True)
-        ).scalar_one()
+    def _promote(self, s: Runner) -> int:
+        """Serve the waiting list in order while seats are free: the first who may take a
+        seat (not pending; with fair share, not at their institution's quota) is seated
+        ("grant") or offered the seat ("offer"). Offers past their time are ended first, so
+        their seats are served too. Caller holds the lock. Core statements only: the claim's
+        hot path runs this on a Connection."""
+        now = self.clock()
+        self._expire_due(s, now)
+        prog = s.execute(select(Programme.cap, Programme.seats_taken, Programme.waiting,
+                                Programme.promotion, Programme.offer_days, Programme.fair_share)
+                         .where(Programme.id == 1)).one()
         n = domain.seats_to_promote(prog.cap, prog.seats_taken, prog.waiting)
         if n == 0:
             return 0
-        first = self._next_in_line(s, n)
-        if not first:
+        chosen = self._choose(s, n, prog.fair_share)
+        if not chosen:
             return 0
-        if not self._take_seats(s, len(first), leaving_line=len(first)):
+        if not self._take_seats(s, len(chosen), leaving_line=len(chosen)):
             raise RegistryError("conflict")
-        now = self.clock()
-        for place in first:
-            place.status, place.queue_no, place.seated_at = "seated", None, now
-        s.flush()
-        return len(first)
+        if prog.promotion == "offer":
+            institutions = {row.id: row for row in s.execute(
+                select(Institution.id, Institution.code, Institution.opening_days))}
+            for c in chosen:
+                inst = institutions[c.institution_id]
+                until = promotion.offer_expiry(now, inst.opening_days, prog.offer_days)
+                # seated_at: when the seat was set aside for them (the reminder counts from it).
+                s.execute(update(Place).where(Place.patron_id == c.patron_id)
+                          .values(status="offered", queue_no=None, seated_at=now,
+                                  offer_expires_at=until))
+                self._log(s, now, "registry", "offer_made", subject=pseudonym(c.patron_id),
+                          institution=inst.code, until=until.isoformat())
+                enqueue(s, c.patron_id, "offer_made", now, until=until.isoformat())
+        else:
+            s.execute(update(Place).where(Place.patron_id.in_([c.patron_id for c in chosen]))
+                      .values(status="seated", queue_no=None, seated_at=now))
+            for c in chosen:
+                enqueue(s, c.patron_id, "promoted", now)
+        return len(chosen)
 
     def _next_in_line(self, s: Session, n: int) -> list[Place]:
         """The places that the next `n` free seats go to, in order: what a promotion takes,
-        and what a coordinator's preview of a cap raise shows."""
-        return list(s.scalars(
-            select(Place).where(Place.status == "waiting").order_by(Place.queue_no).limit(n)
-        ).all())
+        and what a coordinator's preview of a cap raise shows (the same choice)."""
+        fair_share = bool(s.scalar(select(Programme.fair_share).where(Programme.id == 1)))
+        ids = [c.patron_id for c in self._choose(s, n, fair_share)]
+        if not ids:
+            return []
+        places = {p.patron_id: p for p in s.scalars(select(Place)
+                                                    .where(Place.patron_id.in_(ids)))}
+        return [places[i] for i in ids]
 
-    def _add_enrolment(self, s: Runner, patron_id: int, course_id: int, now: datetime) -> None:
-        """Choose a course once; choosing it again changes nothing."""
-        s.execute(self.store.insert_ignoring_duplicates(EnrolmentRow).values(
-            patron_id=patron_id, course_id=course_id, created_at=now))
+    def _choose(self, s: Runner, n: int, fair_share: bool) -> list[promotion.Candidate]:
+        """Who the next `n` seats go to (promotion.choose), with the seats each institution
+        holds counted now, under the caller's lock."""
+        quotas: dict[int, int | None] = {}
+        held: dict[int, int] = {}
+        if fair_share:
+            quotas = {i: q for i, q in s.execute(select(Institution.id, Institution.seat_quota))}
+            if any(q is not None for q in quotas.values()):
+                held = self._seats_held(s)
+        return promotion.choose(self._line(s, n), n, held, quotas, fair_share)
+
+    @staticmethod
+    def _line(s: Runner, n: int) -> Iterator[promotion.Candidate]:
+        """The waiting line in order, read in batches only as far as the choice needs (those
+        skipped, pending or over quota, may be many)."""
+        last, batch = 0, n + 20
+        while True:
+            rows = s.execute(
+                select(Place.patron_id, Place.queue_no, Library.institution_id,
+                       Patron.pending_since)
+                .join(Patron, Patron.id == Place.patron_id)
+                .join(Library, Library.id == Patron.library_id)
+                .where(Place.status == "waiting", Place.queue_no > last)
+                .order_by(Place.queue_no).limit(batch)
+            ).all()
+            for row in rows:
+                yield promotion.Candidate(row.patron_id, row.institution_id,
+                                          row.pending_since is not None)
+            if len(rows) < batch:
+                return
+            last, batch = rows[-1].queue_no, min(batch * 4, 2000)
+
+    @staticmethod
+    def _seats_held(s: Runner, institution_id: int | None = None) -> dict[int, int]:
+        """Seats (seated + offered) per institution, counted where they are: a join over
+        places, patrons and libraries. A few thousand seats: cheap, and never out of step
+        the way a separate counter could be after a patron moves library."""
+        stmt = (select(Library.institution_id, func.count())
+                .select_from(Place)
+                .join(Patron, Patron.id == Place.patron_id)
+                .join(Library, Library.id == Patron.library_id)
+                .where(Place.status.in_(("seated", "offered")))
+                .group_by(Library.institution_id))
+        if institution_id is not None:
+            stmt = stmt.where(Library.institution_id == institution_id)
+        return {i: c for i, c in s.execute(stmt)}
+
+    def _newcomer_may_take_seat(self, s: Runner, patron_id: int, locked: _ClaimView,
+                                now: datetime) -> tuple[bool, _ClaimView]:
+        """For a claim of a patron with no place yet, under the lock: may they be seated if a
+        seat is free? When the answer could hinge on seats held by lapsed offers (no seat
+        free, or a quota), those offers end first and their seats go to the line; the counts
+        are then read again."""
+        row = s.execute(
+            select(Patron.pending_since, Library.institution_id, Institution.seat_quota,
+                   Programme.fair_share)
+            .join(Library, Library.id == Patron.library_id)
+            .join(Institution, Institution.id == Library.institution_id)
+            .join(Programme, Programme.id == 1)
+            .where(Patron.id == patron_id)
+        ).one()
+        quota_counts = bool(row.fair_share) and row.seat_quota is not None
+        if (locked.seats_taken >= locked.cap or quota_counts) and self._offers_due(s, now):
+            self._promote(s)
+            locked = self.store.lock_programme_for_claim(s, patron_id)
+        held = self._seats_held(s, row.institution_id) if quota_counts else {}
+        candidate = promotion.Candidate(patron_id, row.institution_id,
+                                        row.pending_since is not None)
+        ok = promotion.may_take_seat(candidate, held, {row.institution_id: row.seat_quota},
+                                     bool(row.fair_share))
+        return ok, locked
+
+    # --- Offers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _offers_due(s: Runner, now: datetime) -> list[int]:
+        return list(s.scalars(select(Place.patron_id).where(
+            Place.status == "offered", Place.offer_expires_at <= now)).all())
+
+    def _expire_due(self, s: Runner, now: datetime) -> list[int]:
+        """End the offers whose time has passed: their holders' places and courses go, their
+        seats are freed (the caller serves the line). Caller holds the lock."""
+        due = self._offers_due(s, now)
+        for patron_id in due:
+            self._end_offer(s, patron_id, now, "offer_expired", actor="registry")
+        return due
+
+    def _end_offer(self, s: Runner, patron_id: int, now: datetime, action: str, *,
+                   actor: str, where: str = "", **detail: object) -> None:
+        """An offer declined or lapsed: the place and courses go, the held seat is freed.
+        Serving the line is the caller's next step."""
+        institution = s.scalar(select(Institution.code)
+                               .join(Library, Library.institution_id == Institution.id)
+                               .join(Patron, Patron.library_id == Library.id)
+                               .where(Patron.id == patron_id)) or ""
+        s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id))
+        s.execute(delete(Place).where(Place.patron_id == patron_id,
+                                      Place.status == "offered"))
+        self._free_seat(s)  # type: ignore[arg-type]  # Core: runs on a Connection too
+        self._log(s, now, actor, action, where=where, subject=pseudonym(patron_id),
+                  institution=institution, **detail)
+
+    @staticmethod
+    def _log(s: Runner, at: datetime, actor: str, action: str, *, where: str = "",
+             subject: str = "", institution: str = "", **detail: object) -> None:
+        """An audit entry (`staff.record`) from a Session or a Connection alike."""
+        if isinstance(s, Session):
+            record(s, at, actor, action, where=where, subject=subject,
+                   institution=institution, **detail)
+            return
+        s.execute(insert(AuditEntry).values(at=at, actor=actor[:80], action=action,
+                                            terminal=where[:80], subject=subject,
+                                            institution=institution, detail=detail))
+
+    def _offered_place(self, s: Session, patron_id: int) -> Place:
+        place = s.execute(select(Place).where(Place.patron_id == patron_id)
+                          .execution_options(populate_existing=True)).scalar_one_or_none()
+        if place is None or place.status != "offered":
+            raise RegistryError("no_offer")
+        return place
+
+    def accept_offer(self, token: str) -> PatronStatus:
+        """Take the seat held for the patron: they are seated now. After its time the offer
+        is gone (its seat already served to the next in line): "offer_expired"."""
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            self.store.lock_programme(s)
+            now = self.clock()
+            place = self._offered_place(s, patron.id)
+            assert place.offer_expires_at is not None
+            if place.offer_expires_at <= now:
+                self._promote(s)  # ends this offer (and any other lapsed one), serves the line
+                s.flush()
+                s.connection().commit()  # the expiry stands; then the refusal
+                raise RegistryError("offer_expired")
+            place.status, place.offer_expires_at, place.seated_at = "seated", None, now
+            s.flush()
+            self._log(s, now, pseudonym(patron.id), "offer_accepted",
+                      subject=pseudonym(patron.id), institution=patron.library.institution.code)
+            return self._status(s, patron.id, patron.language)
+
+    def decline_offer(self, token: str) -> None:
+        """"No thanks": the place and courses go, the seat goes to the next in line."""
+        with self.store.write() as s:
+            patron = self._patron_for(s, token)
+            self.store.lock_programme(s)
+            now = self.clock()
+            self._offered_place(s, patron.id)
+            s.expunge_all()  # Core deletes follow: no stale Place in the session
+            self._end_offer(s, patron.id, now, "offer_declined", actor=pseudonym(patron.id))
+            self._promote(s)
+
+    def expire_offers(self) -> OfferSweep:
+        """Run now and then (`kiosk registry expire-offers`, and by `purge`): end the offers
+        past their time and serve their seats; remind, once, those whose offer ends within a
+        day (an audit entry "offer_expiring" marks the reminder as sent)."""
+        with self.store.write() as s:
+            self.store.lock_programme(s)
+            now = self.clock()
+            expired = self._expire_due(s, now)
+            promoted = self._promote(s)
+            reminded = 0
+            offers = s.execute(select(Place.patron_id, Place.offer_expires_at, Place.seated_at)
+                               .where(Place.status == "offered")).all()
+            for patron_id, until, since in offers:
+                if not promotion.reminder_due(until, now):
+                    continue
+                sent = s.scalar(select(AuditEntry.id).where(
+                    AuditEntry.action == "offer_expiring",
+                    AuditEntry.subject == pseudonym(patron_id),
+                    AuditEntry.at >= (since or until - timedelta(days=366))).limit(1))
+                if sent is not None:
+                    continue
+                enqueue(s, patron_id, "offer_expiring", now, until=until.isoformat())
+                self._log(s, now, "registry", "offer_expiring", subject=pseudonym(patron_id),
+                          until=until.isoformat())
+                reminded += 1
+            return OfferSweep(expired=len(expired), promoted=promoted, reminded=reminded)
+
+    def _add_enrolment(self, s: Runner, patron_id: int, course_id: int, now: datetime) -> bool:
+        """Choose a course once; choosing it again changes nothing (answers False)."""
+        # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT DO NOTHING.
+        added = s.execute(self.store.insert_ignoring_duplicates(EnrolmentRow).values(
+            patron_id=patron_id, course_id=course_id, created_at=now
+        ).returning(EnrolmentRow.id))
+        return added.first() is not None
 
     def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
         place = s.get(Place, patron_id)
@@ -615,6 +948,8 @@ class RegistryService:
                 for r in rows
             ],
             seated_at=place.seated_at if place else None,
+            offer_expires_at=place.offer_expires_at if place else None,
+            pending_until=self.verification.pending_until(s, patron_id),
         )
 
     @staticmethod
@@ -688,6 +1023,11 @@ class RegistryService:
         return s.scalar(select(Patron).where(Patron.card_number == card))
 
     @staticmethod
+    def _as_stored(patron: Patron, password: str) -> str:
+        """A printed one-time password is checked without case, spaces or dashes."""
+        return domain.one_time_form(password) if patron.must_change_password else password
+
+    @staticmethod
     def _verify(password_hash: str, password: str) -> bool:
         try:
             return PASSWORDS.verify(password_hash, password)
@@ -708,6 +1048,10 @@ class RegistryService:
             first_name=p.first_name,
             language=p.language,
             library_code=p.library.code,
+            must_change_password=p.must_change_password,
+            pending_until=domain.pending_until(p.pending_since,
+                                               p.library.institution.pending_days)
+            if p.pending_since else None,
         )
 
     @staticmethod

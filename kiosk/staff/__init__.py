@@ -8,6 +8,7 @@ the browser session under its own key, and every view names the one permission i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -154,8 +155,13 @@ TERMINAL_STATES = {"online": _l("online"), "offline": _l("offline"),
                    "outdated": _l("outdated version"), "revoked": _l("revoked")}
 
 
+_STAFF_PATH = re.compile(r"^/(?:nl|fr|en)/staff(?:/|$)")
+
+
 def _on_staff_page() -> bool:
-    return not request.path.startswith(("/api/", "/healthz", "/readyz"))
+    """On the registry server only /<lang>/staff/… are pages; everything else (the API, the
+    probes, an unknown path a terminal asked for) is answered in JSON."""
+    return bool(_STAFF_PATH.match(request.path))
 
 
 def http_error(error: Any) -> Any:
@@ -184,26 +190,20 @@ def init_app(app: Flask) -> None:
     """Mount the staff pages; only where the registry service runs in this process."""
     if "registry_service" not in app.extensions:
         return
-    from . import auth, it
+    import importlib
 
-    for module in (auth, it, *_feature_modules()):
-        child = getattr(module, "bp", None)
+    for name in PAGES:
+        module = importlib.import_module(f"{__name__}.{name}")
         # Children are attached once, before the first app registers the parent (Flask
         # refuses set-up on a blueprint already registered); later apps reuse them.
-        if child is not None and child is not bp and child.name not in _ATTACHED:
-            bp.register_blueprint(child)
-            _ATTACHED.add(child.name)
+        if module.bp is not bp and module.bp.name not in _ATTACHED:
+            bp.register_blueprint(module.bp)
+            _ATTACHED.add(module.bp.name)
     app.register_blueprint(bp)
 
 
+# The staff page modules, in the order of the menu: the desk, the console, branch IT.
+PAGES = ("auth", "desk", "pending", "duplicates", "seats", "settings", "courses", "dashboard",
+         "audit", "accounts", "it")
 _ATTACHED: set[str] = set()
 
-
-def _feature_modules() -> list[Any]:
-    """The desk and console pages, each its own module (kiosk/staff/*.py) with a `bp`."""
-    import importlib
-    import pkgutil
-
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__)
-                   if m.name not in ("auth", "it", "forms"))
-    return [importlib.import_module(f"{__name__}.{name}") for name in names]

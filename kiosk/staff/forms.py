@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateTimeLocalField, PasswordField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Optional
 
-from ..terminal.forms import no_control_characters
+from ..terminal.forms import RegisterForm, no_control_characters
 from ..terminal.messages import MESSAGES
 
 
@@ -41,3 +49,56 @@ class ReasonForm(FlaskForm):
     reason = StringField(_l("Reason"), validators=[DataRequired(MESSAGES["required"]),
                                                    no_control_characters],
                          render_kw={"maxlength": 200})
+
+
+# --- The desk ---------------------------------------------------------------------------
+
+
+class DeskSearchForm(FlaskForm):
+    query = StringField(_l("Card number, e-mail address or name"),
+                        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                        render_kw={"autocomplete": "off", "autocapitalize": "none",
+                                   "spellcheck": "false", "autofocus": True, "maxlength": 254})
+    birth_date = DateField(_l("Date of birth (needed to search by name)"),
+                           validators=[Optional()])
+
+
+class DeskEnrolForm(FlaskForm):
+    course = SelectField(_l("Course"), choices=[], validate_choice=False,
+                         validators=[DataRequired(MESSAGES["required"])])
+
+
+class DeskPasswordForm(FlaskForm):
+    password = PasswordField(_l("New password, typed by the patron"),
+                             validators=[InputRequired(MESSAGES["required"]),
+                                         no_control_characters],
+                             render_kw={"autocomplete": "new-password"})
+
+
+class DeskRegisterForm(RegisterForm):
+    """The kiosk's registration form, filled in at the desk for the patron."""
+
+    library = StringField(_l("Library"))  # rendered as a grouped <select>
+    password = PasswordField(_l("Password, typed by the patron"),
+                             render_kw={"autocomplete": "new-password"})
+    language = SelectField(_l("The patron's language"),
+                           choices=[("nl", "Nederlands"), ("fr", "Français"),
+                                    ("en", "English")], default="nl")
+    consent = BooleanField(_l("The patron has read the privacy statement and agrees."))
+    identity_checked = BooleanField(_l("Identity document checked"))
+
+
+# --- Staff accounts (coordinators) ----------------------------------------------------------
+
+
+class StaffAccountForm(FlaskForm):
+    username = StringField(_l("Staff user name"),
+                           validators=[no_control_characters],
+                           render_kw={"autocomplete": "off", "autocapitalize": "none",
+                                      "spellcheck": "false", "maxlength": 60})
+    display_name = StringField(_l("Name"), validators=[no_control_characters],
+                               render_kw={"autocomplete": "off", "maxlength": 80})
+    role = SelectField(_l("Role"), choices=[], validate_choice=False)
+    library = SelectField(_l("Library"), choices=[], validate_choice=False)
+    password = PasswordField(_l("Password"), validators=[no_control_characters],
+                             render_kw={"autocomplete": "new-password"})

@@ -57,12 +57,19 @@ def ask_to_log_in() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    from . import account, catalogue, enrol, start
+    from . import account, assist, catalogue, enrol, start
 
     login_manager.init_app(app)
     app.jinja_env.globals["aria_for"] = aria_for
-    for bp in (start.bp, account.bp, catalogue.bp, enrol.bp):
+    for bp in (start.bp, account.bp, catalogue.bp, enrol.bp, assist.bp):
         app.register_blueprint(bp)
+
+    @app.context_processor
+    def assisted_context() -> dict:
+        """The assisted-mode banner (patron pages only; the staff pages have their own)."""
+        if request.blueprint and request.blueprint.startswith("staff"):
+            return {}
+        return assist.banner_context()
 
     @app.context_processor
     def terminal_context() -> dict:
@@ -74,7 +81,8 @@ def init_app(app: Flask) -> None:
                 "countdown": cfg["IDLE_COUNTDOWN_SECONDS"],
                 "limit": idle_limit_seconds(),
             },
-            "has_visit": current_user.is_authenticated,
+            # A librarian's take-over is a visit too: the idle reset must end it.
+            "has_visit": current_user.is_authenticated or "assist" in session,
             "text_size": session.get("text_size", "normal"),
         }
 
@@ -101,6 +109,12 @@ def init_app(app: Flask) -> None:
             end_visit()
             flash(_("Your visit has ended. Please log in again."))
             return redirect(url_for("account.login"))
+        if error.code in ("staff_session_invalid", "staff_forbidden"):
+            from . import assist
+
+            assist.forget()  # the librarian's session ended: nothing is done "assisted"
+            flash(_("Assisted mode has ended. Nothing was changed: please try again."))
+            return redirect(request.path)
         if error.code == "course_not_found":
             return error_page(_("Page not found"), error_text(error), 404)
         if error.code in UNAVAILABLE:

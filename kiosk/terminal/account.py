@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from babel.dates import get_month_names
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
-from flask_babel import format_time
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import format_date, format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
@@ -14,13 +25,14 @@ from ..registry.domain import (
     NewPatron,
     PatronView,
     RegistryError,
+    Standing,
     format_card_number,
     format_phone,
 )
 from ..registry_setup import registry
 from ..security import end_visit, safe_next
-from . import UNAVAILABLE, reference
-from .forms import EraseForm, LoginForm, RegisterForm
+from . import UNAVAILABLE, assist, reference
+from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm
 from .messages import message
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
@@ -65,6 +77,15 @@ def register() -> str | Response:
     _prepare(form)
     email_taken = False
     problem = None
+    helper = assist.assistant()
+    if helper is not None and not assist.handed_back() and request.form.get("hand_back"):
+        # Assisted: the patron types their password privately; what is typed stays, and
+        # the librarian's "identity document checked" is kept where the patron cannot tick it.
+        assist.hand_back_keeping(bool(form.identity_checked.data))  # CSRF: checked app-wide
+        form.password.data = ""
+        return render_template("account/register.html", form=form,
+                               library_groups=_library_groups(), email_taken=False,
+                               problem=None, step=1, assist_form_id="register-form")
     if form.validate_on_submit():
         data = NewPatron(
             first_name=form.first_name.data or "",
@@ -79,7 +100,8 @@ def register() -> str | Response:
             consent=bool(form.consent.data),
         )
         try:
-            card = registry().register(data)
+            made = registry().register_account(data, **_assisted_sign_up(form))
+            card = made.card_number
         except RegistryError as error:
             if error.code in UNAVAILABLE:  # keep everything typed for the retry
                 problem = message(error.code)
@@ -92,6 +114,8 @@ def register() -> str | Response:
             token, patron = registry().login(card, data.password)
             _start_patron_visit(token, patron)
             session["just_registered"] = True
+            # Only a yes/no: whose account it may duplicate stays in the registry.
+            session["possible_duplicate"] = made.possible_duplicate
             return redirect(url_for("account.created"))
     return render_template(
         "account/register.html",
@@ -100,7 +124,19 @@ def register() -> str | Response:
         email_taken=email_taken,
         problem=problem,
         step=1,
+        assist_form_id="register-form",
     )
+
+
+def _assisted_sign_up(form: RegisterForm) -> dict[str, object]:
+    """In assisted mode the sign-up is tagged, and says whether the librarian saw an identity
+    document (ticked by them, or kept from before they handed back)."""
+    token = assist.staff_token()
+    if not token:
+        return {}
+    checked = (assist.identity_checked_when_handed_back() if assist.handed_back()
+               else bool(form.identity_checked.data))
+    return {"staff_token": token, "identity_checked": checked}
 
 
 @bp.get("/account/created")
@@ -108,8 +144,16 @@ def created() -> str | Response:
     """The new card number, from the registry: the visit cookie holds nothing personal."""
     if not session.get("just_registered") or not current_user.is_authenticated:
         return redirect(url_for("start.home"))
-    card = format_card_number(current_user.view.card_number)
-    return render_template("account/created.html", card=card, step=1)
+    view = current_user.view
+    card = format_card_number(view.card_number)
+    days_left, until = None, ""
+    if view.pending_until is not None:  # "verify" institutions: show a document first
+        days_left = max(1, (view.pending_until - date.today()).days)
+        until = format_date(view.pending_until, "long")
+    return render_template("account/created.html", card=card, step=1,
+                           pending_until=until, days_left=days_left,
+                           library=reference.library_name(view.library_code),
+                           possible_duplicate=session.get("possible_duplicate", False))
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -131,6 +175,11 @@ def login() -> str | Response:
             form.password.data = ""
         else:
             _start_patron_visit(token, patron)
+            if patron.must_change_password:  # a printed one-time password: theirs first
+                return redirect(url_for("account.change_password"))
+            # A seat held for them (offer and hold): the answer comes before anything else.
+            if registry().status(token, current_language()).standing is Standing.OFFERED:
+                return redirect(url_for("enrol.offer"))
             return redirect(next_url)
     return render_template("account/login.html", form=form, error=error, step=1)
 
@@ -139,7 +188,9 @@ def _start_patron_visit(token: str, patron: PatronView) -> None:
     """A fresh session at log-in: only the visit's clock and the text size carry over."""
     from . import Patron
 
-    keep = {k: session[k] for k in ("text_size", "started", "seen") if k in session}
+    # Assisted mode (the librarian's token and state) goes on across the patron's log-in.
+    keep = {k: session[k] for k in ("text_size", "started", "seen", assist.TOKEN_KEY,
+                                    assist.STATE_KEY) if k in session}
     session.clear()
     session.update(keep)
     login_user(Patron(token, patron))
@@ -179,3 +230,49 @@ def erase() -> str | Response:
             session["notice"] = "account_erased"
             return redirect(url_for("start.home"))
     return render_template("account/erase.html", form=form, error=error)
+
+
+# While a patron holds a printed one-time password, only these pages are open to them.
+_OPEN_BEFORE_OWN_PASSWORD = {"account.change_password", "start.logout", "start.reset",
+                             "start.extend", "start.text_size", "static"}
+
+
+@bp.before_app_request
+def own_password_first() -> Response | None:
+    """After a one-time password set at the desk, the patron chooses their own before
+    anything else, at whichever kiosk they log in (the flag comes with every `whoami`)."""
+    if request.endpoint in _OPEN_BEFORE_OWN_PASSWORD or request.blueprint not in (
+            "start", "account", "catalogue", "enrol"):
+        return None
+    if current_user.is_authenticated and current_user.view.must_change_password:
+        return redirect(url_for("account.change_password"))
+    return None
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password() -> str | Response | tuple[str, int]:
+    form = ChangePasswordForm()
+    error = None
+    if form.validate_on_submit():
+        try:
+            registry().change_password(current_user.token, form.old_password.data or "",
+                                       form.new_password.data or "")
+        except RegistryError as refusal:
+            if refusal.code == "invalid":
+                for name, code in refusal.fields.items():
+                    field = getattr(form, name, None)
+                    if field is not None:
+                        field.errors = [*field.errors, message(code)]
+            elif refusal.code in UNAVAILABLE:
+                error = message(refusal.code)
+            else:
+                raise
+        else:
+            flash(_("Your new password is set. Use it from now on."))
+            return redirect(url_for("catalogue.index"))
+    form.old_password.data = form.new_password.data = ""
+    status = 422 if form.errors or error else 200
+    return render_template("account/password.html", form=form, error=error,
+                           must=current_user.view.must_change_password), status
+

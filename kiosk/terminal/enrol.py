@@ -12,9 +12,15 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language
-from ..registry.domain import format_card_number
+from ..registry.domain import (
+    CourseView,
+    Enrolment,
+    RegistryError,
+    Standing,
+    format_card_number,
+)
 from ..registry_setup import registry
-from . import reference
+from . import assist, reference
 from .forms import ActionForm
 
 bp = Blueprint("enrol", __name__, url_prefix="/<lang:lang>")
@@ -30,7 +36,7 @@ def confirm(slug: str) -> str | Response:
     course = reference.course(slug, current_language())
     form = ActionForm()
     if form.validate_on_submit():
-        registry().claim(_token(), slug)
+        registry().claim(_token(), slug, staff_token=assist.staff_token())
         return redirect(url_for("enrol.receipt", slug=slug))
     status = registry().status(_token(), current_language())
     already = any(e.course_slug == slug for e in status.enrolments)
@@ -99,6 +105,21 @@ _ACTIONS = {
 }
 
 
+def _course_to_stop(slug: str) -> CourseView | Enrolment:
+    """A course from the catalogue, or one the patron chose before it was retired: a retired
+    course is off the catalogue but stays among the patron's courses, and they may stop it."""
+    try:
+        return reference.course(slug, current_language())
+    except RegistryError as missing:
+        if missing.code != "course_not_found":
+            raise
+        status = registry().status(_token(), current_language())
+        chosen = next((e for e in status.enrolments if e.course_slug == slug), None)
+        if chosen is None:
+            raise
+        return chosen
+
+
 @bp.route("/my/<action>", methods=["GET", "POST"], defaults={"slug": None})
 @bp.route("/my/<action>/<slug>", methods=["GET", "POST"])
 @login_required
@@ -107,18 +128,52 @@ def change(action: str, slug: str | None) -> str | Response:
         abort(404)
     # Known course first: an unknown one (even with a NUL byte, which PostgreSQL refuses in
     # a query) is "course not found", never sent to the registry.
-    course = reference.course(slug, current_language()) if slug else None
+    course = _course_to_stop(slug) if slug else None
     form = ActionForm()
     if form.validate_on_submit():
         if action == "withdraw":
             assert slug is not None
-            registry().withdraw(_token(), slug)
+            registry().withdraw(_token(), slug, staff_token=assist.staff_token())
         elif action == "leave":
-            registry().leave_waiting_list(_token())
+            registry().leave_waiting_list(_token(), staff_token=assist.staff_token())
         else:
-            registry().give_up_seat(_token())
+            registry().give_up_seat(_token(), staff_token=assist.staff_token())
         return redirect(url_for("enrol.my_courses", done=action))
     title, text, button = _ACTIONS[action]()
     return render_template(
         "enrol/change.html", title=title, text=text, button=button, course=course, form=form
     )
+
+
+# --- A seat offered (offer and hold) ------------------------------------------------------------
+
+
+@bp.get("/my/offer")
+@login_required
+def offer() -> str | Response:
+    """The seat held for the patron, until when, and the two answers."""
+    status = registry().status(_token(), current_language())
+    if status.standing is not Standing.OFFERED:
+        return redirect(url_for("enrol.my_courses"))
+    return render_template("enrol/offer.html", status=status, form=ActionForm(formdata=None))
+
+
+@bp.post("/my/offer/<answer>")
+@login_required
+def answer_offer(answer: str) -> Response | str | tuple[str, int]:
+    if answer not in ("accept", "decline"):
+        abort(404)
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("enrol.offer"))
+    try:
+        if answer == "accept":
+            registry().accept_offer(_token())
+        else:
+            registry().decline_offer(_token())
+    except RegistryError as refusal:
+        if refusal.code not in ("offer_expired", "no_offer"):
+            raise
+        status = registry().status(_token(), current_language())
+        return render_template("enrol/offer.html", status=status, refusal=refusal.code,
+                               form=ActionForm(formdata=None)), 409
+    return redirect(url_for("enrol.my_courses", done="offer-" + answer))

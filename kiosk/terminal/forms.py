@@ -41,6 +41,8 @@ class RegisterForm(FlaskForm):
     phone = TelField(_l("Phone number (optional)"), render_kw={"autocomplete": "off"})
     password = PasswordField(_l("Choose a password"), render_kw={"autocomplete": "new-password"})
     consent = BooleanField(_l("I have read the privacy statement and I agree."))
+    # Assisted mode only (a librarian at the kiosk): shown and read only then.
+    identity_checked = BooleanField(_l("Identity document checked"))
 
 
 class LoginForm(FlaskForm):
@@ -68,3 +70,16 @@ class EraseForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes something: only the CSRF token."""
+
+
+class ChangePasswordForm(FlaskForm):
+    """The patron's own new password (after a printed one-time password, before all else)."""
+
+    old_password = PasswordField(_l("Your current password (the one you were given)"),
+                                 validators=[InputRequired(MESSAGES["required"]),
+                                             no_control_characters],
+                                 render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("Choose your own password"),
+                                 validators=[InputRequired(MESSAGES["required"]),
+                                             no_control_characters],
+                                 render_kw={"autocomplete": "new-password"})

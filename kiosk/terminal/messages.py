@@ -47,6 +47,58 @@ MESSAGES = {
     "institution_unknown": _l("Please choose an institution from the list."),
     "library_not_in_institution": _l("This library does not belong to that institution."),
     "staff_session_invalid": _l("Your staff session has ended. Please log in again."),
+    # --- Seats, waiting list and audit (coordinator's console) -------------------------
+    "cap_invalid": _l("Please give a whole number of 0 or more."),
+    "position_invalid": _l("Please give a place between 1 and %(last)s."),
+    "preview_stale": _l(
+        "The waiting list changed since the preview. Nothing was changed: please check the "
+        "new preview and confirm again."),
+    "forbidden": _l("Your staff role does not allow this."),
+    # --- Catalogue (coordinator's console) ---------------------------------------------
+    "slug_invalid": _l(
+        "Use only lower-case letters a-z, digits and hyphens, for example word-basics."),
+    "slug_taken": _l("Another course already uses this web address name."),
+    "slug_cannot_generate": _l(
+        "Please type one: the English title has no letters or digits to make it from."),
+    "category_unknown": _l("Please choose a category from the list."),
+    "hours_invalid": _l("Please give a whole number of hours between 1 and 999."),
+    "course_position_invalid": _l("Please give a whole number between 0 and 9999."),
+    "date_invalid": _l("This is not a date. Example: 31/03/2026"),
+    "until_before_from": _l("The last day cannot be before the first day."),
+    "date_in_past": _l("This day has passed. Please choose today or a later day."),
+    "featured_overlap": _l(
+        "“%(title)s” is already the module of the month from %(starts)s until %(ends)s. "
+        "Choose other days, or remove that one first."),
+    "course_retired": _l("This course is retired. Bring it back first."),
+    # --- Desk (librarian's assisted mode) and choosing a new password ------------------
+    "card_invalid": _l("This card number is not right: a card has 13 digits. Please check "
+                       "them."),
+    "birth_date_needed": _l("To find someone by name, also give their date of birth."),
+    "library_not_served": _l("You can only create accounts at the libraries of your own "
+                             "institution."),
+    "current_password_wrong": _l("This is not your current password."),
+    "password_unchanged": _l("Please choose a password that is different from the one you "
+                             "were given."),
+    "mail_not_set_up": _l("E-mail is not set up for this registry, so nothing can be sent."),
+    # --- Verification and duplicates ---------------------------------------------------
+    "not_pending": _l("This account no longer waits for an identity check."),
+    "keep_unknown": _l("Please choose which of the two accounts to keep."),
+    "duplicate_resolved": _l("Someone has already dealt with this warning."),
+    # --- Take-over (assisted mode on a kiosk) --------------------------------------------
+    "staff_forbidden": _l("Your staff role does not include helping patrons at a kiosk."),
+    "staff_only": _l("Only a librarian in assisted mode can confirm an identity document."),
+    # --- Promotion policy, fair share, opening days (coordinator's settings; seat offers) -
+    "promotion_unknown": _l("Please choose how a freed seat is given."),
+    "offer_days_invalid": _l("Please give a whole number of opening days from 1 to 30."),
+    "quota_invalid": _l("Please give a whole number of 0 or more, or leave it empty for no "
+                        "quota."),
+    "opening_days_required": _l("Please tick at least one opening day."),
+    "opening_days_invalid": _l("Please tick days of the week only."),
+    "verification_unknown": _l("Please choose a verification policy."),
+    "pending_days_invalid": _l("Please give a whole number of days from 1 to 365."),
+    "no_offer": _l("There is no seat offer for you at the moment."),
+    "offer_expired": _l("The time to take this seat has passed: it went to the next person "
+                        "in line."),
 }
 
 

@@ -1,0 +1,231 @@
+"""Sending the outbox (`notices`) through an SMTP server, outside any patron's request.
+
+A notice is claimed before it is sent: one UPDATE that moves its `next_attempt_at` forward
+(a lease) only if nobody moved it since it was read, so two senders (two worker processes, a
+CLI run beside the server) never send the same notice twice. A sender that dies mid-send
+leaves the lease to expire and the notice is tried again. A failure counts an attempt and
+waits longer each time; after MAX_ATTEMPTS the notice stays, unsent, for the coordinator.
+No SMTP work happens inside a database transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from typing import Any
+
+from sqlalchemy import select, update
+
+from .store import Notice, Store
+
+log = logging.getLogger("kiosk.mail")
+
+# Waits after the 1st, 2nd, … failed attempt; the last one repeats until MAX_ATTEMPTS.
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
+           timedelta(hours=2), timedelta(hours=12), timedelta(hours=24))
+MAX_ATTEMPTS = 8  # about three days of trying, longer than an offer's hold
+LEASE = timedelta(minutes=10)  # a claimed notice is not claimed again before this
+SECURITY = ("starttls", "ssl", "none")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password: str = ""
+    mail_from: str = ""
+    timeout: float = 10.0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> SmtpConfig | None:
+        """The server of the app's configuration; None when SMTP_HOST is empty (mail off)."""
+        host = (cfg.get("SMTP_HOST") or "").strip()
+        if not host:
+            return None
+        return cls(host=host, port=int(cfg.get("SMTP_PORT", 587)),
+                   security=cfg.get("SMTP_SECURITY", "starttls"),
+                   username=cfg.get("SMTP_USERNAME", ""), password=cfg.get("SMTP_PASSWORD", ""),
+                   mail_from=cfg.get("MAIL_FROM", ""), timeout=float(cfg.get("SMTP_TIMEOUT", 10)))
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait after the `attempts`-th failure."""
+    return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
+
+
+def short_error(exc: BaseException) -> str:
+    """What went wrong, without personal data: never the server's text (it may quote the
+    address), only the kind of error and the SMTP code or the system's reason."""
+    name = type(exc).__name__
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        return f"{name} {','.join(map(str, codes))}"[:200]
+    code = getattr(exc, "smtp_code", None)
+    if code is not None:
+        return f"{name} {code}"[:200]
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{name}: {exc.strerror}"[:200]
+    return name[:200]
+
+
+def _permanent(exc: BaseException) -> bool:
+    """A 5xx refusal of the recipient or the message: trying again will not help."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(500 <= code < 600 for code, _ in exc.recipients.values())
+    if isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
+        return 500 <= exc.smtp_code < 600
+    return False
+
+
+def connect(cfg: SmtpConfig) -> smtplib.SMTP:
+    context = ssl.create_default_context()
+    smtp: smtplib.SMTP
+    if cfg.security == "ssl":
+        smtp = smtplib.SMTP_SSL(cfg.host, cfg.port, timeout=cfg.timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+    try:
+        smtp.ehlo()
+        if cfg.security == "starttls":
+            smtp.starttls(context=context)
+            smtp.ehlo()
+        if cfg.username:
+            smtp.login(cfg.username, cfg.password)
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp
+
+
+def message(cfg: SmtpConfig, notice: Notice, now: datetime) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = cfg.mail_from
+    msg["To"] = notice.to_address
+    msg["Subject"] = notice.subject
+    msg["Date"] = format_datetime(now.replace(tzinfo=UTC))
+    domain = parseaddr(cfg.mail_from)[1].rpartition("@")[2] or None
+    msg["Message-ID"] = make_msgid(idstring=f"notice{notice.id}", domain=domain)
+    msg["Auto-Submitted"] = "auto-generated"  # no out-of-office replies
+    msg.set_content(notice.body, charset="utf-8")
+    msg["Content-Language"] = notice.language  # after set_content, which resets Content-*
+    return msg
+
+
+def _claim(store: Store, notice_id: int, seen: datetime, now: datetime) -> bool:
+    """Take the lease on one notice, if nobody else took it since we read `seen`."""
+    with store.write(durable=False) as s:
+        taken = s.execute(
+            update(Notice)
+            .where(Notice.id == notice_id, Notice.sent_at.is_(None),
+                   Notice.next_attempt_at == seen)
+            .values(next_attempt_at=now + LEASE)
+            .execution_options(synchronize_session=False))
+        return taken.rowcount == 1
+
+
+def _sent(store: Store, notice_id: int, now: datetime) -> None:
+    with store.write() as s:
+        s.execute(update(Notice).where(Notice.id == notice_id)
+                  .values(sent_at=now, last_error="")
+                  .execution_options(synchronize_session=False))
+
+
+def _failed(store: Store, notice_id: int, exc: BaseException, now: datetime) -> None:
+    with store.write() as s:
+        attempts = (s.scalar(select(Notice.attempts).where(Notice.id == notice_id)) or 0) + 1
+        if _permanent(exc):
+            attempts = max(attempts, MAX_ATTEMPTS)
+        s.execute(update(Notice).where(Notice.id == notice_id)
+                  .values(attempts=attempts, last_error=short_error(exc),
+                          next_attempt_at=now + backoff(attempts))
+                  .execution_options(synchronize_session=False))
+    log.warning("notice %s not sent (attempt %s of %s): %s", notice_id, attempts, MAX_ATTEMPTS,
+                short_error(exc))
+
+
+def send_due(store: Store, smtp_config: SmtpConfig, now: datetime, limit: int = 100) -> int:
+    """Send the notices that are due (oldest first, at most `limit`); answers how many went.
+
+    One SMTP connection for the batch, opened when the first notice is claimed. A server
+    that cannot be reached counts a failed attempt for each claimed notice: they wait their
+    backoff, and the patrons' actions were never held up by it."""
+    with store.read() as s:
+        due = s.execute(
+            select(Notice.id, Notice.next_attempt_at)
+            .where(Notice.sent_at.is_(None), Notice.next_attempt_at <= now,
+                   Notice.attempts < MAX_ATTEMPTS)
+            .order_by(Notice.next_attempt_at, Notice.id)
+            .limit(limit)).all()
+    smtp: smtplib.SMTP | None = None
+    down: BaseException | None = None  # the server could not be reached in this batch
+    sent = 0
+    try:
+        for notice_id, seen in due:
+            if not _claim(store, notice_id, seen, now):
+                continue  # another sender has it
+            if down is not None:  # one connection attempt per batch, not one per notice
+                _failed(store, notice_id, down, now)
+                continue
+            with store.read() as s:
+                notice = s.get(Notice, notice_id)
+                if notice is None:  # erased meanwhile, with its patron
+                    continue
+                s.expunge(notice)
+            try:
+                if smtp is None:
+                    try:
+                        smtp = connect(smtp_config)
+                    except (smtplib.SMTPException, OSError) as exc:
+                        down = exc
+                        raise
+                smtp.send_message(message(smtp_config, notice, now))
+            except (smtplib.SMTPException, OSError) as exc:
+                _failed(store, notice_id, exc, now)
+                if not isinstance(exc, (smtplib.SMTPRecipientsRefused,
+                                        smtplib.SMTPDataError)):
+                    # The connection is not to be trusted any more; the next one reconnects.
+                    _close(smtp)
+                    smtp = None
+                continue
+            _sent(store, notice_id, now)
+            sent += 1
+    finally:
+        _close(smtp)
+    return sent
+
+
+def _close(smtp: smtplib.SMTP | None) -> None:
+    if smtp is None:
+        return
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
+
+
+def start_sender(store: Store, smtp_config: SmtpConfig, clock: Callable[[], datetime],
+                 every: float = 30.0) -> threading.Event:
+    """Send due notices in the background every `every` seconds while the server runs;
+    answers an event that stops it. Errors are logged, never raised: the next round tries."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while True:
+            try:
+                send_due(store, smtp_config, clock())
+            except Exception:  # a database hiccup: log it, keep the thread alive
+                log.exception("notice sender round failed")
+            if stop.wait(every):
+                return
+
+    threading.Thread(target=run, name="kiosk-mail-sender", daemon=True).start()
+    return stop

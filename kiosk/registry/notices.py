@@ -1,0 +1,326 @@
+"""E-mail notices to patrons: written into the outbox (`notices`) in the patron's language, in
+the transaction of the action they tell about; sent later by `kiosk.registry.mailer`.
+
+No Flask here: the text is rendered with babel's own Translations from the project's
+catalogues, and every sentence is a literal `_("…")` so `kiosk translations update` finds it.
+Mail is off (nothing is even queued) unless the registry was given an SMTP server: see
+`enable` and SMTP_HOST.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from babel.dates import format_date, format_datetime, get_timezone
+from babel.support import NullTranslations, Translations
+from sqlalchemy import Connection, and_, delete, func, insert, or_, select
+from sqlalchemy.orm import Session
+
+from ..catalogs import compile_catalogues
+from ..paths import resource_dir
+from .store import (
+    Course,
+    CourseText,
+    EnrolmentRow,
+    Library,
+    Notice,
+    Patron,
+    Place,
+    Programme,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from .services import RegistryService
+
+KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
+         "offer_expiring", "receipt")
+# Dates in Belgian long format, as on the kiosk (kiosk/i18n.py); times in Belgian time.
+DATE_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
+ZONE = get_timezone("Europe/Brussels")
+KEEP_SENT = timedelta(days=30)
+# The engine execution option that says "this registry sends mail" (see `enable`): read from
+# whatever the caller's transaction runs on, Session or Connection, with no global state.
+_OPTION = "kiosk_notices"
+
+Runner = Session | Connection
+Gettext = Callable[[str], str]
+
+_catalogues: dict[str, NullTranslations] = {}
+_catalogues_lock = threading.Lock()
+
+
+def enable(store: Store, on: bool = True) -> None:
+    """Turn queuing on for this registry (SMTP_HOST set) or off (empty: not even queued)."""
+    store.engine.update_execution_options(**{_OPTION: bool(on)})
+
+
+def enabled(s: Runner) -> bool:
+    """Whether notices are queued in this transaction's registry (a desk page can say
+    "e-mail is not set up" instead of offering to send a receipt)."""
+    conn = s.connection() if isinstance(s, Session) else s
+    return bool(conn.get_execution_options().get(_OPTION, False))
+
+
+def translations(lang: str) -> NullTranslations:
+    """The catalogue of one language, loaded once per process (compiled first if a checkout
+    has only the .po files, as kiosk/i18n.py does for the pages)."""
+    with _catalogues_lock:
+        if lang not in _catalogues:
+            directory = resource_dir("translations")
+            if not _catalogues:
+                try:
+                    compile_catalogues(directory)
+                except OSError:  # an installed, read-only copy ships them compiled
+                    pass
+            _catalogues[lang] = Translations.load(str(directory), [lang], domain="messages")
+        return _catalogues[lang]
+
+
+def long_date(value: date | datetime, lang: str) -> str:
+    """A date (or naive-UTC datetime) as a Belgian long date, e.g. "27 maart 2026"."""
+    locale = DATE_LOCALES.get(lang, "en_GB")
+    if isinstance(value, datetime):
+        return format_datetime(_utc(value), format="d MMMM y, HH:mm", tzinfo=ZONE,
+                               locale=locale)
+    return format_date(value, format="long", locale=locale)
+
+
+def _utc(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _as_date_text(value: str, lang: str) -> str:
+    """A parameter given as ISO text (until=expires.isoformat()) is written in the patron's
+    language; any other text is used as it stands."""
+    if len(value) < 10 or not value[:4].isdigit() or value[4:5] != "-":
+        return value
+    try:
+        if len(value) == 10:
+            return long_date(date.fromisoformat(value), lang)
+        return long_date(datetime.fromisoformat(value), lang)
+    except ValueError:
+        return value
+
+
+def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str) -> None:
+    """Queue one e-mail to a patron, rendered now in their language, in the caller's
+    transaction (it commits or rolls back with the action it tells about).
+
+    `params` are texts for the message: `course` (a title), `until` (ISO date or datetime
+    text is written as a Belgian long date in the patron's language, other text as is),
+    `position` (place in line), `course_slug` (the title is then looked up in the patron's
+    language). Without `course`/`course_slug` the patron's courses are listed where useful.
+    Does nothing when mail is off, for an unknown patron or one without an e-mail address.
+    `s` may also be a Connection (the claim's hot path runs Core statements on one).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown notice kind {kind!r}")
+    if not enabled(s):
+        return
+    patron = s.execute(
+        select(Patron.email, Patron.first_name, Patron.language, Patron.card_number,
+               Library.name.label("library"))
+        .join(Library, Library.id == Patron.library_id)
+        .where(Patron.id == patron_id)
+    ).first()
+    if patron is None or not (patron.email or "").strip():
+        return
+    lang = patron.language if patron.language in DATE_LOCALES else "en"
+    texts = {key: _as_date_text(str(value), lang) for key, value in params.items()}
+    if texts.get("course_slug") and not texts.get("course"):
+        texts["course"] = _course_title(s, texts["course_slug"], lang)
+    facts = _Facts(s, patron_id, lang)
+    subject, body = render(kind, lang, first_name=patron.first_name,
+                           card_number=patron.card_number, library=patron.library,
+                           facts=facts, params=texts)
+    s.execute(insert(Notice).values(
+        patron_id=patron_id, kind=kind, language=lang, to_address=patron.email,
+        subject=subject[:200], body=body, created_at=now, attempts=0, next_attempt_at=now,
+        sent_at=None, last_error=""))
+
+
+class _Facts:
+    """What a message may mention, read from the registry only when it does."""
+
+    def __init__(self, s: Runner, patron_id: int, lang: str):
+        self.s, self.patron_id, self.lang = s, patron_id, lang
+
+    def academy_url(self) -> str:
+        return self.s.scalar(select(Programme.academy_url).where(Programme.id == 1)) or ""
+
+    def courses(self) -> list[str]:
+        rows = self.s.execute(
+            select(Course.id, EnrolmentRow.id.label("row"))
+            .join(EnrolmentRow, EnrolmentRow.course_id == Course.id)
+            .where(EnrolmentRow.patron_id == self.patron_id)
+            .order_by(EnrolmentRow.created_at, EnrolmentRow.id)
+        ).all()
+        return [_title_by_id(self.s, course_id, self.lang) for course_id, _ in rows]
+
+    def place(self) -> tuple[str | None, int | None]:
+        """(status, position in line) of the patron now."""
+        row = self.s.execute(select(Place.status, Place.queue_no)
+                             .where(Place.patron_id == self.patron_id)).first()
+        if row is None:
+            return None, None
+        if row.status != "waiting":
+            return row.status, None
+        ahead = self.s.scalar(select(func.count()).where(
+            Place.status == "waiting", Place.queue_no < row.queue_no)) or 0
+        return row.status, ahead + 1
+
+
+def _course_title(s: Runner, slug: str, lang: str) -> str:
+    course_id = s.scalar(select(Course.id).where(Course.slug == slug))
+    return _title_by_id(s, course_id, lang) if course_id is not None else slug
+
+
+def _title_by_id(s: Runner, course_id: int, lang: str) -> str:
+    titles = dict(s.execute(select(CourseText.lang, CourseText.title)
+                            .where(CourseText.course_id == course_id)).all())
+    return titles.get(lang) or titles.get("en") or next(iter(titles.values()), "")
+
+
+def render(kind: str, lang: str, *, first_name: str, card_number: str, library: str,
+           facts: _Facts, params: dict[str, str]) -> tuple[str, str]:
+    """Subject and plain-text body of one notice in `lang`: short, friendly, signed."""
+    catalogue = translations(lang)
+    _ = catalogue.gettext
+    url = facts.academy_url()
+    course = params.get("course", "")
+    lines: list[str]
+
+    if kind == "account_created":
+        subject = _("Your library account is ready")
+        lines = [
+            _("Welcome! Your library account has been created."),
+            _("Your library card number: %(card)s") % {"card": card_number},
+            _("Your library: %(library)s") % {"library": library},
+            _("With it you can enrol in the online courses, at any library kiosk."),
+        ]
+    elif kind == "enrolled":
+        subject = _("You are enrolled: %(course)s") % {"course": course or _("online course")}
+        lines = [_("Good news: you have a seat in the programme.")]
+        if course:
+            lines.append(_("Your course: %(course)s") % {"course": course})
+        if url:
+            lines.append(_("Start learning at home on %(url)s") % {"url": url})
+    elif kind == "waiting_list_joined":
+        subject = _("You are on the waiting list")
+        position = params.get("position") or str(facts.place()[1] or "")
+        lines = [_("All seats are taken for now, so you are on the waiting list.")]
+        if position:
+            lines.append(_("Your place in line: %(position)s") % {"position": position})
+        if course:
+            lines.append(_("Your course: %(course)s") % {"course": course})
+        lines.append(_("We will write to you as soon as a seat is free for you."))
+    elif kind == "promoted":
+        subject = _("A seat is free for you")
+        lines = [_("Good news: a seat became free and it is yours now.")]
+        lines += _course_lines(_, course, facts)
+        if url:
+            lines.append(_("Start learning at home on %(url)s") % {"url": url})
+    elif kind == "offer_made":
+        subject = _("A seat is waiting for you")
+        lines = [_("Good news: a seat became free and we are keeping it for you.")]
+        if params.get("until"):
+            lines.append(_("Take it before %(until)s: log in at any library kiosk and accept "
+                           "the offer.") % {"until": params["until"]})
+        else:
+            lines.append(_("Log in at any library kiosk to accept the offer."))
+        lines += _course_lines(_, course, facts)
+        lines.append(_("If you do not take it in time, it goes to the next person in line."))
+    elif kind == "offer_expiring":
+        subject = _("Your seat offer expires soon")
+        if params.get("until"):
+            lines = [_("The seat we are keeping for you is yours until %(until)s.")
+                     % {"until": params["until"]}]
+        else:
+            lines = [_("The seat we are keeping for you will soon go to the next in line.")]
+        lines.append(_("Log in at any library kiosk to accept the offer."))
+    elif kind == "receipt":
+        subject = _("Your enrolment at the library")
+        status, position = facts.place()
+        lines = [_("Here is what we did together at the library."),
+                 _("Your library card number: %(card)s") % {"card": card_number},
+                 _("Your library: %(library)s") % {"library": library}]
+        if status == "seated":
+            lines.append(_("You have a seat in the programme"))
+        elif status == "offered":
+            lines.append(_("A seat is waiting for you: log in at a library kiosk to accept it."))
+        elif status == "waiting":
+            lines.append(_("You are on the waiting list, place %(position)s.")
+                         % {"position": position})
+        lines += _course_lines(_, course, facts)
+        if url and status == "seated":
+            lines.append(_("Start learning at home on %(url)s") % {"url": url})
+    else:  # pragma: no cover - KINDS is checked by enqueue
+        raise ValueError(kind)
+
+    greeting = _("Hello %(first_name)s,") % {"first_name": first_name}
+    closing = [_("Questions? Ask at your library's desk."), "", _("Kind regards,"),
+               _("Online courses at the library")]
+    body = "\n".join([greeting, "", *lines, "", *closing]) + "\n"
+    return subject.replace("\n", " "), body
+
+
+def _course_lines(_: Gettext, course: str, facts: _Facts) -> list[str]:
+    if course:
+        return [_("Your course: %(course)s") % {"course": course}]
+    titles = facts.courses()
+    if not titles:
+        return []
+    return [_("Your courses:"), *(f"- {title}" for title in titles)]
+
+
+# --- The outbox itself ------------------------------------------------------------------
+
+
+def purge_sent(store: Store, now: datetime) -> int:
+    """Retention: sent notices after 30 days, and those given up after 30 days (a
+    coordinator has seen them by then); answers how many went."""
+    from .mailer import MAX_ATTEMPTS
+
+    cutoff = now - KEEP_SENT
+    with store.write() as s:
+        result = s.execute(delete(Notice).where(or_(
+            Notice.sent_at < cutoff,
+            and_(Notice.sent_at.is_(None), Notice.attempts >= MAX_ATTEMPTS,
+                 Notice.created_at < cutoff))))
+        return result.rowcount or 0
+
+
+class Notices:
+    """The outbox seen from the registry service: on/off, counts, retention."""
+
+    def __init__(self, service: RegistryService):
+        self.service = service
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.service.store.engine.get_execution_options().get(_OPTION, False))
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        enable(self.service.store, on)
+
+    def counts(self) -> dict[str, int]:
+        """How many notices wait, were sent, or were given up (no personal data)."""
+        from .mailer import MAX_ATTEMPTS
+
+        with self.service.store.read() as s:
+            sent = s.scalar(select(func.count()).where(Notice.sent_at.is_not(None))) or 0
+            failed = s.scalar(select(func.count()).where(
+                Notice.sent_at.is_(None), Notice.attempts >= MAX_ATTEMPTS)) or 0
+            queued = s.scalar(select(func.count()).where(
+                Notice.sent_at.is_(None), Notice.attempts < MAX_ATTEMPTS)) or 0
+        return {"queued": queued, "sent": sent, "failed": failed}
+
+    def purge(self) -> int:
+        return purge_sent(self.service.store, self.service.clock())

@@ -1,0 +1,288 @@
+"""The waiting list as staff see it, and the coordinator's cap change with its preview.
+
+Use cases only: the order of the line and who a promotion takes come from RegistryService
+(`_next_in_line`, `_promote`, `_leave_waiting_list`), so the preview and the change agree.
+Every change is one write transaction that takes the programme lock before it reads the line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from . import domain
+from .domain import RegistryError
+from .roles import Permission, StaffView
+from .staff import record
+from .store import EnrolmentRow, Institution, Library, Patron, Place, Programme
+
+if TYPE_CHECKING:
+    from .services import RegistryService
+
+REASON_MAX = 200
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class WaitingEntry:
+    """One place in the line. `position` is global: the same for every viewer."""
+
+    patron_id: int
+    subject: str  # the pseudonym the audit log uses (patron#id)
+    card_masked: str
+    position: int
+    queue_no: int
+    requested_at: datetime
+    library_code: str
+    library_name: str
+    institution_code: str
+    courses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class WaitingPage:
+    entries: list[WaitingEntry]
+    total: int  # entries this viewer may see (their institution's, or all)
+    waiting: int  # the whole line
+    page: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class CapPreview:
+    """What a cap change would do now. `fingerprint` names the previewed outcome, so a
+    confirmation can tell whether the line changed in between."""
+
+    current_cap: int
+    new_cap: int
+    seats_taken: int
+    waiting: int
+    promotion: str  # "grant" or "offer"
+    promoted: list[WaitingEntry]
+    fingerprint: str
+
+    @property
+    def lowering(self) -> bool:
+        return self.new_cap < self.current_cap
+
+    @property
+    def kept_above_cap(self) -> int:
+        """Seats held above a lowered cap: nobody loses one, new grants wait until below."""
+        return domain.over_cap(self.new_cap, self.seats_taken)
+
+
+def mask_card(card: str) -> str:
+    """Enough of a card number to match it with the card in hand, not to copy it."""
+    return "•" * max(0, len(card) - 4) + card[-4:]
+
+
+def clean_reason(reason: str) -> str:
+    """An audited reason: required, one line, at most 200 characters."""
+    text = " ".join((reason or "").split())
+    if not text or not domain.has_visible_chars(text):
+        raise RegistryError("invalid", {"reason": "required"})
+    if len(text) > REASON_MAX:
+        raise RegistryError("invalid", {"reason": "too_long"})
+    if domain.has_control_chars(text):
+        raise RegistryError("invalid", {"reason": "invalid_characters"})
+    return text
+
+
+class _Discard(Exception):  # noqa: N818 (not an error: how a preview leaves its transaction)
+    """Leaves a preview's write transaction without committing it."""
+
+    def __init__(self, preview: CapPreview):
+        super().__init__("preview")
+        self.preview = preview
+
+
+class Waitlist:
+    def __init__(self, registry: RegistryService):
+        self.registry = registry
+        self.store = registry.store
+
+    # --- Reading the line ----------------------------------------------------------------
+
+    def page(self, viewer: StaffView, lang: str, page: int = 1, institution: str = "",
+             per_page: int = PAGE_SIZE) -> WaitingPage:
+        """The line in order, one page; a librarian sees only their institution's patrons,
+        each with their place in the whole line."""
+        scope = institution if viewer.programme_wide else (viewer.institution_code or "")
+        with self.store.read() as s:
+            ranked = self._ranked().subquery()
+            stmt = select(ranked)
+            if scope:
+                stmt = stmt.where(ranked.c.institution_code == scope)
+            total = s.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+            pages = max(1, -(-total // per_page))
+            page = min(max(1, page), pages)
+            rows = s.execute(stmt.order_by(ranked.c.queue_no)
+                             .limit(per_page).offset((page - 1) * per_page)).all()
+            waiting = s.scalar(select(func.count()).where(Place.status == "waiting")) or 0
+            entries = self._entries(s, rows, lang)
+        return WaitingPage(entries, total, waiting, page, pages)
+
+    def entry(self, patron_id: int, viewer: StaffView, lang: str) -> WaitingEntry:
+        """One waiting patron, if this viewer may see them (else "not_found")."""
+        with self.store.read() as s:
+            return self._entry(s, patron_id, viewer, lang)
+
+    def _ranked(self):  # type: ignore[no-untyped-def]
+        """Every waiting place with its global position (one window, both databases)."""
+        return (
+            select(
+                Place.patron_id, Place.queue_no, Place.requested_at,
+                func.row_number().over(order_by=Place.queue_no).label("position"),
+                Patron.card_number, Library.code.label("library_code"),
+                Library.name.label("library_name"), Institution.code.label("institution_code"),
+            )
+            .join(Patron, Patron.id == Place.patron_id)
+            .join(Library, Library.id == Patron.library_id)
+            .join(Institution, Institution.id == Library.institution_id)
+            .where(Place.status == "waiting")
+        )
+
+    def _entry(self, s: Session, patron_id: int, viewer: StaffView, lang: str) -> WaitingEntry:
+        ranked = self._ranked().subquery()
+        row = s.execute(select(ranked).where(ranked.c.patron_id == patron_id)).first()
+        if row is None or not viewer.serves(row.institution_code):
+            raise RegistryError("not_found")
+        return self._entries(s, [row], lang)[0]
+
+    def _entries(self, s: Session, rows: list, lang: str) -> list[WaitingEntry]:
+        ids = [r.patron_id for r in rows]
+        courses: dict[int, list[str]] = {i: [] for i in ids}
+        if ids:
+            for enrolment in s.scalars(select(EnrolmentRow)
+                                       .where(EnrolmentRow.patron_id.in_(ids))
+                                       .order_by(EnrolmentRow.created_at, EnrolmentRow.id)):
+                courses[enrolment.patron_id].append(
+                    self.registry._text(enrolment.course, lang).title)
+        from .services import pseudonym
+
+        return [WaitingEntry(
+            patron_id=r.patron_id, subject=pseudonym(r.patron_id),
+            card_masked=mask_card(r.card_number), position=r.position, queue_no=r.queue_no,
+            requested_at=r.requested_at, library_code=r.library_code,
+            library_name=r.library_name, institution_code=r.institution_code,
+            courses=tuple(courses[r.patron_id])) for r in rows]
+
+    # --- Removing and moving an entry ----------------------------------------------------
+
+    def remove(self, patron_id: int, reason: str, viewer: StaffView, where: str = "") -> None:
+        """Take a patron off the line, like leaving it: their place and pending course
+        choices go, everyone behind moves up one."""
+        reason = clean_reason(reason)
+        with self.store.write() as s:
+            self.store.lock_programme(s)
+            entry = self._entry(s, patron_id, viewer, "en")
+            self.registry._leave_waiting_list(s, patron_id)
+            record(s, self.registry.clock(), viewer.actor, "waiting_list_removed", where=where,
+                   subject=entry.subject, institution=entry.institution_code,
+                   assisted_by=viewer.assisted_label, position=entry.position, reason=reason)
+
+    def move(self, patron_id: int, to_position: int, reason: str, viewer: StaffView,
+             where: str = "") -> int:
+        """Put an entry at another place in the line (coordinators only); answers the place
+        it ended at. The numbers of the entries between the old and the new place are dealt
+        out again in the new order; nobody else's number changes."""
+        if not viewer.can(Permission.WAITING_LIST_MOVE):
+            raise RegistryError("forbidden")
+        reason = clean_reason(reason)
+        with self.store.write() as s:
+            self.store.lock_programme(s)
+            entry = self._entry(s, patron_id, viewer, "en")
+            line = list(s.scalars(select(Place.patron_id).where(Place.status == "waiting")
+                                  .order_by(Place.queue_no)).all())
+            if not 1 <= to_position <= len(line):
+                raise RegistryError("invalid", {"position": "position_invalid"},
+                                    last=len(line))
+            old, new = entry.position - 1, to_position - 1
+            if old == new:
+                return to_position
+            lo, hi = min(old, new), max(old, new)
+            numbers = list(s.scalars(select(Place.queue_no).where(Place.status == "waiting")
+                                     .order_by(Place.queue_no).offset(lo)
+                                     .limit(hi - lo + 1)).all())
+            order = line[lo:hi + 1]
+            order.remove(patron_id)
+            order.insert(new - lo, patron_id)
+            # queue_no is UNIQUE and checked row by row (PostgreSQL) or statement by statement
+            # (SQLite): park the range on negative numbers first, then deal them out again.
+            s.execute(update(Place).where(Place.status == "waiting",
+                                          Place.queue_no.between(numbers[0], numbers[-1]))
+                      .values(queue_no=-Place.queue_no)
+                      .execution_options(synchronize_session=False))
+            for number, pid in zip(numbers, order, strict=True):
+                s.execute(update(Place).where(Place.patron_id == pid).values(queue_no=number)
+                          .execution_options(synchronize_session=False))
+            s.expire_all()
+            record(s, self.registry.clock(), viewer.actor, "waiting_list_moved", where=where,
+                   subject=entry.subject, institution=entry.institution_code,
+                   **{"from": entry.position, "to": to_position, "reason": reason})
+            return to_position
+
+    # --- The cap -------------------------------------------------------------------------
+
+    def preview_cap(self, new_cap: int, lang: str = "en") -> CapPreview:
+        """Who a change of the cap to `new_cap` would promote now, in order. Informative: the
+        change itself decides again under the lock (see `change_cap`)."""
+        if new_cap < 0:
+            raise RegistryError("invalid", {"cap": "cap_invalid"})
+        # The change first ends offers past their time (their seats go to the line too), so
+        # the preview must see the line as it will be then: it does the same in a write
+        # transaction that is always rolled back. Nothing of a preview is ever kept.
+        try:
+            with self.store.write() as s:
+                self.store.lock_programme(s)
+                raise _Discard(self._preview(s, new_cap, lang))
+        except _Discard as done:
+            return done.preview
+
+    def change_cap(self, new_cap: int, reason: str, actor: str, where: str = "",
+                   expected: str | None = None) -> int:
+        """Apply a cap change in one transaction; answers how many were promoted.
+
+        With `expected` (the fingerprint of the preview the coordinator saw), a line that has
+        changed since is refused with "preview_stale" and nothing changes: the coordinator
+        sees the new preview and confirms that one. Promoting people nobody looked at is what
+        a preview is meant to prevent."""
+        if new_cap < 0:
+            raise RegistryError("invalid", {"cap": "cap_invalid"})
+        reason = clean_reason(reason)
+        with self.store.write() as s:
+            self.store.lock_programme(s)
+            # (_preview ends lapsed offers first, as set_cap's promotion would.)
+            if expected is not None and self._preview(s, new_cap, "en").fingerprint != expected:
+                raise RegistryError("preview_stale")
+            # set_cap joins this transaction (store.write nests): it changes the cap, promotes
+            # through `_promote` and writes the audit entry (from, to, promoted, reason).
+            return self.registry.set_cap(new_cap, actor=actor, where=where, reason=reason)
+
+    def _preview(self, s: Session, new_cap: int, lang: str) -> CapPreview:
+        """Caller holds the lock in a write transaction: lapsed offers are ended here, as the
+        promotion does before it counts free seats."""
+        self.registry._expire_due(s, self.registry.clock())
+        s.expire_all()
+        prog = s.execute(select(Programme).where(Programme.id == 1)
+                         .execution_options(populate_existing=True)).scalar_one()
+        n = domain.seats_to_promote(new_cap, prog.seats_taken, prog.waiting)
+        # The same choice `_promote` makes, so the preview lists exactly who it takes.
+        first = self.registry._next_in_line(s, n) if n else []
+        ids = [p.patron_id for p in first]
+        rows = []
+        if ids:
+            ranked = self._ranked().subquery()
+            found = {r.patron_id: r for r in s.execute(
+                select(ranked).where(ranked.c.patron_id.in_(ids))).all()}
+            rows = [found[i] for i in ids if i in found]
+        digest = hashlib.sha256(
+            f"{prog.cap}|{new_cap}|{','.join(map(str, ids))}".encode()).hexdigest()[:32]
+        return CapPreview(current_cap=prog.cap, new_cap=new_cap, seats_taken=prog.seats_taken,
+                          waiting=prog.waiting, promotion=prog.promotion,
+                          promoted=self._entries(s, rows, lang), fingerprint=digest)

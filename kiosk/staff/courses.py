@@ -1,0 +1,263 @@
+"""The coordinator's catalogue pages: the course list, add and edit a course (in nl, fr and
+en), retire and bring back, the module of the month. The rules live in
+kiosk.registry.catalogue_admin; this module only translates forms and refusals."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+
+from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
+from wtforms import SelectField, StringField, TextAreaField
+
+from ..i18n import current_language, long_date
+from ..registry.catalogue_admin import CatalogueAdmin, CourseDraft, CourseRow
+from ..registry.domain import LANGUAGES, RegistryError
+from ..registry.roles import Permission
+from ..terminal.forms import ActionForm
+from ..terminal.messages import message
+from ..terminal.reference import FRESH_FOR
+from . import current_staff, nav_item, place, requires, service
+
+bp = Blueprint("courses", __name__)
+
+nav_item(Permission.CATALOGUE, "staff.courses.index", _l("Courses"))
+
+# How long a kiosk may show the catalogue it fetched (kiosk.terminal.reference): the
+# longest a change takes to reach every kiosk. Said on the pages, so nobody waits longer.
+KIOSK_DELAY = int(FRESH_FOR)
+
+
+class CourseForm(FlaskForm):
+    # Plain text fields: the registry checks the values and says what is wrong in words a
+    # coordinator understands (WTForms' own number errors are not translated).
+    title_nl = StringField(_l("Title in Dutch"), render_kw={"lang": "nl"})
+    summary_nl = TextAreaField(_l("Summary in Dutch"), render_kw={"lang": "nl", "rows": 3})
+    title_fr = StringField(_l("Title in French"), render_kw={"lang": "fr"})
+    summary_fr = TextAreaField(_l("Summary in French"), render_kw={"lang": "fr", "rows": 3})
+    title_en = StringField(_l("Title in English"), render_kw={"lang": "en"})
+    summary_en = TextAreaField(_l("Summary in English"), render_kw={"lang": "en", "rows": 3})
+    category = SelectField(_l("Category"), choices=[], validate_choice=False)
+    hours = StringField(_l("Hours of study"), render_kw={"inputmode": "numeric", "maxlength": 3,
+                                                         "autocomplete": "off"})
+    position = StringField(_l("Position in its category"),
+                           render_kw={"inputmode": "numeric", "maxlength": 4,
+                                      "autocomplete": "off"})
+    slug = StringField(_l("Web address name"),
+                       render_kw={"autocapitalize": "none", "spellcheck": "false",
+                                  "autocomplete": "off", "maxlength": 80})
+
+
+class FeatureForm(FlaskForm):
+    course = SelectField(_l("Course"), choices=[], validate_choice=False)
+    featured_from = StringField(_l("First day"), render_kw={"type": "date"})
+    featured_until = StringField(_l("Last day"), render_kw={"type": "date"})
+
+
+def admin() -> CatalogueAdmin:
+    return service().courses_admin
+
+
+def _actor() -> str:
+    staff = current_staff()
+    assert staff is not None  # `requires` let only staff in
+    return staff.actor
+
+
+def _forget_catalogue() -> None:
+    """Where the kiosk runs in this same app (the embedded registry), it shows the change at
+    once; kiosks elsewhere fetch the catalogue again within KIOSK_DELAY seconds."""
+    cache = current_app.extensions.get("reference_cache")
+    if cache:
+        for key in list(cache):
+            if key and key[0] == "catalogue":
+                cache.pop(key, None)
+
+
+def _row(slug: str) -> CourseRow | None:
+    return next((r for r in admin().courses(current_language()) if r.slug == slug), None)
+
+
+def _show_refusal(form: FlaskForm, refusal: RegistryError, **params: object) -> None:
+    """Field codes from the registry as messages beside their fields (and in the summary)."""
+    if refusal.code != "invalid":
+        raise refusal
+    for name, code in refusal.fields.items():
+        target = getattr(form, name, None)
+        if target is None:
+            raise refusal
+        target.errors = [*target.errors, message(code, **params)]
+
+
+def _has_errors(form: FlaskForm) -> bool:
+    return any(f.errors for f in form)
+
+
+# --- The list -------------------------------------------------------------------------------
+
+
+@bp.get("/courses")
+@requires(Permission.CATALOGUE)
+def index() -> str:
+    rows = admin().courses(current_language())
+    active = sum(1 for r in rows if not r.retired)
+    return render_template("staff/courses/index.html", rows=rows, active=active,
+                           retired=len(rows) - active, today=admin().today(),
+                           delay=KIOSK_DELAY)
+
+
+# --- Add and edit ---------------------------------------------------------------------------
+
+
+def _category_choices(form: CourseForm) -> None:
+    form.category.choices = [("", _("Choose a category")),
+                             *admin().categories(current_language())]
+
+
+def _draft(form: CourseForm) -> CourseDraft:
+    return CourseDraft(
+        slug=form.slug.data or "", category=form.category.data or "",
+        hours=form.hours.data or "", position=form.position.data or "",
+        titles={lang: getattr(form, f"title_{lang}").data or "" for lang in LANGUAGES},
+        summaries={lang: getattr(form, f"summary_{lang}").data or "" for lang in LANGUAGES},
+    )
+
+
+@bp.route("/courses/new", methods=["GET", "POST"])
+@requires(Permission.CATALOGUE)
+def add() -> str | Response | tuple[str, int]:
+    form = CourseForm()
+    _category_choices(form)
+    if form.validate_on_submit():
+        try:
+            slug = admin().add(_draft(form), actor=_actor(), where=place())
+        except RegistryError as refusal:
+            _show_refusal(form, refusal)
+        else:
+            _forget_catalogue()
+            flash(_("The course “%(title)s” is in the catalogue. Kiosks show it within "
+                    "%(seconds)s seconds.", title=_title(slug), seconds=KIOSK_DELAY))
+            return redirect(url_for("staff.courses.index"))
+    return render_template("staff/courses/form.html", form=form, details=None, row=None,
+                           delay=KIOSK_DELAY), 422 if _has_errors(form) else 200
+
+
+@bp.route("/courses/<slug>/edit", methods=["GET", "POST"])
+@requires(Permission.CATALOGUE)
+def edit(slug: str) -> str | Response | tuple[str, int]:
+    details = admin().details(slug)  # an unknown slug: "not found" (404)
+    form = CourseForm()
+    _category_choices(form)
+    if not form.is_submitted():
+        form.slug.data, form.category.data = details.slug, details.category
+        form.hours.data, form.position.data = str(details.hours), str(details.position)
+        for lang in LANGUAGES:
+            getattr(form, f"title_{lang}").data = details.titles.get(lang, "")
+            getattr(form, f"summary_{lang}").data = details.summaries.get(lang, "")
+    if form.validate_on_submit():
+        try:
+            new_slug = admin().change(slug, _draft(form), actor=_actor(), where=place())
+        except RegistryError as refusal:
+            _show_refusal(form, refusal)
+        else:
+            _forget_catalogue()
+            flash(_("The changes to “%(title)s” are saved. Kiosks show them within "
+                    "%(seconds)s seconds.", title=_title(new_slug), seconds=KIOSK_DELAY))
+            return redirect(url_for("staff.courses.index"))
+    return render_template("staff/courses/form.html", form=form, details=details,
+                           row=_row(slug), delay=KIOSK_DELAY), 422 if _has_errors(form) else 200
+
+
+def _title(slug: str) -> str:
+    row = _row(slug)
+    return row.title if row else slug
+
+
+# --- Retire and bring back --------------------------------------------------------------------
+
+
+@bp.post("/courses/<slug>/retire")
+@requires(Permission.CATALOGUE)
+def retire(slug: str) -> Response:
+    if ActionForm().validate_on_submit():
+        admin().retire(slug, actor=_actor(), where=place())
+        _forget_catalogue()
+        row = _row(slug)
+        count = row.enrolments if row else 0
+        flash(_("“%(title)s” is retired: kiosks stop offering it within %(seconds)s seconds.",
+                title=_title(slug), seconds=KIOSK_DELAY))
+        if count:
+            flash(ngettext("%(num)s patron who chose it keeps it among their courses.",
+                           "%(num)s patrons who chose it keep it among their courses.", count))
+    return redirect(url_for("staff.courses.index"))
+
+
+@bp.post("/courses/<slug>/restore")
+@requires(Permission.CATALOGUE)
+def restore(slug: str) -> Response:
+    if ActionForm().validate_on_submit():
+        admin().restore(slug, actor=_actor(), where=place())
+        _forget_catalogue()
+        flash(_("“%(title)s” is offered again: kiosks show it within %(seconds)s seconds.",
+                title=_title(slug), seconds=KIOSK_DELAY))
+    return redirect(url_for("staff.courses.index"))
+
+
+# --- Module of the month --------------------------------------------------------------------
+
+
+def _next_month(today: date) -> tuple[date, date]:
+    first = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+    return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
+
+
+@bp.route("/courses/module-of-the-month", methods=["GET", "POST"])
+@requires(Permission.CATALOGUE)
+def module_of_the_month() -> str | Response | tuple[str, int]:
+    rows = admin().courses(current_language())
+    today = admin().today()
+    form = FeatureForm()
+    form.course.choices = [("", _("Choose a course")),
+                           *((r.slug, r.title) for r in rows if not r.retired)]
+    if not form.is_submitted():
+        first, last = _next_month(today)
+        form.featured_from.data, form.featured_until.data = first.isoformat(), last.isoformat()
+    if form.validate_on_submit():
+        try:
+            starts, ends = admin().set_module_of_the_month(
+                form.course.data or "", form.featured_from.data or "",
+                form.featured_until.data or "", actor=_actor(), where=place())
+        except RegistryError as refusal:
+            params: dict[str, object] = {}
+            if "other" in refusal.detail:
+                other = next((r for r in rows if r.slug == refusal.detail["other"]), None)
+                params = {"title": other.title if other else refusal.detail["other"],
+                          "starts": long_date(refusal.detail["starts"]),  # type: ignore[arg-type]
+                          "ends": long_date(refusal.detail["ends"])}  # type: ignore[arg-type]
+            _show_refusal(form, refusal, **params)
+        else:
+            _forget_catalogue()
+            flash(_("“%(title)s” is the module of the month from %(starts)s until %(ends)s.",
+                    title=_title(form.course.data or ""), starts=long_date(starts),
+                    ends=long_date(ends)))
+            return redirect(url_for("staff.courses.module_of_the_month"))
+    periods = sorted((r for r in rows if r.featured_from and r.featured_until and not r.retired),
+                     key=lambda r: r.featured_from or today)
+    return render_template("staff/courses/module_of_the_month.html", form=form,
+                           periods=periods, today=today,
+                           delay=KIOSK_DELAY), 422 if _has_errors(form) else 200
+
+
+@bp.post("/courses/<slug>/module-of-the-month/clear")
+@requires(Permission.CATALOGUE)
+def clear_module_of_the_month(slug: str) -> Response:
+    if ActionForm().validate_on_submit():
+        admin().clear_module_of_the_month(slug, actor=_actor(), where=place())
+        _forget_catalogue()
+        flash(_("“%(title)s” is no longer the module of the month.", title=_title(slug)))
+    return redirect(url_for("staff.courses.module_of_the_month"))

@@ -1,0 +1,304 @@
+"""The coordinator's dashboard: charts with their numbers, CSV exports of the aggregates, and
+the audited export of patrons.
+
+The figures come from kiosk.registry.reports (`service().reports`); this module draws them
+(kiosk.staff.charts) and writes CSV.
+
+CSV for Excel in Belgium: UTF-8 with a byte order mark (without it Excel reads UTF-8 as
+Windows-1252 and "é" comes out garbled) and `;` between cells — Belgian Excel (nl-BE, fr-BE)
+writes decimals with a comma, so its list separator, the one it expects when it opens a .csv
+by double-click, is the semicolon. Decimals are written with a comma to match; dates as
+yyyy-mm-dd, which Excel reads as a date in every language. No "sep=;" line: with one, Excel
+ignores the byte order mark.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, Response, abort, render_template
+from flask_babel import format_decimal, format_number
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired
+
+from ..i18n import current_language
+from ..registry.domain import RegistryError
+from ..registry.reports import BELGIUM, SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
+from ..registry.roles import Permission
+from ..registry.waitlist import REASON_MAX
+from ..terminal.forms import no_control_characters
+from ..terminal.messages import MESSAGES, message
+from . import charts, current_staff, nav_item, place, requires, service
+
+bp = Blueprint("dashboard", __name__)
+
+nav_item(Permission.DASHBOARD, "staff.dashboard.dashboard", _l("Dashboard"))
+
+SEPARATOR = ";"
+BOM = "\ufeff"
+# A cell starting with one of these is a formula to Excel or LibreOffice (CSV injection).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- CSV (pure) --------------------------------------------------------------------------
+
+
+def csv_cell(value: object) -> str:
+    """One cell as text; text that a spreadsheet would run as a formula gets a leading
+    apostrophe, so it is shown as typed."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    text = "" if value is None else str(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_START):
+        return "'" + text
+    return text
+
+
+def csv_lines(rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    """Each row as one CSV line (`;`, quoted where needed, CRLF)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\r\n")
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+
+
+def csv_document(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    return BOM + "".join(csv_lines([header, *rows]))
+
+
+def decimal_comma(value: float | None, places: int = 1) -> str:
+    """A decimal as Belgian Excel reads it: 12,5."""
+    return "" if value is None else f"{value:.{places}f}".replace(".", ",")
+
+
+def days(delta: timedelta | None) -> float | None:
+    return None if delta is None else delta.total_seconds() / 86400
+
+
+def belgian_day(day: date) -> str:
+    """A date as written in Belgium: 03/03/2025."""
+    return day.strftime("%d/%m/%Y")
+
+
+def belgian_time(moment: datetime) -> str:
+    """A naive-UTC moment in Belgian time, for a CSV cell: 2025-03-03 14:05."""
+    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).strftime("%Y-%m-%d %H:%M")
+
+
+def _attachment(body: Iterable[str] | str, name: str, *, private: bool = False) -> Response:
+    today = datetime.now(BELGIUM).date().isoformat()
+    response = Response(body, mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{today}.csv"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if private:  # personal data: in no cache, not even the browser's
+        response.headers["Cache-Control"] = "no-store, max-age=0"
+        response.headers["Pragma"] = "no-cache"
+    else:
+        response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# --- Pages -------------------------------------------------------------------------------
+
+
+def _count(n: int | float) -> str:
+    return format_number(n)
+
+
+def _days_text(delta: timedelta | None) -> str:
+    value = days(delta)
+    if value is None:
+        return "–"
+    return _("%(days)s days", days=format_decimal(value, "0.0"))
+
+
+def _summary_rows(summary: SeatSummary) -> list[tuple[str, str]]:
+    return [
+        (_("Cap (seats in the programme)"), _count(summary.cap)),
+        (_("Seats taken"), _count(summary.seats_taken)),
+        (_("Of which offers not yet accepted"), _count(summary.offered)),
+        (_("Seats free"), _count(summary.free)),
+        (_("Seats kept above the cap"), _count(summary.over_cap)),
+        (_("Waiting list"), _count(summary.waiting)),
+        (_("Median wait, request to seat (seated from the waiting list in the last 90 days)"),
+         _days_text(summary.median_wait)),
+        (_("Seated from the waiting list in the last 90 days"),
+         _count(summary.seated_from_list)),
+        (_("Median time already waited by those still waiting"),
+         _days_text(summary.median_waited)),
+    ]
+
+
+@bp.get("/dashboard")
+@requires(Permission.DASHBOARD)
+def dashboard() -> str:
+    staff = current_staff()
+    assert staff is not None
+    board = service().reports.dashboard(current_language())
+    summary = board.summary
+    caption = _("%(taken)s of %(cap)s seats taken", taken=_count(summary.seats_taken),
+                cap=_count(summary.cap))
+    seat_gauge = charts.gauge(
+        "chart-seats", _("Seats taken against the cap"),
+        _("%(taken)s of %(cap)s seats taken; %(waiting)s waiting.",
+          taken=_count(summary.seats_taken), cap=_count(summary.cap),
+          waiting=_count(summary.waiting)),
+        summary.seats_taken, summary.cap, caption=caption)
+    top = [c for c in board.courses if c.enrolments]
+    course_chart = charts.bar_chart(
+        "chart-courses", _("Enrolments per course, top %(n)s", n=TOP_COURSES),
+        _("The most chosen courses; the table below gives the numbers."),
+        [(c.title, c.enrolments) for c in top], fmt=_count)
+    total_signups = sum(d.signups for d in board.signups)
+    signup_chart = charts.column_chart(
+        "chart-signups", _("Sign-ups per day, last %(n)s days", n=SIGNUP_DAYS),
+        _("%(total)s new accounts from %(first)s to %(last)s.", total=_count(total_signups),
+          first=belgian_day(board.signups[0].day), last=belgian_day(board.signups[-1].day)),
+        [(d.day.strftime("%d/%m"), d.signups) for d in board.signups], fmt=_count)
+    institution_chart = charts.bar_chart(
+        "chart-institutions", _("Seats per institution"),
+        _("Seats held by the patrons of each institution."),
+        [(i.name, i.seats) for i in board.institutions], fmt=_count)
+    library_chart = charts.bar_chart(
+        "chart-libraries", _("Seats per library"),
+        _("Seats held by the patrons of each library."),
+        [(f"{lib.name} ({lib.institution_code})", lib.seats) for lib in board.libraries],
+        fmt=_count)
+    return render_template(
+        "staff/dashboard/dashboard.html", board=board, summary_rows=_summary_rows(summary),
+        seat_gauge=seat_gauge, course_chart=course_chart, top=top, signup_chart=signup_chart,
+        total_signups=total_signups, institution_chart=institution_chart,
+        library_chart=library_chart, count=_count, belgian_day=belgian_day,
+        exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
+        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS)
+
+
+# --- CSV exports of the aggregates (no personal data) ------------------------------------
+
+
+def _export_summary(lang: str) -> tuple[list[str], list[list[object]]]:
+    s = service().reports.summary()
+    header = [_("Cap"), _("Seats taken"), _("Offers not yet accepted"), _("Seats free"),
+              _("Seats kept above the cap"), _("Waiting list"),
+              _("Seated from the waiting list in the last 90 days"),
+              _("Median wait in days (request to seat)"),
+              _("Median days already waited (still waiting)")]
+    return header, [[s.cap, s.seats_taken, s.offered, s.free, s.over_cap, s.waiting,
+                     s.seated_from_list, decimal_comma(days(s.median_wait)),
+                     decimal_comma(days(s.median_waited))]]
+
+
+def _export_institutions(lang: str) -> tuple[list[str], list[list[object]]]:
+    rows = service().reports.institutions(lang)
+    return ([_("Institution code"), _("Institution"), _("Seats"), _("Waiting"),
+             _("Seat quota")],
+            [[i.code, i.name, i.seats, i.waiting, "" if i.quota is None else i.quota]
+             for i in rows])
+
+
+def _export_libraries(lang: str) -> tuple[list[str], list[list[object]]]:
+    rows = service().reports.libraries()
+    return ([_("Institution code"), _("Library code"), _("Library"), _("Seats"), _("Waiting")],
+            [[lib.institution_code, lib.code, lib.name, lib.seats, lib.waiting]
+             for lib in rows])
+
+
+def _export_courses(lang: str) -> tuple[list[str], list[list[object]]]:
+    rows = service().reports.courses(lang)
+    return ([_("Course code"), _("Course"), _("Retired"), _("Enrolments"),
+             _("Of patrons with a seat"), _("Of patrons waiting")],
+            [[c.slug, c.title, c.retired, c.enrolments, c.seated, c.waiting] for c in rows])
+
+
+def _export_signups(lang: str) -> tuple[list[str], list[list[object]]]:
+    rows = service().reports.signups()
+    return [_("Date"), _("Sign-ups")], [[d.day.isoformat(), d.signups] for d in rows]
+
+
+# kind → (file name, what it holds, rows); the seat export is the one per institution.
+EXPORTS = {
+    "summary": ("waiting-list-summary", _l("Seats, cap and waiting list (summary)"),
+                _export_summary),
+    "seats": ("seats-per-institution", _l("Seats per institution"), _export_institutions),
+    "libraries": ("seats-per-library", _l("Seats per library"), _export_libraries),
+    "courses": ("enrolments-per-course", _l("Enrolments per course (all courses)"),
+                _export_courses),
+    "signups": ("sign-ups-per-day", _l("Sign-ups per day, last 60 days"), _export_signups),
+}
+
+
+@bp.get("/dashboard/<kind>.csv")
+@requires(Permission.DASHBOARD)
+def export(kind: str) -> Response:
+    if kind not in EXPORTS:
+        abort(404)
+    name, _what, build = EXPORTS[kind]
+    header, rows = build(current_language())
+    return _attachment(csv_document(header, rows), name)
+
+
+# --- The audited patron export -----------------------------------------------------------
+
+
+class PatronExportForm(FlaskForm):
+    reason = StringField(_l("Reason for this export (kept in the audit log)"),
+                         validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                         render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
+
+
+STANDINGS = {"seated": _l("seat"), "offered": _l("offer"), "waiting": _l("waiting list"),
+             "none": _l("none")}
+
+
+def patron_csv(header: Sequence[str], rows: Iterator[PatronRow],
+               standings: dict[str, str]) -> Iterator[str]:
+    """The export as CSV text in pieces, so 165,000 rows never sit in memory at once."""
+    yield BOM
+    yield from csv_lines([header])
+    chunk: list[str] = []
+    lines = csv_lines([r.card_number, r.first_name, r.last_name, r.email, r.library_code,
+                       standings.get(r.standing, r.standing), " | ".join(r.courses),
+                       belgian_time(r.created_at)] for r in rows)
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == 500:
+            yield "".join(chunk)
+            chunk = []
+    if chunk:
+        yield "".join(chunk)
+
+
+@bp.route("/dashboard/patron-export", methods=["GET", "POST"])
+@requires(Permission.PATRON_EXPORT)
+def patron_export() -> str | Response | tuple[str, int]:
+    staff = current_staff()
+    assert staff is not None
+    form = PatronExportForm()
+    if form.validate_on_submit():
+        try:
+            result = service().reports.patron_export(form.reason.data or "", current_language(),
+                                                     actor=staff.actor, where=place())
+        except RegistryError as refusal:
+            if refusal.code != "invalid":
+                raise
+            for name, code in refusal.fields.items():
+                field = getattr(form, name)
+                field.errors = [*field.errors, message(code)]
+        else:
+            # The audit entry is committed: only now is the first row read and sent.
+            header = [_("Card number"), _("First name"), _("Last name"), _("E-mail"),
+                      _("Library"), _("Standing"), _("Courses"), _("Created (Belgian time)")]
+            standings = {code: str(text) for code, text in STANDINGS.items()}
+            return _attachment(patron_csv(header, result.rows, standings), "patrons",
+                               private=True)
+    status = 422 if form.errors else 200
+    return render_template("staff/dashboard/patron_export.html", form=form), status

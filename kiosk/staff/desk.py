@@ -1,0 +1,322 @@
+"""The librarian's desk: find a patron, see their record, act for them, create an account.
+
+Searches are POSTed, never put in the address: a name, an e-mail address or a date of birth
+would otherwise land in access logs and the browser history.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from babel.dates import get_month_names
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import force_locale, format_date, format_datetime
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from ..i18n import current_language
+from ..registry.domain import NewPatron, RegistryError, format_card_number, format_phone
+from ..registry.roles import Permission, StaffView
+from ..terminal.forms import ActionForm
+from ..terminal.messages import message
+from . import current_staff, nav_item, place, requires, service
+from .forms import (
+    DeskEnrolForm,
+    DeskPasswordForm,
+    DeskRegisterForm,
+    DeskSearchForm,
+    ReasonForm,
+)
+
+bp = Blueprint("desk", __name__)
+
+nav_item(Permission.DESK, "staff.desk.search", _l("Find a patron"))
+nav_item(Permission.DESK, "staff.desk.register", _l("New patron account"))
+
+_BABEL_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
+STANDINGS = {"seated": _l("has a seat"), "waiting": _l("on the waiting list"),
+             "offered": _l("a seat is offered"), "none": _l("no seat, not waiting")}
+# Refusals an action can meet because the patron's situation changed meanwhile: a message
+# on their page, not an error page.
+_ACTION_REFUSALS = {"not_enrolled", "not_seated", "not_waiting", "course_not_found", "busy",
+                    "mail_not_set_up"}
+
+
+def _staff() -> StaffView:
+    staff = current_staff()
+    assert staff is not None  # `requires` let the request in
+    return staff
+
+
+def _local(moment: datetime | None) -> str:
+    if moment is None:
+        return "–"
+    return format_datetime(moment.replace(tzinfo=UTC), "medium")
+
+
+def _long_date(day: date | None) -> str:
+    return format_date(day, "long") if day else "–"
+
+
+def _field_errors(form: object, fields: dict[str, str], target: dict[str, str]) -> None:
+    """A registry's field codes as messages next to the form's fields."""
+    for name, code in fields.items():
+        field = getattr(form, target.get(name, name), None)
+        if field is not None:
+            field.errors = [*field.errors, message(code)]
+
+
+# --- Find -------------------------------------------------------------------------------------
+
+
+@bp.route("/desk", methods=["GET", "POST"])
+@requires(Permission.DESK)
+def search() -> tuple[str, int]:
+    form = DeskSearchForm()
+    hits = None
+    if form.validate_on_submit():
+        try:
+            hits = service().desk.find(_staff(), form.query.data or "", form.birth_date.data)
+        except RegistryError as refusal:
+            if refusal.code != "invalid":
+                raise
+            _field_errors(form, refusal.fields, {})
+    if form.birth_date.errors:  # wtforms' own text is in English only
+        form.birth_date.errors = [message("birth_date_invalid")]
+    status = 422 if form.errors else 200
+    return render_template("staff/desk/search.html", form=form, hits=hits,
+                           long_date=_long_date), status
+
+
+# --- One patron -------------------------------------------------------------------------------
+
+
+def _patron_page(patron_id: int, enrol_form: DeskEnrolForm | None = None,
+                 status: int = 200) -> tuple[str, int]:
+    staff = _staff()
+    lang = current_language()
+    found = service().desk.patron(staff, patron_id, lang, where=place())
+    form = enrol_form or DeskEnrolForm(formdata=None)
+    enrolled = {e.course_slug for e in found.status.enrolments}
+    form.course.choices = [("", _("Choose a course"))] + [
+        (c.slug, c.title) for c in service().catalogue(lang).courses if c.slug not in enrolled]
+    return render_template(
+        "staff/desk/patron.html", patron=found, enrol_form=form,
+        card=format_card_number(found.card_number), phone=format_phone(found.phone),
+        standings=STANDINGS, local=_local, long_date=_long_date,
+        mail_on=service().desk.mail_on()), status
+
+
+@bp.get("/desk/patrons/<int:patron_id>")
+@requires(Permission.DESK)
+def patron(patron_id: int) -> tuple[str, int]:
+    return _patron_page(patron_id)
+
+
+def _back(patron_id: int) -> Response:
+    return redirect(url_for("staff.desk.patron", patron_id=patron_id))
+
+
+def _act(patron_id: int, action: object, done: str) -> Response:
+    """Run one action for the patron; a refusal becomes a message on their page."""
+    if not ActionForm().validate_on_submit():
+        return _back(patron_id)
+    try:
+        action()  # type: ignore[operator]
+    except RegistryError as refusal:
+        if refusal.code not in _ACTION_REFUSALS:
+            raise
+        flash(message(refusal.code))
+    else:
+        flash(done)
+    return _back(patron_id)
+
+
+@bp.post("/desk/patrons/<int:patron_id>/enrol")
+@requires(Permission.DESK)
+def enrol(patron_id: int) -> Response | tuple[str, int]:
+    form = DeskEnrolForm()
+    if not form.validate_on_submit():
+        return _patron_page(patron_id, form, 422)
+    slug = form.course.data or ""
+    try:
+        result = service().desk.enrol(_staff(), patron_id, slug, where=place())
+    except RegistryError as refusal:
+        if refusal.code not in _ACTION_REFUSALS:
+            raise
+        form.course.errors = [message(refusal.code)]
+        return _patron_page(patron_id, form, 422)
+    if result.standing.value == "waiting":
+        flash(_("Enrolled on the waiting list: place %(position)s.", position=result.position))
+    elif result.newly_granted:
+        flash(_("Enrolled: the patron now has a seat."))
+    else:
+        flash(_("The course was added."))
+    return _back(patron_id)
+
+
+@bp.post("/desk/patrons/<int:patron_id>/withdraw/<slug>")
+@requires(Permission.DESK)
+def withdraw(patron_id: int, slug: str) -> Response:
+    return _act(patron_id,
+                lambda: service().desk.withdraw(_staff(), patron_id, slug, where=place()),
+                _("The course was removed."))
+
+
+@bp.post("/desk/patrons/<int:patron_id>/give-up-seat")
+@requires(Permission.DESK)
+def give_up_seat(patron_id: int) -> Response:
+    return _act(patron_id,
+                lambda: service().desk.give_up_seat(_staff(), patron_id, where=place()),
+                _("The seat was given up; it goes to the next in line."))
+
+
+@bp.post("/desk/patrons/<int:patron_id>/leave-waiting-list")
+@requires(Permission.DESK)
+def leave_waiting_list(patron_id: int) -> Response:
+    return _act(patron_id,
+                lambda: service().desk.leave_waiting_list(_staff(), patron_id, where=place()),
+                _("The patron has left the waiting list."))
+
+
+@bp.post("/desk/patrons/<int:patron_id>/receipt/email")
+@requires(Permission.DESK)
+def email_receipt(patron_id: int) -> Response:
+    return _act(patron_id,
+                lambda: service().desk.email_receipt(_staff(), patron_id, where=place()),
+                _("The receipt will be e-mailed to the patron in a moment."))
+
+
+def _printed(template: str, language: str, **context: object) -> Response:
+    """A page for the patron to take home: in their language, never kept by the browser."""
+    with force_locale(language):
+        page = render_template(template, print_lang=language, **context)
+    response = Response(page, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/desk/patrons/<int:patron_id>/receipt")
+@requires(Permission.DESK)
+def receipt(patron_id: int) -> Response:
+    if not ActionForm().validate_on_submit():
+        return _back(patron_id)
+    found = service().desk.receipt(_staff(), patron_id, where=place())
+    with force_locale(found.language):
+        printed_at = _local(found.printed_at)
+    return _printed("staff/desk/receipt.html", found.language, receipt=found,
+                    card=format_card_number(found.card_number), printed_at=printed_at,
+                    patron_id=patron_id)
+
+
+# --- A new password ---------------------------------------------------------------------------
+
+
+@bp.route("/desk/patrons/<int:patron_id>/password", methods=["GET", "POST"])
+@requires(Permission.DESK)
+def password(patron_id: int) -> Response | tuple[str, int]:
+    staff = _staff()
+    found = service().desk.patron(staff, patron_id, current_language(), where=place())
+    form = DeskPasswordForm()
+    if form.validate_on_submit():
+        try:
+            service().desk.set_password(staff, patron_id, form.password.data or "",
+                                        where=place())
+        except RegistryError as refusal:
+            if refusal.code != "invalid":
+                raise
+            _field_errors(form, refusal.fields, {})
+        else:
+            flash(_("The patron's new password is set. They can log in with it now."))
+            return _back(patron_id)
+    form.password.data = ""
+    status = 422 if form.errors else 200
+    return render_template("staff/desk/password.html", patron=found, form=form), status
+
+
+@bp.post("/desk/patrons/<int:patron_id>/one-time-password")
+@requires(Permission.DESK)
+def one_time_password(patron_id: int) -> Response:
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("staff.desk.password", patron_id=patron_id))
+    staff = _staff()
+    secret = service().desk.set_password(staff, patron_id, None, where=place())
+    found = service().desk.patron(staff, patron_id, current_language(), where=place())
+    return _printed("staff/desk/one_time.html", found.language, secret=secret,
+                    first_name=found.first_name, card=format_card_number(found.card_number),
+                    patron_id=patron_id)
+
+
+# --- Erase -----------------------------------------------------------------------------------
+
+
+@bp.route("/desk/patrons/<int:patron_id>/erase", methods=["GET", "POST"])
+@requires(Permission.DESK)
+def erase(patron_id: int) -> Response | tuple[str, int]:
+    staff = _staff()
+    found = service().desk.patron(staff, patron_id, current_language(), where=place())
+    form = ReasonForm()
+    if form.validate_on_submit():
+        try:
+            service().desk.erase(staff, patron_id, form.reason.data or "", where=place())
+        except RegistryError as refusal:
+            if refusal.code != "invalid":
+                raise
+            _field_errors(form, refusal.fields, {})
+        else:
+            flash(_("The account is erased. A seat it held went to the next in line."))
+            return redirect(url_for("staff.desk.search"))
+    status = 422 if form.errors else 200
+    return render_template("staff/desk/erase.html", patron=found, form=form,
+                           standings=STANDINGS), status
+
+
+# --- A new account ---------------------------------------------------------------------------
+
+
+def _library_groups(staff: StaffView) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The libraries this staff member may create accounts at, by institution."""
+    lang = current_language()
+    return [(inst.names.get(lang, inst.code), [(lib.code, lib.name) for lib in inst.libraries])
+            for inst in service().institutions() if staff.serves(inst.code)]
+
+
+@bp.route("/desk/new", methods=["GET", "POST"])
+@requires(Permission.DESK)
+def register() -> Response | tuple[str, int]:
+    staff = _staff()
+    form = DeskRegisterForm()
+    months = get_month_names("wide", locale=_BABEL_LOCALES[current_language()])
+    form.birth_month.choices = [("", _("Month"))] + [(str(m), months[m]) for m in range(1, 13)]
+    if not form.is_submitted():
+        form.library.data = staff.library_code or ""
+        form.language.data = current_language()
+    if form.validate_on_submit():
+        data = NewPatron(
+            first_name=form.first_name.data or "", last_name=form.last_name.data or "",
+            email=form.email.data or "",
+            birth_date="-".join((p or "").strip() for p in (
+                form.birth_year.data, form.birth_month.data, form.birth_day.data)),
+            postcode=form.postcode.data or "", library_code=form.library.data or "",
+            phone=form.phone.data or "", password=form.password.data or "",
+            language=form.language.data or "", consent=bool(form.consent.data))
+        try:
+            made, patron_id = service().desk.register(
+                staff, data, identity_checked=bool(form.identity_checked.data), where=place())
+        except RegistryError as refusal:
+            if refusal.code != "invalid":
+                raise
+            _field_errors(form, refusal.fields,
+                          {"birth_date": "birth_day", "library_code": "library"})
+        else:
+            flash(_("The account is created. Card number: %(card)s",
+                    card=format_card_number(made.card_number)))
+            if made.possible_duplicate:
+                flash(_("Someone with the same name and date of birth already has an account: "
+                        "the pair is in the duplicates queue."))
+            return redirect(url_for("staff.desk.patron", patron_id=patron_id))
+    form.password.data = ""
+    status = 422 if form.errors else 200
+    return render_template("staff/desk/register.html", form=form,
+                           library_groups=_library_groups(staff)), status

@@ -1,0 +1,238 @@
+"""Who may open which staff page and call which staff API: every staff endpoint of the app ×
+anonymous, a logged-in patron, a librarian of Antwerpen (A), a librarian of Kortrijk (B), the
+coordinator, the IT admin and a terminal's bearer token. Only the combinations the roles table
+(kiosk/registry/roles.py) allows get through; a librarian of B does not reach a patron of A.
+
+The endpoints are read from the app's URL map, so a new staff page is in the matrix the day it
+is added; a staff view without a declared permission fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from werkzeug.routing import Rule
+
+from kiosk import create_app
+from kiosk.registry.roles import GRANTS, Permission, Role
+from kiosk.registry.store import Patron
+
+from .conftest import STAFF_PASSWORDS, add_patron, app_config, log_in_staff, patron_data
+
+STAFF = {"librarian_a": "an.peeters", "librarian_b": "els.maes", "coordinator": "coordinator",
+         "it_admin": "it.support"}
+ROLES = {"librarian_a": Role.LIBRARIAN, "librarian_b": Role.LIBRARIAN,
+         "coordinator": Role.COORDINATOR, "it_admin": Role.IT_ADMIN}
+PRINCIPALS = ("anonymous", "patron", "terminal", *STAFF)
+# Views every logged-in staff member has (no permission of their own).
+OPEN_TO_STAFF = {"staff.home"}
+PUBLIC = {"staff.login"}
+
+
+@dataclass
+class World:
+    app: Flask
+    patron_id: int  # a patron of Antwerpen (ANT), seated
+    card: str
+    terminal_token: str
+    terminal_id: int
+    waiting_id: int = 0  # another patron of ANT, on the waiting list
+
+    def args(self, rule: Rule) -> dict[str, object]:
+        """Values for the rule's variables: objects that exist, belonging to institution A."""
+        values: dict[str, object] = {"lang": "en"}
+        for name in rule.arguments - {"lang"}:
+            if name not in SAMPLES:
+                raise AssertionError(f"the role matrix needs a sample value for <{name}> "
+                                     f"in {rule.rule}: add it to SAMPLES")
+            values[name] = SAMPLES[name](self)
+        if rule.endpoint.startswith("staff.seats.") and "patron_id" in values:
+            values["patron_id"] = self.waiting_id  # waiting-list entries: someone who waits
+        return values
+
+
+SAMPLES: dict[str, Callable[[World], object]] = {
+    "terminal_id": lambda w: w.terminal_id,
+    "patron_id": lambda w: w.patron_id,
+    "card": lambda w: w.card,
+    "slug": lambda w: "spanish-beginners",
+    "course_slug": lambda w: "spanish-beginners",
+    "flag_id": lambda w: 1,
+    "entry_id": lambda w: w.waiting_id,
+    "username": lambda w: "an.peeters",
+    "kind": lambda w: "seats",
+    "export": lambda w: "seats",
+}
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], World]]:
+    """A fresh app per principal: what one principal's POSTs change, another does not see."""
+
+    def make() -> World:
+        folder = tmp_path_factory.mktemp("matrix")
+        app = create_app(app_config(folder), instance_path=str(folder))
+        service = app.extensions["registry_service"]
+        service.set_cap(1, actor="test")
+        card, token = add_patron(service, library_code="ANT-PERMEKE", last_name="Matrix")
+        service.claim(token, "spanish-beginners")
+        waiting_card, waiting_token = add_patron(service, library_code="ANT-HOBOKEN")
+        service.claim(waiting_token, "spanish-beginners")
+        # The same name and date of birth again: possible-duplicate flag 1, both of ANT.
+        service.register(patron_data(library_code="ANT-PERMEKE", last_name="Matrix"))
+        with service.store.read() as s:
+            ids = dict(s.execute(select(Patron.card_number, Patron.id)).all())
+        terminal_token, terminal = service.add_terminal("ANT-PERMEKE", "Matrix", actor="test")
+        return World(app, ids[card], card, terminal_token, terminal.id, ids[waiting_card])
+
+    yield make
+
+
+def staff_rules(app: Flask) -> list[Rule]:
+    """Every staff page but log-out (it refuses nobody: it only ends a session)."""
+    rules = [r for r in app.url_map.iter_rules()
+             if r.endpoint.startswith("staff.") and r.endpoint != "staff.logout"]
+    # The waiting-list pages first: a desk action further on (giving up the seat, say)
+    # promotes the waiting patron they act on.
+    return sorted(rules, key=lambda r: (not r.endpoint.startswith("staff.seats."), r.rule))
+
+
+def client_for(world: World, principal: str) -> FlaskClient:
+    client = world.app.test_client()
+    if principal == "patron":
+        client.post("/en/login", data={"identifier": world.card, "password": "correct horse"})
+    elif principal == "terminal":
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {world.terminal_token}"
+    elif principal in STAFF:
+        log_in_staff(client, STAFF[principal])
+    return client
+
+
+def permission_of(app: Flask, rule: Rule) -> Permission | None:
+    return getattr(app.view_functions[rule.endpoint], "permission", None)
+
+
+def outcome(response) -> str:  # type: ignore[no-untyped-def]
+    if response.status_code in (401, 403):
+        return "refused"
+    if response.status_code == 302 and "/staff/login" in response.location:
+        return "refused"
+    if response.status_code == 404:
+        return "hidden"
+    return "allowed"
+
+
+def expected(app: Flask, rule: Rule, principal: str) -> str:
+    if rule.endpoint in PUBLIC:
+        return "allowed"
+    if principal not in STAFF:
+        return "refused"
+    if rule.endpoint in OPEN_TO_STAFF:
+        return "allowed"
+    permission = permission_of(app, rule)
+    assert permission is not None, f"{rule.endpoint} declares no permission (@requires)"
+    if permission not in GRANTS[ROLES[principal]]:
+        return "refused"
+    # Librarian B serves Kortrijk: a patron of Antwerpen is not theirs to see.
+    if principal == "librarian_b" and rule.arguments & {"patron_id", "card", "entry_id",
+                                                        "flag_id"}:
+        return "hidden"
+    return "allowed"
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_every_staff_endpoint_answers_only_the_allowed_principals(worlds, principal) -> None:  # type: ignore[no-untyped-def]
+    world = worlds()
+    client = client_for(world, principal)
+    rules = staff_rules(world.app)
+    assert len(rules) > 5, "no staff pages found"
+    wrong: list[str] = []
+    for rule in rules:
+        for method in sorted(rule.methods & {"GET", "POST", "DELETE", "PUT"}):
+            if principal in STAFF and rule.endpoint not in PUBLIC:
+                if client.get("/en/staff/").status_code != 200:  # a POST logged us out
+                    log_in_staff(client, STAFF[principal])
+            url_args = world.args(rule)
+            with world.app.test_request_context():
+                from flask import url_for
+
+                url = url_for(rule.endpoint, **url_args)
+            response = client.open(url, method=method, data={})
+            got, want = outcome(response), expected(world.app, rule, principal)
+            if got != want:
+                wrong.append(f"{method} {url} ({rule.endpoint}): {response.status_code}, "
+                             f"{got} — expected {want}")
+    assert not wrong, f"{principal}:\n" + "\n".join(wrong)
+
+
+def test_every_staff_view_declares_a_permission(worlds) -> None:  # type: ignore[no-untyped-def]
+    world = worlds()
+    missing = [r.endpoint for r in staff_rules(world.app)
+               if r.endpoint not in PUBLIC | OPEN_TO_STAFF
+               and permission_of(world.app, r) is None and r.endpoint.startswith("staff.")]
+    assert not missing
+
+
+# --- The staff API (assisted mode on terminals that talk HTTP) -------------------------------
+
+# Who may hold a staff session at a kiosk: the roles that serve patrons.
+ASSISTING = {p for p, role in ROLES.items() if Permission.DESK in GRANTS[role]}
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_the_staff_api_answers_only_desk_staff_through_a_known_terminal(worlds,
+                                                                        principal) -> None:  # type: ignore[no-untyped-def]
+    """POST/GET/DELETE /api/v1/staff/sessions and a claim tagged with X-Staff-Token: the
+    terminal token is needed and never enough; a patron's token is no staff token."""
+    world = worlds()
+    service = world.app.extensions["registry_service"]
+    http = world.app.test_client()
+    terminal = {"Authorization": f"Bearer {world.terminal_token}"}
+    headers: dict[str, str] = {} if principal == "anonymous" else dict(terminal)
+    staff_token = ""
+    if principal == "patron":
+        staff_token, _ = service.login(world.card, "correct horse")
+    elif principal in STAFF:
+        staff_token, _ = service.staff.login(STAFF[principal], STAFF_PASSWORDS[STAFF[principal]])
+    if staff_token:
+        headers["X-Staff-Token"] = staff_token
+
+    who = http.get("/api/v1/staff/sessions", headers=headers)
+    if principal == "anonymous":
+        assert who.status_code == 401
+        assert who.get_json()["error"]["code"] == "terminal_unauthorized"
+    elif principal in ASSISTING:
+        assert who.status_code == 200
+        assert who.get_json()["username"] == STAFF[principal]
+    elif principal in STAFF:  # a staff role that does not serve patrons
+        assert who.status_code == 403
+        assert who.get_json()["error"]["code"] == "staff_forbidden"
+    else:  # the terminal alone, or a patron's session token posing as a staff token
+        assert who.status_code == 401
+        assert who.get_json()["error"]["code"] == "staff_session_invalid"
+
+    if principal in STAFF:
+        login = http.post("/api/v1/staff/sessions",
+                          headers=dict(terminal, **{"Idempotency-Key": f"matrix-{principal}"}),
+                          json={"username": STAFF[principal],
+                                "password": STAFF_PASSWORDS[STAFF[principal]]})
+        assert login.status_code == (201 if principal in ASSISTING else 403)
+
+    # A patron's claim tagged as assisted: only with a live desk-staff token.
+    _card, patron_token = add_patron(service, library_code="KOR-CENTRUM")
+    claim_headers = dict(headers, **{"Idempotency-Key": f"matrix-claim-{principal}"})
+    if principal != "anonymous":
+        claim_headers["X-Patron-Session"] = patron_token
+    claim = http.post("/api/v1/me/claims", headers=claim_headers,
+                      json={"course": "excel-basics"})
+    want = {"anonymous": 401, "terminal": 201}.get(principal)
+    if principal == "patron":
+        want = 401
+    elif principal in STAFF:
+        want = 201 if principal in ASSISTING else 403
+    assert claim.status_code in ((want,) if want != 201 else (200, 201)), claim.get_json()
