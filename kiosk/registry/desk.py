@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 # --- Rules --------------------------------------------------------------------------------
 
 SEARCH_LIMIT = 50
-REASON_MAX = 200
 # Opening a patron's record is audited, but once per staff member and patron in this window:
 # a librarian going back and forth while helping one person is one look, not twenty.
 VIEW_AUDIT_EVERY = timedelta(minutes=15)
@@ -89,18 +88,6 @@ def one_time_password() -> str:
     groups = ("".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(ONE_TIME_GROUP_SIZE))
               for _ in range(ONE_TIME_GROUPS))
     return "-".join(groups)
-
-
-def clean_reason(text: str) -> str:
-    """A reason for the audit log: required, one line, at most REASON_MAX characters."""
-    reason = domain.clean_name(text)
-    if not reason or not domain.has_visible_chars(reason):
-        raise RegistryError("invalid", {"reason": "required"})
-    if domain.has_control_chars(reason):
-        raise RegistryError("invalid", {"reason": "invalid_characters"})
-    if len(reason) > REASON_MAX:
-        raise RegistryError("invalid", {"reason": "too_long"})
-    return reason
 
 
 # --- What the pages show -------------------------------------------------------------------
@@ -262,7 +249,7 @@ class DeskService:
 
     def erase(self, staff: StaffView, patron_id: int, reason: str, where: str = "") -> None:
         """Erase the account for the patron; their seat goes to the next in line."""
-        reason = clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             self.registry._erase(s, patron.id, actor=staff.actor, where=where,

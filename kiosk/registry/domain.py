@@ -143,6 +143,22 @@ def one_time_form(password: str) -> str:
     return "".join(ch for ch in password.lower() if ch not in " -\u2010\u2011\u2013")
 
 
+REASON_MAX = 200
+
+
+def clean_reason(text: str) -> str:
+    """A reason a staff member gives for the audit log: required, one line, at most
+    REASON_MAX characters; answers it tidied, or raises RegistryError("invalid", {"reason"})."""
+    reason = clean_name(text)
+    if not reason or not has_visible_chars(reason):
+        raise RegistryError("invalid", {"reason": "required"})
+    if len(reason) > REASON_MAX:
+        raise RegistryError("invalid", {"reason": "too_long"})
+    if has_control_chars(reason):
+        raise RegistryError("invalid", {"reason": "invalid_characters"})
+    return reason
+
+
 def token_hash(token: str) -> str:
     """Bearer tokens are stored only as this digest: a leaked table opens no session."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
+from . import domain
 from .staff import record
 from .store import Course, EnrolmentRow, Institution, Library, Patron, Place, Programme
-from .waitlist import clean_reason
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -292,7 +292,7 @@ class Reports:
         The audit entry (who, why, how many rows) is committed before the first row is read:
         an export that nobody can account for never leaves the registry. The rows are those
         that existed at that moment (up to the highest id counted), read in batches."""
-        reason = clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             count, last_id = s.execute(select(func.count(Patron.id), func.max(Patron.id))).one()
             record(s, self.registry.clock(), actor, "patron_export", where=where,

@@ -30,9 +30,6 @@ from .store import DuplicateFlag, EnrolmentRow, Institution, Library, Patron, Pl
 if TYPE_CHECKING:
     from .services import RegistryService
 
-REASON_MAX = 200
-
-
 @dataclass(frozen=True)
 class PendingAccount:
     """A row of the pending-accounts queue."""
@@ -78,17 +75,6 @@ class DuplicatePair:
     flagged_at: datetime
     newer: AccountSide  # the account whose registration raised the flag
     older: AccountSide
-
-
-def _clean_reason(reason: str) -> str:
-    text = domain.clean_name(reason)
-    if not text or not domain.has_visible_chars(text):
-        raise RegistryError("invalid", {"reason": "required"})
-    if len(text) > REASON_MAX:
-        raise RegistryError("invalid", {"reason": "too_long"})
-    if domain.has_control_chars(text):
-        raise RegistryError("invalid", {"reason": "invalid_characters"})
-    return text
 
 
 class Verification:
@@ -192,7 +178,7 @@ class Verification:
                       where: str = "") -> None:
         """Erase a pending account (no document shown, a mistake, a joke): its waiting
         place goes with it."""
-        reason = _clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             patron, institution = self._patron_served(s, patron_id, staff)
             if patron.pending_since is None:

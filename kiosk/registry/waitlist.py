@@ -24,7 +24,6 @@ from .store import EnrolmentRow, Institution, Library, Patron, Place, Programme
 if TYPE_CHECKING:
     from .services import RegistryService
 
-REASON_MAX = 200
 PAGE_SIZE = 50
 
 
@@ -79,18 +78,6 @@ class CapPreview:
 def mask_card(card: str) -> str:
     """Enough of a card number to match it with the card in hand, not to copy it."""
     return "•" * max(0, len(card) - 4) + card[-4:]
-
-
-def clean_reason(reason: str) -> str:
-    """An audited reason: required, one line, at most 200 characters."""
-    text = " ".join((reason or "").split())
-    if not text or not domain.has_visible_chars(text):
-        raise RegistryError("invalid", {"reason": "required"})
-    if len(text) > REASON_MAX:
-        raise RegistryError("invalid", {"reason": "too_long"})
-    if domain.has_control_chars(text):
-        raise RegistryError("invalid", {"reason": "invalid_characters"})
-    return text
 
 
 class _Discard(Exception):  # noqa: N818 (not an error: how a preview leaves its transaction)
@@ -177,7 +164,7 @@ class Waitlist:
     def remove(self, patron_id: int, reason: str, viewer: StaffView, where: str = "") -> None:
         """Take a patron off the line, like leaving it: their place and pending course
         choices go, everyone behind moves up one."""
-        reason = clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             self.store.lock_programme(s)
             entry = self._entry(s, patron_id, viewer, "en")
@@ -193,7 +180,7 @@ class Waitlist:
         out again in the new order; nobody else's number changes."""
         if not viewer.can(Permission.WAITING_LIST_MOVE):
             raise RegistryError("forbidden")
-        reason = clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             self.store.lock_programme(s)
             entry = self._entry(s, patron_id, viewer, "en")
@@ -254,7 +241,7 @@ class Waitlist:
         a preview is meant to prevent."""
         if new_cap < 0:
             raise RegistryError("invalid", {"cap": "cap_invalid"})
-        reason = clean_reason(reason)
+        reason = domain.clean_reason(reason)
         with self.store.write() as s:
             self.store.lock_programme(s)
             # (_preview ends lapsed offers first, as set_cap's promotion would.)

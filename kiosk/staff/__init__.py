@@ -129,7 +129,27 @@ def refused(error: RegistryError) -> Response | tuple[str, int]:
 
 
 def _params(error: RegistryError) -> dict[str, object]:
-    return {k: v for k, v in error.detail.items() if isinstance(v, (str, int))}
+    params: dict[str, object] = {"age": current_app.config["MIN_AGE"]}
+    params.update((k, v) for k, v in error.detail.items() if isinstance(v, (str, int)))
+    return params
+
+
+def show_refusal(form: Any, refusal: RegistryError, rename: dict[str, str] | None = None,
+                 **params: object) -> None:
+    """A registry's "invalid" answer as messages beside the form's fields (and so in the
+    error summary), in the page's language; any other refusal, or a field the form does not
+    have, goes on to the staff error page. `rename` maps the registry's field names to the
+    form's ("library_code" → "library")."""
+    from ..terminal.messages import message
+
+    if refusal.code != "invalid":
+        raise refusal
+    values = _params(refusal) | params
+    for name, code in refusal.fields.items():
+        field = getattr(form, (rename or {}).get(name, name), None)
+        if field is None:
+            raise refusal
+        field.errors = [*field.errors, message(code, **values)]
 
 
 @bp.errorhandler(403)

@@ -12,8 +12,7 @@ from ..i18n import current_language
 from ..registry.domain import RegistryError
 from ..registry.roles import Permission, Role
 from ..terminal.forms import ActionForm
-from ..terminal.messages import message
-from . import ROLE_NAMES, current_staff, nav_item, place, requires, service
+from . import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
 from .forms import StaffAccountForm
 
 bp = Blueprint("accounts", __name__)
@@ -45,11 +44,7 @@ def index() -> str | Response | tuple[str, int]:
                 form.password.data or "", library_code=form.library.data or None,
                 actor=staff.actor, where=place())
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            for name, code in refusal.fields.items():
-                field = getattr(form, _FIELDS.get(name, name))
-                field.errors = [*field.errors, message(code)]
+            show_refusal(form, refusal, _FIELDS)
         else:
             flash(_("Staff account %(name)s made. Give the password to its owner in person.",
                     name=made.username))

@@ -20,9 +20,8 @@ from ..registry.catalogue_admin import CatalogueAdmin, CourseDraft, CourseRow
 from ..registry.domain import LANGUAGES, RegistryError
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
-from ..terminal.messages import message
 from ..terminal.reference import FRESH_FOR
-from . import current_staff, nav_item, place, requires, service
+from . import current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("courses", __name__)
 
@@ -83,17 +82,6 @@ def _row(slug: str) -> CourseRow | None:
     return next((r for r in admin().courses(current_language()) if r.slug == slug), None)
 
 
-def _show_refusal(form: FlaskForm, refusal: RegistryError, **params: object) -> None:
-    """Field codes from the registry as messages beside their fields (and in the summary)."""
-    if refusal.code != "invalid":
-        raise refusal
-    for name, code in refusal.fields.items():
-        target = getattr(form, name, None)
-        if target is None:
-            raise refusal
-        target.errors = [*target.errors, message(code, **params)]
-
-
 def _has_errors(form: FlaskForm) -> bool:
     return any(f.errors for f in form)
 
@@ -137,7 +125,7 @@ def add() -> str | Response | tuple[str, int]:
         try:
             slug = admin().add(_draft(form), actor=_actor(), where=place())
         except RegistryError as refusal:
-            _show_refusal(form, refusal)
+            show_refusal(form, refusal)
         else:
             _forget_catalogue()
             flash(_("The course “%(title)s” is in the catalogue. Kiosks show it within "
@@ -163,7 +151,7 @@ def edit(slug: str) -> str | Response | tuple[str, int]:
         try:
             new_slug = admin().change(slug, _draft(form), actor=_actor(), where=place())
         except RegistryError as refusal:
-            _show_refusal(form, refusal)
+            show_refusal(form, refusal)
         else:
             _forget_catalogue()
             flash(_("The changes to “%(title)s” are saved. Kiosks show them within "
@@ -239,7 +227,7 @@ def module_of_the_month() -> str | Response | tuple[str, int]:
                 params = {"title": other.title if other else refusal.detail["other"],
                           "starts": long_date(refusal.detail["starts"]),  # type: ignore[arg-type]
                           "ends": long_date(refusal.detail["ends"])}  # type: ignore[arg-type]
-            _show_refusal(form, refusal, **params)
+            show_refusal(form, refusal, **params)
         else:
             _forget_catalogue()
             flash(_("“%(title)s” is the module of the month from %(starts)s until %(ends)s.",

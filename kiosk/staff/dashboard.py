@@ -28,13 +28,12 @@ from wtforms import StringField
 from wtforms.validators import DataRequired
 
 from ..i18n import current_language
-from ..registry.domain import RegistryError
+from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.reports import BELGIUM, SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
 from ..registry.roles import Permission
-from ..registry.waitlist import REASON_MAX
 from ..terminal.forms import no_control_characters
-from ..terminal.messages import MESSAGES, message
-from . import charts, current_staff, nav_item, place, requires, service
+from ..terminal.messages import MESSAGES
+from . import charts, current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("dashboard", __name__)
 
@@ -288,11 +287,7 @@ def patron_export() -> str | Response | tuple[str, int]:
             result = service().reports.patron_export(form.reason.data or "", current_language(),
                                                      actor=staff.actor, where=place())
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            for name, code in refusal.fields.items():
-                field = getattr(form, name)
-                field.errors = [*field.errors, message(code)]
+            show_refusal(form, refusal)
         else:
             # The audit entry is committed: only now is the first row read and sent.
             header = [_("Card number"), _("First name"), _("Last name"), _("E-mail"),

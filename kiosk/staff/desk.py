@@ -20,7 +20,7 @@ from ..registry.domain import NewPatron, RegistryError, format_card_number, form
 from ..registry.roles import Permission, StaffView
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service
+from . import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import (
     DeskEnrolForm,
     DeskPasswordForm,
@@ -59,14 +59,6 @@ def _long_date(day: date | None) -> str:
     return format_date(day, "long") if day else "–"
 
 
-def _field_errors(form: object, fields: dict[str, str], target: dict[str, str]) -> None:
-    """A registry's field codes as messages next to the form's fields."""
-    for name, code in fields.items():
-        field = getattr(form, target.get(name, name), None)
-        if field is not None:
-            field.errors = [*field.errors, message(code)]
-
-
 # --- Find -------------------------------------------------------------------------------------
 
 
@@ -79,9 +71,7 @@ def search() -> tuple[str, int]:
         try:
             hits = service().desk.find(_staff(), form.query.data or "", form.birth_date.data)
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            _field_errors(form, refusal.fields, {})
+            show_refusal(form, refusal)
     if form.birth_date.errors:  # wtforms' own text is in English only
         form.birth_date.errors = [message("birth_date_invalid")]
     status = 422 if form.errors else 200
@@ -224,9 +214,7 @@ def password(patron_id: int) -> Response | tuple[str, int]:
             service().desk.set_password(staff, patron_id, form.password.data or "",
                                         where=place())
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            _field_errors(form, refusal.fields, {})
+            show_refusal(form, refusal)
         else:
             flash(_("The patron's new password is set. They can log in with it now."))
             return _back(patron_id)
@@ -261,9 +249,7 @@ def erase(patron_id: int) -> Response | tuple[str, int]:
         try:
             service().desk.erase(staff, patron_id, form.reason.data or "", where=place())
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            _field_errors(form, refusal.fields, {})
+            show_refusal(form, refusal)
         else:
             flash(_("The account is erased. A seat it held went to the next in line."))
             return redirect(url_for("staff.desk.search"))
@@ -305,10 +291,7 @@ def register() -> Response | tuple[str, int]:
             made, patron_id = service().desk.register(
                 staff, data, identity_checked=bool(form.identity_checked.data), where=place())
         except RegistryError as refusal:
-            if refusal.code != "invalid":
-                raise
-            _field_errors(form, refusal.fields,
-                          {"birth_date": "birth_day", "library_code": "library"})
+            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"})
         else:
             flash(_("The account is created. Card number: %(card)s",
                     card=format_card_number(made.card_number)))

@@ -16,7 +16,7 @@ from ..registry.domain import RegistryError, terminal_state
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service
+from . import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import MaintenanceForm
 
 bp = Blueprint("it", __name__)
@@ -78,11 +78,7 @@ def maintenance() -> str | Response | tuple[str, int]:
                                            "en": form.en.data or ""}, utc,
                                           actor=staff.actor, where=place())
             except RegistryError as refusal:
-                if refusal.code != "invalid":
-                    raise
-                for name, code in refusal.fields.items():
-                    field = getattr(form, name)
-                    field.errors = [*field.errors, message(code)]
+                show_refusal(form, refusal)
             else:
                 flash(_("Every kiosk now shows the maintenance message."))
                 return redirect(url_for("staff.it.maintenance"))

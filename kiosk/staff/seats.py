@@ -18,12 +18,12 @@ from wtforms import HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional
 
 from ..i18n import current_language
-from ..registry.domain import RegistryError
+from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.roles import Permission
-from ..registry.waitlist import PAGE_SIZE, REASON_MAX, CapPreview
+from ..registry.waitlist import PAGE_SIZE, CapPreview
 from ..terminal.forms import no_control_characters
 from ..terminal.messages import MESSAGES, message
-from . import current_staff, nav_item, place, requires, service
+from . import current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("seats", __name__)
 
@@ -71,19 +71,6 @@ def _local(moment: datetime | None) -> str:
     return format_datetime(moment.replace(tzinfo=UTC), "medium")
 
 
-def _field_errors(form: FlaskForm, refusal: RegistryError) -> None:
-    """A registry refusal of a field, shown next to that field."""
-    if refusal.code != "invalid":
-        raise refusal
-    for name, code in refusal.fields.items():
-        field = getattr(form, name, None)
-        text = message(code, **{k: v for k, v in refusal.detail.items()
-                                if isinstance(v, (str, int))})
-        if field is None:
-            raise refusal
-        field.errors = [*field.errors, text]
-
-
 # --- The cap ------------------------------------------------------------------------------
 
 @bp.route("/seats", methods=["GET", "POST"])
@@ -95,7 +82,7 @@ def cap() -> str | tuple[str, int]:
         try:
             preview = service().waitlist.preview_cap(form.cap.data, current_language())
         except RegistryError as refusal:
-            _field_errors(form, refusal)
+            show_refusal(form, refusal)
         else:
             return _preview_page(preview, form.reason.data or "")
     status = 422 if form.errors else 200
@@ -170,7 +157,7 @@ def remove(patron_id: int) -> str | Response | tuple[str, int]:
         try:
             service().waitlist.remove(patron_id, form.reason.data or "", staff, where=place())
         except RegistryError as refusal:
-            _field_errors(form, refusal)
+            show_refusal(form, refusal)
         else:
             flash(_("%(who)s is no longer on the waiting list; everyone behind moved up one "
                     "place.", who=entry.subject))
@@ -198,7 +185,7 @@ def move(patron_id: int) -> str | Response | tuple[str, int]:
                 moved_to = service().waitlist.move(patron_id, target, form.reason.data or "",
                                                    staff, where=place())
             except RegistryError as refusal:
-                _field_errors(form, refusal)
+                show_refusal(form, refusal)
             else:
                 flash(_("%(who)s is now number %(position)s on the waiting list.",
                         who=entry.subject, position=moved_to))
