@@ -216,3 +216,38 @@ def staff_client(app: Flask):  # type: ignore[no-untyped-def]
         return client
 
     return make
+
+
+# --- A real browser: Debian's Chromium through Playwright (never `playwright install`) -------
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+
+
+def browser_missing() -> str | None:
+    """None when the real-browser tests can run here, else the reason."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"Playwright is not installed ({exc}): pip install playwright"
+    if not Path(CHROMIUM).exists():
+        return "Chromium not installed: apt-get install chromium"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """One Chromium for the whole run, shared by every browser test module: Playwright's
+    sync API cannot be started a second time while it runs in the same thread."""
+    reason = browser_missing()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()

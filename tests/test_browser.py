@@ -24,12 +24,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import IN_CI, add_patron, app_config
+from .conftest import CHROMIUM, IN_CI, LAUNCH_ARGS, add_patron, app_config
 
-CHROMIUM = "/usr/bin/chromium"
 _missing = None
 try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, expect
     from playwright.sync_api import Error as PlaywrightError
 except ImportError as exc:  # pragma: no cover - depends on the machine
     _missing = f"Playwright is not installed ({exc}): pip install playwright"
@@ -55,8 +54,6 @@ from kiosk.registry.services import RegistryService  # noqa: E402
 pytestmark = pytest.mark.browser
 
 LANGS = ("nl", "fr", "en")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
 VIEWPORT = {"width": 1280, "height": 1024}
 AXE_OPTIONS = {
     "runOnly": {"type": "tag",
@@ -138,14 +135,6 @@ def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
     count = iter(range(1000))
     yield lambda **overrides: servers.start(tmp_path / f"live{next(count)}", **overrides)
     servers.close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Console:

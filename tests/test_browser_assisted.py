@@ -11,85 +11,20 @@ tests/test_browser.py.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-
-from .conftest import IN_CI, STAFF_PASSWORDS, app_config
-
-CHROMIUM = "/usr/bin/chromium"
-_missing = None
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - depends on the machine
-    _missing = f"Playwright is not installed ({exc}): pip install playwright"
-if _missing is None and not Path(CHROMIUM).exists():
-    _missing = "Chromium not installed: apt-get install chromium"
-if _missing is not None:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        pytest.fail(f"CI=true but the browser tests cannot run: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
-
-import waitress  # noqa: E402
-from flask import Flask  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from sqlalchemy import select  # noqa: E402
-from waitress import wasyncore  # noqa: E402
 
-from kiosk import create_app  # noqa: E402
-from kiosk.registry.services import RegistryService  # noqa: E402
 from kiosk.registry.store import AuditEntry, Patron  # noqa: E402
+
+from .conftest import STAFF_PASSWORDS
+from .test_browser import Live, live_server  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.browser
 
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
 LABEL = "An Peeters (Bibliotheek Permeke)"
-
-
-@dataclass
-class Live:
-    app: Flask
-    base: str
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    @property
-    def service(self) -> RegistryService:
-        return self.app.extensions["registry_service"]
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
-    """`live_server(**config)` → the kiosk on a fresh SQLite registry, served over HTTP."""
-    running: list = []
-
-    def start(**overrides: object) -> Live:
-        folder = tmp_path / f"live{len(running)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        app = create_app(app_config(folder, WTF_CSRF_ENABLED=True, **overrides),
-                         instance_path=str(folder))
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        threading.Thread(target=server.run, name="waitress", daemon=True).start()
-        running.append(server)
-        return Live(app, f"http://127.0.0.1:{server.effective_port}")
-
-    yield start
-    for server in running:
-        server.close()
-        wasyncore.close_all(server._map)
-        server.task_dispatcher.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
@@ -107,7 +42,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def test_an_assisted_sign_up_and_enrolment_with_hand_back_and_take_over(
-        live_server: Callable[..., Live], page: Page) -> None:
+        live_server: Callable[..., Live], page: Page) -> None:  # noqa: F811
     live = live_server()
     banner = page.locator("section.assisted")
 

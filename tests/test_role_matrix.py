@@ -70,25 +70,30 @@ SAMPLES: dict[str, Callable[[World], object]] = {
 }
 
 
+def populate(app: Flask) -> World:
+    """What the staff pages act on, all of Antwerpen (ANT): a seated patron, a waiting one,
+    a possible duplicate (flag 1), a terminal."""
+    service = app.extensions["registry_service"]
+    service.set_cap(1, actor="test")
+    card, token = add_patron(service, library_code="ANT-PERMEKE", last_name="Matrix")
+    service.claim(token, "spanish-beginners")
+    waiting_card, waiting_token = add_patron(service, library_code="ANT-HOBOKEN")
+    service.claim(waiting_token, "spanish-beginners")
+    # The same name and date of birth again: possible-duplicate flag 1, both of ANT.
+    service.register(patron_data(library_code="ANT-PERMEKE", last_name="Matrix"))
+    with service.store.read() as s:
+        ids = dict(s.execute(select(Patron.card_number, Patron.id)).all())
+    terminal_token, terminal = service.add_terminal("ANT-PERMEKE", "Matrix", actor="test")
+    return World(app, ids[card], card, terminal_token, terminal.id, ids[waiting_card])
+
+
 @pytest.fixture(scope="module")
 def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], World]]:
     """A fresh app per principal: what one principal's POSTs change, another does not see."""
 
     def make() -> World:
         folder = tmp_path_factory.mktemp("matrix")
-        app = create_app(app_config(folder), instance_path=str(folder))
-        service = app.extensions["registry_service"]
-        service.set_cap(1, actor="test")
-        card, token = add_patron(service, library_code="ANT-PERMEKE", last_name="Matrix")
-        service.claim(token, "spanish-beginners")
-        waiting_card, waiting_token = add_patron(service, library_code="ANT-HOBOKEN")
-        service.claim(waiting_token, "spanish-beginners")
-        # The same name and date of birth again: possible-duplicate flag 1, both of ANT.
-        service.register(patron_data(library_code="ANT-PERMEKE", last_name="Matrix"))
-        with service.store.read() as s:
-            ids = dict(s.execute(select(Patron.card_number, Patron.id)).all())
-        terminal_token, terminal = service.add_terminal("ANT-PERMEKE", "Matrix", actor="test")
-        return World(app, ids[card], card, terminal_token, terminal.id, ids[waiting_card])
+        return populate(create_app(app_config(folder), instance_path=str(folder)))
 
     yield make
 
