@@ -362,6 +362,9 @@ class RegistryService:
         course_id = self._active_course_id(s, course_slug)
         # Before the lock: a course choice is the patron's own row and decides nothing.
         new_course = self._add_enrolment(s, patron_id, course_id, self.clock())
+        # Also before the lock: whether the account is pending, and its institution's quota
+        # (the patron's own row and settings that change a few times a year).
+        claimant = self._claimant(s, patron_id)
         locked = self.store.lock_programme_for_claim(s, patron_id)
         now = self.clock()  # the request's time is when its turn came, after the lock
         standing = Standing(locked.status) if locked.status else Standing.NONE
@@ -369,7 +372,7 @@ class RegistryService:
         if standing is Standing.NONE:
             # A newcomer: a pending account, or one whose institution holds its fair share,
             # waits even with seats free; seats held by lapsed offers are freed first.
-            may_take_seat, locked = self._newcomer_may_take_seat(s, patron_id, locked, now)
+            may_take_seat, locked = self._newcomer_may_take_seat(s, claimant, locked, now)
         decision = domain.decide_claim(standing, locked.seats_taken, locked.cap, may_take_seat)
         self._pause()
         if decision is ClaimDecision.GRANT:
@@ -793,29 +796,34 @@ class RegistryService:
             stmt = stmt.where(Library.institution_id == institution_id)
         return {i: c for i, c in s.execute(stmt)}
 
-    def _newcomer_may_take_seat(self, s: Runner, patron_id: int, locked: _ClaimView,
-                                now: datetime) -> tuple[bool, _ClaimView]:
+    @staticmethod
+    def _claimant(s: Runner, patron_id: int) -> tuple[promotion.Candidate, int | None]:
+        """The claiming patron as the seat rules need them, and their institution's quota."""
+        row = s.execute(
+            select(Patron.pending_since, Library.institution_id, Institution.seat_quota)
+            .join(Library, Library.id == Patron.library_id)
+            .join(Institution, Institution.id == Library.institution_id)
+            .where(Patron.id == patron_id)
+        ).one()
+        return (promotion.Candidate(patron_id, row.institution_id, row.pending_since is not None),
+                row.seat_quota)
+
+    def _newcomer_may_take_seat(self, s: Runner,
+                                claimant: tuple[promotion.Candidate, int | None],
+                                locked: _ClaimView, now: datetime) -> tuple[bool, _ClaimView]:
         """For a claim of a patron with no place yet, under the lock: may they be seated if a
         seat is free? When the answer could hinge on seats held by lapsed offers (no seat
         free, or a quota), those offers end first and their seats go to the line; the counts
-        are then read again."""
-        row = s.execute(
-            select(Patron.pending_since, Library.institution_id, Institution.seat_quota,
-                   Programme.fair_share)
-            .join(Library, Library.id == Patron.library_id)
-            .join(Institution, Institution.id == Library.institution_id)
-            .join(Programme, Programme.id == 1)
-            .where(Patron.id == patron_id)
-        ).one()
-        quota_counts = bool(row.fair_share) and row.seat_quota is not None
+        are then read again. Without fair share and for an active account this reads nothing:
+        it is the common case, and every statement here runs while the lock is held."""
+        candidate, quota = claimant
+        quota_counts = locked.fair_share and quota is not None
         if (locked.seats_taken >= locked.cap or quota_counts) and self._offers_due(s, now):
             self._promote(s)
-            locked = self.store.lock_programme_for_claim(s, patron_id)
-        held = self._seats_held(s, row.institution_id) if quota_counts else {}
-        candidate = promotion.Candidate(patron_id, row.institution_id,
-                                        row.pending_since is not None)
-        ok = promotion.may_take_seat(candidate, held, {row.institution_id: row.seat_quota},
-                                     bool(row.fair_share))
+            locked = self.store.lock_programme_for_claim(s, candidate.patron_id)
+        held = self._seats_held(s, candidate.institution_id) if quota_counts else {}
+        ok = promotion.may_take_seat(candidate, held, {candidate.institution_id: quota},
+                                     locked.fair_share)
         return ok, locked
 
     # --- Offers ---------------------------------------------------------------------------

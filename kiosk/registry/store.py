@@ -406,6 +406,7 @@ class _ClaimView(NamedTuple):
     seats_taken: int
     next_queue_no: int
     waiting: int
+    fair_share: bool
     status: str | None
     queue_no: int | None
 
@@ -472,13 +473,13 @@ class Store:
         the snapshot taken *before* the wait, and miss a place the lock holder just added for
         this same patron (their other claim) — every read must come after the lock."""
         counts = select(Programme.cap, Programme.seats_taken, Programme.next_queue_no,
-                        Programme.waiting).where(Programme.id == 1)
+                        Programme.waiting, Programme.fair_share).where(Programme.id == 1)
         if not self.is_sqlite:
             counts = counts.with_for_update()
-        cap, seats_taken, next_queue_no, waiting = session.execute(counts).one()
+        cap, seats_taken, next_queue_no, waiting, fair_share = session.execute(counts).one()
         place = session.execute(select(Place.status, Place.queue_no)
                                 .where(Place.patron_id == patron_id)).first()
-        return _ClaimView(cap, seats_taken, next_queue_no, waiting,
+        return _ClaimView(cap, seats_taken, next_queue_no, waiting, bool(fair_share),
                           place[0] if place else None, place[1] if place else None)
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
