@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
+from .domain import format_card_number
 from .store import (
     Course,
     CourseText,
@@ -200,7 +201,7 @@ def render(kind: str, lang: str, *, first_name: str, card_number: str, library: 
         subject = _("Your library account is ready")
         lines = [
             _("Welcome! Your library account has been created."),
-            _("Your library card number: %(card)s") % {"card": card_number},
+            _("Your library card number: %(card)s") % {"card": format_card_number(card_number)},
             _("Your library: %(library)s") % {"library": library},
             _("With it you can enrol in the online courses, at any library kiosk."),
         ]
@@ -248,7 +249,8 @@ def render(kind: str, lang: str, *, first_name: str, card_number: str, library: 
         subject = _("Your enrolment at the library")
         status, position = facts.place()
         lines = [_("Here is what we did together at the library."),
-                 _("Your library card number: %(card)s") % {"card": card_number},
+                 _("Your library card number: %(card)s")
+                 % {"card": format_card_number(card_number)},
                  _("Your library: %(library)s") % {"library": library}]
         if status == "seated":
             lines.append(_("You have a seat in the programme"))
