@@ -91,11 +91,12 @@ def registry_upgrade(database_url: str, demo_data: bool) -> None:
               help="Default: gunicorn on Linux, waitress on Windows.")
 def registry_serve(database_url: str, host: str, port: int, workers: int, threads: int,
                    server: str | None) -> None:
-    """Serve the registry API (/api/v1) and /healthz, /readyz."""
+    """Serve the registry API (/api/v1), /healthz, /readyz and the staff pages (/nl/staff/)."""
     from .serving import default_server, serve
 
     _registry_app(database_url)  # refuse to start on a bad config or a stale schema
-    click.echo(f"Seat registry on http://{host}:{port}/api/v1 ({server or default_server()})")
+    click.echo(f"Seat registry on http://{host}:{port}/api/v1, staff pages on "
+               f"http://{host}:{port}/nl/staff/ ({server or default_server()})")
     serve(lambda: _with_mail_sender(_registry_app(database_url)), host=host, port=port,
           workers=workers, threads=threads, server=server or default_server())
 
@@ -313,10 +314,11 @@ def maintenance(database_url: str, nl: str | None, fr: str | None, en: str | Non
 @registry.command("purge")
 @database_option
 def purge(database_url: str) -> None:
-    """Retention, run daily (cron or a scheduled task): idempotency keys older than 24 hours,
-    accounts two years without activity or two years after the programme ended, pending
-    accounts past their institution's days for an identity check, and e-mail notices 30 days
-    after they were sent."""
+    """Housekeeping, run every hour (deploy/linux/kiosk-registry-jobs.timer, cron or a
+    scheduled task): seat offers past their time go to the next in line (and day-before
+    reminders are queued); retention: idempotency keys older than 24 hours, accounts two
+    years without activity or two years after the programme ended, pending accounts past
+    their institution's days for an identity check, e-mail notices 30 days after sending."""
     app = _registry_app(database_url)
     removed = app.extensions["registry_idempotency"].purge()
     click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")

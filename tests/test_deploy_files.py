@@ -28,6 +28,10 @@ TERMINAL_UNIT = LINUX / "kiosk-terminal.service"
 BROWSER_UNIT = LINUX / "kiosk-browser.service"
 POLICY = LINUX / "policies" / "kiosk.json"
 ENV_EXAMPLE = LINUX / "terminal.env.example"
+REGISTRY_UNIT = LINUX / "kiosk-registry.service"
+JOBS_UNIT = LINUX / "kiosk-registry-jobs.service"
+JOBS_TIMER = LINUX / "kiosk-registry-jobs.timer"
+REGISTRY_ENV = LINUX / "registry.env.example"
 INSTALLER = DEPLOY / "windows" / "install-kiosk.ps1"
 
 KIOSK_URL = "http://127.0.0.1:5000/"
@@ -124,6 +128,43 @@ def test_environment_example_names_real_settings() -> None:
              if line and not line.startswith("#")]
     assert {"KIOSK_REGISTRY_URL", "KIOSK_REGISTRY_TOKEN", "KIOSK_LIBRARY_CODE",
             "KIOSK_DEFAULT_LANGUAGE"} <= set(names)
+    for name in names:
+        assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
+
+
+@pytest.mark.parametrize("path", [REGISTRY_UNIT, JOBS_UNIT, JOBS_TIMER], ids=lambda p: p.name)
+def test_registry_units_pass_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
+    kiosk = Path(sys.executable).parent / "kiosk"
+    text = path.read_text(encoding="utf-8").replace("/opt/kiosk/venv/bin/kiosk ", f"{kiosk} ")
+    if path.suffix == ".timer":  # verify looks for the service the timer starts, beside it
+        (tmp_path / JOBS_UNIT.name).write_text(
+            JOBS_UNIT.read_text(encoding="utf-8").replace("/opt/kiosk/venv/bin/kiosk ",
+                                                         f"{kiosk} "), encoding="utf-8")
+    _verify(text, path.name, tmp_path, user=False)
+
+
+def test_registry_units_run_real_commands() -> None:
+    """The server serves the API and the staff pages on loopback (the TLS proxy in front);
+    the timer runs the housekeeping every hour: offers past their time, retention."""
+    command = _exec_start(REGISTRY_UNIT)
+    assert command[:3] == ["/opt/kiosk/venv/bin/kiosk", "registry", "serve"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options["--host"] == "127.0.0.1"
+    help_text = CliRunner().invoke(kiosk_cli, ["registry", "serve", "--help"]).output
+    for option in options:
+        assert option in help_text
+    assert _exec_start(JOBS_UNIT) == ["/opt/kiosk/venv/bin/kiosk", "registry", "purge"]
+    purge_help = CliRunner().invoke(kiosk_cli, ["registry", "purge", "--help"]).output
+    assert "offers" in purge_help and "retention" in purge_help
+    timer = _unit(JOBS_TIMER)["Timer"]
+    assert timer["OnCalendar"] == "hourly" and timer["Persistent"] == "true"
+    for unit in (REGISTRY_UNIT, JOBS_UNIT):
+        service = _unit(unit)["Service"]
+        assert service["User"] == "kiosk" and service["NoNewPrivileges"] == "yes"
+        assert service["EnvironmentFile"] == "/etc/kiosk/registry.env"
+    names = [line.split("=", 1)[0] for line in REGISTRY_ENV.read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert "KIOSK_DATABASE_URL" in names
     for name in names:
         assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
 
