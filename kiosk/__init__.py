@@ -63,7 +63,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     i18n.init_app(app)
     security.init_app(app)
     registry_setup.init_app(app)
-    config_module.check_library_code(app.config, app.extensions["registry"])
+    config_module.check_registry_at_start(app.config, app.extensions["registry"])
     init_terminal(app)
     staff.init_app(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -413,6 +414,20 @@ def terminal() -> None:
     """Run a library terminal against a central registry."""
 
 
+_env_file_option = click.option(
+    "--env-file", type=click.Path(dir_okay=False), default=None,
+    help="Read KIOSK_* settings from this file first, as the service does "
+         "(/etc/kiosk/terminal.env; on Windows terminal.env in the instance folder).")
+
+
+def _load_env_file(path: str | None) -> None:
+    """The service's own settings file, over this shell's KIOSK_* variables."""
+    if path:
+        from .config import read_env_file
+
+        os.environ.update(read_env_file(path))
+
+
 @terminal.command("serve")
 @click.option("--registry-url", default=None,
               help="The registry's address, e.g. https://registry.example.be "
@@ -424,11 +439,13 @@ def terminal() -> None:
 @click.option("--port", envvar="KIOSK_PORT", default=5000, show_default=True,
               type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
+@_env_file_option
 def terminal_serve(registry_url: str | None, token: str | None, host: str, port: int,
-                   threads: int) -> None:
+                   threads: int, env_file: str | None) -> None:
     """Serve the patron pages (waitress), talking to the registry over HTTP."""
     from waitress import serve as waitress_serve
 
+    _load_env_file(env_file)
     from . import create_app
     from .doctor import load_config
     from .serving import start_heartbeat
@@ -452,11 +469,18 @@ def terminal_serve(registry_url: str | None, token: str | None, host: str, port:
 @click.option("--token", default=None, help="With this terminal token (default: REGISTRY_TOKEN).")
 @click.option("--instance-path", type=click.Path(file_okay=False), default=None,
               help="The instance folder (kiosk.cfg, registry.sqlite3); default: the app's.")
-def doctor(registry_url: str | None, token: str | None, instance_path: str | None) -> None:
+@_env_file_option
+def doctor(registry_url: str | None, token: str | None, instance_path: str | None,
+           env_file: str | None) -> None:
     """Check this kiosk's configuration, registry, token, library, migrations, translations,
     clock and disk; exit 1 on any FAIL."""
     from . import doctor as checks
 
+    try:
+        _load_env_file(env_file)
+    except SystemExit as exc:
+        checks.render([checks.Result("config", checks.FAIL, str(exc))], click.echo)
+        sys.exit(1)
     overrides = {key: value for key, value in
                  (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token)) if value is not None}
     results = checks.run_all(overrides, instance_path)

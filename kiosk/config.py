@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+_log = logging.getLogger("kiosk.config")
 
 LANGUAGES = ("nl", "fr", "en")
 
@@ -81,6 +84,29 @@ def instance_folder(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get("KIOSK_INSTANCE_PATH") or None
 
 
+def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
+    """KIOSK_* settings from a systemd-style environment file (`KEY=value` lines, `#`
+    comments, optional quotes): the file the service loads, so `kiosk doctor --env-file`
+    checks exactly what the service runs with. Refuses anything else with its line number."""
+    found: dict[str, str] = {}
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")  # Windows editors add a BOM
+    except OSError as exc:
+        raise SystemExit(f"{path}: {exc.strerror or exc}") from None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, sep, value = line.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.startswith("KIOSK_") or not key.replace("_", "").isalnum():
+            raise SystemExit(f"{path}, line {number}: expected KIOSK_<SETTING>=value")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        found[key] = value
+    return found
+
+
 def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in dir(Config):
@@ -121,11 +147,15 @@ def apply_https(config: dict[str, Any]) -> None:
 # Kinds of the settings a kiosk.cfg can get wrong (Python syntax: `HTTPS = "false"` is a
 # truthy string); the environment is already cast by `_cast`.
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
-                  "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT")
+                  "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT",
+                  "LOG_MAX_BYTES", "LOG_BACKUPS")
 _NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "SMTP_TIMEOUT")
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
-          "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM")
+          "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
+          "LOG_FILE", "LOG_LEVEL")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
@@ -134,8 +164,8 @@ DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 def check(config: Mapping[str, Any]) -> None:
     """Refuse at start what would otherwise fail later in front of a patron.
 
-    Every refusal is a SystemExit with a one-line reason naming the setting. The library code
-    needs the registry: `check_library_code` (embedded, at start) and `kiosk doctor` (any).
+    Every refusal is a SystemExit with a one-line reason naming the setting. The token and
+    the library code need the registry: `check_registry_at_start` and `kiosk doctor`.
     """
     _check_types(config)
     if config["DEFAULT_LANGUAGE"] not in LANGUAGES:
@@ -149,6 +179,7 @@ def check(config: Mapping[str, Any]) -> None:
     _check_registry_url(config)
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
+    _check_logs(config)
 
 
 def _check_types(config: Mapping[str, Any]) -> None:
@@ -233,6 +264,30 @@ def _check_mail(config: Mapping[str, Any]) -> None:
         raise SystemExit(f"MAIL_FROM must be an e-mail address, got {config['MAIL_FROM']!r}")
 
 
+def _check_logs(config: Mapping[str, Any]) -> None:
+    """A log file that cannot be written would fail the first request, not the start."""
+    if config["LOG_LEVEL"].strip().upper() not in LOG_LEVELS:
+        raise SystemExit(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                         f"got {config['LOG_LEVEL']!r}")
+    if config["LOG_MAX_BYTES"] < MIN_LOG_BYTES and not config.get("TESTING"):
+        raise SystemExit(f"LOG_MAX_BYTES must be at least {MIN_LOG_BYTES} "
+                         f"(64 KiB), got {config['LOG_MAX_BYTES']}")
+    path = config["LOG_FILE"].strip()
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise SystemExit(f"LOG_FILE must be a file, {path} is a folder")
+    existing = target.parent  # the start makes missing folders: the nearest one must be ours
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SystemExit(f"LOG_FILE {path}: {existing} is not a folder")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(existing, os.W_OK)
+    if not writable:
+        raise SystemExit(f"LOG_FILE {path}: no permission to write there")
+
+
 def _check_database_url(url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -254,13 +309,27 @@ def library_codes(institutions: Iterable[Any]) -> set[str]:
     return {library.code for institution in institutions for library in institution.libraries}
 
 
-def check_library_code(config: Mapping[str, Any], registry: Any) -> None:
-    """LIBRARY_CODE against the embedded registry, at start (a query on the local database);
-    over HTTP it is left to `kiosk doctor`, so a terminal does not need the network to start.
-    A registry with no libraries yet (not seeded) has nothing to check against."""
-    code = config["LIBRARY_CODE"]
-    if not code or config.get("REGISTRY_URL"):
+def check_registry_at_start(config: Mapping[str, Any], registry: Any) -> None:
+    """LIBRARY_CODE and, over HTTP, REGISTRY_TOKEN against the registry, at start: one
+    authenticated call. A token the registry refuses (revoked, unknown) or a library it does
+    not know stops the start with its one-line reason. A registry that does not answer does
+    not: the terminal starts, says so calmly to patrons and retries (it may be the network
+    coming up after the PC). A registry with no libraries yet has nothing to check against."""
+    from .registry.domain import RegistryError
+
+    code, url = config["LIBRARY_CODE"], config.get("REGISTRY_URL")
+    if not code and not url:
         return
-    codes = library_codes(registry.institutions())
-    if codes and code not in codes:
+    try:
+        codes = library_codes(registry.institutions())
+    except RegistryError as error:
+        if error.code == "terminal_revoked":
+            raise SystemExit("REGISTRY_TOKEN was revoked at the registry (issue a new one: "
+                             "kiosk registry add-terminal)") from None
+        if error.code == "terminal_unauthorized":
+            raise SystemExit(f"REGISTRY_TOKEN is not accepted by the registry at {url}") from None
+        _log.warning("registry not reachable at start (%s): token and LIBRARY_CODE not "
+                     "checked; the kiosk retries", error.code)
+        return
+    if code and codes and code not in codes:
         raise SystemExit(f"LIBRARY_CODE {code!r} is not a library in the registry")

@@ -25,6 +25,7 @@ from . import config as config_module
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 MAX_CLOCK_SKEW = 60.0  # seconds: idle and session limits are judged on both clocks
+FAIL_CLOCK_SKEW = 300.0  # past this, sessions and offers end visibly early or late
 MIN_FREE_BYTES = 200 * 1024 * 1024  # the SQLite registry, its WAL and the logs live there
 
 
@@ -155,7 +156,7 @@ def check_remote_schema(cfg: Mapping[str, Any]) -> Result:
 
 
 def check_clock(date_header: str | None, local_time: float,
-                limit: float = MAX_CLOCK_SKEW) -> Result:
+                limit: float = MAX_CLOCK_SKEW, fail: float = FAIL_CLOCK_SKEW) -> Result:
     """The registry's `Date` against our clock. HTTP dates have whole seconds: the true
     server time is on average half a second later than the header says."""
     if not date_header:
@@ -166,6 +167,9 @@ def check_clock(date_header: str | None, local_time: float,
         return Result("clock", WARN, f"unreadable Date header {date_header!r}")
     skew = server - local_time
     detail = f"registry clock {round(skew):+d} s from ours"
+    if abs(skew) > fail:
+        return Result("clock", FAIL, f"{detail} (over {fail:g} s: idle and session limits "
+                                     "are off; set up NTP)")
     if abs(skew) > limit:
         return Result("clock", WARN, f"{detail} (over {limit:g} s: idle and session limits "
                                      "will be off; set up NTP)")

@@ -129,6 +129,20 @@ CASES = [
           "mail-from-no-address"),
     _case("cfg", {"SMTP_TIMEOUT": 0}, "SMTP_TIMEOUT must be a positive number, got 0",
           "smtp-timeout-zero"),
+    # logs
+    _case("cfg", {"LOG_MAX_BYTES": "5MB"}, "LOG_MAX_BYTES must be a whole number, got '5MB'",
+          "log-max-bytes-text-in-cfg"),
+    _case("override", {"LOG_MAX_BYTES": 1000},
+          "LOG_MAX_BYTES must be at least 65536 (64 KiB), got 1000", "log-max-bytes-tiny"),
+    _case("env", {"LOG_BACKUPS": "0"}, "LOG_BACKUPS must be a positive number, got 0",
+          "log-backups-zero"),
+    _case("override", {"LOG_LEVEL": "VERBOSE"},
+          "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, got 'VERBOSE'", "log-level"),
+    _case("override", {"LOG_FILE": "/etc/hostname/logs/terminal.log"},
+          "LOG_FILE /etc/hostname/logs/terminal.log: /etc/hostname is not a folder",
+          "log-file-under-a-file"),
+    _case("env", {"LOG_FILE": "/tmp"}, "LOG_FILE must be a file, /tmp is a folder",
+          "log-file-is-a-folder"),
     # the library: checked against the embedded registry at start
     _case("override", {"LIBRARY_CODE": "NOPE-NOWHERE"},
           "LIBRARY_CODE 'NOPE-NOWHERE' is not a library in the registry", "library-code-unknown"),
@@ -208,3 +222,75 @@ def test_kiosk_instance_path_chooses_the_instance_folder(tmp_path, monkeypatch) 
     assert app.instance_path == str(folder)
     assert app.config["DEFAULT_LANGUAGE"] == "fr"  # its kiosk.cfg was read
     assert (folder / "secret_key").exists() and (folder / "registry.sqlite3").exists()
+
+
+def test_a_log_file_we_may_not_write_is_refused(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root may write anywhere, so the refusal is shown with `os.access` answering as it does
+    for the kiosk's own user in a folder it does not own (C:\\Kiosk, /var/log)."""
+    import os
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == folder
+                        else real_access(p, mode))
+    with pytest.raises(SystemExit, match=r"^LOG_FILE .*terminal\.log: no permission to write "
+                                         r"there$"):
+        _start(tmp_path, "override", {"LOG_FILE": str(folder / "terminal.log")}, monkeypatch)
+
+
+# --- Against a registry on loopback: the token and the library, at start -------------------
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    from kiosk import create_registry_app
+
+    from .live_server import serve
+
+    folder = tmp_path_factory.mktemp("registry")
+    app = create_registry_app({"TESTING": True, "SECRET_KEY": "x",
+                               "DATABASE_URL": f"sqlite:///{folder / 'r.sqlite3'}"},
+                              instance_path=str(folder))
+    service = app.extensions["registry_service"]
+    with serve(app) as url:
+        yield url, service
+    service.store.engine.dispose()
+
+
+def _terminal_env(registry, token: str | None = None, **extra: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    url, service = registry
+    if token is None:
+        token, _ = service.add_terminal("ANT-PERMEKE", "start-up test", "test")
+    return {"REGISTRY_URL": url, "REGISTRY_TOKEN": token, **extra}
+
+
+def test_start_refuses_a_revoked_token(tmp_path, monkeypatch, registry) -> None:  # type: ignore[no-untyped-def]
+    url, service = registry
+    token, terminal = service.add_terminal("ANT-PERMEKE", "revoked at start", "test")
+    service.revoke_terminal(terminal.id, "test")
+    with pytest.raises(SystemExit) as refused:
+        _start(tmp_path, "env", _terminal_env(registry, token), monkeypatch)
+    assert str(refused.value) == ("REGISTRY_TOKEN was revoked at the registry (issue a new one: "
+                                  "kiosk registry add-terminal)")
+
+
+def test_start_refuses_a_token_the_registry_does_not_know(tmp_path, monkeypatch, registry) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as refused:
+        _start(tmp_path, "cfg", _terminal_env(registry, "kt_never-issued"), monkeypatch)
+    assert str(refused.value) == (f"REGISTRY_TOKEN is not accepted by the registry at "
+                                  f"{registry[0]}")
+    assert "kt_never" not in str(refused.value)
+
+
+def test_start_refuses_an_unknown_library(tmp_path, monkeypatch, registry) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as refused:
+        _start(tmp_path, "env", _terminal_env(registry, LIBRARY_CODE="ANT-NOWHERE"), monkeypatch)
+    assert str(refused.value) == "LIBRARY_CODE 'ANT-NOWHERE' is not a library in the registry"
+
+
+def test_start_with_a_good_token_and_library(tmp_path, monkeypatch, registry) -> None:  # type: ignore[no-untyped-def]
+    app = _start(tmp_path, "env", _terminal_env(registry, LIBRARY_CODE="ANT-PERMEKE"),
+                 monkeypatch)
+    assert app.test_client().get("/nl/").status_code == 200

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from kiosk.cli import main as kiosk_cli
-from kiosk.config import Config
+from kiosk.config import Config, read_env_file
 
 from .conftest import IN_CI
 
@@ -122,14 +122,16 @@ def test_terminal_unit_runs_the_real_command_sandboxed() -> None:
 
 
 def test_environment_example_names_real_settings() -> None:
-    """Every KIOSK_* in the example reaches a setting: the two the command reads itself, the
-    rest through config.from_environment (KIOSK_<name of a Config attribute>)."""
-    names = [line.split("=", 1)[0] for line in ENV_EXAMPLE.read_text().splitlines()
-             if line and not line.startswith("#")]
+    """Every KIOSK_* in the example reaches a setting: the instance folder, the rest through
+    config.from_environment (KIOSK_<name of a Config attribute>); `kiosk doctor --env-file`
+    reads it as systemd does."""
+    settings = read_env_file(ENV_EXAMPLE)
     assert {"KIOSK_REGISTRY_URL", "KIOSK_REGISTRY_TOKEN", "KIOSK_LIBRARY_CODE",
-            "KIOSK_DEFAULT_LANGUAGE"} <= set(names)
-    for name in names:
-        assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
+            "KIOSK_DEFAULT_LANGUAGE", "KIOSK_INSTANCE_PATH"} <= set(settings)
+    state = _unit(TERMINAL_UNIT)["Service"]["StateDirectory"]
+    assert settings["KIOSK_INSTANCE_PATH"] == f"/var/lib/{state}"
+    for name in set(settings) - {"KIOSK_INSTANCE_PATH"}:
+        assert hasattr(Config, name.removeprefix("KIOSK_")), name
 
 
 @pytest.mark.parametrize("path", [REGISTRY_UNIT, JOBS_UNIT, JOBS_TIMER], ids=lambda p: p.name)
@@ -318,3 +320,29 @@ def test_installer_structure() -> None:
         assert download.lower() not in code.lower(), download
     urls = set(re.findall(r"https?://[^\s'\"`]+", code))
     assert urls <= {"http://127.0.0.1:$Port/", "http://127.0.0.1:$Port"}, urls
+
+
+def test_installer_serves_with_waitress_checks_with_doctor_and_keeps_edge_up() -> None:
+    """What the installer writes, read as text: the terminal is `kiosk terminal serve` (waitress)
+    reading terminal.env itself, its log in the instance folder (the one folder LOCAL SERVICE
+    may write), `kiosk doctor` on the same file at the end and as kiosk-doctor.cmd, and Edge
+    started again whenever it is not running."""
+    code = re.sub(r"<#.*?#>", "", INSTALLER.read_text(encoding="utf-8"), flags=re.S)
+    serve = re.search(r"& '\$kioskExe' terminal serve (.+)", code)
+    assert serve is not None
+    args = serve.group(1).split()
+    assert args[:2] == ["--env-file", "'$envFile'"]
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert options["--host"] == "127.0.0.1" and options["--port"] == "$Port"
+    help_text = CliRunner().invoke(kiosk_cli, ["terminal", "serve", "--help"]).output
+    doctor_help = CliRunner().invoke(kiosk_cli, ["doctor", "--help"]).output
+    assert all(option in help_text for option in options)
+    assert "--env-file" in doctor_help
+    assert "$logFile = Join-Path $instance 'logs\\terminal.log'" in code
+    assert '"KIOSK_LOG_FILE=$logFile"' in code
+    # The instance folder's ACL: LOCAL SERVICE (S-1-5-19) may modify, inherited by logs\.
+    assert "& icacls.exe $instance /inheritance:r" in code and "'*S-1-5-19:(OI)(CI)M'" in code
+    assert "& $kioskExe doctor --env-file $envFile" in code
+    assert '"`"$kioskExe`" doctor --env-file `"$envFile`" %*"' in code
+    assert re.search(r"if \(-not \(Get-Process -Name msedge[^\n]*\n\s*Start-Process "
+                     r"-FilePath '\$edge' -ArgumentList '\$edgeArgs'", code)

@@ -126,31 +126,35 @@ New-Item -ItemType Directory -Force -Path $instance | Out-Null
 if ($LASTEXITCODE -ne 0) { throw "Could not set the permissions of $instance." }
 
 $envFile = Join-Path $instance 'terminal.env'
+$logFile = Join-Path $instance 'logs\terminal.log'  # LOCAL SERVICE may write only here
 @(
-    '# Written by install-kiosk.ps1; read by run-terminal.ps1. Any KIOSK_<SETTING> may be added.'
+    '# Written by install-kiosk.ps1; read by `kiosk terminal serve --env-file` and'
+    '# `kiosk doctor --env-file`. Any KIOSK_<SETTING> may be added (README, "Configuration").'
     "KIOSK_REGISTRY_URL=$RegistryUrl"
     "KIOSK_REGISTRY_TOKEN=$RegistryToken"
     "KIOSK_LIBRARY_CODE=$LibraryCode"
     "KIOSK_DEFAULT_LANGUAGE=$Language"
+    "KIOSK_LOG_FILE=$logFile"
 ) | Set-Content -LiteralPath $envFile -Encoding ASCII
 
 # --- The terminal: a start-up task as LOCAL SERVICE ---------------------------------------
 
 $runner = Join-Path $InstallDir 'run-terminal.ps1'
 @"
-# Written by install-kiosk.ps1. Loads terminal.env and keeps the terminal running.
-Set-StrictMode -Version Latest
-`$ErrorActionPreference = 'Stop'
-foreach (`$line in Get-Content -LiteralPath '$envFile') {
-    if (`$line -match '^\s*(KIOSK_[A-Z_]+)=(.*)$') {
-        [Environment]::SetEnvironmentVariable(`$Matches[1], `$Matches[2], 'Process')
-    }
-}
+# Written by install-kiosk.ps1. Keeps the terminal running (waitress on 127.0.0.1:$Port).
 while (`$true) {
-    & '$kioskExe' terminal serve --host 127.0.0.1 --port $Port
-    Start-Sleep -Seconds 5  # a bad token fails at once: do not spin
+    & '$kioskExe' terminal serve --env-file '$envFile' --host 127.0.0.1 --port $Port
+    Start-Sleep -Seconds 10  # a bad setting or token stops the start: do not spin
 }
 "@ | Set-Content -LiteralPath $runner -Encoding UTF8
+
+# For branch IT, from an elevated prompt: the same checks as after this installation.
+$doctorCmd = Join-Path $InstallDir 'kiosk-doctor.cmd'
+@(
+    '@echo off'
+    'rem Written by install-kiosk.ps1: is this kiosk fit to serve? Exit code 1 on any FAIL.'
+    "`"$kioskExe`" doctor --env-file `"$envFile`" %*"
+) | Set-Content -LiteralPath $doctorCmd -Encoding ASCII
 
 $powershell = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
 $terminalTask = 'Kiosk terminal'
@@ -201,7 +205,19 @@ foreach ($list in @{ URLBlocklist = @('*'); URLAllowlist = @("http://127.0.0.1:$
 # Accounts > Other users > Set up a kiosk) with the same URL; this task then is not needed.
 $browserTask = 'Kiosk browser'
 $edgeArgs = "--kiosk $KioskUrl --edge-kiosk-type=public-browsing --kiosk-idle-timeout-minutes=5 --no-first-run"
-$action = New-ScheduledTaskAction -Execute $edge -Argument $edgeArgs
+# Edge closed or crashed leaves the patron at the desktop: start it again within seconds.
+$browserRunner = Join-Path $InstallDir 'run-browser.ps1'
+@"
+# Written by install-kiosk.ps1. Keeps Edge open on the kiosk at the patron account's logon.
+while (`$true) {
+    if (-not (Get-Process -Name msedge -ErrorAction SilentlyContinue)) {
+        Start-Process -FilePath '$edge' -ArgumentList '$edgeArgs'
+    }
+    Start-Sleep -Seconds 3
+}
+"@ | Set-Content -LiteralPath $browserRunner -Encoding UTF8
+$action = New-ScheduledTaskAction -Execute $powershell `
+    -Argument "-NoProfile -NonInteractive -WindowStyle Hidden -ExecutionPolicy Bypass -File `"$browserRunner`""
 $trigger = New-ScheduledTaskTrigger -AtLogOn -User $KioskUser
 $taskUser = New-ScheduledTaskPrincipal -UserId $KioskUser -LogonType Interactive -RunLevel Limited
 $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) `
@@ -209,6 +225,17 @@ $settings = New-ScheduledTaskSettingsSet -ExecutionTimeLimit ([TimeSpan]::Zero) 
 Register-ScheduledTask -TaskName $browserTask -Action $action -Trigger $trigger `
     -Principal $taskUser -Settings $settings -Force | Out-Null
 
+# --- Check it: the same table branch IT gets from kiosk-doctor.cmd later --------------------
+
+Start-Sleep -Seconds 5  # let the terminal task start (doctor does not need it, the logs do)
+& $kioskExe doctor --env-file $envFile
+$doctorFailed = $LASTEXITCODE -ne 0
+
 Write-Host "Kiosk installed in $InstallDir; terminal on $KioskUrl (task '$terminalTask')."
 Write-Host "Edge opens it in kiosk mode when '$KioskUser' logs on (task '$browserTask')."
 Write-Host "Set automatic logon for '$KioskUser' (Sysinternals Autologon or your MDM) and restart."
+Write-Host "Check it any time with $doctorCmd; the terminal's log is $logFile."
+if ($doctorFailed) {
+    Write-Warning 'kiosk doctor found a problem (FAIL above): fix terminal.env and run kiosk-doctor.cmd.'
+    exit 1
+}
