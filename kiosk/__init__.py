@@ -80,6 +80,7 @@ def create_registry_app(
 
     from . import i18n, registry_setup, security, staff
     from .registry import api
+    from .terminal import aria_for
     from .terminal.forms import ActionForm
 
     registry_setup.init_service(app)
@@ -88,6 +89,8 @@ def create_registry_app(
     security.csrf.exempt(api.bp)
     api.init_app(app)
     staff.init_app(app)
+    # What the shared form macros (templates/macros.html) need, as on the terminal.
+    app.jinja_env.globals["aria_for"] = aria_for
     app.context_processor(lambda: {"action_form": ActionForm(formdata=None)})
     app.register_error_handler(api.RegistryError, api.error_response)
     app.register_error_handler(api.HTTPException, staff.http_error)

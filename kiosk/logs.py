@@ -56,6 +56,10 @@ _LOOSE_TOKEN = re.compile(r"(?<![\w-])(?=[\w-]*[A-Z])(?=[\w-]*\d)[A-Za-z0-9_-]{3
 # patron's name on an INSERT) and pydantic's rejected input.
 _SQL_PARAMETERS = re.compile(r"\[parameters: [^\n]*")
 _INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.MULTILINE)
+# PostgreSQL's DETAIL lines quote the row or the key that broke a constraint: a whole patron
+# ("Failing row contains (12, Zebulonia, …)") or an e-mail or a name and date of birth.
+_FAILING_ROW = re.compile(r"(Failing row contains )\(.*")
+_KEY_VALUE = re.compile(r"(\bKey \([^)]*\)=)\(.*?\)(?= already exists| is (?:not|still))")
 
 
 def _mask_card(match: re.Match[str]) -> str:
@@ -67,6 +71,8 @@ def scrub(text: str) -> str:
     """`text` with e-mail addresses, card numbers and tokens masked (idempotent)."""
     text = _SQL_PARAMETERS.sub("[parameters: ***]", text)
     text = _INPUT_VALUE.sub("input_value=***", text)
+    text = _FAILING_ROW.sub(r"\1(***)", text)
+    text = _KEY_VALUE.sub(r"\1(***)", text)
     text = _HEADER_TOKEN.sub(lambda m: m.group(1) + "***", text)
     text = _TERMINAL_TOKEN.sub("kt_***", text)
     text = _LOOSE_TOKEN.sub("***", text)
