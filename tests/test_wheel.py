@@ -460,12 +460,30 @@ def test_installed_terminal_serves_every_language(
         server.stop()
 
 
-def test_installed_terminal_serve_reads_kiosk_cfg(installed_venv: Path, terminal: Path) -> None:
-    server = _terminal_server(installed_venv, terminal, "terminal-cfg.log")
+def test_installed_terminal_serves_from_an_env_file(
+    installed_venv: Path, registry: _Registry, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """As the deploy files run it: settings in terminal.env only (the service's
+    EnvironmentFile, the Windows runner's --env-file), an empty instance folder."""
+    _, token = registry.add_terminal("Wheel kiosk env file")
+    root = tmp_path_factory.mktemp("wheel-env-file")
+    env_file = root / "terminal.env"
+    env_file.write_text(f"KIOSK_REGISTRY_URL={registry.url}\nKIOSK_REGISTRY_TOKEN={token}\n"
+                        f"KIOSK_LIBRARY_CODE=ANT-PERMEKE\nKIOSK_DEFAULT_LANGUAGE=nl\n"
+                        f"KIOSK_INSTANCE_PATH={root / 'state'}\n", encoding="utf-8")
+    kiosk = str(_venv_bin(installed_venv, "kiosk"))
+    doctor = _run([kiosk, "doctor", "--env-file", str(env_file)], cwd=root, timeout=120,
+                  env=_clean_env(), check=False)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    port = _free_port()
+    server = _Server([kiosk, "terminal", "serve", "--env-file", str(env_file), "--host",
+                      "127.0.0.1", "--port", str(port), "--threads", "2"], root, _clean_env(),
+                     root / "terminal.log", f"http://127.0.0.1:{port}")
     try:
         server.wait_until_up("/", timeout=30)
-        status, body = _get(server.url + "/fr/")
-        assert status == 200 and '<html lang="fr"' in body, (status, body[:2000])
+        with urllib.request.urlopen(server.url + "/", timeout=10) as answer:  # noqa: S310
+            assert answer.url == server.url + "/nl/", answer.url
+        assert (root / "state" / "secret_key").exists()
     finally:
         server.stop()
 
@@ -490,3 +508,12 @@ def test_installed_doctor_is_red_with_a_revoked_token(
     assert result.returncode == 1, output
     assert table["token"][0] == "FAIL" and "revoked" in table["token"][1], output
     assert table["registry"][0] == "OK", output
+
+    # The terminal itself refuses to start on it, with the same reason in one line.
+    started = _run([str(_venv_bin(installed_venv, "kiosk")), "terminal", "serve", "--port",
+                    str(_free_port())], cwd=instance.parent, timeout=60,
+                   env=_clean_env(KIOSK_INSTANCE_PATH=str(instance)), check=False)
+    assert started.returncode == 1, started.stdout + started.stderr
+    assert started.stderr.strip().splitlines()[-1] == (
+        "REGISTRY_TOKEN was revoked at the registry (issue a new one: kiosk registry "
+        "add-terminal)"), started.stderr
