@@ -3,6 +3,7 @@ page's language, until its time is up. And the terminals' heartbeat and state fo
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -94,6 +95,33 @@ def test_terminal_states_for_branch_it() -> None:
                           "0.1.0") == "offline"
     assert terminal_state(replace(view, last_seen_at=None), now, "0.1.0") == "offline"
     assert terminal_state(replace(view, revoked=True), now, "0.1.0") == "revoked"
+
+
+def test_the_terminals_page_shows_each_state(app, service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Four PCs as branch IT finds them: one up to date, one on an old kiosk, one silent for
+    an hour (and old: worth updating when it is back), one revoked."""
+    from .conftest import log_in_staff
+
+    made = {name: service.add_terminal("ANT-PERMEKE", name, actor="it")
+            for name in ("Up to date", "Old kiosk", "Silent", "Revoked one")}
+    service.authenticate_terminal(made["Up to date"][0], f"kiosk-terminal/{__version__}")
+    service.authenticate_terminal(made["Old kiosk"][0], "kiosk-terminal/0.0.1")
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    monkeypatch.setattr(service, "clock", lambda: an_hour_ago)
+    service.authenticate_terminal(made["Silent"][0], "kiosk-terminal/0.0.1")
+    monkeypatch.undo()
+    service.revoke_terminal(made["Revoked one"][1].id, actor="it")
+
+    client = app.test_client()
+    log_in_staff(client, "it.support")
+    page = client.get("/en/staff/terminals").get_data(as_text=True)
+    rows = dict(re.findall(r'<tr class="state-(\w+)">\s*<td>\d+</td><td>([^<]+)</td>', page))
+    assert rows == {"online": "Up to date", "outdated": "Old kiosk", "offline": "Silent",
+                    "revoked": "Revoked one"}, page
+    silent = page[page.index("Silent"):page.index("Revoked one")]
+    assert "kiosk-terminal/0.0.1" in silent and "badge-outdated" in silent
+    assert re.search(r"<strong>1</strong> online", page) and "Revoke the token of terminal " \
+        "Revoked one" not in page
 
 
 def test_the_heartbeat_reports_the_terminal_even_when_nobody_uses_it(tmp_path) -> None:

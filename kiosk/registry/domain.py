@@ -440,10 +440,14 @@ def terminal_state(terminal: TerminalView, now: datetime, current_version: str) 
         return "revoked"
     if terminal.last_seen_at is None or now - terminal.last_seen_at > OFFLINE_AFTER:
         return "offline"
+    return "outdated" if is_outdated(terminal, current_version) else "online"
+
+
+def is_outdated(terminal: TerminalView, current_version: str) -> bool:
+    """Runs an older kiosk than the registry's (or one too old to say): also worth knowing
+    of an offline terminal, to update it when it is back."""
     version = terminal.version.rpartition("/")[2]
-    if _version_key(version) < _version_key(current_version):
-        return "outdated"
-    return "online"
+    return _version_key(version) < _version_key(current_version)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -12,7 +12,7 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from .. import __version__
-from ..registry.domain import RegistryError, terminal_state
+from ..registry.domain import RegistryError, is_outdated, terminal_state
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
@@ -40,7 +40,8 @@ def terminals() -> str:
     counts = {state: sum(1 for _t, s in rows if s == state)
               for state in ("online", "offline", "outdated", "revoked")}
     return render_template("staff/terminals.html", rows=rows, counts=counts, local=_local,
-                           version=__version__)
+                           version=__version__,
+                           outdated=lambda t: is_outdated(t, __version__))
 
 
 @bp.post("/terminals/<int:terminal_id>/revoke")
