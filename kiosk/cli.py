@@ -22,7 +22,10 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 64))
-def demo(host: str, port: int, threads: int) -> None:
+@click.option("--sample-patrons", default=80, show_default=True, type=click.IntRange(0, 5000),
+              help="Fictional patrons added to a new demo registry (0: none), so that the "
+                   "staff pages have something to show.")
+def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
     from waitress import create_server
 
@@ -30,6 +33,15 @@ def demo(host: str, port: int, threads: int) -> None:
     from .serving import start_mail_sender
 
     app = create_app()
+    service = app.extensions.get("registry_service")
+    if sample_patrons and service is not None and app.config["SEED_DEMO"]:
+        from .registry.sample_patrons import add_sample_patrons, has_patrons
+        from .registry.services import utcnow
+
+        if not has_patrons(service):
+            click.echo(f"Adding {sample_patrons} fictional patrons to the new demo registry "
+                       "(first start only)…")
+            add_sample_patrons(service, sample_patrons, utcnow())
     server = create_server(app, host=host, port=port, threads=threads)
     if start_mail_sender(app):
         click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
