@@ -45,12 +45,15 @@ def end_visit() -> None:
             registry().logout(token)
         except RegistryError:
             pass
-    staff_token = session.get("staff_token")  # a librarian's take-over ends with the visit
-    if staff_token and "registry" in current_app.extensions:
-        try:  # in-process or over HTTP alike
-            current_app.extensions["registry"].staff_logout(staff_token)
-        except RegistryError:
-            pass  # unreachable: the session still ends by itself when idle
+    # A librarian's take-over (kiosk.terminal.assist) and a staff-page log-in on this same
+    # browser (kiosk.staff) end with the visit, in the registry too, not only in the cookie.
+    for key in ("staff_token", "staff_page_token"):
+        staff_token = session.get(key)
+        if staff_token and "registry" in current_app.extensions:
+            try:  # in-process or over HTTP alike
+                current_app.extensions["registry"].staff_logout(staff_token)
+            except RegistryError:
+                pass  # unreachable: the session still ends by itself when idle
     logout_user()
     session.clear()
     g.visit_ended = True  # the answer tells the browser to drop its cache and storage too

@@ -161,3 +161,20 @@ def _card_numbers(url: str, ids: list[int]) -> dict[int, str]:
     with psycopg.connect(url) as conn:
         return dict(conn.execute(
             "SELECT id, card_number FROM patrons WHERE id = ANY(%s)", (ids,)).fetchall())
+
+
+def test_the_idle_reset_also_ends_a_staff_log_in_on_this_browser(app, client, service) -> None:  # type: ignore[no-untyped-def]
+    """A librarian who used the staff pages on a kiosk and walked away: the reset ends their
+    staff session in the registry too, not only the cookie that carried it."""
+    from kiosk.registry.domain import RegistryError
+
+    from .conftest import log_in_staff
+
+    log_in_staff(client, "an.peeters")
+    with client.session_transaction() as visit:
+        token = visit["staff_page_token"]
+    assert service.staff.whois(token).username == "an.peeters"
+    assert client.post("/visit/reset").status_code in (200, 204, 302)
+    with pytest.raises(RegistryError):
+        service.staff.whois(token)
+    assert client.get("/en/staff/desk").status_code == 302  # to the staff log-in
