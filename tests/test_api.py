@@ -352,6 +352,55 @@ def test_an_unknown_language_is_422(api: Api) -> None:
     assert french.get_json()["title"] != english.get_json()["title"]
 
 
+# --- A printed one-time password ---------------------------------------------------------------
+
+
+def test_a_one_time_password_opens_only_who_am_i_the_new_password_and_log_out(
+        api: Api) -> None:
+    """Until the patron chooses their own password, every other patron call is 403
+    `password_change_required` and does nothing, as the document says; then all is open."""
+    import re
+
+    from kiosk.registry.api import OPERATIONS
+    from kiosk.registry.roles import Role, StaffView
+
+    data = patron_data()
+    card = api.service.register(data)
+    librarian = StaffView(1, "an.peeters", "An Peeters", Role.LIBRARIAN, "ANT", "ANT-PERMEKE")
+    secret = api.service.desk.set_password(
+        librarian, api.service.desk.find(librarian, card)[0].id, None)
+    assert secret is not None
+    token = api.service.login(card, secret)[0]
+    document = api.http.get("/api/v1/openapi.json", headers=api.headers()).get_json()
+    bodies = {"claim": {"course": "excel-basics"}, "erase_account": {"password": secret}}
+    patron_ops = [op for op in OPERATIONS if op.patron]
+    assert {op.name for op in patron_ops if op.one_time_ok} == {
+        "who_am_i", "change_password", "log_out"}
+    for op in patron_ops:
+        path = re.sub(r"<(?:\w+:)?\w+>", "excel-basics", op.path)
+        responses = document["paths"][re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", op.path)][
+            op.method.lower()]["responses"]
+        assert ("403" in responses) != op.one_time_ok, op.name
+        if op.one_time_ok:
+            continue
+        response = api.http.open("/api/v1" + path, method=op.method, json=bodies.get(op.name),
+                                 headers=api.headers(token, key=str(uuid.uuid4())))
+        assert response.status_code == 403, (op.name, response.get_data(as_text=True))
+        assert code_of(response) == "password_change_required"
+    assert api.count(EnrolmentRow) == 0 and api.count(Patron) == 1  # nothing was done
+
+    me = api.http.get("/api/v1/me", headers=api.headers(token))
+    assert me.status_code == 200 and me.get_json()["must_change_password"] is True
+    changed = api.http.post("/api/v1/me/password", json={"old": secret, "new": "all mine now"},
+                            headers=api.headers(token, key="pw"))
+    assert changed.status_code == 204
+    claim = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                          headers=api.headers(token, key="claim"))
+    assert claim.status_code == 200 and api.count(EnrolmentRow) == 1
+    out = api.http.delete("/api/v1/sessions/current", headers=api.headers(token, key="out"))
+    assert out.status_code == 204
+
+
 # --- OpenAPI and health ------------------------------------------------------------------------
 
 

@@ -494,13 +494,54 @@ def test_change_password_after_a_one_time_password(registry: Registry) -> None:
     assert refusal(lambda: client.whoami(token)).code == "session_invalid"
     token, view = client.login(card, secret)
     assert view.must_change_password is True and client.whoami(token) == view
+    # Nothing else until then, refused alike in-process and over HTTP.
+    for call in (lambda: client.status(token, "en"),
+                 lambda: client.claim(token, "excel-basics"),
+                 lambda: client.my_data(token, "en"),
+                 lambda: client.give_up_seat(token)):
+        error = refusal(call)
+        assert (error.code, error.fields, error.detail) == ("password_change_required", {}, {})
     assert client.change_password(token, secret, "all mine now") is None
+    assert client.claim(token, "excel-basics").standing is Standing.SEATED
     assert client.whoami(token).must_change_password is False
     assert client.login(card, "all mine now")[1].must_change_password is False
     assert refusal(lambda: client.login(card, secret)).code == "login_failed"
 
 
 # --- Assisted mode: a librarian's staff session on the kiosk ---------------------------------
+
+
+def test_a_librarian_assists_only_patrons_of_their_own_institution(registry: Registry) -> None:
+    """Els Maes serves Kortrijk: for a patron of Antwerpen every assisted action is refused
+    alike in-process and over HTTP, and a sign-up is only at Kortrijk's libraries."""
+    from sqlalchemy import select
+
+    from kiosk.registry.store import AuditEntry
+
+    from .conftest import STAFF_PASSWORDS
+
+    client, service = registry.client, registry.service
+    staff_token, _ = client.staff_login("els.maes", STAFF_PASSWORDS["els.maes"])
+    _, token = registry.patron(library_code="ANT-PERMEKE")
+    client.claim(token, "instagram")
+    for call in (lambda: client.claim(token, "excel-basics", staff_token=staff_token),
+                 lambda: client.withdraw(token, "instagram", staff_token=staff_token),
+                 lambda: client.give_up_seat(token, staff_token=staff_token),
+                 lambda: client.leave_waiting_list(token, staff_token=staff_token)):
+        error = refusal(call)
+        assert (error.code, error.fields, error.detail) == ("staff_forbidden", {}, {})
+    assert [e.course_slug for e in client.status(token, "en").enrolments] == ["instagram"]
+    other = refusal(lambda: client.register(patron_data(library_code="ANT-PERMEKE"),
+                                            staff_token=staff_token, identity_checked=True))
+    assert (other.code, other.fields) == ("invalid", {"library_code": "library_not_served"})
+    client.register(patron_data(library_code="KOR-CENTRUM"), staff_token=staff_token)
+    with service.store.read() as s:
+        [entry] = s.scalars(select(AuditEntry).where(AuditEntry.actor == "staff:els.maes",
+                                                     AuditEntry.action == "patron_registered"))
+        assert entry.institution == "KOR"
+        if registry.kind == "http":  # the terminal it came from (in-process: no place here)
+            assert entry.terminal.startswith("terminal:")
+
 
 
 def test_staff_sessions_tag_the_patrons_actions_and_end_at_logout(registry: Registry) -> None:

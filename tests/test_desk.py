@@ -93,6 +93,11 @@ def test_search_is_accent_and_case_insensitive_and_scoped(make_service) -> None:
                                                           date(1950, 4, 3))] == ["ANT", "KOR"]
     assert [h.id for h in service.desk.find(AN, "dubois", date(1950, 4, 3))] == [
         patron_id(service, card)]
+    # Each word on its own, in any order; all of them must match.
+    for query in ("Dubois Élise", "DUBOIS  elise", "dub eli"):
+        assert [h.id for h in service.desk.find(AN, query, date(1950, 4, 3))] == [
+            patron_id(service, card)], query
+    assert service.desk.find(AN, "Élise Martin", date(1950, 4, 3)) == []
     assert len(service.desk.find(AN, f"{card[:4]} {card[4:8]} {card[8:]}")) == 1
     assert len(service.desk.find(AN, "ELISE@example.be")) == 1
     # A librarian of KOR finds nobody of ANT, by any key; nor the other way round.
@@ -206,8 +211,22 @@ def test_a_one_time_password_must_be_changed_at_the_next_log_in(make_service) ->
                    ).fields == {"new_password": "password_unchanged"}
     assert refusal(lambda: service.change_password(new_token, secret, "short")
                    ).fields == {"new_password": "password_too_short"}
+    # Until then the session reads who it is and sets the password, nothing else: whoever
+    # saw the printout cannot enrol, read or erase in the patron's name.
+    for call in (lambda: service.status(new_token),
+                 lambda: service.claim(new_token, "excel-basics"),
+                 lambda: service.withdraw(new_token, "excel-basics"),
+                 lambda: service.give_up_seat(new_token),
+                 lambda: service.leave_waiting_list(new_token),
+                 lambda: service.my_data(new_token, "en"),
+                 lambda: service.erase_account(new_token, secret),
+                 lambda: service.accept_offer(new_token),
+                 lambda: service.decline_offer(new_token)):
+        assert refusal(call).code == "password_change_required"
+    assert service.desk.patron(AN, pid, "en").status.enrolments == []  # nothing was done
     service.change_password(new_token, secret, "mine at last")
     assert not service.whoami(new_token).must_change_password
+    assert service.claim(new_token, "excel-basics").standing is Standing.SEATED
     assert service.login(card, "mine at last")[1].must_change_password is False
 
     # Typed by the patron at the desk: theirs already, nothing to change.
@@ -273,6 +292,9 @@ def test_pages_one_time_password_then_the_kiosk_asks_for_a_new_one(  # type: ign
                        data={"old_password": secret, "new_password": "my own words"})
     assert done.status_code == 302
     assert client.get("/en/my").status_code == 200
+    # Then the journey goes on as usual: the registry no longer refuses this session.
+    assert client.post("/en/courses/excel-basics/enrol").status_code == 302
+    assert client.get("/en/courses/excel-basics/done").status_code == 200
     assert service.login(card, "my own words")[1].must_change_password is False
 
 

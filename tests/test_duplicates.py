@@ -5,10 +5,12 @@ staff client."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
-from kiosk.registry.domain import RegistryError, Standing, standing_rank
+from kiosk.registry.domain import RegistryError, Standing, format_card_number, standing_rank
 from kiosk.registry.services import RegistryService, pseudonym
 from kiosk.registry.store import DuplicateFlag, EnrolmentRow, Patron, Place
 
@@ -205,6 +207,55 @@ def test_merge_carries_an_identity_check_over(make_service) -> None:  # type: ig
     assert service.verification.pending(librarian) == []
 
 
+def test_only_staff_serving_both_institutions_merge(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    ant_id, _, ant_made = person(service, library="ANT-PERMEKE")
+    kor_id, _, kor_made = person(service, library="KOR-CENTRUM")
+    flag = flag_between(service, ant_id, kor_id)
+    ant, kor, coordinator = (staff(service, u) for u in ("an.peeters", "els.maes",
+                                                         "coordinator"))
+    for librarian, mine, theirs in ((ant, ant_made, kor_made), (kor, kor_made, ant_made)):
+        pair = service.verification.duplicate(flag, librarian)
+        assert not pair.mergeable
+        by_card = {not side.masked: side for side in (pair.newer, pair.older)}
+        assert by_card[True].card_number == mine.card_number and by_card[True].email
+        other = by_card[False]
+        assert other.card_number != theirs.card_number and other.email == ""
+        assert other.card_number.endswith(theirs.card_number[-3:])
+        for keep in (ant_id, kor_id):  # either way one institution's account would go
+            with pytest.raises(RegistryError) as refused:
+                service.verification.merge(flag, keep, librarian)
+            assert refused.value.code == "not_found"
+    assert service.verification.duplicate(flag, coordinator).mergeable
+    service.verification.merge(flag, kor_id, coordinator, where="desk")
+    (erased,) = audit(service, "patron_erased")
+    assert erased.subject == pseudonym(ant_id) and erased.institution == "ANT"
+    assert erased.detail["assisted_by"] == coordinator.assisted_label
+
+
+def test_merging_an_active_account_into_a_pending_one_makes_it_active(make_service) -> None:  # type: ignore[no-untyped-def]
+    now = [datetime(2026, 3, 2, 9, 0)]
+    service = make_service(clock=lambda: now[0])
+    active, active_token, _ = person(service)  # ANT is "open": active, never checked
+    service.claim(active_token, "excel-basics")
+    set_policy(service, "ANT", "verify", 14)
+    pending, _, made = person(service)
+    assert made.pending_until is not None and made.possible_duplicate
+    service.verification.merge(flag_between(service, active, pending), pending,
+                               staff(service, "an.peeters"))
+    with service.store.read() as s:
+        kept = s.get(Patron, pending)
+        assert kept is not None and kept.pending_since is None
+        assert kept.identity_checked_at is None  # nobody saw a document: none is claimed
+    assert place_of(service, pending)[0] == "seated"
+    (entry,) = audit(service, "merged")
+    assert entry.detail["activated"] is True
+    now[0] += timedelta(days=30)
+    assert service.verification.erase_expired_pending() == 0
+    assert place_of(service, pending)[0] == "seated"
+    counts_match_places(service)
+
+
 # --- Pages ---------------------------------------------------------------------------------
 
 
@@ -271,3 +322,35 @@ def test_dismiss_from_the_page(app, staff_client) -> None:  # type: ignore[no-un
     assert staff_client("an.peeters").post(f"/en/staff/duplicates/{flag}/merge",
                                            data={"keep": str(older)}).status_code == 302
     assert service.verification.duplicates(staff(service, "coordinator")) == []
+
+
+def test_a_pair_across_institutions_is_masked_and_left_to_the_coordinator(
+        app, staff_client) -> None:  # type: ignore[no-untyped-def]
+    service: RegistryService = app.extensions["registry_service"]
+    older, _, older_made = person(service, email="elise.ant@example.be")
+    newer, _, newer_made = person(service, library="KOR-CENTRUM", email="elise.kor@example.be")
+    flag = flag_between(service, older, newer)
+
+    desk = staff_client("an.peeters")
+    page = desk.get(f"/en/staff/duplicates/{flag}")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "elise.ant@example.be" in html and format_card_number(older_made.card_number) in html
+    assert "elise.kor@example.be" not in html
+    assert newer_made.card_number not in html  # masked, in any grouping
+    assert format_card_number(newer_made.card_number) not in html
+    assert newer_made.card_number[-3:] in html  # enough to tell them apart aloud
+    assert "only the coordinator can merge them" in html
+    assert "Merge the two accounts" not in html and "Dismiss the warning" in html
+    for lang in ("nl", "fr"):
+        assert desk.get(f"/{lang}/staff/duplicates/{flag}").status_code == 200
+    forged = desk.post(f"/en/staff/duplicates/{flag}/merge", data={"keep": str(older)})
+    assert forged.status_code == 404
+    with service.store.read() as s:
+        assert s.get(Patron, older) is not None and s.get(Patron, newer) is not None
+
+    coordinator = staff_client("coordinator")
+    html = coordinator.get(f"/en/staff/duplicates/{flag}").get_data(as_text=True)
+    assert "elise.kor@example.be" in html and "Merge the two accounts" in html
+    assert coordinator.post(f"/en/staff/duplicates/{flag}/merge",
+                            data={"keep": str(older)}).status_code == 302

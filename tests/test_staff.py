@@ -194,6 +194,50 @@ def test_staff_log_out_ends_the_registry_session(staff_client, service) -> None:
         assert not s.scalars(select(StaffSession).where(StaffSession.revoked_at.is_(None))).all()
 
 
+def logouts(service) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with service.store.read() as s:
+        return [(e.actor, e.terminal) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "staff_logout")
+            .order_by(AuditEntry.id))]
+
+
+def test_log_outs_and_the_end_of_a_take_over_are_audited(staff_client, client, service) -> None:  # type: ignore[no-untyped-def]
+    desk = staff_client("it.support")
+    with service.store.read() as s:
+        token_hash = s.scalar(select(StaffSession.token_hash))
+    desk.post("/en/staff/logout")
+    assert logouts(service) == [("staff:it.support", "desk 127.0.0.1")]
+    with service.store.read() as s:  # the same session, not ended twice
+        assert s.scalar(select(StaffSession.revoked_at)
+                        .where(StaffSession.token_hash == token_hash)) is not None
+    desk.post("/en/staff/logout")
+    assert len(logouts(service)) == 1
+
+    client.post("/en/assist/", data={"username": "an.peeters",
+                                     "password": STAFF_PASSWORDS["an.peeters"]})
+    assert client.post("/en/assist/end").status_code == 302
+    assert logouts(service)[-1] == ("staff:an.peeters", "kiosk 127.0.0.1")
+
+
+def test_a_hand_back_is_audited_and_needs_a_live_session(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    token, _ = service.assist.start("an.peeters", STAFF_PASSWORDS["an.peeters"],
+                                    where="kiosk 1")
+    service.staff.hand_back(token)
+    service.staff.whois(token)  # the session lives on
+    service.staff.logout(token)
+    with pytest.raises(RegistryError) as ended:
+        service.staff.hand_back(token)
+    assert ended.value.code == "staff_session_invalid"
+    with service.store.read() as s:
+        rows = s.execute(select(AuditEntry.action, AuditEntry.actor, AuditEntry.terminal)
+                         .order_by(AuditEntry.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("staff_login", "staff:an.peeters", "kiosk 1"),
+        ("assist_handed_back", "staff:an.peeters", "kiosk 1"),
+        ("staff_logout", "staff:an.peeters", "kiosk 1")]
+
+
 def test_a_kiosk_visit_reset_ends_a_staff_session_too(staff_client, service) -> None:  # type: ignore[no-untyped-def]
     it = staff_client("it.support")
     it.post("/visit/reset")

@@ -106,18 +106,45 @@ def test_a_wrong_password_or_a_role_without_the_desk_gets_no_assisted_mode(
 def test_an_assisted_sign_up_is_tagged_and_records_the_identity_check(
         client: FlaskClient, service: RegistryService) -> None:
     take_over(client)
-    data = form_data(identity_checked="y")
+    data = form_data(identity_checked="y", library="ANT-HOBOKEN")
     response = client.post("/en/account/new", data=data)
     assert response.status_code == 302, text(response)
     row = patron_row(service, data["email"])
     assert row.identity_checked_at is not None and row.identity_checked_by == "staff:an.peeters"
     [entry] = audit(service, "patron_registered")
     assert entry.actor == "staff:an.peeters" and entry.subject == f"patron#{row.id}"
-    assert entry.institution == "MUN"  # the patron's library (Muntpunt), chosen at the kiosk
+    assert entry.institution == "ANT"  # the patron's library (Hoboken), chosen at the kiosk
+    assert entry.terminal.endswith("127.0.0.1")  # the kiosk it was done at
     assert entry.detail["assisted_by"] == LABEL and entry.detail["identity_checked"] is True
     assert data["last_name"] not in str(entry.detail) and data["email"] not in str(entry.detail)
     # The patron is logged in, and assisted mode goes on across their log-in.
     assert LABEL in text(client.get("/en/account/created"))
+
+
+@pytest.mark.parametrize("identity_checked", ["y", ""])
+def test_a_librarian_signs_up_no_patron_of_another_institution(
+        client: FlaskClient, service: RegistryService, identity_checked: str) -> None:
+    """As at the desk: a librarian of Antwerpen makes no account at Muntpunt's library, with
+    or without an identity check; the form says why and keeps what was typed."""
+    take_over(client)
+    data = form_data(identity_checked=identity_checked)  # MUN-MUNTPUNT
+    response = client.post("/en/account/new", data=data)
+    assert response.status_code == 200, text(response)
+    assert "You can only create accounts at the libraries of your own institution." \
+        in text(response) and data["email"] in text(response)
+    with service.store.read() as s:
+        assert s.scalar(select(Patron).where(Patron.email == data["email"])) is None
+    assert audit(service, "patron_registered") == []
+
+
+def test_the_coordinator_signs_up_a_patron_of_any_institution(
+        client: FlaskClient, service: RegistryService) -> None:
+    take_over(client, "coordinator")
+    data = form_data(identity_checked="y")  # MUN-MUNTPUNT
+    assert client.post("/en/account/new", data=data).status_code == 302
+    assert patron_row(service, data["email"]).identity_checked_by == "staff:coordinator"
+    [entry] = audit(service, "patron_registered")
+    assert entry.institution == "MUN" and entry.terminal.endswith("127.0.0.1")
 
 
 def test_a_sign_up_without_assisted_mode_cannot_claim_an_identity_check(
@@ -132,7 +159,8 @@ def test_a_sign_up_without_assisted_mode_cannot_claim_an_identity_check(
 def test_hand_back_keeps_what_is_typed_hides_the_staff_controls_and_keeps_the_tick(
         client: FlaskClient, service: RegistryService) -> None:
     take_over(client)
-    data = form_data(identity_checked="y", first_name="Rosalie", password="")
+    data = form_data(identity_checked="y", first_name="Rosalie", password="",
+                     library="ANT-PERMEKE")
     page = client.post("/en/account/new", data={**data, "hand_back": "1"})
     assert page.status_code == 200
     html = text(page)
@@ -150,12 +178,16 @@ def test_hand_back_keeps_what_is_typed_hides_the_staff_controls_and_keeps_the_ti
     assert row.identity_checked_by == "staff:an.peeters"
     [entry] = audit(service, "patron_registered")
     assert entry.detail["assisted_by"] == LABEL
+    # The log says when the patron typed on their own: handed back before the sign-up.
+    [handed] = audit(service, "assist_handed_back")
+    assert handed.actor == "staff:an.peeters" and handed.terminal
+    assert handed.id < entry.id
 
 
 def test_a_patron_cannot_tick_the_identity_check_while_handed_back(
         client: FlaskClient, service: RegistryService) -> None:
     take_over(client)
-    data = form_data()
+    data = form_data(library="ANT-PERMEKE")
     client.post("/en/account/new", data={**data, "hand_back": "1"})
     response = client.post("/en/account/new", data={**data, "identity_checked": "y"})
     assert response.status_code == 302
@@ -169,6 +201,7 @@ def test_taking_over_again_needs_the_librarians_password(
     take_over(client)
     first = staff_token(client)
     assert client.post("/en/assist/hand-back?next=/en/courses/").status_code == 302
+    assert [e.actor for e in audit(service, "assist_handed_back")] == ["staff:an.peeters"]
     handed = text(client.get("/en/courses/"))
     assert "Librarian: take over again" in handed and "End assisted mode" not in handed
     # A click is not enough: the end and hand-back buttons do nothing while handed back.
@@ -226,6 +259,41 @@ def test_enrol_withdraw_leave_and_give_up_are_tagged(
         assert entry.institution == "ANT"
         assert entry.terminal.endswith("127.0.0.1")  # the kiosk it was done at
         assert card not in str(entry.detail) and other_card not in str(entry.detail)
+
+
+def test_a_librarian_acts_for_no_patron_of_another_institution(
+        client: FlaskClient, service: RegistryService) -> None:
+    """A patron of Kortrijk at a kiosk taken over by a librarian of Antwerpen: nothing is done
+    "assisted by" her; the kiosk says so in the patron's language (no error page) and the
+    assisted mode ends, so that the patron may go on alone."""
+    card, token = add_patron(service, library_code="KOR-CENTRUM")
+    service.claim(token, "instagram")
+    log_in_patron(client, card)
+    for path in ("/nl/courses/excel-basics/enrol", "/nl/my/withdraw/instagram",
+                 "/nl/my/give-up", "/nl/my/leave"):
+        take_over(client)
+        response = client.post(path)
+        assert response.status_code == 302, (path, text(response))
+        page = text(client.get(response.location))
+        assert "De begeleide modus is beëindigd: dit account hoort bij een bibliotheek van " \
+            "een andere instelling" in page, path
+        assert staff_token(client) is None
+    status = service.status(token)
+    assert [e.course_slug for e in status.enrolments] == ["instagram"]  # nothing changed
+    assert status.standing.value == "seated"
+    assert all(audit(service, action) == [] for action in (
+        "patron_enrolled", "patron_withdrawn", "seat_given_up", "waiting_list_left"))
+
+
+def test_the_coordinator_acts_for_a_patron_of_any_institution(
+        client: FlaskClient, service: RegistryService) -> None:
+    card, token = add_patron(service, library_code="KOR-CENTRUM")
+    log_in_patron(client, card)
+    take_over(client, "coordinator")
+    assert client.post("/en/courses/excel-basics/enrol").status_code == 302
+    [entry] = audit(service, "patron_enrolled")
+    assert entry.actor == "staff:coordinator" and entry.institution == "KOR"
+    assert [e.course_slug for e in service.status(token).enrolments] == ["excel-basics"]
 
 
 def test_after_ending_assisted_mode_nothing_is_tagged_and_the_token_is_revoked(
@@ -325,8 +393,15 @@ def test_a_librarians_staff_token_cannot_be_used_after_logout(
     [entry] = audit(service, "patron_enrolled")
     assert entry.detail["assisted_by"] == LABEL and entry.terminal.startswith("terminal:")
 
+    handed = _api(client, terminal, "POST", "/api/v1/staff/sessions/hand-back", "h1",
+                  staff=staff)
+    assert handed.status_code == 204, text(handed)
+    [back] = audit(service, "assist_handed_back")
+    assert back.actor == "staff:an.peeters" and back.terminal.startswith("terminal:")
     out = _api(client, terminal, "DELETE", "/api/v1/staff/sessions", "o1", staff=staff)
     assert out.status_code == 204
+    [ended] = audit(service, "staff_logout")
+    assert ended.actor == "staff:an.peeters" and ended.terminal.startswith("terminal:")
     again = _api(client, terminal, "POST", "/api/v1/me/claims", "c2", staff=staff,
                  patron=patron, json={"course": "instagram"})
     assert again.status_code == 401
@@ -374,3 +449,46 @@ def test_the_api_refuses_a_role_without_the_desk_and_an_empty_staff_header(
     assert header and header[0]["required"] is False
     assert "403" in document["paths"]["/me/claims"]["post"]["responses"]
     assert {"post", "get", "delete"} <= set(document["paths"]["/staff/sessions"])
+
+
+def test_the_api_refuses_a_librarian_acting_for_another_institutions_patron(
+        client: FlaskClient, service: RegistryService) -> None:
+    """Librarian B (Kortrijk) at a kiosk, a patron of A (Antwerpen): every assisted action is
+    403 `staff_forbidden` and changes nothing; an assisted sign-up at A's library is 422
+    `library_not_served`. The coordinator may act for both."""
+    terminal, _ = service.add_terminal("KOR-CENTRUM", "kiosk 1", actor="test")
+    _, patron = add_patron(service, library_code="ANT-PERMEKE")
+    service.claim(patron, "instagram")
+    els, _ = service.staff.login("els.maes", STAFF_PASSWORDS["els.maes"])
+    for method, path, body in (("POST", "/api/v1/me/claims", {"course": "excel-basics"}),
+                               ("DELETE", "/api/v1/me/enrolments/instagram", None),
+                               ("DELETE", "/api/v1/me/seat", None),
+                               ("DELETE", "/api/v1/me/waiting", None)):
+        refused = _api(client, terminal, method, path, f"b-{path}", staff=els, patron=patron,
+                       json=body)
+        assert refused.status_code == 403, (path, text(refused))
+        assert refused.get_json()["error"]["code"] == "staff_forbidden"
+    status = service.status(patron)
+    assert [e.course_slug for e in status.enrolments] == ["instagram"]
+    assert status.standing.value == "seated"
+    sign_up = {"first_name": "Mia", "last_name": "Peeters", "email": "b@example.be",
+               "birth_date": "1950-01-01", "postcode": "2000", "library_code": "ANT-PERMEKE",
+               "password": "long enough", "consent": True, "identity_checked": True}
+    refused = _api(client, terminal, "POST", "/api/v1/patrons", "b-p", staff=els, json=sign_up)
+    assert refused.status_code == 422
+    assert refused.get_json()["error"]["fields"] == {"library_code": "library_not_served"}
+    assert audit(service, "patron_enrolled") == []
+    assert len(audit(service, "patron_registered")) == 1  # the patron's own sign-up only
+
+    coordinator, _ = service.staff.login("coordinator", STAFF_PASSWORDS["coordinator"])
+    claim = _api(client, terminal, "POST", "/api/v1/me/claims", "c-c", staff=coordinator,
+                 patron=patron, json={"course": "excel-basics"})
+    assert claim.status_code == 200, text(claim)
+    made = _api(client, terminal, "POST", "/api/v1/patrons", "c-p", staff=coordinator,
+                json=sign_up)
+    assert made.status_code == 201, text(made)
+    # The sign-up's audit entry says where and by whom, as the desk's does.
+    entry = audit(service, "patron_registered")[-1]
+    assert entry.terminal.startswith("terminal:") and entry.terminal.endswith("KOR-CENTRUM")
+    assert entry.actor == "staff:coordinator" and entry.institution == "ANT"
+    assert entry.detail["assisted_by"] == "Sofie Claes (Muntpunt)"

@@ -211,6 +211,10 @@ def test_a_librarian_erases_a_pending_account_with_a_reason(clocked) -> None:  #
     assert entry.detail == {"reason": "no document",
                             "assisted_by": librarian.assisted_label}
     assert "Mia" not in str(entry) and made.card_number not in str(entry)
+    with service.store.read() as s:  # the erasure itself: who, from where, for whom
+        erased = s.scalar(select(AuditEntry).where(AuditEntry.action == "patron_erased"))
+        assert erased is not None and erased.terminal == "desk"
+        assert erased.detail["assisted_by"] == librarian.assisted_label
 
 
 def test_the_last_day_is_the_day_before_the_deadline_moment() -> None:
@@ -221,6 +225,57 @@ def test_the_last_day_is_the_day_before_the_deadline_moment() -> None:
     assert domain.pending_expired(since, 14, datetime(2026, 3, 16, 0, 0))
     assert domain.starts_pending("verify", False) and not domain.starts_pending("verify", True)
     assert not domain.starts_pending("open", False)
+
+
+def institutions_form(service: RegistryService, **changes: str) -> dict:  # type: ignore[type-arg]
+    """The settings page's institutions form as it stands, with `changes`."""
+    form: dict = {}
+    for inst in service.policies.settings().institutions:
+        form[f"opening_days_{inst.code}"] = [str(d) for d in inst.opening_days]
+        form[f"verification_{inst.code}"] = inst.verification
+        form[f"pending_days_{inst.code}"] = str(inst.pending_days)
+    return {**form, **changes}
+
+
+def test_the_days_are_not_lowered_under_a_pending_accounts_feet(clocked) -> None:  # type: ignore[no-untyped-def]
+    service, now = clocked
+    made = service.register_account(patron_data())
+    assert made.pending_until == date(2026, 3, 16)
+    every_day = [1, 2, 3, 4, 5, 6]
+    with pytest.raises(RegistryError) as refused:
+        service.policies.set_institution_policies({"ANT": (every_day, "verify", 3)},
+                                                   actor="test")
+    assert refused.value.fields == {"pending_days_ANT": "pending_days_lowered_while_pending"}
+    # Raising is fine, as is lowering where nobody waits.
+    assert service.policies.set_institution_policies(
+        {"ANT": (every_day, "verify", 20), "KOR": (every_day, "verify", 3)}, actor="test") == 2
+    # "open" now: the account keeps waiting, and keeps the day it was told (and more).
+    service.policies.set_institution_policies({"ANT": (every_day, "open", 20)}, actor="test")
+    now[0] = START + timedelta(days=15)
+    assert service.verification.erase_expired_pending() == 0
+    assert [p.patron_id for p in service.verification.pending(staff(service, "an.peeters"))] \
+        == [patron_id(service, made.card_number)]
+
+
+def test_the_settings_page_says_why_the_days_cannot_be_lowered(app, staff_client) -> None:  # type: ignore[no-untyped-def]
+    service: RegistryService = app.extensions["registry_service"]
+    set_policy(service, "ANT", "verify", 14)
+    service.register_account(patron_data())
+    coordinator = staff_client("coordinator")
+    page = coordinator.get("/en/staff/settings").get_data(as_text=True)
+    assert "keep waiting when you switch to “Open”" in page
+    response = coordinator.post("/en/staff/settings/institutions",
+                                data=institutions_form(service, pending_days_ANT="7"))
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert "lower the number of days once none is waiting" in html
+    assert 'href="#pending_days_ANT"' in html
+    assert next(i for i in service.policies.settings().institutions
+                if i.code == "ANT").pending_days == 14
+    for lang in ("nl", "fr"):
+        assert coordinator.post(f"/{lang}/staff/settings/institutions",
+                                data=institutions_form(service, pending_days_ANT="7"),
+                                ).status_code == 422
 
 
 # --- Pages and the purge command --------------------------------------------------------

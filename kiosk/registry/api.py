@@ -66,6 +66,7 @@ STATUS: dict[str, int] = {
     "login_failed": 401,
     "staff_session_invalid": 401,
     "staff_forbidden": 403,
+    "password_change_required": 403,
     "not_found": 404,
     "course_not_found": 404,
     "method_not_allowed": 405,
@@ -214,6 +215,9 @@ class Operation:
     errors: tuple[int, ...] = ()
     lang: bool = False
     staff: str = ""  # "optional": X-Staff-Token may tag it; "required": a staff session call
+    # A patron call open while a printed one-time password waits to be replaced (else 403
+    # `password_change_required`): who am I, the new password, log-out.
+    one_time_ok: bool = False
 
 
 OPERATIONS: list[Operation] = []
@@ -516,7 +520,8 @@ def register_patron(call: Call) -> Registered:
         raise RegistryError("invalid", {"identity_checked": "staff_only"})
     data = NewPatron(**{f.name: getattr(body, f.name) for f in dataclasses.fields(NewPatron)})
     made = call.service.register_account(data, assisted_by=call.staff,
-                                         identity_checked=body.identity_checked)
+                                         identity_checked=body.identity_checked,
+                                         where=call.where)
     return Registered(made.card_number, made.possible_duplicate, made.pending_until)
 
 
@@ -528,12 +533,13 @@ def log_in(call: Call) -> SessionAnswer:
 
 
 @operation("DELETE", "/sessions/current", "Log the patron out (revokes the session)",
-           patron=True, status=204)
+           patron=True, status=204, one_time_ok=True)
 def log_out(call: Call) -> None:
     call.service.logout(call.token)
 
 
-@operation("GET", "/me", "The logged-in patron", patron=True, answer=PatronView)
+@operation("GET", "/me", "The logged-in patron", patron=True, answer=PatronView,
+           one_time_ok=True)
 def who_am_i(call: Call) -> PatronView:
     return call.service.whoami(call.token)
 
@@ -590,7 +596,14 @@ def staff_who_is(call: Call) -> StaffView:
 @operation("DELETE", "/staff/sessions", "End assisted mode: the staff session ends",
            status=204, staff="required")
 def staff_log_out(call: Call) -> None:
-    call.service.staff.logout(call.staff_token)
+    call.service.staff.logout(call.staff_token, where=call.where)
+
+
+@operation("POST", "/staff/sessions/hand-back", "Assisted mode: the librarian hands the kiosk "
+           "back to the patron for a private step (audited); their session lives on",
+           status=204, staff="required")
+def staff_hand_back(call: Call) -> None:
+    call.service.staff.hand_back(call.staff_token, where=call.where)
 
 
 @operation("GET", "/maintenance", "The message kiosks show instead of the journey, if any",
@@ -633,7 +646,7 @@ def decline_offer(call: Call) -> None:
 
 @operation("POST", "/me/password", "Choose a new password, typing the current one again "
            "(required after a printed one-time password)", patron=True, body=PasswordChange,
-           status=204, errors=(422,))
+           status=204, errors=(422,), one_time_ok=True)
 def change_password(call: Call) -> None:
     call.service.change_password(call.token, call.body.old, call.body.new)
 
@@ -692,11 +705,12 @@ def openapi_document() -> dict[str, Any]:
                 "name": STAFF_HEADER, "in": "header", "required": op.staff == "required",
                 "description": "A librarian's staff session (POST /staff/sessions). On a "
                                "patron's action it tags the audit entry 'assisted by'; an "
-                               "ended session is 401 `staff_session_invalid`, a role that "
-                               "does not work at the desk 403 `staff_forbidden`.",
+                               "ended session is 401 `staff_session_invalid`; a role that "
+                               "does not work at the desk, or a librarian of another "
+                               "institution than the patron's, 403 `staff_forbidden`.",
                 "schema": {"type": "string", "minLength": 1, "maxLength": STAFF_TOKEN_MAX}})
         statuses = {400, 401, 503, *op.errors}
-        if op.staff == "optional":
+        if op.staff == "optional" or (op.patron and not op.one_time_ok):
             statuses.add(403)
         if op.method != "GET":
             parameters.append({"name": "Idempotency-Key", "in": "header", "required": True,
@@ -730,7 +744,10 @@ def openapi_document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Library course kiosk — seat registry", "version": __version__,
                  "description": "Accounts, catalogue, seats and the waiting list. Every write "
-                                "needs an Idempotency-Key; a full programme is not an error."},
+                                "needs an Idempotency-Key; a full programme is not an error. "
+                                "While a patron holds a printed one-time password, their "
+                                "calls other than GET /me, POST /me/password and log-out "
+                                "are 403 `password_change_required`."},
         "servers": [{"url": "/api/v1"}],
         "paths": paths,
         "components": {

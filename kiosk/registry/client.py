@@ -60,6 +60,7 @@ class RegistryClient(Protocol):
     def staff_login(self, username: str, password: str) -> tuple[str, StaffView]: ...
     def staff_whois(self, staff_token: str) -> StaffView: ...
     def staff_logout(self, staff_token: str) -> None: ...
+    def staff_hand_back(self, staff_token: str) -> None: ...
 
 
 class LocalRegistryClient:
@@ -67,7 +68,7 @@ class LocalRegistryClient:
 
     def __init__(self, service: RegistryService, where: Callable[[], str] = lambda: ""):
         self.service = service
-        self._where = where  # the kiosk a staff action comes from, for the audit log
+        self._where = where  # the kiosk a sign-up or staff action comes from, for the audit log
 
     def _assistant(self, staff_token: str | None) -> StaffView | None:
         return self.service.assist.assistant(staff_token) if staff_token else None
@@ -97,7 +98,8 @@ class LocalRegistryClient:
         if identity_checked and not staff_token:  # as over HTTP: only a librarian says so
             raise RegistryError("invalid", {"identity_checked": "staff_only"})
         return self.service.register_account(data, assisted_by=self._assistant(staff_token),
-                                             identity_checked=identity_checked)
+                                             identity_checked=identity_checked,
+                                             where=self._where())
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
         return self.service.login(identifier, password)
@@ -156,4 +158,7 @@ class LocalRegistryClient:
 
     def staff_logout(self, staff_token: str) -> None:
         if staff_token:
-            self.service.staff.logout(staff_token)
+            self.service.staff.logout(staff_token, where=self._where())
+
+    def staff_hand_back(self, staff_token: str) -> None:
+        self.service.staff.hand_back(staff_token, where=self._where())

@@ -164,8 +164,9 @@ class DeskService:
             stmt = stmt.where(Patron.card_number == query.value)
         elif query.kind == "email":
             stmt = stmt.where(Patron.email == query.value)
-        else:
-            stmt = stmt.where(Patron.search_name.contains(query.value, autoescape=True),
+        else:  # every word, in any order: "Dubois Élise" finds Élise Dubois
+            stmt = stmt.where(*(Patron.search_name.contains(word, autoescape=True)
+                                for word in query.value.split()),
                               Patron.birth_date == query.birth_date)
         if not staff.programme_wide:
             stmt = stmt.where(Institution.code == (staff.institution_code or ""))
@@ -257,25 +258,14 @@ class DeskService:
 
     def register(self, staff: StaffView, data: NewPatron, *, identity_checked: bool,
                  where: str = "") -> tuple[Registration, int]:
-        """Create an account for the patron (at a library of the staff member's reach);
-        answers what registration answers (card number, possible duplicate, pending) and the
-        new patron's id."""
-        from .services import pseudonym
-
+        """Create an account for the patron (at a library of the staff member's reach, which
+        `register_account` checks); answers what registration answers (card number, possible
+        duplicate, pending) and the new patron's id."""
         with self.store.write() as s:
-            code = s.scalar(select(Institution.code).join(Library)
-                            .where(Library.code == data.library_code))
-            if code is not None and not staff.serves(code):
-                raise RegistryError("invalid", {"library_code": "library_not_served"})
             made = self.registry.register_account(data, assisted_by=staff,
-                                                  identity_checked=identity_checked)
+                                                  identity_checked=identity_checked, where=where)
             patron_id = s.scalar(select(Patron.id).where(Patron.card_number == made.card_number))
             assert patron_id is not None
-            # `register` has no `where`: the desk adds it to the entry, in this transaction.
-            s.execute(update(AuditEntry)
-                      .where(AuditEntry.action == "patron_registered",
-                             AuditEntry.subject == pseudonym(patron_id))
-                      .values(terminal=where[:80]))
             return made, patron_id
 
     def set_password(self, staff: StaffView, patron_id: int, password: str | None = None,

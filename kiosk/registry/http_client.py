@@ -585,6 +585,9 @@ class HttpRegistryClient:
             return
         self._call("DELETE", "/staff/sessions", ok=(204,), staff_token=staff_token)
 
+    def staff_hand_back(self, staff_token: str) -> None:
+        self._call("POST", "/staff/sessions/hand-back", ok=(204,), staff_token=staff_token)
+
     # --- One logical call ----------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, token: str | None = None,

@@ -174,25 +174,46 @@ class StaffAccounts:
 
     def whois(self, token: str) -> StaffView:
         """The staff member behind a live session; keeps it alive."""
-        now = self.clock()
         with self.store.write(durable=False) as s:
-            sess = s.scalar(select(StaffSession)
-                            .where(StaffSession.token_hash == domain.token_hash(token)))
-            if (sess is None or sess.revoked_at is not None
-                    or now - sess.last_seen_at > self.idle or now - sess.created_at > self.max_age):
-                raise RegistryError("staff_session_invalid")
-            row = s.get(Staff, sess.staff_id)
-            if row is None or row.disabled_at is not None:
-                raise RegistryError("staff_session_invalid")
-            sess.last_seen_at = now
-            return self._view(row)
+            return self._view(self._live(s, token)[1])
 
-    def logout(self, token: str) -> None:
+    def _live(self, s: Session, token: str) -> tuple[StaffSession, Staff]:
+        """A live session and its staff member, kept alive; else "staff_session_invalid"."""
+        now = self.clock()
+        sess = s.scalar(select(StaffSession)
+                        .where(StaffSession.token_hash == domain.token_hash(token)))
+        if (sess is None or sess.revoked_at is not None
+                or now - sess.last_seen_at > self.idle or now - sess.created_at > self.max_age):
+            raise RegistryError("staff_session_invalid")
+        row = s.get(Staff, sess.staff_id)
+        if row is None or row.disabled_at is not None:
+            raise RegistryError("staff_session_invalid")
+        sess.last_seen_at = now
+        return sess, row
+
+    def logout(self, token: str, where: str = "") -> None:
+        """End a session (nothing for one already ended). Audited from `where`, else from
+        where it began: the end of a take-over reaches us from the kiosk's client without a
+        place of its own."""
+        now = self.clock()
         with self.store.write() as s:
-            s.execute(update(StaffSession)
-                      .where(StaffSession.token_hash == domain.token_hash(token),
-                             StaffSession.revoked_at.is_(None))
-                      .values(revoked_at=self.clock()))
+            ended = s.execute(update(StaffSession)
+                              .where(StaffSession.token_hash == domain.token_hash(token),
+                                     StaffSession.revoked_at.is_(None))
+                              .values(revoked_at=now)
+                              .returning(StaffSession.staff_id, StaffSession.place)).first()
+            if ended is not None:
+                username = s.scalar(select(Staff.username).where(Staff.id == ended[0]))
+                record(s, now, f"staff:{username}", "staff_logout", where=where or ended[1])
+
+    def hand_back(self, token: str, where: str = "") -> None:
+        """Assisted mode: the librarian hands the kiosk back to the patron for a private step.
+        Their session lives on (taking over again needs their password); audited, so that
+        what the patron does meanwhile reads right in the log."""
+        with self.store.write() as s:
+            sess, row = self._live(s, token)
+            record(s, self.clock(), f"staff:{row.username}", "assist_handed_back",
+                   where=where or sess.place)
 
     def change_password(self, token: str, old: str, new: str) -> None:
         staff = self.whois(token)

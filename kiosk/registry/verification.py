@@ -6,7 +6,10 @@ waiting list but gets no seat (the claim and promotion rules in `RegistryService
 and it is erased after the institution's `pending_days`.
 
 Duplicates: a registration with the name and date of birth of an existing account still
-succeeds, but a `duplicate_flags` row asks staff to merge the two or dismiss the warning.
+succeeds, but a `duplicate_flags` row asks staff to merge the two or dismiss the warning. A
+librarian sees a flag where either account is their institution's, the other institution's
+account masked; only staff serving both institutions (a coordinator, for two institutions)
+may merge, as a merge erases one of the two accounts.
 
 Each use case is one write transaction; anything that decides about seats takes the
 programme lock first.
@@ -22,6 +25,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import domain
+from .desk import mask_card_number
 from .domain import RegistryError
 from .roles import StaffView
 from .staff import record
@@ -48,7 +52,8 @@ class PendingAccount:
 
 @dataclass(frozen=True)
 class AccountSide:
-    """One of the two accounts of a possible duplicate, as staff compare them."""
+    """One of the two accounts of a possible duplicate, as staff compare them. For staff who
+    do not serve its institution it is `masked`: the card number masked, no e-mail."""
 
     patron_id: int
     card_number: str
@@ -67,6 +72,7 @@ class AccountSide:
     standing: str  # "none", "seated", "offered", "waiting"
     position: int | None  # in the waiting line, 1-based
     courses: list[str]  # course slugs, in the order chosen
+    masked: bool = False
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,11 @@ class DuplicatePair:
     flagged_at: datetime
     newer: AccountSide  # the account whose registration raised the flag
     older: AccountSide
+
+    @property
+    def mergeable(self) -> bool:
+        """Whether the viewer serves both accounts (`Verification.merge` checks it again)."""
+        return not (self.newer.masked or self.older.masked)
 
 
 class Verification:
@@ -186,7 +197,8 @@ class Verification:
             record(s, self._now(), staff.actor, "pending_erased", where=where,
                    subject=_pseudonym(patron_id), institution=institution,
                    reason=reason, assisted_by=staff.assisted_label)
-            self.service._erase(s, patron_id, actor=staff.actor)
+            self.service._erase(s, patron_id, actor=staff.actor, where=where,
+                                assisted_by=staff.assisted_label, reason=reason)
 
     def erase_expired_pending(self) -> int:
         """Retention (`kiosk registry purge`): erase the pending accounts whose time to show
@@ -224,12 +236,12 @@ class Verification:
         with self.store.read() as s:
             stmt = self._open_flags(viewer).order_by(DuplicateFlag.created_at, DuplicateFlag.id)
             flags = s.scalars(stmt).all()
-            return [self._pair(s, f) for f in flags]
+            return [self._pair(s, f, viewer) for f in flags]
 
     def duplicate(self, flag_id: int, viewer: StaffView) -> DuplicatePair:
         """One open flag; "duplicate_resolved" once someone has dismissed it."""
         with self.store.read() as s:
-            return self._pair(s, self._flag_served(s, flag_id, viewer))
+            return self._pair(s, self._flag_served(s, flag_id, viewer), viewer)
 
     def dismiss(self, flag_id: int, staff: StaffView, where: str = "") -> None:
         """Two different people after all: the warning goes, both accounts stay."""
@@ -246,10 +258,15 @@ class Verification:
         """One person, two accounts: keep the one staff chose, give it the other's course
         choices and the better standing of the two (a seat beats a waiting place, an earlier
         place in line a later one), then erase the other. One locked transaction: the seat
-        and waiting counts stay those of the places."""
+        and waiting counts stay those of the places. Only for staff who serve both accounts'
+        institutions ("not_found" otherwise, as for a flag they may not see)."""
         now = self._now()
         with self.store.write() as s:
             flag = self._flag_served(s, flag_id, staff)
+            institutions = {self._institution_of(s, pid)
+                            for pid in (flag.patron_id, flag.other_id)}
+            if not all(staff.serves(code) for code in institutions):
+                raise RegistryError("not_found")
             if keep_id not in (flag.patron_id, flag.other_id):
                 raise RegistryError("invalid", {"keep": "keep_unknown"})
             drop_id = flag.other_id if keep_id == flag.patron_id else flag.patron_id
@@ -296,12 +313,17 @@ class Verification:
             elif other_place is not None:
                 self._forget_place(s, other_place)
 
-            # A document seen for either account was seen for this person.
+            # The kept account inherits the other's standing: an active account (checked, or
+            # of an "open" institution) makes it active, a document seen for either was seen
+            # for this person. Else a pending account could keep the seat it took over, and
+            # the pending expiry would erase both.
             keep = s.get(Patron, keep_id)
             drop = s.get(Patron, drop_id)
             assert keep is not None and drop is not None
-            if keep.pending_since is not None and drop.identity_checked_at is not None:
+            activated = keep.pending_since is not None and drop.pending_since is None
+            if activated:
                 keep.pending_since = None
+            if keep.identity_checked_at is None and drop.identity_checked_at is not None:
                 keep.identity_checked_at = drop.identity_checked_at
                 keep.identity_checked_by = drop.identity_checked_by
             s.flush()
@@ -310,13 +332,13 @@ class Verification:
             record(s, now, staff.actor, "merged", where=where,
                    subject=_pseudonym(keep_id), institution=institution,
                    erased=_pseudonym(drop_id), courses_moved=moved,
-                   standing_from="erased" if take_other else "kept",
+                   standing_from="erased" if take_other else "kept", activated=activated,
                    assisted_by=staff.assisted_label)
             s.execute(delete(Patron).where(Patron.id == drop_id))
             record(s, now, staff.actor, "patron_erased", where=where,
                    subject=_pseudonym(drop_id), institution=dropped_institution,
                    had=drop_state[0] or "none", reason="merged",
-                   merged_into=_pseudonym(keep_id))
+                   merged_into=_pseudonym(keep_id), assisted_by=staff.assisted_label)
             # A seat freed by the weaker place goes to the next in line, in order.
             self.service._promote(s)
 
@@ -381,12 +403,12 @@ class Verification:
             raise RegistryError("duplicate_resolved")
         return flag
 
-    def _pair(self, s: Session, flag: DuplicateFlag) -> DuplicatePair:
+    def _pair(self, s: Session, flag: DuplicateFlag, viewer: StaffView) -> DuplicatePair:
         return DuplicatePair(flag_id=flag.id, flagged_at=flag.created_at,
-                             newer=self._side(s, flag.patron_id),
-                             older=self._side(s, flag.other_id))
+                             newer=self._side(s, flag.patron_id, viewer),
+                             older=self._side(s, flag.other_id, viewer))
 
-    def _side(self, s: Session, patron_id: int) -> AccountSide:
+    def _side(self, s: Session, patron_id: int, viewer: StaffView) -> AccountSide:
         p = s.get(Patron, patron_id)
         assert p is not None
         place = s.get(Place, patron_id)
@@ -397,9 +419,14 @@ class Verification:
             position = (s.scalar(select(func.count()).where(
                 Place.status == "waiting", Place.queue_no < place.queue_no)) or 0) + 1
         lib = p.library
+        # Another institution's account: enough to compare (name, library, standing), not
+        # what lets one reach or log in as the patron.
+        masked = not viewer.serves(lib.institution.code)
         return AccountSide(
-            patron_id=p.id, card_number=p.card_number, first_name=p.first_name,
-            last_name=p.last_name, birth_date=p.birth_date, email=p.email, postcode=p.postcode,
+            patron_id=p.id,
+            card_number=mask_card_number(p.card_number) if masked else p.card_number,
+            first_name=p.first_name, last_name=p.last_name, birth_date=p.birth_date,
+            email="" if masked else p.email, postcode=p.postcode, masked=masked,
             library_code=lib.code, library_name=lib.name,
             institution_code=lib.institution.code, created_at=p.created_at,
             last_active_at=p.last_active_at, pending=p.pending_since is not None,

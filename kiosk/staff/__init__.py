@@ -3,7 +3,9 @@
 They run where the registry runs in-process (the embedded default, and the central registry
 server), under /<lang>/staff/. A staff log-in is separate from a patron's: its token sits in
 the browser session under its own key, and every view names the one permission it needs
-(kiosk.registry.roles holds the table of who has which).
+(kiosk.registry.roles holds the table of who has which). A librarian's take-over on a kiosk
+keeps its token under another key (kiosk.terminal.assist): on the kiosk app, where these pages
+are mounted too, a take-over handed back to the patron must never open them.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from ..registry.services import RegistryService
 F = TypeVar("F", bound=Callable[..., Any])
 
 bp = Blueprint("staff", __name__, url_prefix="/<lang:lang>/staff")
-TOKEN_KEY = "staff_token"
+# Never the take-over's key (`kiosk.terminal.assist.TOKEN_KEY`, "staff_token").
+TOKEN_KEY = "staff_page_token"
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
 """The possible-duplicates queue: two accounts with the same name and date of birth, side by
-side; staff merge them (keeping the account they choose) or dismiss the warning. Only
-translation happens here: the rules are in kiosk.registry.verification."""
+side; staff merge them (keeping the account they choose) or dismiss the warning. A pair with
+another institution's account shows that side masked and leaves the merge to a coordinator;
+dismissing stays open to both librarians, as it changes no account. Only translation happens
+here: the rules are in kiosk.registry.verification."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -103,6 +105,8 @@ def merge(flag_id: int) -> Response | tuple[str, int] | str:
     pair = _pair(flag_id)
     if isinstance(pair, Response):
         return pair
+    if not pair.mergeable:
+        abort(404)  # a forged form: as for a flag they may not see
     form = _merge_form(pair)
     if form.validate_on_submit():
         try:

@@ -100,8 +100,8 @@ def erase(patron_id: int) -> str | Response | tuple[str, int]:
                 raise
             form.reason.errors = [*form.reason.errors, message(refusal.fields["reason"])]
         else:
-            flash(_("The account of %(who)s is erased.",
-                    who=f"{account.first_name} {account.last_name}"))
+            who = f"{account.first_name} {account.last_name}"  # not inline: Babel warns
+            flash(_("The account of %(who)s is erased.", who=who))
             return redirect(url_for("staff.pending.index"))
     status = 422 if form.errors else 200
     return render_template("staff/pending/erase.html", account=account, form=form,

@@ -112,8 +112,16 @@ def init_app(app: Flask) -> None:
         if error.code in ("staff_session_invalid", "staff_forbidden"):
             from . import assist
 
-            assist.forget()  # the librarian's session ended: nothing is done "assisted"
-            flash(_("Assisted mode has ended. Nothing was changed: please try again."))
+            g.pop("assistant", None)
+            other_institution = (error.code == "staff_forbidden"
+                                 and assist.assistant() is not None)
+            assist.end()  # nothing is done "assisted": the patron may go on alone
+            if other_institution:  # the librarian's session lives: it is this patron
+                flash(_("Assisted mode has ended: this account belongs to a library of "
+                        "another institution, whose librarians (or the coordinator) can "
+                        "help. Nothing was changed: you can go on by yourself."))
+            else:
+                flash(_("Assisted mode has ended. Nothing was changed: please try again."))
             return redirect(request.path)
         if error.code == "course_not_found":
             return error_page(_("Page not found"), error_text(error), 404)

@@ -1,11 +1,14 @@
 """Assisted mode on the kiosk: a librarian takes over the patron's journey, hands control back
 for private steps (typing a password), and takes it again only with their own password.
 
-The visit cookie holds the librarian's staff session token under the one key the staff pages
-use too (`staff_token`), and under `assist` only whether control is handed back (and, for a
-sign-up handed back half-way, whether the librarian ticked "identity document checked"). Who
-the librarian is comes from the registry on every page, so an ended staff session ends the
-mode at once. A patron's log-out or the idle reset end it (`security.end_visit`).
+The visit cookie holds the librarian's staff session token under a key of its own
+(`staff_token`; the staff pages use another, `kiosk.staff.TOKEN_KEY`): a take-over never
+opens the staff pages mounted on the same app, not even after it is handed back to the
+patron, and a staff-page log-in never becomes a take-over. Under `assist` sits only whether
+control is handed back (and, for a sign-up handed back half-way, whether the librarian ticked
+"identity document checked"). Who the librarian is comes from the registry on every page, so
+an ended staff session ends the mode at once. A patron's log-out or the idle reset end it
+(`security.end_visit`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .messages import MESSAGES, message
 
 bp = Blueprint("assist", __name__, url_prefix="/<lang:lang>/assist")
 
-TOKEN_KEY = "staff_token"  # the same key as the staff pages' (kiosk.staff.TOKEN_KEY)
+TOKEN_KEY = "staff_token"  # read by security.end_visit; never kiosk.staff.TOKEN_KEY
 STATE_KEY = "assist"
 # The staff session is over (or never could assist): assisted mode ends, the visit goes on.
 ENDED = {"staff_session_invalid", "staff_forbidden"}
@@ -77,6 +80,12 @@ def hand_back_keeping(identity_checked: bool = False) -> None:
     """Hide the staff controls; what the librarian ticked on a sign-up is kept server-side,
     so that the patron cannot tick it in their place."""
     session[STATE_KEY] = {"handed_back": True, "identity_checked": identity_checked}
+    token = session.get(TOKEN_KEY)
+    if token:
+        try:  # in the audit log: what the patron does next, they do on their own
+            registry().staff_hand_back(token)
+        except RegistryError:
+            pass  # an ended session ends the mode on the next page anyway
 
 
 def identity_checked_when_handed_back() -> bool:

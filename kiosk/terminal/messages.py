@@ -77,6 +77,8 @@ MESSAGES = {
     "library_not_served": _l("You can only create accounts at the libraries of your own "
                              "institution."),
     "current_password_wrong": _l("This is not your current password."),
+    "password_change_required": _l("Please choose your own password first. Nothing was "
+                                   "changed."),
     "password_unchanged": _l("Please choose a password that is different from the one you "
                              "were given."),
     "mail_not_set_up": _l("E-mail is not set up for this registry, so nothing can be sent."),
