@@ -206,11 +206,41 @@ def revoke_terminal(database_url: str, terminal_id: int, actor: str) -> None:
 @registry.command("set-cap")
 @database_option
 @click.argument("cap", type=click.IntRange(0, 1_000_000))
+@click.option("--reason", required=True,
+              help="Why, for the audit log, e.g. 'Second batch of licences from the academy'.")
+@click.option("--preview", "only_preview", is_flag=True,
+              help="Only show who would be promoted; change nothing.")
 @click.option("--actor", default="cli", show_default=True, help="Who changes it (audit log).")
-def set_cap(database_url: str, cap: int, actor: str) -> None:
-    """Change the programme's cap; a raise serves the waiting list at once."""
-    promoted = _service(database_url).set_cap(cap, actor)
-    click.echo(f"Cap is now {cap}; {promoted} patron(s) promoted from the waiting list.")
+def set_cap(database_url: str, cap: int, reason: str, only_preview: bool, actor: str) -> None:
+    """Change the programme's cap, as the coordinator's page does: the preview first (who
+    a raise promotes, in order), then the change, refused if the line changed in between."""
+    from .registry.domain import REASON_MAX, RegistryError
+
+    waitlist = _service(database_url).waitlist
+    preview = waitlist.preview_cap(cap)
+    how = "offered a seat" if preview.promotion == "offer" else "given a seat"
+    click.echo(f"Cap {preview.current_cap} -> {cap}: {len(preview.promoted)} of "
+               f"{preview.waiting} waiting {how}.")
+    for entry in preview.promoted[:20]:
+        click.echo(f"  {entry.position:>6}  {entry.card_masked}  {entry.library_code:<14}  "
+                   f"waiting since {entry.requested_at:%Y-%m-%d}")
+    if len(preview.promoted) > 20:
+        click.echo(f"  … and {len(preview.promoted) - 20} more")
+    if preview.left_empty:
+        click.echo(f"{preview.left_empty} freed seat(s) stay empty: {preview.pending} waiting "
+                   "for an identity check, the others over their institution's quota.")
+    if only_preview:
+        return
+    try:
+        promoted = waitlist.change_cap(cap, reason, actor=actor, expected=preview.fingerprint)
+    except RegistryError as refusal:
+        problems = {"required": "--reason is required",
+                    "too_long": f"--reason is longer than {REASON_MAX} characters",
+                    "invalid_characters": "--reason has control characters",
+                    "preview_stale": "the waiting list changed meanwhile: run it again"}
+        problem = refusal.fields.get("reason", refusal.code)
+        raise click.ClickException(problems.get(problem, problem)) from None
+    click.echo(f"Cap is now {cap}; {promoted} patron(s) {how} from the waiting list.")
 
 
 @registry.command("add-staff")

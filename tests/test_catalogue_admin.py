@@ -135,14 +135,22 @@ def test_days_as_browsers_and_belgians_write_them() -> None:
 
 def test_a_period_has_a_first_and_a_last_day_not_yet_past() -> None:
     today = date(2026, 3, 10)
-    assert validate_period("01/03/2026", "31/03/2026", today) == (date(2026, 3, 1),
+    assert validate_period("10/03/2026", "31/03/2026", today) == (date(2026, 3, 10),
                                                                    date(2026, 3, 31))
+    # A new period may not start in the past; one that has begun keeps its first day.
+    assert refusal_fields(lambda: validate_period("01/03/2026", "31/03/2026", today)) == {
+        "featured_from": "date_in_past"}
+    assert validate_period("01/03/2026", "15/04/2026", today, started=date(2026, 3, 1)) == (
+        date(2026, 3, 1), date(2026, 4, 15))
+    assert refusal_fields(lambda: validate_period("02/03/2026", "31/03/2026", today,
+                                                  started=date(2026, 3, 1))) == {
+        "featured_from": "date_in_past"}  # keeping, not moving into the past
     assert refusal_fields(lambda: validate_period("", "someday", today)) == {
         "featured_from": "required", "featured_until": "date_invalid"}
     assert refusal_fields(lambda: validate_period("2026-04-30", "2026-04-01", today)) == {
         "featured_until": "until_before_from"}
     assert refusal_fields(lambda: validate_period("2026-02-01", "2026-03-09", today)) == {
-        "featured_until": "date_in_past"}
+        "featured_from": "date_in_past", "featured_until": "date_in_past"}
 
 
 def test_overlaps_count_only_from_today() -> None:
@@ -296,7 +304,7 @@ def test_the_module_of_the_month_must_be_an_offered_course(make_service) -> None
     clock, now = frozen(datetime(2031, 3, 10, 12, 0))
     service = make_service(clock=now)
     admin = service.courses_admin
-    admin.set_module_of_the_month("word-basics", "2031-03-01", "2031-03-31",
+    admin.set_module_of_the_month("word-basics", "2031-03-10", "2031-03-31",
                                   actor="staff:coordinator")
     # Retiring it frees its days, so another course can take them.
     admin.retire("word-basics", actor="staff:coordinator")
@@ -308,13 +316,43 @@ def test_the_module_of_the_month_must_be_an_offered_course(make_service) -> None
         "course": "course_retired"}
     assert refusal_fields(lambda: admin.set_module_of_the_month(
         "", "2031-02-01", "2031-02-02", actor="staff:coordinator")) == {
-        "course": "required", "featured_until": "date_in_past"}
+        "course": "required", "featured_from": "date_in_past",
+        "featured_until": "date_in_past"}
     admin.set_module_of_the_month("excel-basics", "2031-03-10", "2031-03-31",
                                   actor="staff:coordinator")
     admin.clear_module_of_the_month("excel-basics", actor="staff:coordinator")
     assert service.catalogue("en").module_of_the_month is None
     assert [e.detail for e in audit(service, "module_of_the_month_cleared")] == [
         {"slug": "excel-basics"}]
+
+
+def test_a_running_module_of_the_month_keeps_its_start_a_new_one_starts_today_or_later(
+        make_service) -> None:
+    clock, now = frozen(datetime(2031, 3, 1, 12, 0))
+    service = make_service(clock=now)
+    admin = service.courses_admin
+    admin.set_module_of_the_month("word-basics", "2031-03-01", "2031-03-31",
+                                  actor="staff:coordinator")
+    clock["now"] = datetime(2031, 3, 10, 12, 0)
+    # Its last day moved while it runs: the first day, now past, may stay.
+    assert admin.set_module_of_the_month("word-basics", "2031-03-01", "2031-04-05",
+                                         actor="staff:coordinator") == (date(2031, 3, 1),
+                                                                        date(2031, 4, 5))
+    # But not be moved to another day in the past, nor another course start in the past.
+    assert refusal_fields(lambda: admin.set_module_of_the_month(
+        "word-basics", "2031-03-02", "2031-04-05", actor="staff:coordinator")) == {
+        "featured_from": "date_in_past"}
+    admin.clear_module_of_the_month("word-basics", actor="staff:coordinator")
+    assert refusal_fields(lambda: admin.set_module_of_the_month(
+        "excel-basics", "2031-03-09", "2031-04-30", actor="staff:coordinator")) == {
+        "featured_from": "date_in_past"}
+    # A period that has ended does not come back with its old first day.
+    admin.set_module_of_the_month("excel-basics", "2031-03-10", "2031-03-11",
+                                  actor="staff:coordinator")
+    clock["now"] = datetime(2031, 3, 20, 12, 0)
+    assert refusal_fields(lambda: admin.set_module_of_the_month(
+        "excel-basics", "2031-03-10", "2031-04-30", actor="staff:coordinator")) == {
+        "featured_from": "date_in_past"}
 
 
 # --- The pages --------------------------------------------------------------------------------

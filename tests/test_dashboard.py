@@ -230,6 +230,11 @@ def test_the_gauge_shows_seats_above_a_lowered_cap() -> None:
     ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+32 470", "'+32 470"),
     ("-1+2", "'-1+2"), ("@SUM(A1)", "'@SUM(A1)"), ("\tTab", "'\tTab"), ("Plain", "Plain"),
     ("a=b", "a=b"), (7, "7"), (True, "1"), (None, ""),
+    # Spreadsheets skip leading blanks, and read full-width and small forms as ASCII.
+    (" =1+1", "' =1+1"), ("\u00a0\u3000@A1", "'\u00a0\u3000@A1"), ("\n-2", "'\n-2"),
+    ("\uff1d1+1", "'\uff1d1+1"), ("\uff0b32 470", "'\uff0b32 470"), ("\uff0d1", "'\uff0d1"),
+    ("\uff20SUM(A1)", "'\uff20SUM(A1)"), ("\ufe661", "'\ufe661"), (" \uff0b1", "' \uff0b1"),
+    (" plain", " plain"), ("\uff21", "\uff21"), ("", ""),
 ])
 def test_a_cell_that_a_spreadsheet_would_run_gets_an_apostrophe(value: object, cell: str) -> None:
     assert csv_cell(value) == cell
@@ -358,3 +363,72 @@ def test_the_patron_export_is_refused_to_librarians(staff_client, service) -> No
 
 def test_reports_hang_off_the_registry_service(service) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(service.reports, Reports)
+
+
+# --- E-mail to patrons: the outbox's figures and "send again" ---------------------------------
+
+
+def csrf_token(client, path: str) -> str:  # type: ignore[no-untyped-def]
+    page = client.get(path).get_data(as_text=True)
+    found = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert found, path
+    return found.group(1)
+
+
+def test_the_dashboard_counts_the_outbox_and_sends_given_up_mail_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kiosk import create_app
+    from kiosk.registry.mailer import MAX_ATTEMPTS
+    from kiosk.registry.store import Notice
+
+    from .conftest import STAFF_PASSWORDS, app_config
+
+    app = create_app(app_config(tmp_path, WTF_CSRF_ENABLED=True), instance_path=str(tmp_path))
+    service = app.extensions["registry_service"]
+    client = app.test_client()
+    off = client.get("/en/staff/login")  # (mail is off: said so on the dashboard)
+    assert off.status_code == 200
+    client.post("/en/staff/login", data={
+        "csrf_token": csrf_token(client, "/en/staff/login"), "username": "coordinator",
+        "password": STAFF_PASSWORDS["coordinator"]})
+    assert "E-mail to patrons is off" in client.get("/en/staff/dashboard").get_data(
+        as_text=True)
+
+    service.notices.enabled = True
+    for n in range(4):
+        add_patron(service, email=f"reader{n}@example.be")  # one account_created each
+    now = service.clock()
+    with service.store.write() as s:
+        ids = list(s.scalars(select(Notice.id).order_by(Notice.id)))
+        s.execute(update(Notice).where(Notice.id == ids[0]).values(sent_at=now))
+        s.execute(update(Notice).where(Notice.id == ids[1])
+                  .values(sent_at=now - timedelta(days=8)))
+        s.execute(update(Notice).where(Notice.id == ids[2]).values(
+            attempts=MAX_ATTEMPTS, last_error="SMTPRecipientsRefused 550"))
+    page = client.get("/en/staff/dashboard").get_data(as_text=True)
+    figures = dict(re.findall(r'<th scope="row">([^<]+)</th><td class="number">(\d+)</td>',
+                              page))
+    assert (figures["Waiting to be sent"], figures["Sent in the last 7 days"],
+            figures["Given up (not sent)"]) == ("1", "1", "1")
+    assert "<code>SMTPRecipientsRefused 550</code>: 1" in page
+    assert "reader" not in page  # counts and kinds of error, no address
+    assert "Send the 1 given-up e-mail again" in page
+
+    # A post without the form's token changes nothing; with it, the notice starts afresh.
+    assert client.post("/en/staff/dashboard/notices/send-again").status_code in (302, 400)
+    assert service.notices.counts()["failed"] == 1
+    done = client.post("/en/staff/dashboard/notices/send-again",
+                       data={"csrf_token": csrf_token(client, "/en/staff/dashboard")})
+    assert done.status_code == 302 and done.headers["Location"].endswith(
+        "/en/staff/dashboard#mail-heading")
+    assert "1 e-mail will be sent again." in client.get(done.headers["Location"]).get_data(
+        as_text=True)
+    counts = service.notices.counts()
+    assert (counts["queued"], counts["failed"]) == (2, 0)
+    (entry,) = audit_rows(service, "notices_resent")
+    assert entry.actor == "staff:coordinator" and entry.detail == {"count": 1}
+    service.store.engine.dispose()
+
+
+def test_librarians_may_not_send_mail_again(staff_client) -> None:  # type: ignore[no-untyped-def]
+    assert staff_client("an.peeters").post(
+        "/en/staff/dashboard/notices/send-again").status_code == 403

@@ -236,6 +236,9 @@ def test_a_claim_ends_a_lapsed_offer_by_itself(make_service) -> None:
     service.give_up_seat(holder)
     assert service.status(first).standing is Standing.OFFERED
     clock.set(TUESDAY_CLOSING + timedelta(hours=1))
+    # Not swept yet, but over: the patron is never told "yours until" a time gone by.
+    over = service.status(first)
+    assert (over.standing, over.enrolments, over.offer_expires_at) == (Standing.NONE, [], None)
     _, late = add_patron(service)
     # The line is empty once the offer ends: the newcomer gets the seat it held.
     assert service.claim(late, "instagram").standing is Standing.SEATED
@@ -431,6 +434,38 @@ def test_the_preview_and_the_promotion_make_the_same_choice(make_service) -> Non
     assert service.status(kor).standing is Standing.SEATED
 
 
+def test_fair_share_through_the_cap_preview_and_its_fingerprint(make_service) -> None:
+    """The coordinator's path: the preview shows the fair-share choice and why the other
+    seats stay empty; a quota raised after it makes it stale; the fresh one is applied."""
+    service = make_service(cap=1)
+    service.policies.set_seat_policy("grant", 3, True, {"ANT": "1"}, actor="test")
+    tokens = [add_patron(service)[1] for _ in range(3)]
+    _, kor = add_patron(service, library_code="KOR-CENTRUM")
+    for token in (*tokens, kor):
+        service.claim(token, "excel-basics")
+    preview = service.waitlist.preview_cap(4)
+    assert [e.patron_id for e in preview.promoted] == [4]  # Antwerp holds its quota
+    assert preview.left_empty == 2 and preview.pending == 0
+    assert [(q.institution_code, q.quota, q.waiting) for q in preview.over_quota] == [
+        ("ANT", 1, 2)]
+    assert service.waitlist.preview_cap(4).fingerprint == preview.fingerprint  # stable
+
+    service.policies.set_seat_policy("grant", 3, True, {"ANT": "2"}, actor="test")
+    with pytest.raises(RegistryError) as refused:
+        service.waitlist.change_cap(4, "Budget", actor="c", expected=preview.fingerprint)
+    assert refused.value.code == "preview_stale"
+    assert service.programme_status().cap == 1
+
+    fresh = service.waitlist.preview_cap(4)
+    assert [e.patron_id for e in fresh.promoted] == [2, 4]
+    assert fresh.left_empty == 1 and fresh.over_quota[0].waiting == 1
+    assert service.waitlist.change_cap(4, "Budget", actor="c",
+                                       expected=fresh.fingerprint) == 2
+    assert seats_by_institution(service) == {"ANT": 2, "KOR": 1}
+    assert service.status(tokens[2]).position == 1  # over quota: keeps their place
+    assert_never_oversold(service)
+
+
 # --- Settings use cases --------------------------------------------------------------------------
 
 
@@ -605,6 +640,31 @@ def test_the_offer_is_shown_at_log_in_and_accepted_or_declined(client, service) 
     refused = client.post("/en/my/offer/decline")
     assert refused.status_code == 409
     assert "There is no seat offer for you" in refused.get_data(as_text=True)
+
+
+def test_the_offer_comes_right_after_choosing_ones_own_password(client, service) -> None:  # type: ignore[no-untyped-def]
+    """A patron with a printed one-time password and a seat held for them: first their own
+    password, then the offer (not the catalogue, where they would not see it)."""
+    from kiosk.registry.roles import Role, StaffView
+
+    service.set_cap(1, actor="test")
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    _, holder = add_patron(service)
+    data = patron_data()
+    card = service.register(data)
+    service.claim(holder, "excel-basics")
+    service.claim(service.login(card, PASSWORD)[0], "excel-basics")
+    service.give_up_seat(holder)
+    an = StaffView(2, "an.peeters", "An Peeters", Role.LIBRARIAN, "ANT", "ANT-PERMEKE",
+                   "Permeke")
+    [hit] = service.desk.find(an, card)
+    secret = service.desk.set_password(an, hit.id)
+    assert secret
+    answer = client.post("/en/login", data={"identifier": card, "password": secret})
+    assert answer.headers["Location"].endswith("/en/account/password")
+    chosen = client.post("/en/account/password",
+                         data={"old_password": secret, "new_password": "my own words"})
+    assert chosen.status_code == 302 and chosen.headers["Location"].endswith("/en/my/offer")
 
 
 def test_no_thanks_at_the_kiosk(client, service) -> None:

@@ -146,6 +146,99 @@ def test_a_stale_confirmation_shows_the_new_preview(service, staff_client) -> No
     assert service.programme_status().cap == 1
 
 
+def test_a_policy_changed_since_the_preview_is_not_applied(make_service) -> None:
+    """Previewed under "grant", the line unchanged, but the policy now says "offer" (or
+    other offer days, or fair share with its quotas): the change is refused, not applied
+    under a rule the coordinator never saw."""
+    service = make_service(cap=1)
+    tokens = line(service, 3)
+    preview = service.waitlist.preview_cap(3)
+    assert preview.promotion == "grant"
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    with pytest.raises(RegistryError) as refused:
+        service.waitlist.change_cap(3, "Budget", actor="c", expected=preview.fingerprint)
+    assert refused.value.code == "preview_stale"
+    assert service.programme_status().cap == 1
+    for change in (("offer", 5, False, {}), ("offer", 5, True, {}),
+                   ("offer", 5, True, {"KOR": "10"})):
+        before = service.waitlist.preview_cap(3)
+        service.policies.set_seat_policy(*change, actor="test")
+        assert service.waitlist.preview_cap(3).fingerprint != before.fingerprint, change
+    fresh = service.waitlist.preview_cap(3)
+    assert fresh.promotion == "offer"
+    assert service.waitlist.change_cap(3, "Budget", actor="c", expected=fresh.fingerprint) == 2
+    assert [service.status(t, "en").standing for t in tokens] == [
+        Standing.SEATED, Standing.OFFERED, Standing.OFFERED]
+
+
+def test_a_policy_change_between_preview_and_confirm_shows_the_new_preview(
+        service, staff_client) -> None:
+    service.set_cap(1, actor="test")
+    line(service, 3)
+    client = staff_client("coordinator")
+    body = client.post("/en/staff/seats", data={"cap": "3", "reason": "B"}).get_data(
+        as_text=True)
+    assert "Each gets an offer" not in body
+    fingerprint = re.search(r'name="fingerprint" type="hidden" value="(\w+)"', body).group(1)
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    again = client.post("/en/staff/seats/confirm",
+                        data={"cap": "3", "reason": "B", "fingerprint": fingerprint})
+    assert again.status_code == 409
+    assert "Each gets an offer that holds their seat" in again.get_data(as_text=True)
+    assert service.programme_status().cap == 1
+
+
+def fair_share_line(service) -> dict[str, list[str]]:
+    """Cap 1, fair share with Antwerp's quota 1: Antwerp's first holds the seat; behind them
+    three more of Antwerp, one of Kortrijk pending an identity check, one of Kortrijk."""
+    service.policies.set_seat_policy("grant", 3, True, {"ANT": "1"}, actor="test")
+    service.policies.set_institution_policies({"KOR": ([1, 2, 3, 4, 5, 6], "verify", 14)},
+                                              actor="test")
+    ant = line(service, 4)
+    pending = line(service, 1, ("KOR-CENTRUM",))
+    service.policies.set_institution_policies({"KOR": ([1, 2, 3, 4, 5, 6], "open", 14)},
+                                              actor="test")
+    kor = line(service, 1, ("KOR-CENTRUM",))
+    return {"ant": ant, "pending": pending, "kor": kor}
+
+
+def test_the_preview_says_why_freed_seats_stay_empty(make_service) -> None:
+    service = make_service(cap=1)
+    tokens = fair_share_line(service)
+    preview = service.waitlist.preview_cap(6)  # 5 seats freed, 5 waiting: 1 may take one
+    assert [e.patron_id for e in preview.promoted] == [patron_id(service, tokens["kor"][0])]
+    assert (preview.left_empty, preview.pending) == (4, 1)
+    assert [(q.institution_code, q.institution_name, q.quota, q.waiting)
+            for q in preview.over_quota] == [("ANT", "Antwerp Public Libraries", 1, 3)]
+    assert service.waitlist.preview_cap(6, "fr").over_quota[0].institution_name == (
+        "Bibliothèques d'Anvers")
+    assert service.waitlist.change_cap(6, "Budget", actor="c",
+                                       expected=preview.fingerprint) == 1
+    assert service.programme_status().seats_taken == 2  # four seats stay empty, as said
+    # Nothing held back: nothing to explain.
+    plain = make_service(cap=1)
+    line(plain, 3)
+    assert (plain.waitlist.preview_cap(5).left_empty, plain.waitlist.preview_cap(5).pending,
+            plain.waitlist.preview_cap(5).over_quota) == (0, 0, ())
+
+
+def test_the_preview_page_explains_empty_seats_in_plain_words(service, staff_client) -> None:
+    service.set_cap(1, actor="test")
+    fair_share_line(service)
+    body = staff_client("coordinator").post(
+        "/en/staff/seats", data={"cap": "6", "reason": "Budget"}).get_data(as_text=True)
+    assert "1 patron will be promoted" in body
+    assert "nobody is waiting for a seat" not in body
+    assert "4 seats stay empty for now, although patrons are waiting" in body
+    assert ("3 patrons of Antwerp Public Libraries wait, but Antwerp Public Libraries has "
+            "reached its seat quota (1) under fair share.") in body
+    assert "1 patron waits for an identity check at the desk, and gets a seat once checked." \
+        in body
+    nl = staff_client("coordinator", "nl").post(
+        "/nl/staff/seats", data={"cap": "6", "reason": "Budget"}).get_data(as_text=True)
+    assert "Bibliotheken Antwerpen" in nl and "4 plaatsen blijven" in nl
+
+
 def test_only_a_coordinator_changes_the_cap(staff_client) -> None:
     for who in ("an.peeters", "it.support"):
         client = staff_client(who)

@@ -190,9 +190,12 @@ class Period:
     ends: date
 
 
-def validate_period(starts: str | date, ends: str | date, today: date) -> tuple[date, date]:
-    """The first and last day (both included) of a module of the month; the last day may not
-    have passed already."""
+def validate_period(starts: str | date, ends: str | date, today: date,
+                    started: date | None = None) -> tuple[date, date]:
+    """The first and last day (both included) of a module of the month. Neither may have
+    passed already, except that a period that has begun may keep its first day (`started`:
+    the course's current first day, when it is one): a change of its last day must not make
+    the coordinator move its start."""
     errors: dict[str, str] = {}
     days: list[date | None] = []
     for name, value in (("featured_from", starts), ("featured_until", ends)):
@@ -201,6 +204,8 @@ def validate_period(starts: str | date, ends: str | date, today: date) -> tuple[
             errors[name] = "required" if not str(value or "").strip() else "date_invalid"
         days.append(day)
     first, last = days
+    if first is not None and first < today and first != started:
+        errors["featured_from"] = "date_in_past"
     if first is not None and last is not None:
         if last < first:
             errors["featured_until"] = "until_before_from"
@@ -394,13 +399,17 @@ class CatalogueAdmin:
         included); refused when another course is featured on one of those days."""
         today = self.today()
         errors: dict[str, str] = {}
-        try:
-            first, last = validate_period(starts, ends, today)
-        except RegistryError as refusal:
-            errors.update(refusal.fields)
         with self.store.write() as s:
             self._serialise(s)
             course = self._find(s, slug) if slug else None
+            try:
+                # A period still running may keep its first day; an ended one may not.
+                running = (course.featured_from if course is not None
+                           and course.featured_until is not None
+                           and course.featured_until >= today else None)
+                first, last = validate_period(starts, ends, today, started=running)
+            except RegistryError as refusal:
+                errors.update(refusal.fields)
             if not slug:
                 errors["course"] = "required"
             elif course is None:

@@ -3,9 +3,19 @@
 A notice is claimed before it is sent: one UPDATE that moves its `next_attempt_at` forward
 (a lease) only if nobody moved it since it was read, so two senders (two worker processes, a
 CLI run beside the server) never send the same notice twice. A sender that dies mid-send
-leaves the lease to expire and the notice is tried again. A failure counts an attempt and
-waits longer each time; after MAX_ATTEMPTS the notice stays, unsent, for the coordinator.
-No SMTP work happens inside a database transaction.
+leaves the lease to expire and the notice is tried again. No SMTP work happens inside a
+database transaction.
+
+Whose fault a failure is decides what it costs:
+- the server or our account with it (no connection, TLS, log-in, our sender address
+  refused): every message would fail alike, so the batch stops, the notice is released
+  untouched and the problem is logged once, however long it lasts;
+- this message (its recipient or content refused): it counts an attempt and waits longer
+  each time, a permanent (5xx) refusal gives it up at once; after MAX_ATTEMPTS it stays,
+  unsent, for the coordinator (the dashboard counts it and can send it again);
+- a connection lost while sending: either one, so it counts one attempt and ends the batch
+  (a message that always breaks the connection must not hold up the outbox for ever).
+A notice about an offer that is over is never sent: it is marked obsolete instead.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import logging
 import smtplib
 import ssl
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from .notices import outdated
 from .store import Notice, Store
 
 log = logging.getLogger("kiosk.mail")
@@ -86,6 +98,29 @@ def _permanent(exc: BaseException) -> bool:
     return False
 
 
+# The server problem last logged, per registry (the sender threads of one process share
+# it): an outage is logged when it starts or changes and when it is over, not every round.
+_outages: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
+_outages_lock = threading.Lock()
+
+
+def _server_down(store: Store, cfg: SmtpConfig, exc: BaseException) -> None:
+    problem = short_error(exc)
+    with _outages_lock:
+        if _outages.get(store) == problem:
+            return
+        _outages[store] = problem
+    log.warning("mail server %s:%s unusable (nothing counted against the notices, tried "
+                "again next round): %s", cfg.host, cfg.port, problem)
+
+
+def _server_up(store: Store, cfg: SmtpConfig) -> None:
+    with _outages_lock:
+        if _outages.pop(store, None) is None:
+            return
+    log.info("mail server %s:%s usable again", cfg.host, cfg.port)
+
+
 def connect(cfg: SmtpConfig) -> smtplib.SMTP:
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
@@ -132,6 +167,23 @@ def _claim(store: Store, notice_id: int, seen: datetime, now: datetime) -> bool:
         return taken.rowcount == 1
 
 
+def _release(store: Store, notice_id: int, seen: datetime, now: datetime) -> None:
+    """Give the lease back untouched: the notice is due again at once, nothing counted."""
+    with store.write(durable=False) as s:
+        s.execute(update(Notice)
+                  .where(Notice.id == notice_id, Notice.sent_at.is_(None),
+                         Notice.next_attempt_at == now + LEASE)
+                  .values(next_attempt_at=seen)
+                  .execution_options(synchronize_session=False))
+
+
+def _obsolete(store: Store, notice_id: int, now: datetime) -> None:
+    with store.write() as s:
+        s.execute(update(Notice).where(Notice.id == notice_id)
+                  .values(obsolete_at=now, last_error="")
+                  .execution_options(synchronize_session=False))
+
+
 def _sent(store: Store, notice_id: int, now: datetime) -> None:
     with store.write() as s:
         s.execute(update(Notice).where(Notice.id == notice_id)
@@ -155,48 +207,56 @@ def _failed(store: Store, notice_id: int, exc: BaseException, now: datetime) -> 
 def send_due(store: Store, smtp_config: SmtpConfig, now: datetime, limit: int = 100) -> int:
     """Send the notices that are due (oldest first, at most `limit`); answers how many went.
 
-    One SMTP connection for the batch, opened when the first notice is claimed. A server
-    that cannot be reached counts a failed attempt for each claimed notice: they wait their
-    backoff, and the patrons' actions were never held up by it."""
+    One SMTP connection for the batch, opened for the first notice that is still to be
+    sent. A server that cannot be used stops the batch and costs no notice an attempt (see
+    the module's docstring): the patrons' actions were never held up by it either."""
     with store.read() as s:
         due = s.execute(
             select(Notice.id, Notice.next_attempt_at)
-            .where(Notice.sent_at.is_(None), Notice.next_attempt_at <= now,
-                   Notice.attempts < MAX_ATTEMPTS)
+            .where(Notice.sent_at.is_(None), Notice.obsolete_at.is_(None),
+                   Notice.next_attempt_at <= now, Notice.attempts < MAX_ATTEMPTS)
             .order_by(Notice.next_attempt_at, Notice.id)
             .limit(limit)).all()
     smtp: smtplib.SMTP | None = None
-    down: BaseException | None = None  # the server could not be reached in this batch
     sent = 0
     try:
         for notice_id, seen in due:
             if not _claim(store, notice_id, seen, now):
                 continue  # another sender has it
-            if down is not None:  # one connection attempt per batch, not one per notice
-                _failed(store, notice_id, down, now)
-                continue
             with store.read() as s:
                 notice = s.get(Notice, notice_id)
                 if notice is None:  # erased meanwhile, with its patron
                     continue
                 s.expunge(notice)
+                stale = outdated(s, notice.kind, notice.patron_id, notice.not_after, now)
+            if stale:
+                _obsolete(store, notice_id, now)
+                continue
+            if smtp is None:
+                try:
+                    smtp = connect(smtp_config)
+                except (smtplib.SMTPException, OSError) as exc:
+                    _release(store, notice_id, seen, now)
+                    _server_down(store, smtp_config, exc)
+                    break
             try:
-                if smtp is None:
-                    try:
-                        smtp = connect(smtp_config)
-                    except (smtplib.SMTPException, OSError) as exc:
-                        down = exc
-                        raise
                 smtp.send_message(message(smtp_config, notice, now))
+            except smtplib.SMTPSenderRefused as exc:
+                if exc.smtp_code != 552:  # (552: too big, this message's SIZE)
+                    # Our From address or account: every message would be refused alike.
+                    _release(store, notice_id, seen, now)
+                    _server_down(store, smtp_config, exc)
+                    break
+                _failed(store, notice_id, exc, now)
+                continue
+            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
+                _failed(store, notice_id, exc, now)  # this message; the connection is fine
+                continue
             except (smtplib.SMTPException, OSError) as exc:
                 _failed(store, notice_id, exc, now)
-                if not isinstance(exc, (smtplib.SMTPRecipientsRefused,
-                                        smtplib.SMTPDataError)):
-                    # The connection is not to be trusted any more; the next one reconnects.
-                    _close(smtp)
-                    smtp = None
-                continue
+                break  # the connection is gone; the next round opens a new one
             _sent(store, notice_id, now)
+            _server_up(store, smtp_config)
             sent += 1
     finally:
         _close(smtp)

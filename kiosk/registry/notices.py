@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from babel.dates import format_date, format_datetime, get_timezone
 from babel.support import NullTranslations, Translations
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
 from .domain import format_card_number
+from .staff import record
 from .store import (
     Course,
     CourseText,
@@ -39,6 +51,10 @@ if TYPE_CHECKING:
 
 KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
          "offer_expiring", "receipt")
+# Notices about an offer: true only while that offer stands, so never sent after its end
+# (`not_after`) nor once it was accepted, declined or passed on (see `outdated`).
+TIME_BOUND = ("offer_made", "offer_expiring")
+SENT_RECENTLY = timedelta(days=7)  # the dashboard's "sent" figure
 # Dates in Belgian long format, as on the kiosk (kiosk/i18n.py); times in Belgian time.
 DATE_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 ZONE = get_timezone("Europe/Brussels")
@@ -117,6 +133,7 @@ def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str)
     text is written as a Belgian long date in the patron's language, other text as is),
     `position` (place in line), `course_slug` (the title is then looked up in the patron's
     language). Without `course`/`course_slug` the patron's courses are listed where useful.
+    For an offer notice (TIME_BOUND), `until` is also its `not_after`: never sent later.
     Does nothing when mail is off, for an unknown patron or one without an e-mail address.
     `s` may also be a Connection (the claim's hot path runs Core statements on one).
     """
@@ -133,6 +150,7 @@ def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str)
     if patron is None or not (patron.email or "").strip():
         return
     lang = patron.language if patron.language in DATE_LOCALES else "en"
+    not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
     texts = {key: _as_date_text(str(value), lang) for key, value in params.items()}
     if texts.get("course_slug") and not texts.get("course"):
         texts["course"] = _course_title(s, texts["course_slug"], lang)
@@ -143,7 +161,31 @@ def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str)
     s.execute(insert(Notice).values(
         patron_id=patron_id, kind=kind, language=lang, to_address=patron.email,
         subject=subject[:200], body=body, created_at=now, attempts=0, next_attempt_at=now,
-        sent_at=None, last_error=""))
+        sent_at=None, last_error="", not_after=not_after))
+
+
+def _moment(value: object) -> datetime | None:
+    """`until` as the naive-UTC moment it names (a promotion passes expires.isoformat())."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def outdated(s: Runner, kind: str, patron_id: int | None, not_after: datetime | None,
+             now: datetime) -> bool:
+    """Whether a notice tells something no longer true, so sending it now would mislead: an
+    offer notice after the offer's end, or once the patron's place is no longer that offer
+    (accepted, declined, passed on; a later offer has another end). Other kinds never are."""
+    if kind not in TIME_BOUND:
+        return False
+    if patron_id is None or (not_after is not None and not_after <= now):
+        return True
+    place = s.execute(select(Place.status, Place.offer_expires_at)
+                      .where(Place.patron_id == patron_id)).first()
+    if place is None or place.status != "offered":
+        return True
+    return not_after is not None and place.offer_expires_at != not_after
 
 
 class _Facts:
@@ -285,21 +327,42 @@ def _course_lines(_: Gettext, course: str, facts: _Facts) -> list[str]:
 
 
 def purge_sent(store: Store, now: datetime) -> int:
-    """Retention: sent notices after 30 days, and those given up after 30 days (a
-    coordinator has seen them by then); answers how many went."""
+    """Retention: sent notices after 30 days, those given up after 30 days (a coordinator
+    has seen them by then), and those that became obsolete 30 days ago; answers how many
+    went."""
     from .mailer import MAX_ATTEMPTS
 
     cutoff = now - KEEP_SENT
     with store.write() as s:
         result = s.execute(delete(Notice).where(or_(
             Notice.sent_at < cutoff,
+            Notice.obsolete_at < cutoff,
             and_(Notice.sent_at.is_(None), Notice.attempts >= MAX_ATTEMPTS,
                  Notice.created_at < cutoff))))
         return result.rowcount or 0
 
 
+def _given_up() -> ColumnElement[bool]:
+    from .mailer import MAX_ATTEMPTS
+
+    return and_(Notice.sent_at.is_(None), Notice.obsolete_at.is_(None),
+                Notice.attempts >= MAX_ATTEMPTS)
+
+
+@dataclass(frozen=True)
+class Outbox:
+    """The outbox as the coordinator's dashboard shows it: counts and kinds of error only."""
+
+    enabled: bool
+    queued: int
+    sent_recently: int  # in the last SENT_RECENTLY
+    given_up: int
+    reasons: list[tuple[str, int]]  # the given-up ones by their last error (no address)
+
+
 class Notices:
-    """The outbox seen from the registry service: on/off, counts, retention."""
+    """The outbox seen from the registry service: on/off, counts, retention, and a fresh
+    start for the given-up ones."""
 
     def __init__(self, service: RegistryService):
         self.service = service
@@ -313,16 +376,45 @@ class Notices:
         enable(self.service.store, on)
 
     def counts(self) -> dict[str, int]:
-        """How many notices wait, were sent, or were given up (no personal data)."""
+        """How many notices wait, were sent, were given up, or became obsolete (no
+        personal data)."""
         from .mailer import MAX_ATTEMPTS
 
         with self.service.store.read() as s:
             sent = s.scalar(select(func.count()).where(Notice.sent_at.is_not(None))) or 0
-            failed = s.scalar(select(func.count()).where(
-                Notice.sent_at.is_(None), Notice.attempts >= MAX_ATTEMPTS)) or 0
+            failed = s.scalar(select(func.count()).where(_given_up())) or 0
             queued = s.scalar(select(func.count()).where(
-                Notice.sent_at.is_(None), Notice.attempts < MAX_ATTEMPTS)) or 0
-        return {"queued": queued, "sent": sent, "failed": failed}
+                Notice.sent_at.is_(None), Notice.obsolete_at.is_(None),
+                Notice.attempts < MAX_ATTEMPTS)) or 0
+            obsolete = s.scalar(select(func.count()).where(
+                Notice.obsolete_at.is_not(None))) or 0
+        return {"queued": queued, "sent": sent, "failed": failed, "obsolete": obsolete}
+
+    def outbox(self) -> Outbox:
+        """The dashboard's figures: waiting, sent in the last week, given up and why."""
+        counts = self.counts()
+        since = self.service.clock() - SENT_RECENTLY
+        with self.service.store.read() as s:
+            recent = s.scalar(select(func.count()).where(Notice.sent_at >= since)) or 0
+            reasons = [(error or "?", n) for error, n in s.execute(
+                select(Notice.last_error, func.count()).where(_given_up())
+                .group_by(Notice.last_error).order_by(func.count().desc(), Notice.last_error))]
+        return Outbox(enabled=self.enabled, queued=counts["queued"], sent_recently=recent,
+                      given_up=counts["failed"], reasons=reasons)
+
+    def send_again(self, *, actor: str, where: str = "") -> int:
+        """Give every given-up notice a fresh start (the coordinator fixed the address or
+        the server); answers how many. An offer notice whose offer is over meanwhile is
+        still never sent: the sender marks it obsolete instead."""
+        now = self.service.clock()
+        with self.service.store.write() as s:
+            result = s.execute(update(Notice).where(_given_up())
+                               .values(attempts=0, next_attempt_at=now, last_error="")
+                               .execution_options(synchronize_session=False))
+            count = result.rowcount or 0
+            if count:
+                record(s, now, actor, "notices_resent", where=where, count=count)
+            return count
 
     def purge(self) -> int:
         return purge_sent(self.service.store, self.service.clock())

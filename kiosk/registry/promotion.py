@@ -1,7 +1,8 @@
 """Who gets a freed seat, and until when an offer holds it: plain Python, no Flask, no SQL.
 
 - Opening-day arithmetic: an offer holds its seat until closing time (23:59, Belgian time) of
-  the Nth opening day of the patron's institution after the day it was made.
+  the Nth opening day of the patron's institution after the day it was made; its closed days
+  (public holidays, one-off closures) are not opening days.
 - The choice of the next in line: the line in order, skipping pending accounts (they keep
   their place until verified) and, with fair share on, patrons whose institution already
   holds its quota of seats (they keep their place too).
@@ -10,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -40,30 +41,40 @@ def opening_days_or_default(days: Iterable[int] | None) -> tuple[int, ...]:
     return clean or DEFAULT_OPENING_DAYS
 
 
-def nth_opening_day(after: date, opening_days: Iterable[int] | None, n: int) -> date:
-    """The `n`th day after `after` (that day itself not counted) on which the libraries open."""
+def nth_opening_day(after: date, opening_days: Iterable[int] | None, n: int,
+                    closed: Collection[date] = ()) -> date:
+    """The `n`th day after `after` (that day itself not counted) on which the libraries open:
+    one of their weekdays and not one of their `closed` days. (Closed days are finite, so
+    the count always ends.)"""
     if n < 1:
         raise ValueError("n must be 1 or more")
     days = set(opening_days_or_default(opening_days))
     day, counted = after, 0
     while counted < n:
         day += timedelta(days=1)
-        if day.isoweekday() in days:
+        if day.isoweekday() in days and day not in closed:
             counted += 1
     return day
 
 
-def offer_expiry(offered_at: datetime, opening_days: Iterable[int] | None, n: int) -> datetime:
+def offer_expiry(offered_at: datetime, opening_days: Iterable[int] | None, n: int,
+                 closed: Collection[date] = ()) -> datetime:
     """When an offer made at `offered_at` (naive UTC) ends: 23:59 Belgian time on the `n`th
-    opening day after the Belgian date it was made, as naive UTC (what the database holds).
+    opening day after the Belgian date it was made (skipping the institution's `closed`
+    days), as naive UTC (what the database holds).
 
     An offer made on Friday with Monday-to-Saturday opening and n = 3 counts Saturday, Monday
     and Tuesday: it ends on Tuesday at 23:59. 23:59 exists every day (clocks change at 02:00
     and 03:00), and the offset is that of the last day, so a DST change in between is right."""
-    local_day = offered_at.replace(tzinfo=UTC).astimezone(BELGIUM).date()
-    last = nth_opening_day(local_day, opening_days, n)
+    local_day = belgian_day(offered_at)
+    last = nth_opening_day(local_day, opening_days, n, closed)
     closing = datetime.combine(last, CLOSING, tzinfo=BELGIUM)
     return closing.astimezone(UTC).replace(tzinfo=None)
+
+
+def belgian_day(moment: datetime) -> date:
+    """The Belgian calendar day of a naive-UTC moment."""
+    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).date()
 
 
 def reminder_due(expires_at: datetime, now: datetime) -> bool:
@@ -111,6 +122,29 @@ def choose(line: Iterable[Candidate], n: int, held: Mapping[int, int],
             if len(chosen) == n:
                 break
     return chosen
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Why those in line who were not chosen were passed over."""
+
+    pending: int  # waiting for an identity check
+    over_quota: dict[int, int]  # institution id → patrons of it waiting over its quota
+
+
+def skipped(line: Iterable[Candidate], chosen: Collection[int]) -> Skipped:
+    """Sort the line's unchosen patrons by why `choose` passed them over, when it read the
+    whole line without filling every seat: then each was pending or over their institution's
+    quota (quotas only fill up as the choice goes on, so over once is over to the end)."""
+    pending, over = 0, dict[int, int]()
+    for candidate in line:
+        if candidate.patron_id in chosen:
+            continue
+        if candidate.pending:
+            pending += 1
+        else:
+            over[candidate.institution_id] = over.get(candidate.institution_id, 0) + 1
+    return Skipped(pending, over)
 
 
 # --- Settings -------------------------------------------------------------------------------

@@ -19,9 +19,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from . import domain, promotion
+from . import closures, domain, promotion
 from .assist import Assistance
 from .catalogue_admin import CatalogueAdmin, belgian_date
+from .closures import Closures
 from .desk import DeskService
 from .domain import (
     Catalogue,
@@ -139,6 +140,7 @@ class RegistryService:
         self.assist = Assistance(self.staff)
         self.notices = Notices(self)
         self.policies = Policies(self)
+        self.closures = Closures(self)
         self.reports = Reports(self)
 
     # --- Reference data ------------------------------------------------------------------
@@ -190,22 +192,30 @@ class RegistryService:
     # --- Accounts and sessions -----------------------------------------------------------
 
     def register(self, data: NewPatron, *, assisted_by: StaffView | None = None,
-                 identity_checked: bool = False) -> str:
+                 identity_checked: bool = False, where: str = "") -> str:
         """Create a library account; answers the new card number.
 
         `assisted_by`: the staff member who filled it in for the patron (the desk, a take-over
-        at a kiosk); `identity_checked`: they saw an identity document (recorded on the row)."""
+        at a kiosk), only at a library of their institution (a coordinator: any);
+        `identity_checked`: they saw an identity document (recorded on the row); `where`: the
+        desk or kiosk it was done at, for the audit log."""
         return self.register_account(data, assisted_by=assisted_by,
-                                     identity_checked=identity_checked).card_number
+                                     identity_checked=identity_checked, where=where).card_number
 
     def register_account(self, data: NewPatron, *, assisted_by: StaffView | None = None,
-                         identity_checked: bool = False) -> Registration:
+                         identity_checked: bool = False, where: str = "") -> Registration:
         """`register`, answering also what the patron must be told: the account waits for an
         identity check ("verify" institutions), or may duplicate an existing one."""
         now = self.clock()
         with self.store.write() as s:
-            rows = s.execute(select(Library.code, Library.id))
-            libraries = {code: lib_id for code, lib_id in rows}
+            rows = s.execute(select(Library.code, Library.id, Institution.code)
+                             .join(Institution, Library.institution_id == Institution.id)).all()
+            libraries = {code: lib_id for code, lib_id, _ in rows}
+            institution = {code: inst for code, _, inst in rows}.get(data.library_code)
+            # Before the other fields, as the desk always did: no account at a library of
+            # another institution is made "assisted by" a librarian who does not serve it.
+            if assisted_by and institution and not assisted_by.serves(institution):
+                raise RegistryError("invalid", {"library_code": "library_not_served"})
             clean = domain.validate_new_patron(
                 data, today=self.clock().date(), min_age=self.min_age,
                 library_codes=set(libraries),
@@ -247,7 +257,7 @@ class RegistryService:
                 detail = {"assisted_by": assisted_by.assisted_label,
                           "identity_checked": identity_checked}
             record(s, now, assisted_by.actor if assisted_by else pseudonym(patron_id),
-                   "patron_registered", subject=pseudonym(patron_id),
+                   "patron_registered", where=where, subject=pseudonym(patron_id),
                    institution=library.institution.code, **detail)
             return Registration(
                 card_number=card, possible_duplicate=possible_duplicate,
@@ -310,7 +320,9 @@ class RegistryService:
             )
 
     def whoami(self, token: str) -> PatronView:
-        return self._reading(token, lambda s, patron: self._patron_view(patron))
+        """Open also before a printed one-time password is replaced: the flag is in the view."""
+        return self._reading(token, lambda s, patron: self._patron_view(patron),
+                             one_time_ok=True)
 
     def change_password(self, token: str, old: str, new: str) -> None:
         """The patron chooses a new password, typing the current one again (after a printed
@@ -318,7 +330,7 @@ class RegistryService:
         sessions end: whoever knew the old password is logged out everywhere."""
         old, new = domain.normalise_password(old), domain.normalise_password(new)
         with self.store.write() as s:
-            sess = self._session(s, token)
+            sess = self._session(s, token, one_time_ok=True)
             patron = s.get(Patron, sess.patron_id)
             assert patron is not None
             if not self._verify(patron.password_hash, self._as_stored(patron, old)):
@@ -350,10 +362,12 @@ class RegistryService:
             # bookkeeping would run while the programme row is locked.
             s = session.connection()
             patron_id = self._patron_id_for(s, token)
+            institution = self._may_assist(s, assisted_by, patron_id)
             result = self._claim(s, patron_id, course_slug)
             if assisted_by is not None:
                 self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
-                               course=course_slug, standing=result.standing.value)
+                               institution, course=course_slug,
+                               standing=result.standing.value)
             return result
 
     def _claim(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
@@ -411,10 +425,11 @@ class RegistryService:
         """Leave one course; leaving the last one gives the seat (or the waiting place) up."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
+            institution = self._may_assist(s, assisted_by, patron.id)
             status = self._withdraw(s, patron, course_slug)
             if assisted_by is not None:
                 self._assisted(s, assisted_by, "patron_withdrawn", patron.id, where,
-                               course=course_slug)
+                               institution, course=course_slug)
             return status
 
     def _withdraw(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
@@ -439,9 +454,10 @@ class RegistryService:
                      where: str = "") -> None:
         with self.store.write() as s:
             patron_id = self._patron_id_for(s, token)
+            institution = self._may_assist(s, assisted_by, patron_id)
             self._give_up_seat(s, patron_id)
             if assisted_by is not None:
-                self._assisted(s, assisted_by, "seat_given_up", patron_id, where)
+                self._assisted(s, assisted_by, "seat_given_up", patron_id, where, institution)
 
     def _give_up_seat(self, s: Session, patron_id: int) -> None:
         place = s.get(Place, patron_id)
@@ -453,16 +469,29 @@ class RegistryService:
                            where: str = "") -> None:
         with self.store.write() as s:
             patron_id = self._patron_id_for(s, token)
+            institution = self._may_assist(s, assisted_by, patron_id)
             self._leave_waiting_list(s, patron_id)
             if assisted_by is not None:
-                self._assisted(s, assisted_by, "waiting_list_left", patron_id, where)
+                self._assisted(s, assisted_by, "waiting_list_left", patron_id, where,
+                               institution)
 
-    def _assisted(self, s: Session, staff: StaffView, action: str, patron_id: int,
-                  where: str, **detail: object) -> None:
-        """The audit entry of something a librarian did with the patron at a kiosk."""
+    @staticmethod
+    def _may_assist(s: Runner, staff: StaffView | None, patron_id: int) -> str:
+        """The patron's institution, checked before a take-over acts for them: a librarian
+        serves only their own institution's patrons (as at the desk), a coordinator all.
+        Refused with `staff_forbidden`: the patron is logged in, so no "not_found" here."""
+        if staff is None:
+            return ""
         institution = s.scalar(select(Institution.code).join(Library)
                                .join(Patron, Patron.library_id == Library.id)
                                .where(Patron.id == patron_id)) or ""
+        if not staff.serves(institution):
+            raise RegistryError("staff_forbidden")
+        return institution
+
+    def _assisted(self, s: Session, staff: StaffView, action: str, patron_id: int,
+                  where: str, institution: str, **detail: object) -> None:
+        """The audit entry of something a librarian did with the patron at a kiosk."""
         record(s, self.clock(), staff.actor, action, where=where, subject=pseudonym(patron_id),
                institution=institution, assisted_by=staff.assisted_label, **detail)
 
@@ -719,17 +748,19 @@ class RegistryService:
         if not self._take_seats(s, len(chosen), leaving_line=len(chosen)):
             raise RegistryError("conflict")
         if prog.promotion == "offer":
-            institutions = {row.id: row for row in s.execute(
-                select(Institution.id, Institution.code, Institution.opening_days))}
+            codes = dict(s.execute(select(Institution.id, Institution.code)).all())
+            # Each offer holds for the patron's own institution's opening days, its closed
+            # days (holidays, closures) left out.
+            ends = closures.offer_ends(s, {c.institution_id for c in chosen}, now,
+                                       prog.offer_days)
             for c in chosen:
-                inst = institutions[c.institution_id]
-                until = promotion.offer_expiry(now, inst.opening_days, prog.offer_days)
+                until = ends[c.institution_id]
                 # seated_at: when the seat was set aside for them (the reminder counts from it).
                 s.execute(update(Place).where(Place.patron_id == c.patron_id)
                           .values(status="offered", queue_no=None, seated_at=now,
                                   offer_expires_at=until))
                 self._log(s, now, "registry", "offer_made", subject=pseudonym(c.patron_id),
-                          institution=inst.code, until=until.isoformat())
+                          institution=codes[c.institution_id], until=until.isoformat())
                 enqueue(s, c.patron_id, "offer_made", now, until=until.isoformat())
         else:
             s.execute(update(Place).where(Place.patron_id.in_([c.patron_id for c in chosen]))
@@ -943,6 +974,13 @@ class RegistryService:
 
     def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
         place = s.get(Place, patron_id)
+        if (place is not None and place.status == "offered" and place.offer_expires_at
+                is not None and place.offer_expires_at <= self.clock()):
+            # Lapsed, not yet swept (hourly, or at the next claim): it is over, and so are
+            # its courses; never "yours until <a past time>".
+            return PatronStatus(standing=Standing.NONE, position=None, enrolments=[],
+                                seated_at=None, offer_expires_at=None,
+                                pending_until=self.verification.pending_until(s, patron_id))
         rows = s.scalars(
             select(EnrolmentRow)
             .where(EnrolmentRow.patron_id == patron_id)
@@ -973,18 +1011,26 @@ class RegistryService:
         )
         return (ahead or 0) + 1
 
-    def _session(self, s: Runner, token: str) -> Row:
-        """A patron's live session; an idle, old or revoked one is refused (read only)."""
+    def _session(self, s: Runner, token: str, *, one_time_ok: bool = False) -> Row:
+        """A patron's live session; an idle, old or revoked one is refused (read only).
+
+        While the patron holds a printed one-time password, only `one_time_ok` uses (who am
+        I, choosing their own password) get through: whoever else read the printout must not
+        enrol, read or erase in their name. Refused with `password_change_required`."""
         now = self.clock()
         sess = s.execute(
             select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
-                   PatronSession.last_seen_at, PatronSession.revoked_at)
+                   PatronSession.last_seen_at, PatronSession.revoked_at,
+                   Patron.must_change_password)
+            .join(Patron, Patron.id == PatronSession.patron_id)
             .where(PatronSession.token_hash == domain.token_hash(token))
         ).first()
         if sess is None or sess.revoked_at is not None:
             raise RegistryError("session_invalid")
         if now - sess.last_seen_at > self.session_idle or now - sess.created_at > self.session_max:
             raise RegistryError("session_invalid")
+        if sess.must_change_password and not one_time_ok:
+            raise RegistryError("password_change_required")
         return sess
 
     def _touch_due(self, sess: Row) -> bool:
@@ -1006,11 +1052,12 @@ class RegistryService:
         assert patron is not None
         return patron
 
-    def _reading(self, token: str, read: Callable[[Session, Patron], T]) -> T:
+    def _reading(self, token: str, read: Callable[[Session, Patron], T], *,
+                 one_time_ok: bool = False) -> T:
         """A read for a logged-in patron; the session is kept alive now and then, not on
         every page, so most pages need no write lock."""
         with self.store.read() as s:
-            sess = self._session(s, token)
+            sess = self._session(s, token, one_time_ok=one_time_ok)
             patron = s.get(Patron, sess.patron_id)
             assert patron is not None
             result = read(s, patron)

@@ -74,9 +74,20 @@ class Institution(Base):
                                                default=lambda: [1, 2, 3, 4, 5, 6])
     # Fair share: the most seats this institution's patrons may hold (None: no quota).
     seat_quota: Mapped[int | None] = mapped_column(Integer)
+    # Public holidays and other closures on its opening weekdays: `ClosedDay`.
     libraries: Mapped[list[Library]] = relationship(
         back_populates="institution", order_by="Library.name"
     )
+
+
+class ClosedDay(Base):
+    """A day an institution's libraries stay closed although it is one of their opening
+    weekdays (a public holiday, a one-off closure): an offer's hold does not count it."""
+
+    __tablename__ = "closed_days"
+    institution_id: Mapped[int] = mapped_column(
+        ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
 
 
 class Library(Base):
@@ -303,6 +314,11 @@ class Notice(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str] = mapped_column(String(200), default="")
+    # A notice about an offer is only true until the offer ends (naive UTC): never sent later.
+    not_after: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set instead of sending when what it tells is no longer so (the offer ended, was taken
+    # or declined first): neither sent nor failed, and not tried again.
+    obsolete_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class DuplicateFlag(Base):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import domain
+from . import domain, promotion
 from .domain import RegistryError
 from .roles import Permission, StaffView
 from .staff import record
@@ -53,9 +53,22 @@ class WaitingPage:
 
 
 @dataclass(frozen=True)
+class OverQuota:
+    """Patrons of one institution passed over because it holds its quota (fair share)."""
+
+    institution_code: str
+    institution_name: str  # in the viewer's language
+    quota: int
+    waiting: int
+
+
+@dataclass(frozen=True)
 class CapPreview:
-    """What a cap change would do now. `fingerprint` names the previewed outcome, so a
-    confirmation can tell whether the line changed in between."""
+    """What a cap change would do now. `fingerprint` names the previewed outcome (and the
+    policy it follows), so a confirmation can tell whether either changed in between.
+
+    `left_empty`: seats the change frees that stay empty although patrons wait, because each
+    of those is pending an identity check or over their institution's quota."""
 
     current_cap: int
     new_cap: int
@@ -64,6 +77,9 @@ class CapPreview:
     promotion: str  # "grant" or "offer"
     promoted: list[WaitingEntry]
     fingerprint: str
+    left_empty: int = 0
+    pending: int = 0  # of those waiting, passed over: identity not yet checked
+    over_quota: tuple[OverQuota, ...] = ()
 
     @property
     def lowering(self) -> bool:
@@ -268,8 +284,22 @@ class Waitlist:
             found = {r.patron_id: r for r in s.execute(
                 select(ranked).where(ranked.c.patron_id.in_(ids))).all()}
             rows = [found[i] for i in ids if i in found]
+        institutions = s.execute(select(Institution.id, Institution.code, Institution.names,
+                                        Institution.seat_quota)
+                                 .order_by(Institution.code)).all()
+        # The policy is part of the outcome: "grant" previewed must not apply as "offer".
+        quotas = ",".join(f"{i.code}={i.seat_quota}" for i in institutions) \
+            if prog.fair_share else ""
         digest = hashlib.sha256(
-            f"{prog.cap}|{new_cap}|{','.join(map(str, ids))}".encode()).hexdigest()[:32]
+            f"{prog.cap}|{new_cap}|{','.join(map(str, ids))}|{prog.promotion}|"
+            f"{prog.offer_days}|{bool(prog.fair_share)}|{quotas}".encode()).hexdigest()[:32]
+        left_empty = n - len(ids)
+        why = (promotion.skipped(self.registry._line(s, n), set(ids)) if left_empty
+               else promotion.Skipped(0, {}))
+        over = tuple(OverQuota(i.code, i.names.get(lang) or i.names.get("en") or i.code,
+                               i.seat_quota or 0, why.over_quota[i.id])
+                     for i in institutions if why.over_quota.get(i.id))
         return CapPreview(current_cap=prog.cap, new_cap=new_cap, seats_taken=prog.seats_taken,
                           waiting=prog.waiting, promotion=prog.promotion,
-                          promoted=self._entries(s, rows, lang), fingerprint=digest)
+                          promoted=self._entries(s, rows, lang), fingerprint=digest,
+                          left_empty=left_empty, pending=why.pending, over_quota=over)

@@ -26,16 +26,46 @@ PAGE_SIZE = 50
 
 nav_item(Permission.AUDIT, "staff.audit.log", _l("Audit log"))
 
-# Readable names for the actions and detail keys the registry writes; anything else is shown
-# as written (an action added later still shows, only less nicely).
+# Readable names for the actions and detail keys the registry writes (tests/test_audit_page.py
+# checks that every action and key written anywhere in kiosk/ has one); anything else is
+# still shown, as written.
 ACTIONS: dict[str, Any] = {
     "cap_changed": _l("Cap changed"),
+    "settings_changed": _l("Settings changed"),
     "waiting_list_removed": _l("Removed from the waiting list"),
     "waiting_list_moved": _l("Moved in the waiting list"),
+    "waiting_list_left": _l("Left the waiting list"),
+    "offer_made": _l("Seat offered"),
+    "offer_expiring": _l("Reminder sent: the seat offer ends soon"),
+    "offer_accepted": _l("Seat offer accepted"),
+    "offer_declined": _l("Seat offer declined"),
+    "offer_expired": _l("Seat offer ended without an answer"),
+    "seat_given_up": _l("Seat given up"),
     "patron_registered": _l("Account created"),
+    "patron_viewed": _l("Patron's record viewed"),
+    "patron_enrolled": _l("Enrolled in a course"),
+    "patron_withdrawn": _l("Withdrawn from a course"),
     "patron_erased": _l("Account erased"),
+    "patron_export": _l("List of patrons exported"),
+    "password_set": _l("Password set at the desk"),
+    "receipt_printed": _l("Receipt printed"),
+    "receipt_emailed": _l("Receipt sent by e-mail"),
+    "identity_checked": _l("Identity document checked"),
+    "pending_erased": _l("Unchecked account erased"),
+    "pending_expired": _l("Unchecked account erased: time for the check ran out"),
+    "dismissed": _l("Possible duplicate dismissed"),
+    "merged": _l("Duplicate accounts merged"),
+    "course_added": _l("Course added"),
+    "course_changed": _l("Course changed"),
+    "course_retired": _l("Course retired"),
+    "course_restored": _l("Course brought back"),
+    "module_of_the_month_set": _l("Module of the month set"),
+    "module_of_the_month_cleared": _l("Module of the month removed"),
+    "notices_resent": _l("Given-up e-mails sent again"),
     "staff_login": _l("Staff log-in"),
     "staff_login_failed": _l("Staff log-in failed"),
+    "staff_logout": _l("Staff log-out"),
+    "assist_handed_back": _l("Kiosk handed back to the patron (assisted mode)"),
     "staff_created": _l("Staff account created"),
     "staff_disabled": _l("Staff account disabled"),
     "staff_password_changed": _l("Staff password changed"),
@@ -45,6 +75,9 @@ ACTIONS: dict[str, Any] = {
     "maintenance_cleared": _l("Maintenance message removed"),
     "programme_end_set": _l("Programme end date set"),
 }
+# Keys of the details, and of the settings inside "before" and "after". A key ending in
+# "_<something>" whose first part is here reads as that label and the rest: quota_ANT is
+# "Quota ANT", title_nl "Title nl".
 DETAIL_KEYS: dict[str, Any] = {
     "from": _l("From"),
     "to": _l("To"),
@@ -60,7 +93,58 @@ DETAIL_KEYS: dict[str, Any] = {
     "library": _l("Library"),
     "identity_checked": _l("Identity document checked"),
     "ends_on": _l("Ends on"),
+    "before": _l("Before"),
+    "after": _l("After"),
+    "part": _l("Part"),
+    "slug": _l("Course code"),
+    "old_slug": _l("Former course code"),
+    "changed": _l("Changed"),
+    "category": _l("Category"),
+    "hours": _l("Hours"),
+    "title": _l("Title"),
+    "summary": _l("Summary"),
+    "featured_cleared": _l("No longer module of the month"),
+    "row_count": _l("Rows"),
+    "starts": _l("First day"),
+    "ends": _l("Last day"),
+    "course": _l("Course"),
+    "standing": _l("Standing"),
+    "standing_from": _l("Standing taken from"),
+    "how": _l("How"),
+    "unlocked": _l("Unlocked"),
+    "days": _l("Days"),
+    "other": _l("Other account"),
+    "merged_into": _l("Merged into"),
+    "courses_moved": _l("Courses moved"),
+    "erased": _l("Erased"),
+    "activated": _l("Account made active"),
+    "count": _l("Number"),
+    "promotion": _l("Freed seats"),
+    "offer_days": _l("Opening days an offer holds"),
+    "fair_share": _l("Fair share"),
+    "quota": _l("Quota"),
+    "opening_days": _l("Opening days"),
+    "verification": _l("New accounts"),
+    "pending_days": _l("Days to show an identity document"),
+    "closed_days": _l("Closed days"),
 }
+# What a "settings_changed" entry's part names.
+PARTS: dict[str, Any] = {
+    "seats": _l("How freed seats are given"),
+    "institution": _l("Institution settings"),
+    "closed_days": _l("Closed days"),
+}
+
+
+def label(key: str) -> str:
+    """A detail key as a person reads it: its label, "Quota ANT" for quota_ANT, or the key
+    with spaces."""
+    if key in DETAIL_KEYS:
+        return str(DETAIL_KEYS[key])
+    prefix, _sep, rest = key.rpartition("_")
+    if prefix in DETAIL_KEYS and rest:
+        return f"{DETAIL_KEYS[prefix]} {rest}"
+    return key.replace("_", " ")
 
 
 class AuditFilterForm(FlaskForm):
@@ -98,16 +182,20 @@ def _local(moment: datetime) -> str:
     return format_datetime(moment.replace(tzinfo=UTC), "medium")
 
 
-def readable(value: object) -> str:
-    """A detail value as a person reads it."""
+def readable(value: object, key: str = "") -> str:
+    """A detail value as a person reads it; the keys inside it too ("before", "after"), and
+    the field names a "changed" list holds."""
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if value is None or value == "":
         return "–"
     if isinstance(value, (list, tuple)):
-        return ", ".join(readable(v) for v in value)
+        return ", ".join(label(v) if key == "changed" and isinstance(v, str) else readable(v)
+                         for v in value)
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {readable(v)}" for k, v in value.items())
+        return "; ".join(f"{label(k)}: {readable(v, k)}" for k, v in value.items())
+    if key == "part" and value in PARTS:
+        return str(PARTS[str(value)])
     return str(value)
 
 
@@ -146,5 +234,5 @@ def log() -> tuple[str, int]:
     filters = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("staff/audit/log.html", form=form, entries=entries, total=total,
                            page=page, pages=pages, filters=filters, local=_local,
-                           actions=ACTIONS, detail_keys=DETAIL_KEYS,
+                           actions=ACTIONS, label=label,
                            readable=readable), 200 if valid else 422

@@ -54,8 +54,9 @@ class CourseForm(FlaskForm):
 
 class FeatureForm(FlaskForm):
     course = SelectField(_l("Course"), choices=[], validate_choice=False)
-    featured_from = StringField(_l("First day"), render_kw={"type": "date"})
-    featured_until = StringField(_l("Last day"), render_kw={"type": "date"})
+    # (A browser without a date picker shows a text box: 10 characters hold 31/03/2026.)
+    featured_from = StringField(_l("First day"), render_kw={"type": "date", "maxlength": 10})
+    featured_until = StringField(_l("Last day"), render_kw={"type": "date", "maxlength": 10})
 
 
 def admin() -> CatalogueAdmin:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, abort, render_template
-from flask_babel import format_decimal, format_number
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask_babel import format_decimal, format_number, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -31,7 +32,7 @@ from ..i18n import current_language
 from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.reports import BELGIUM, SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
 from ..registry.roles import Permission
-from ..terminal.forms import no_control_characters
+from ..terminal.forms import ActionForm, no_control_characters
 from ..terminal.messages import MESSAGES
 from . import charts, current_staff, nav_item, place, requires, service, show_refusal
 
@@ -41,7 +42,9 @@ nav_item(Permission.DASHBOARD, "staff.dashboard.dashboard", _l("Dashboard"))
 
 SEPARATOR = ";"
 BOM = "\ufeff"
-# A cell starting with one of these is a formula to Excel or LibreOffice (CSV injection).
+# A cell starting with one of these is a formula to Excel or LibreOffice (CSV injection);
+# spreadsheets skip leading spaces and read full-width ＝＋－＠ (and the small forms) as
+# their ASCII selves, so those count too (compared after NFKC, see `csv_cell`).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -54,7 +57,8 @@ def csv_cell(value: object) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
     text = "" if value is None else str(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_START):
+    if isinstance(value, str) and (text.startswith(_FORMULA_START) or unicodedata.normalize(
+            "NFKC", text.lstrip()[:1]).startswith(_FORMULA_START)):
         return "'" + text
     return text
 
@@ -178,7 +182,21 @@ def dashboard() -> str:
         total_signups=total_signups, institution_chart=institution_chart,
         library_chart=library_chart, count=_count, belgian_day=belgian_day,
         exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
-        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS)
+        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox(),
+        action_form=ActionForm())
+
+
+@bp.post("/dashboard/notices/send-again")
+@requires(Permission.DASHBOARD)
+def send_again() -> Response:
+    """The given-up e-mails get a fresh start (after the coordinator fixed their cause)."""
+    staff = current_staff()
+    assert staff is not None
+    if ActionForm().validate_on_submit():
+        count = service().notices.send_again(actor=staff.actor, where=place())
+        flash(ngettext("%(num)s e-mail will be sent again.",
+                       "%(num)s e-mails will be sent again.", count))
+    return redirect(url_for("staff.dashboard.dashboard", _anchor="mail-heading"))
 
 
 # --- CSV exports of the aggregates (no personal data) ------------------------------------

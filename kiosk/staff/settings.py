@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from babel.dates import get_day_names
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language
+from ..registry.closures import parse_closed_days
 from ..registry.domain import RegistryError
 from ..registry.policies import ProgrammeSettings
 from ..registry.roles import Permission
@@ -29,6 +31,10 @@ PROMOTIONS = {"grant": _l("Give the seat at once to the first in line"),
 VERIFICATIONS = {"open": _l("Open: self-registered accounts are active at once"),
                  "verify": _l("Verify at the desk: pending until an identity document is "
                               "checked")}
+# The settings' own refusals (the shared catalogue, kiosk.terminal.messages, is the patron's).
+REFUSALS = {"pending_days_lowered_while_pending": _l(
+    "Accounts of this institution wait for an identity check and were told their last day: "
+    "lower the number of days once none is waiting.")}
 
 
 def _weekdays() -> list[tuple[int, str, str]]:
@@ -44,11 +50,15 @@ def _page(settings: ProgrammeSettings, errors: dict[str, str] | None = None,
     errors = errors or {}
     lang = current_language()
     names = {i.code: i.names.get(lang) or i.code for i in settings.institutions}
-    messages = {k: message(v) for k, v in errors.items()}
+    messages = {k: str(REFUSALS[v]) if v in REFUSALS else message(v)
+                for k, v in errors.items()}
+    today = service().clock().date()
+    closed = {code: "\n".join(format_date(day, "dd/MM/yyyy") for day in days)
+              for code, days in service().closures.closed_days(since=today).items()}
     return render_template(
         "staff/settings/index.html", settings=settings, names=names, errors=errors,
         messages=messages, summary=[(_anchor(k), _label(k, names), messages[k]) for k in errors],
-        posted=posted or {},
+        posted=posted or {}, closed=closed,
         weekdays=_weekdays(), promotions=PROMOTIONS, verifications=VERIFICATIONS,
         form=ActionForm(formdata=None),
     ), 422 if errors else 200
@@ -78,6 +88,8 @@ def _label(key: str, names: dict[str, str]) -> str:
         return _("Verification at %(name)s", name=name)
     if field == "pending_days":
         return _("Days to show an identity document at %(name)s", name=name)
+    if field == "closed_days":
+        return _("Closed days of %(name)s", name=name)
     return name
 
 
@@ -141,4 +153,37 @@ def institutions() -> Response | tuple[str, int]:
         return _page(settings, refusal.fields, posted)
     flash(_("Opening days and verification are saved for %(num)s institution(s).",
             num=changed))
+    return redirect(url_for("staff.settings.index"))
+
+
+@bp.post("/settings/closed-days")
+@requires(Permission.PROGRAMME)
+def closed_days() -> Response | tuple[str, int]:
+    """Public holidays and closures per institution: an offer's hold skips them. Every list
+    is checked before any is saved."""
+    staff = current_staff()
+    assert staff is not None
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for("staff.settings.index"))
+    settings = service().policies.settings()
+    posted = {f"closed_days_{i.code}": request.form.get(f"closed_days_{i.code}", "")
+              for i in settings.institutions}
+    errors: dict[str, str] = {}
+    for key, text in posted.items():
+        try:
+            parse_closed_days(text)
+        except RegistryError as refusal:
+            errors[key] = refusal.fields["closed_days"]
+    if errors:
+        return _page(settings, errors, posted)
+    today = service().clock().date()
+    known = service().closures.closed_days()
+    changed = 0
+    for inst in settings.institutions:
+        # The page shows the days from today on; the past ones stay as they were.
+        past = [day for day in known.get(inst.code, []) if day < today]
+        days = past + parse_closed_days(posted[f"closed_days_{inst.code}"])
+        changed += service().closures.set_closed_days(inst.code, days, actor=staff.actor,
+                                                      where=place())
+    flash(_("Closed days are saved for %(num)s institution(s).", num=changed))
     return redirect(url_for("staff.settings.index"))

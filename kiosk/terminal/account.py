@@ -177,11 +177,15 @@ def login() -> str | Response:
             _start_patron_visit(token, patron)
             if patron.must_change_password:  # a printed one-time password: theirs first
                 return redirect(url_for("account.change_password"))
-            # A seat held for them (offer and hold): the answer comes before anything else.
-            if registry().status(token, current_language()).standing is Standing.OFFERED:
-                return redirect(url_for("enrol.offer"))
-            return redirect(next_url)
+            return _offer_first(token, next_url)
     return render_template("account/login.html", form=form, error=error, step=1)
+
+
+def _offer_first(token: str, then: str) -> Response:
+    """A seat held for the patron (offer and hold): the answer comes before anything else."""
+    if registry().status(token, current_language()).standing is Standing.OFFERED:
+        return redirect(url_for("enrol.offer"))
+    return redirect(then)
 
 
 def _start_patron_visit(token: str, patron: PatronView) -> None:
@@ -270,7 +274,7 @@ def change_password() -> str | Response | tuple[str, int]:
                 raise
         else:
             flash(_("Your new password is set. Use it from now on."))
-            return redirect(url_for("catalogue.index"))
+            return _offer_first(current_user.token, url_for("catalogue.index"))
     form.old_password.data = form.new_password.data = ""
     status = 422 if form.errors or error else 200
     return render_template("account/password.html", form=form, error=error,
