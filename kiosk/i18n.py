@@ -11,11 +11,11 @@ from flask_babel import Babel, get_locale
 from .catalogs import compile_catalogues
 from .config import LANGUAGES
 from .paths import resource_dir
+from .registry.domain import LOCALES
 
 babel = Babel()
 
 # Dates for patrons in Belgian long format, never a numeric short one.
-_DATE_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 LANGUAGE_NAMES = {"nl": "Nederlands", "fr": "Français", "en": "English"}
 
 
@@ -27,7 +27,7 @@ def current_language() -> str:
 
 
 def long_date(value: date | datetime) -> str:
-    return format_date(value, format="long", locale=_DATE_LOCALES[current_language()])
+    return format_date(value, format="long", locale=LOCALES[current_language()])
 
 
 def init_app(app: Flask) -> None:

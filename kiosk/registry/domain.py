@@ -17,6 +17,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 LANGUAGES = ("nl", "fr", "en")
+# Babel's locale for each: Belgian dates and month names (British English).
+LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 POSTCODE_RE = re.compile(r"^[1-9][0-9]{3}$")
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
-from .domain import format_card_number
+from .domain import LOCALES, format_card_number
 from .staff import record
 from .store import (
     Course,
@@ -55,8 +55,7 @@ KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offe
 # (`not_after`) nor once it was accepted, declined or passed on (see `outdated`).
 TIME_BOUND = ("offer_made", "offer_expiring")
 SENT_RECENTLY = timedelta(days=7)  # the dashboard's "sent" figure
-# Dates in Belgian long format, as on the kiosk (kiosk/i18n.py); times in Belgian time.
-DATE_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
+# Dates in Belgian long format (LOCALES), as on the kiosk (kiosk/i18n.py); Belgian time.
 ZONE = get_timezone("Europe/Brussels")
 KEEP_SENT = timedelta(days=30)
 # The engine execution option that says "this registry sends mail" (see `enable`): read from
@@ -99,7 +98,7 @@ def translations(lang: str) -> NullTranslations:
 
 def long_date(value: date | datetime, lang: str) -> str:
     """A date (or naive-UTC datetime) as a Belgian long date, e.g. "27 maart 2026"."""
-    locale = DATE_LOCALES.get(lang, "en_GB")
+    locale = LOCALES.get(lang, "en_GB")
     if isinstance(value, datetime):
         return format_datetime(_utc(value), format="d MMMM y, HH:mm", tzinfo=ZONE,
                                locale=locale)
@@ -149,7 +148,7 @@ def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str)
     ).first()
     if patron is None or not (patron.email or "").strip():
         return
-    lang = patron.language if patron.language in DATE_LOCALES else "en"
+    lang = patron.language if patron.language in LOCALES else "en"
     not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
     texts = {key: _as_date_text(str(value), lang) for key, value in params.items()}
     if texts.get("course_slug") and not texts.get("course"):

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from ..i18n import current_language
 from ..registry.domain import RegistryError
 from ..registry.roles import Permission, Role
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, options
 from . import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
 from .forms import StaffAccountForm
 
@@ -24,10 +24,10 @@ _FIELDS = {"library_code": "library", "institution_code": "library"}
 
 def _prepare(form: StaffAccountForm) -> None:
     lang = current_language()
-    form.role.choices = [("", "–")] + [(role.value, str(ROLE_NAMES[role])) for role in Role]
-    form.library.choices = [("", "–")] + [
+    form.role.choices = options([("", "–")] + [(role.value, ROLE_NAMES[role]) for role in Role])
+    form.library.choices = options([("", "–")] + [
         (lib.code, f"{lib.name} ({inst.names.get(lang, inst.code)})")
-        for inst in service().institutions() for lib in inst.libraries]
+        for inst in service().institutions() for lib in inst.libraries])
 
 
 @bp.route("/accounts", methods=["GET", "POST"])

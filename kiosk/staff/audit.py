@@ -17,7 +17,7 @@ from wtforms.validators import Optional
 from ..i18n import current_language
 from ..registry.roles import Permission
 from ..registry.staff import AuditQuery
-from ..terminal.forms import no_control_characters
+from ..terminal.forms import no_control_characters, options
 from . import current_staff, nav_item, requires, service
 
 bp = Blueprint("audit", __name__)
@@ -206,12 +206,12 @@ def log() -> tuple[str, int]:
     assert staff is not None
     form = AuditFilterForm(formdata=request.args)
     actions = service().staff.audit_actions()
-    form.action.choices = [("", _("Any action"))] + [
-        (a, str(ACTIONS.get(a, a.replace("_", " ")))) for a in actions]
+    form.action.choices = options([("", _("Any action"))] + [
+        (a, ACTIONS.get(a, a.replace("_", " "))) for a in actions])
     institutions = service().institutions()
-    form.institution.choices = [("", _("All institutions"))] + [
+    form.institution.choices = options([("", _("All institutions"))] + [
         (i.code, i.names.get(current_language(), i.code))
-        for i in institutions]
+        for i in institutions])
     valid = form.validate()
     if valid and form.since.data and form.until.data and form.until.data < form.since.data:
         form.until.errors = [*form.until.errors,

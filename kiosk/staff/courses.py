@@ -19,7 +19,7 @@ from ..i18n import current_language, long_date
 from ..registry.catalogue_admin import CatalogueAdmin, CourseDraft, CourseRow
 from ..registry.domain import LANGUAGES, RegistryError
 from ..registry.roles import Permission
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, options
 from ..terminal.reference import FRESH_FOR
 from . import current_staff, nav_item, place, requires, service, show_refusal
 
@@ -104,8 +104,8 @@ def index() -> str:
 
 
 def _category_choices(form: CourseForm) -> None:
-    form.category.choices = [("", _("Choose a category")),
-                             *admin().categories(current_language())]
+    form.category.choices = options([("", _("Choose a category")),
+                                     *admin().categories(current_language())])
 
 
 def _draft(form: CourseForm) -> CourseDraft:
@@ -211,8 +211,8 @@ def module_of_the_month() -> str | Response | tuple[str, int]:
     rows = admin().courses(current_language())
     today = admin().today()
     form = FeatureForm()
-    form.course.choices = [("", _("Choose a course")),
-                           *((r.slug, r.title) for r in rows if not r.retired)]
+    form.course.choices = options([("", _("Choose a course")),
+                                   *((r.slug, r.title) for r in rows if not r.retired)])
     if not form.is_submitted():
         first, last = _next_month(today)
         form.featured_from.data, form.featured_until.data = first.isoformat(), last.isoformat()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from babel.dates import get_month_names
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import force_locale, format_date, format_datetime
 from flask_babel import gettext as _
@@ -18,7 +17,7 @@ from werkzeug.wrappers import Response
 from ..i18n import current_language
 from ..registry.domain import NewPatron, RegistryError, format_card_number, format_phone
 from ..registry.roles import Permission, StaffView
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, month_options, options
 from ..terminal.messages import message
 from . import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import (
@@ -34,7 +33,6 @@ bp = Blueprint("desk", __name__)
 nav_item(Permission.DESK, "staff.desk.search", _l("Find a patron"))
 nav_item(Permission.DESK, "staff.desk.register", _l("New patron account"))
 
-_BABEL_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 STANDINGS = {"seated": _l("has a seat"), "waiting": _l("on the waiting list"),
              "offered": _l("a seat is offered"), "none": _l("no seat, not waiting")}
 # Refusals an action can meet because the patron's situation changed meanwhile: a message
@@ -89,8 +87,8 @@ def _patron_page(patron_id: int, enrol_form: DeskEnrolForm | None = None,
     found = service().desk.patron(staff, patron_id, lang, where=place())
     form = enrol_form or DeskEnrolForm(formdata=None)
     enrolled = {e.course_slug for e in found.status.enrolments}
-    form.course.choices = [("", _("Choose a course"))] + [
-        (c.slug, c.title) for c in service().catalogue(lang).courses if c.slug not in enrolled]
+    form.course.choices = options([("", _("Choose a course"))] + [
+        (c.slug, c.title) for c in service().catalogue(lang).courses if c.slug not in enrolled])
     return render_template(
         "staff/desk/patron.html", patron=found, enrol_form=form,
         card=format_card_number(found.card_number), phone=format_phone(found.phone),
@@ -273,8 +271,7 @@ def _library_groups(staff: StaffView) -> list[tuple[str, list[tuple[str, str]]]]
 def register() -> Response | tuple[str, int]:
     staff = _staff()
     form = DeskRegisterForm()
-    months = get_month_names("wide", locale=_BABEL_LOCALES[current_language()])
-    form.birth_month.choices = [("", _("Month"))] + [(str(m), months[m]) for m in range(1, 13)]
+    form.birth_month.choices = month_options(current_language(), _("Month"))
     if not form.is_submitted():
         form.library.data = staff.library_code or ""
         form.language.data = current_language()

@@ -20,7 +20,7 @@ from wtforms.validators import InputRequired
 from ..registry.domain import RegistryError, format_card_number, format_phone
 from ..registry.roles import Permission
 from ..registry.verification import DuplicatePair
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, options
 from ..terminal.messages import MESSAGES, message
 from . import current_staff, nav_item, place, requires, service
 
@@ -64,9 +64,9 @@ def _pair(flag_id: int) -> DuplicatePair | Response:
 
 def _merge_form(pair: DuplicatePair, formdata: bool = True) -> MergeForm:
     form = MergeForm() if formdata else MergeForm(formdata=None)
-    form.keep.choices = [
+    form.keep.choices = options(
         (side.patron_id, _("The account with card %(card)s", card=format_card_number(
-            side.card_number))) for side in (pair.older, pair.newer)]
+            side.card_number))) for side in (pair.older, pair.newer))
     return form
 
 

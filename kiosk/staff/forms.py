@@ -15,7 +15,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
 
-from ..terminal.forms import RegisterForm, no_control_characters
+from ..terminal.forms import RegisterForm, no_control_characters, options
 from ..terminal.messages import MESSAGES
 
 
@@ -82,8 +82,8 @@ class DeskRegisterForm(RegisterForm):
     password = PasswordField(_l("Password, typed by the patron"),
                              render_kw={"autocomplete": "new-password"})
     language = SelectField(_l("The patron's language"),
-                           choices=[("nl", "Nederlands"), ("fr", "Français"),
-                                    ("en", "English")], default="nl")
+                           choices=options([("nl", "Nederlands"), ("fr", "Français"),
+                                            ("en", "English")]), default="nl")
     consent = BooleanField(_l("The patron has read the privacy statement and agrees."))
     identity_checked = BooleanField(_l("Identity document checked"))
 

@@ -14,7 +14,7 @@ from werkzeug.wrappers import Response
 
 from ..i18n import current_language
 from ..registry.closures import parse_closed_days
-from ..registry.domain import RegistryError
+from ..registry.domain import LOCALES, RegistryError
 from ..registry.policies import ProgrammeSettings
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
@@ -25,7 +25,6 @@ bp = Blueprint("settings", __name__)
 
 nav_item(Permission.PROGRAMME, "staff.settings.index", _l("Settings"))
 
-_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
 PROMOTIONS = {"grant": _l("Give the seat at once to the first in line"),
               "offer": _l("Offer the seat and hold it for a number of opening days")}
 VERIFICATIONS = {"open": _l("Open: self-registered accounts are active at once"),
@@ -39,7 +38,7 @@ REFUSALS = {"pending_days_lowered_while_pending": _l(
 
 def _weekdays() -> list[tuple[int, str, str]]:
     """(ISO weekday, short name, full name) in the page's language, Monday first."""
-    locale = _LOCALES.get(current_language(), "en_GB")
+    locale = LOCALES.get(current_language(), "en_GB")
     short = get_day_names("abbreviated", locale=locale)
     wide = get_day_names("wide", locale=locale)
     return [(day, short[day - 1], wide[day - 1]) for day in range(1, 8)]

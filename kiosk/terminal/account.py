@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from babel.dates import get_month_names
 from flask import (
     Blueprint,
     current_app,
@@ -32,13 +31,10 @@ from ..registry.domain import (
 from ..registry_setup import registry
 from ..security import end_visit, safe_next
 from . import UNAVAILABLE, assist, reference
-from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm
+from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm, month_options
 from .messages import message
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
-
-_BABEL_LOCALES = {"nl": "nl_BE", "fr": "fr_BE", "en": "en_GB"}
-
 
 def _library_groups() -> list[tuple[str, list[tuple[str, str]]]]:
     """Libraries grouped by institution, for <optgroup>s."""
@@ -50,8 +46,7 @@ def _library_groups() -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def _prepare(form: RegisterForm) -> None:
-    months = get_month_names("wide", locale=_BABEL_LOCALES[current_language()])
-    form.birth_month.choices = [("", _("Month"))] + [(str(m), months[m]) for m in range(1, 13)]
+    form.birth_month.choices = month_options(current_language(), _("Month"))
     if not form.is_submitted() and not form.library.data:
         form.library.data = current_app.config["LIBRARY_CODE"]
 

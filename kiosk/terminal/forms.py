@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from babel.dates import get_month_names
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -9,14 +12,26 @@ from wtforms import (
     EmailField,
     Field,
     PasswordField,
+    SelectChoice,
     SelectField,
     StringField,
     TelField,
 )
 from wtforms.validators import DataRequired, InputRequired, ValidationError
 
-from ..registry.domain import has_control_chars
+from ..registry.domain import LOCALES, has_control_chars
 from .messages import MESSAGES
+
+
+def options(pairs: Iterable[tuple[object, object]]) -> list[SelectChoice]:
+    """(value, label) pairs as a select's choices (wtforms 3.4 drops plain tuples)."""
+    return [SelectChoice(value, str(label)) for value, label in pairs]  # type: ignore[arg-type]
+
+
+def month_options(lang: str, placeholder: str) -> list[SelectChoice]:
+    """The date of birth's month: its name in the page's language, the placeholder first."""
+    months = get_month_names("wide", locale=LOCALES[lang])
+    return options([("", placeholder), *((str(m), months[m]) for m in range(1, 13))])
 
 
 def no_control_characters(form: FlaskForm, field: Field) -> None:
