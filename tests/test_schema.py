@@ -128,6 +128,10 @@ def test_a_registry_of_schema_0003_upgrades_with_no_loss(db_url) -> None:  # typ
     for table, rows in before.items():
         assert [{k: row[k] for k in rows[0]} for row in after[table]] == rows, table
 
+    with engine.connect() as conn:  # 0004: a pending account keeps the days it was told
+        days = dict(conn.execute(text("SELECT id, pending_days FROM patrons")).all())
+    assert days[9] == 7 and all(v is None for k, v in days.items() if k != 9)
+
     service = RegistryService(Store(engine))
     assert service.programme_status() == ProgrammeStatus(cap=4, seats_taken=4, waiting=1)
     # Migrated patrons are found at the desk by name and date of birth (search_name of 0003).

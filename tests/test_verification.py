@@ -237,45 +237,47 @@ def institutions_form(service: RegistryService, **changes: str) -> dict:  # type
     return {**form, **changes}
 
 
-def test_the_days_are_not_lowered_under_a_pending_accounts_feet(clocked) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_account_keeps_the_days_it_was_told(clocked) -> None:  # type: ignore[no-untyped-def]
+    """Lowering an institution's days counts for accounts made from then on: one already
+    waiting keeps the last day it was told (and so does it when the policy turns "open")."""
     service, now = clocked
     made = service.register_account(patron_data())
     assert made.pending_until == date(2026, 3, 16)
     every_day = [1, 2, 3, 4, 5, 6]
-    with pytest.raises(RegistryError) as refused:
-        service.policies.set_institution_policies({"ANT": (every_day, "verify", 3)},
-                                                   actor="test")
-    assert refused.value.fields == {"pending_days_ANT": "pending_days_lowered_while_pending"}
-    # Raising is fine, as is lowering where nobody waits.
-    assert service.policies.set_institution_policies(
-        {"ANT": (every_day, "verify", 20), "KOR": (every_day, "verify", 3)}, actor="test") == 2
-    # "open" now: the account keeps waiting, and keeps the day it was told (and more).
-    service.policies.set_institution_policies({"ANT": (every_day, "open", 20)}, actor="test")
-    now[0] = START + timedelta(days=15)
+    assert service.policies.set_institution_policies({"ANT": (every_day, "verify", 3)},
+                                                      actor="test") == 1
+    later = service.register_account(patron_data())
+    assert later.pending_until == date(2026, 3, 5)  # 3 days, from the new setting
+    ant = staff(service, "an.peeters")
+    shown = {p.patron_id: p.expires_at.date() for p in service.verification.pending(ant)}
+    first, second = (patron_id(service, m.card_number) for m in (made, later))
+    assert shown == {first: date(2026, 3, 16), second: date(2026, 3, 5)}
+    now[0] = START + timedelta(days=5)
+    assert service.verification.erase_expired_pending() == 1  # only the newer one
+    # "open" now: the account keeps waiting, and keeps the day it was told.
+    service.policies.set_institution_policies({"ANT": (every_day, "open", 3)}, actor="test")
+    now[0] = START + timedelta(days=13)
     assert service.verification.erase_expired_pending() == 0
-    assert [p.patron_id for p in service.verification.pending(staff(service, "an.peeters"))] \
-        == [patron_id(service, made.card_number)]
+    assert [p.patron_id for p in service.verification.pending(ant)] == [first]
+    now[0] = START + timedelta(days=15)
+    assert service.verification.erase_expired_pending() == 1
 
 
-def test_the_settings_page_says_why_the_days_cannot_be_lowered(app, staff_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_settings_page_lowers_the_days_for_new_accounts(app, staff_client) -> None:  # type: ignore[no-untyped-def]
     service: RegistryService = app.extensions["registry_service"]
     set_policy(service, "ANT", "verify", 14)
-    service.register_account(patron_data())
+    waiting = service.register_account(patron_data())
     coordinator = staff_client("coordinator")
     page = coordinator.get("/en/staff/settings").get_data(as_text=True)
     assert "keep waiting when you switch to “Open”" in page
+    assert "only counts for accounts made from now on" in page
     response = coordinator.post("/en/staff/settings/institutions",
                                 data=institutions_form(service, pending_days_ANT="7"))
-    assert response.status_code == 422
-    html = response.get_data(as_text=True)
-    assert "lower the number of days once none is waiting" in html
-    assert 'href="#pending_days_ANT"' in html
+    assert response.status_code == 302
     assert next(i for i in service.policies.settings().institutions
-                if i.code == "ANT").pending_days == 14
-    for lang in ("nl", "fr"):
-        assert coordinator.post(f"/{lang}/staff/settings/institutions",
-                                data=institutions_form(service, pending_days_ANT="7"),
-                                ).status_code == 422
+                if i.code == "ANT").pending_days == 7
+    token, patron = service.login(waiting.card_number, patron_data().password)
+    assert patron.pending_until == waiting.pending_until  # still the day it was told
 
 
 # --- Pages and the purge command --------------------------------------------------------

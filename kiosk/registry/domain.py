@@ -638,6 +638,9 @@ def pending_deadline(since: datetime, pending_days: int) -> datetime:
     return since + timedelta(days=pending_days)
 
 
+DEFAULT_PENDING_DAYS = 14  # an institution's days to show a document, unless it sets its own
+
+
 def pending_until(since: datetime, pending_days: int) -> date:
     """The last day to show a document, as the patron is told."""
     return (pending_deadline(since, pending_days) - timedelta(microseconds=1)).date()

@@ -5,10 +5,10 @@ Use cases only (the rules are in `promotion`); each change is one transaction un
 programme lock, audited as "settings_changed" with the values before and after, and followed
 by a promotion: a raised quota or fair share turned off may let someone in line take a seat.
 
-Pending accounts keep what they were told. Their last day is computed from the institution's
-`pending_days` (there is no date per account), so the days cannot be lowered while one waits;
-and switching to "open" leaves them pending: they were asked to show a document, and
-activating them unseen would skip that check.
+Pending accounts keep what they were told: each keeps the number of days it was given at
+sign-up, so new days count for accounts made from then on; and switching to "open" leaves
+them pending: they were asked to show a document, and activating them unseen would skip that
+check.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from . import promotion
 from .domain import RegistryError
 from .staff import record
-from .store import Institution, Library, Patron, Programme
+from .store import Institution, Programme
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -69,7 +68,7 @@ class Policies:
                     code=i.code, names=dict(i.names), seat_quota=i.seat_quota,
                     seats_held=held.get(i.id, 0),
                     opening_days=promotion.opening_days_or_default(i.opening_days),
-                    verification=i.verification or "open", pending_days=i.pending_days or 14,
+                    verification=i.verification or "open", pending_days=i.pending_days,
                 ) for i in rows])
 
     def set_seat_policy(self, promotion_policy: str, offer_days: object, fair_share: bool,
@@ -127,10 +126,6 @@ class Policies:
                 except RegistryError as refusal:
                     errors.update({f"{name}_{code}": problem
                                    for name, problem in refusal.fields.items()})
-            for code, policy in clean.items():
-                if (policy.pending_days < (rows[code].pending_days or 14)
-                        and self._pending_at(s, rows[code])):
-                    errors[f"pending_days_{code}"] = "pending_days_lowered_while_pending"
             if errors:
                 raise RegistryError("invalid", errors)
             changed = 0
@@ -153,10 +148,3 @@ class Policies:
                        after={k: after[k] for k in keys})
                 changed += 1
             return changed
-
-    @staticmethod
-    def _pending_at(s: Session, institution: Institution) -> int:
-        return s.scalar(select(func.count()).select_from(Patron)
-                        .join(Library, Patron.library_id == Library.id)
-                        .where(Library.institution_id == institution.id,
-                               Patron.pending_since.is_not(None))) or 0

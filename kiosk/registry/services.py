@@ -225,6 +225,8 @@ class RegistryService:
             library = s.get(Library, libraries[clean.library_code])
             assert library is not None
             card = self._new_card_number(s, library.institution.card_prefix)
+            pending = domain.starts_pending(library.institution.verification,
+                                            bool(assisted_by and identity_checked))
             row = Patron(
                 card_number=card,
                 email=clean.email,
@@ -243,9 +245,8 @@ class RegistryService:
                 identity_checked_at=now if assisted_by and identity_checked else None,
                 identity_checked_by=assisted_by.actor if assisted_by and identity_checked
                 else "",
-                pending_since=now if domain.starts_pending(
-                    library.institution.verification, bool(assisted_by and identity_checked))
-                else None,
+                pending_since=now if pending else None,
+                pending_days=library.institution.pending_days if pending else None,
             )
             s.add(row)
             s.flush()
@@ -262,7 +263,7 @@ class RegistryService:
             return Registration(
                 card_number=card, possible_duplicate=possible_duplicate,
                 pending_until=domain.pending_until(now, library.institution.pending_days)
-                if row.pending_since else None)
+                if pending else None)
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
         """Card number or e-mail plus password; answers a session token and the patron.
@@ -1104,8 +1105,8 @@ class RegistryService:
             language=p.language,
             library_code=p.library.code,
             must_change_password=p.must_change_password,
-            pending_until=domain.pending_until(p.pending_since,
-                                               p.library.institution.pending_days)
+            pending_until=domain.pending_until(
+                p.pending_since, p.pending_days or domain.DEFAULT_PENDING_DAYS)
             if p.pending_since else None,
         )
 

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
-from .domain import RegistryError
+from .domain import DEFAULT_PENDING_DAYS, RegistryError
 
 # The write transaction of the current thread or task, if one is open.
 _ambient: ContextVar[Session | None] = ContextVar("kiosk_registry_write", default=None)
@@ -68,7 +68,7 @@ class Institution(Base):
     # "open": self-registered accounts are active at once; "verify": pending until a librarian
     # has seen an identity document, erased after `pending_days`.
     verification: Mapped[str] = mapped_column(String(10), default="open")
-    pending_days: Mapped[int] = mapped_column(Integer, default=14)
+    pending_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_PENDING_DAYS)
     # ISO weekdays (1 = Monday) the libraries are open: offers are held for opening days.
     opening_days: Mapped[list] = mapped_column(JSON, nullable=True,
                                                default=lambda: [1, 2, 3, 4, 5, 6])
@@ -145,8 +145,11 @@ class Patron(Base):
     # Last log-in (or sign-up): two years without one and the account is erased (retention).
     last_active_at: Mapped[datetime | None] = mapped_column(DateTime)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime)
-    # Set while a self-registered account waits for an identity check ("verify" policy).
+    # Set while a self-registered account waits for an identity check ("verify" policy),
+    # with the days it was given then: a later change of the institution's days does not
+    # move the last day it was told.
     pending_since: Mapped[datetime | None] = mapped_column(DateTime)
+    pending_days: Mapped[int | None] = mapped_column(Integer)
     identity_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
     identity_checked_by: Mapped[str] = mapped_column(String(80), default="")
     # A printed one-time password: the patron chooses their own at the next log-in.

@@ -34,6 +34,10 @@ from .store import DuplicateFlag, EnrolmentRow, Institution, Library, Patron, Pl
 if TYPE_CHECKING:
     from .services import RegistryService
 
+# The days a pending account was given at sign-up (its institution's then): what it was told.
+_DAYS = func.coalesce(Patron.pending_days, domain.DEFAULT_PENDING_DAYS)
+
+
 @dataclass(frozen=True)
 class PendingAccount:
     """A row of the pending-accounts queue."""
@@ -112,10 +116,8 @@ class Verification:
 
     @staticmethod
     def pending_until(s: Session, patron_id: int) -> date | None:
-        row = s.execute(select(Patron.pending_since, Institution.pending_days)
-                        .join(Library, Patron.library_id == Library.id)
-                        .join(Institution, Library.institution_id == Institution.id)
-                        .where(Patron.id == patron_id)).first()
+        row = s.execute(select(Patron.pending_since, _DAYS).where(Patron.id == patron_id)
+                        ).first()
         if row is None or row[0] is None:
             return None
         return domain.pending_until(row[0], row[1])
@@ -135,7 +137,7 @@ class Verification:
     def _pending_rows():  # type: ignore[no-untyped-def]
         return (select(Patron.id, Patron.first_name, Patron.last_name, Patron.birth_date,
                        Library.code, Library.name, Institution.code, Patron.pending_since,
-                       Institution.pending_days, Place.status)
+                       _DAYS, Place.status)
                 .join(Library, Patron.library_id == Library.id)
                 .join(Institution, Library.institution_id == Institution.id)
                 .outerjoin(Place, Place.patron_id == Patron.id)
@@ -170,7 +172,7 @@ class Verification:
             patron, institution = self._patron_served(s, patron_id, staff)
             if patron.pending_since is None:
                 raise RegistryError("not_pending")
-            patron.pending_since = None
+            patron.pending_since = patron.pending_days = None
             patron.identity_checked_at = now
             patron.identity_checked_by = staff.actor
             s.flush()
@@ -205,16 +207,13 @@ class Verification:
         a document has passed, each in its own transaction; answers how many."""
         now = self._now()
         with self.store.read() as s:
-            rows = s.execute(select(Patron.id, Patron.pending_since, Institution.pending_days)
-                             .join(Library, Patron.library_id == Library.id)
-                             .join(Institution, Library.institution_id == Institution.id)
+            rows = s.execute(select(Patron.id, Patron.pending_since, _DAYS)
                              .where(Patron.pending_since.is_not(None))).all()
         due = [pid for pid, since, days in rows if domain.pending_expired(since, days, now)]
         erased = 0
         for patron_id in due:
             with self.store.write() as s:
-                row = s.execute(select(Patron.pending_since, Institution.pending_days,
-                                       Institution.code)
+                row = s.execute(select(Patron.pending_since, _DAYS, Institution.code)
                                 .join(Library, Patron.library_id == Library.id)
                                 .join(Institution, Library.institution_id == Institution.id)
                                 .where(Patron.id == patron_id)).first()
@@ -322,7 +321,7 @@ class Verification:
             assert keep is not None and drop is not None
             activated = keep.pending_since is not None and drop.pending_since is None
             if activated:
-                keep.pending_since = None
+                keep.pending_since = keep.pending_days = None
             if keep.identity_checked_at is None and drop.identity_checked_at is not None:
                 keep.identity_checked_at = drop.identity_checked_at
                 keep.identity_checked_by = drop.identity_checked_by

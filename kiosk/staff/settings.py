@@ -30,10 +30,6 @@ PROMOTIONS = {"grant": _l("Give the seat at once to the first in line"),
 VERIFICATIONS = {"open": _l("Open: self-registered accounts are active at once"),
                  "verify": _l("Verify at the desk: pending until an identity document is "
                               "checked")}
-# The settings' own refusals (the shared catalogue, kiosk.terminal.messages, is the patron's).
-REFUSALS = {"pending_days_lowered_while_pending": _l(
-    "Accounts of this institution wait for an identity check and were told their last day: "
-    "lower the number of days once none is waiting.")}
 
 
 def _weekdays() -> list[tuple[int, str, str]]:
@@ -49,8 +45,7 @@ def _page(settings: ProgrammeSettings, errors: dict[str, str] | None = None,
     errors = errors or {}
     lang = current_language()
     names = {i.code: i.names.get(lang) or i.code for i in settings.institutions}
-    messages = {k: str(REFUSALS[v]) if v in REFUSALS else message(v)
-                for k, v in errors.items()}
+    messages = {k: message(v) for k, v in errors.items()}
     today = service().clock().date()
     closed = {code: "\n".join(format_date(day, "dd/MM/yyyy") for day in days)
               for code, days in service().closures.closed_days(since=today).items()}

@@ -1,5 +1,6 @@
 """time-bound notices (not after the offer's end; obsolete once it is over); each
-institution's closed days (public holidays, one-off closures)
+institution's closed days (public holidays, one-off closures); a pending account's own
+number of days (the institution's at sign-up)
 
 Revision ID: 0004
 Revises: 0003
@@ -31,9 +32,16 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.PrimaryKeyConstraint("institution_id", "day", name="pk_closed_days"),
     )
+    op.add_column("patrons", sa.Column("pending_days", sa.Integer(), nullable=True))
+    # Accounts pending now keep the days they were told: their institution's, as of today.
+    op.execute("UPDATE patrons SET pending_days = (SELECT institutions.pending_days "
+               "FROM libraries JOIN institutions ON institutions.id = libraries.institution_id "
+               "WHERE libraries.id = patrons.library_id) WHERE pending_since IS NOT NULL")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("patrons") as batch:
+        batch.drop_column("pending_days")
     op.drop_table("closed_days")
     # Nothing refers to notices: SQLite may copy it to drop the columns.
     with op.batch_alter_table("notices") as batch:
