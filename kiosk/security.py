@@ -47,7 +47,10 @@ def end_visit() -> None:
             pass
     # A librarian's take-over (kiosk.terminal.assist) and a staff-page log-in on this same
     # browser (kiosk.staff) end with the visit, in the registry too, not only in the cookie.
-    for key in ("staff_token", "staff_page_token"):
+    from .staff import TOKEN_KEY as STAFF_PAGES
+    from .terminal.assist import TOKEN_KEY as TAKE_OVER
+
+    for key in (TAKE_OVER, STAFF_PAGES):
         staff_token = session.get(key)
         if staff_token and "registry" in current_app.extensions:
             try:  # in-process or over HTTP alike

@@ -618,15 +618,21 @@ def test_settings_page_saves_and_audits(staff_client, service) -> None:
 # --- The offer at the kiosk ----------------------------------------------------------------------
 
 
-def test_the_offer_is_shown_at_log_in_and_accepted_or_declined(client, service) -> None:
+def offered_at_the_kiosk(service) -> str:  # type: ignore[no-untyped-def]
+    """Offer and hold, one seat: a seated patron gives it up and it is offered to the one who
+    waits; answers the card number of the latter (password PASSWORD)."""
     service.set_cap(1, actor="test")
     service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
     _, holder = add_patron(service)
-    data = patron_data()
-    card = service.register(data)
+    card = service.register(patron_data())
     service.claim(holder, "excel-basics")  # seated
     service.claim(service.login(card, PASSWORD)[0], "excel-basics")  # waits
     service.give_up_seat(holder)  # the seat is offered to the one who waits
+    return card
+
+
+def test_the_offer_is_shown_at_log_in_and_accepted_or_declined(client, service) -> None:
+    card = offered_at_the_kiosk(service)
     answer = client.post("/en/login", data={"identifier": card, "password": PASSWORD})
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/en/my/offer")
     page = client.get("/en/my/offer").get_data(as_text=True)
@@ -647,14 +653,7 @@ def test_the_offer_comes_right_after_choosing_ones_own_password(client, service)
     password, then the offer (not the catalogue, where they would not see it)."""
     from kiosk.registry.roles import Role, StaffView
 
-    service.set_cap(1, actor="test")
-    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
-    _, holder = add_patron(service)
-    data = patron_data()
-    card = service.register(data)
-    service.claim(holder, "excel-basics")
-    service.claim(service.login(card, PASSWORD)[0], "excel-basics")
-    service.give_up_seat(holder)
+    card = offered_at_the_kiosk(service)
     an = StaffView(2, "an.peeters", "An Peeters", Role.LIBRARIAN, "ANT", "ANT-PERMEKE",
                    "Permeke")
     [hit] = service.desk.find(an, card)
@@ -668,14 +667,7 @@ def test_the_offer_comes_right_after_choosing_ones_own_password(client, service)
 
 
 def test_no_thanks_at_the_kiosk(client, service) -> None:
-    service.set_cap(1, actor="test")
-    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
-    _, holder = add_patron(service)
-    data = patron_data()
-    card = service.register(data)
-    service.claim(holder, "excel-basics")
-    service.claim(service.login(card, PASSWORD)[0], "excel-basics")
-    service.give_up_seat(holder)
+    card = offered_at_the_kiosk(service)
     client.post("/fr/login", data={"identifier": card, "password": PASSWORD})
     done = client.post("/fr/my/offer/decline")
     assert done.status_code == 302 and "done=offer-decline" in done.headers["Location"]

@@ -11,7 +11,7 @@ on; an offer already made keeps its end, as with a change of opening days.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -99,33 +99,65 @@ class Closures:
                 found.setdefault(code, []).append(day)
             return found
 
+    def upcoming(self) -> dict[str, list[date]]:
+        """The closed days from today (Belgian date) on: what the settings page shows."""
+        return self.closed_days(since=promotion.belgian_day(self.registry.clock()))
+
     def set_closed_days(self, code: str, days: Iterable[str | date] | str, *, actor: str,
                         where: str = "") -> bool:
         """Replace an institution's closed days with `days`; answers whether anything
         changed. Field codes: `closed_days_<CODE>`, `institution_<CODE>` (as the other
         per-institution settings)."""
-        try:
-            clean = parse_closed_days(days)
-        except RegistryError as refusal:
-            raise RegistryError("invalid", {f"closed_days_{code}": refusal.fields["closed_days"]}
-                                ) from None
+        clean = self._parse({code: days})[code]
         with self.store.write() as s:
             # Under the lock a promotion reads them with: an offer sees the old list or the new.
             self.store.lock_programme(s)
-            institution_id = s.scalar(select(Institution.id).where(Institution.code == code))
-            if institution_id is None:
-                raise RegistryError("invalid", {f"institution_{code}": "institution_unknown"})
-            before = list(s.scalars(select(ClosedDay.day)
-                                    .where(ClosedDay.institution_id == institution_id)
-                                    .order_by(ClosedDay.day)).all())
-            if before == clean:
-                return False
-            s.execute(delete(ClosedDay).where(ClosedDay.institution_id == institution_id))
-            if clean:
-                s.execute(insert(ClosedDay), [{"institution_id": institution_id, "day": day}
-                                              for day in clean])
-            record(s, self.registry.clock(), actor, "settings_changed", where=where,
-                   institution=code, part="closed_days",
-                   before={"closed_days": [d.isoformat() for d in before]},
-                   after={"closed_days": [d.isoformat() for d in clean]})
-            return True
+            return self._replace(s, code, clean, None, actor, where)
+
+    def set_upcoming(self, lists: Mapping[str, Iterable[str | date] | str], *, actor: str,
+                     where: str = "") -> int:
+        """The settings page's save: each institution's closed days from today on become
+        its list; the past ones are history and stay. Every list is checked before any is
+        saved, in one transaction; answers how many institutions changed."""
+        clean = self._parse(lists)
+        today = promotion.belgian_day(self.registry.clock())
+        with self.store.write() as s:
+            self.store.lock_programme(s)
+            return sum(self._replace(s, code, days, today, actor, where)
+                       for code, days in clean.items())
+
+    @staticmethod
+    def _parse(lists: Mapping[str, Iterable[str | date] | str]) -> dict[str, list[date]]:
+        clean: dict[str, list[date]] = {}
+        errors: dict[str, str] = {}
+        for code, days in lists.items():
+            try:
+                clean[code] = parse_closed_days(days)
+            except RegistryError as refusal:
+                errors[f"closed_days_{code}"] = refusal.fields["closed_days"]
+        if errors:
+            raise RegistryError("invalid", errors)
+        return clean
+
+    def _replace(self, s: Session, code: str, days: list[date], keep_before: date | None,
+                 actor: str, where: str) -> bool:
+        """Caller holds the lock. `keep_before`: days before it stay whatever `days` says."""
+        institution_id = s.scalar(select(Institution.id).where(Institution.code == code))
+        if institution_id is None:
+            raise RegistryError("invalid", {f"institution_{code}": "institution_unknown"})
+        before = list(s.scalars(select(ClosedDay.day)
+                                .where(ClosedDay.institution_id == institution_id)
+                                .order_by(ClosedDay.day)).all())
+        kept = [day for day in before if keep_before is not None and day < keep_before]
+        clean = sorted(set(kept) | set(days))
+        if before == clean:
+            return False
+        s.execute(delete(ClosedDay).where(ClosedDay.institution_id == institution_id))
+        if clean:
+            s.execute(insert(ClosedDay), [{"institution_id": institution_id, "day": day}
+                                          for day in clean])
+        record(s, self.registry.clock(), actor, "settings_changed", where=where,
+               institution=code, part="closed_days",
+               before={"closed_days": [d.isoformat() for d in before]},
+               after={"closed_days": [d.isoformat() for d in clean]})
+        return True

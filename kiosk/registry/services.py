@@ -975,14 +975,14 @@ class RegistryService:
 
     def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
         place = s.get(Place, patron_id)
-        if (place is not None and place.status == "offered" and place.offer_expires_at
-                is not None and place.offer_expires_at <= self.clock()):
-            # Lapsed, not yet swept (hourly, or at the next claim): it is over, and so are
-            # its courses; never "yours until <a past time>".
-            return PatronStatus(standing=Standing.NONE, position=None, enrolments=[],
-                                seated_at=None, offer_expires_at=None,
-                                pending_until=self.verification.pending_until(s, patron_id))
-        rows = s.scalars(
+        lapsed = (place is not None and place.status == "offered"
+                  and place.offer_expires_at is not None
+                  and place.offer_expires_at <= self.clock())
+        if lapsed:
+            # Not yet swept (hourly, or at the next claim), but over, and so are its courses:
+            # never "yours until <a past time>".
+            place = None
+        rows = [] if lapsed else s.scalars(
             select(EnrolmentRow)
             .where(EnrolmentRow.patron_id == patron_id)
             .order_by(EnrolmentRow.created_at, EnrolmentRow.id)

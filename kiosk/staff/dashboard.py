@@ -182,8 +182,7 @@ def dashboard() -> str:
         total_signups=total_signups, institution_chart=institution_chart,
         library_chart=library_chart, count=_count, belgian_day=belgian_day,
         exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
-        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox(),
-        action_form=ActionForm())
+        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox())
 
 
 @bp.post("/dashboard/notices/send-again")

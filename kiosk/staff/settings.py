@@ -13,7 +13,6 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language
-from ..registry.closures import parse_closed_days
 from ..registry.domain import LOCALES, RegistryError
 from ..registry.policies import ProgrammeSettings
 from ..registry.roles import Permission
@@ -46,9 +45,8 @@ def _page(settings: ProgrammeSettings, errors: dict[str, str] | None = None,
     lang = current_language()
     names = {i.code: i.names.get(lang) or i.code for i in settings.institutions}
     messages = {k: message(v) for k, v in errors.items()}
-    today = service().clock().date()
     closed = {code: "\n".join(format_date(day, "dd/MM/yyyy") for day in days)
-              for code, days in service().closures.closed_days(since=today).items()}
+              for code, days in service().closures.upcoming().items()}
     return render_template(
         "staff/settings/index.html", settings=settings, names=names, errors=errors,
         messages=messages, summary=[(_anchor(k), _label(k, names), messages[k]) for k in errors],
@@ -153,31 +151,19 @@ def institutions() -> Response | tuple[str, int]:
 @bp.post("/settings/closed-days")
 @requires(Permission.PROGRAMME)
 def closed_days() -> Response | tuple[str, int]:
-    """Public holidays and closures per institution: an offer's hold skips them. Every list
-    is checked before any is saved."""
+    """Public holidays and closures per institution: an offer's hold skips them."""
     staff = current_staff()
     assert staff is not None
     if not ActionForm().validate_on_submit():
         return redirect(url_for("staff.settings.index"))
     settings = service().policies.settings()
-    posted = {f"closed_days_{i.code}": request.form.get(f"closed_days_{i.code}", "")
-              for i in settings.institutions}
-    errors: dict[str, str] = {}
-    for key, text in posted.items():
-        try:
-            parse_closed_days(text)
-        except RegistryError as refusal:
-            errors[key] = refusal.fields["closed_days"]
-    if errors:
-        return _page(settings, errors, posted)
-    today = service().clock().date()
-    known = service().closures.closed_days()
-    changed = 0
-    for inst in settings.institutions:
-        # The page shows the days from today on; the past ones stay as they were.
-        past = [day for day in known.get(inst.code, []) if day < today]
-        days = past + parse_closed_days(posted[f"closed_days_{inst.code}"])
-        changed += service().closures.set_closed_days(inst.code, days, actor=staff.actor,
-                                                      where=place())
+    lists = {i.code: request.form.get(f"closed_days_{i.code}", "") for i in settings.institutions}
+    try:
+        changed = service().closures.set_upcoming(lists, actor=staff.actor, where=place())
+    except RegistryError as refusal:
+        if refusal.code != "invalid":
+            raise
+        return _page(settings, refusal.fields,
+                     {f"closed_days_{code}": text for code, text in lists.items()})
     flash(_("Closed days are saved for %(num)s institution(s).", num=changed))
     return redirect(url_for("staff.settings.index"))
