@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from babel.dates import get_day_names
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_babel import format_date
+from flask_babel import format_date, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -165,5 +165,9 @@ def closed_days() -> Response | tuple[str, int]:
             raise
         return _page(settings, refusal.fields,
                      {f"closed_days_{code}": text for code, text in lists.items()})
-    flash(_("Closed days are saved for %(num)s institution(s).", num=changed))
+    if changed:
+        flash(ngettext("The closed days of %(num)s institution are saved.",
+                       "The closed days of %(num)s institutions are saved.", changed))
+    else:
+        flash(_("Nothing changed: the closed days were already as given."))
     return redirect(url_for("staff.settings.index"))
