@@ -42,7 +42,7 @@ def make_app(instance: Path) -> Any:
 def seed_patrons(service: Any, n: int, cap: int) -> None:
     from sqlalchemy import insert, select, update
 
-    from kiosk.registry.services import PASSWORDS
+    from kiosk.registry.passwords import PASSWORDS
     from kiosk.registry.store import Course, EnrolmentRow, Library, Patron, Place, Programme
 
     rng = random.Random(4)

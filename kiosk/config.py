@@ -29,8 +29,7 @@ class Config:
     DATABASE_URL = ""
     SEED_DEMO = True
     AUTO_MIGRATE = True  # the embedded default migrates itself; `kiosk registry serve` does not
-    # Test-only switches (refused unless TESTING): prove the guard and the isolation matter.
-    REGISTRY_GUARD = True
+    # Test-only switch (refused unless TESTING): shows why READ COMMITTED is pinned.
     DATABASE_ISOLATION = "READ COMMITTED"
     # Terminal → central registry over HTTP (empty: the registry runs in this process)
     REGISTRY_URL = ""
@@ -172,10 +171,8 @@ def check(config: Mapping[str, Any]) -> None:
         raise SystemExit(f"DEFAULT_LANGUAGE must be one of {', '.join(LANGUAGES)}, "
                          f"got {config['DEFAULT_LANGUAGE']!r}")
     _check_timings(config)
-    if not config.get("TESTING") and (
-        not config["REGISTRY_GUARD"] or config["DATABASE_ISOLATION"] != "READ COMMITTED"
-    ):
-        raise SystemExit("REGISTRY_GUARD and DATABASE_ISOLATION may only change in tests")
+    if not config.get("TESTING") and config["DATABASE_ISOLATION"] != "READ COMMITTED":
+        raise SystemExit("DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)

@@ -35,7 +35,6 @@ def build_service(app: Flask) -> RegistryService:
             lock_for=timedelta(minutes=cfg["LOGIN_LOCK_MINUTES"]),
         ),
         session_max=timedelta(seconds=cfg["SESSION_MAX_SECONDS"]),
-        guard=cfg["REGISTRY_GUARD"],
     )
     # Mail off (no SMTP_HOST): notices are not even queued.
     service.notices.enabled = bool(cfg["SMTP_HOST"].strip())

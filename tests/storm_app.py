@@ -5,9 +5,10 @@ KIOSK_STORM_* variables (not KIOSK_<key>: TESTING and the test-only knobs below 
 Config keys, so `from_environment` would not read them):
 
 * KIOSK_STORM_DATABASE_URL  the registry database (migrated and seeded beforehand)
-* KIOSK_STORM_GUARD         "1" (default) or "0": REGISTRY_GUARD, the negative control
+* KIOSK_STORM_GUARD         "1" (default) or "0": claims made the naive, unguarded way
+                            (tests/support/unguarded.py), the negative control
 * KIOSK_STORM_ISOLATION     DATABASE_ISOLATION, "READ COMMITTED" by default
-* KIOSK_STORM_RACE_PAUSE    seconds: RegistryService.race_pause (widens the race window)
+* KIOSK_STORM_RACE_PAUSE    seconds the unguarded claim waits between check and write
 * KIOSK_STORM_STALE_AFTER   seconds: after which a "running" Idempotency-Key may be taken
                             over (default of the product: 60)
 * KIOSK_STORM_INSTANCE      an instance folder, so no kiosk.cfg of the checkout is read
@@ -23,6 +24,8 @@ from datetime import timedelta
 
 from flask import Flask
 
+from tests.support import unguarded
+
 
 def app() -> Flask:
     from kiosk import create_registry_app
@@ -35,13 +38,13 @@ def app() -> Flask:
             "DATABASE_URL": env["KIOSK_STORM_DATABASE_URL"],
             "AUTO_MIGRATE": False,
             "SEED_DEMO": False,
-            "REGISTRY_GUARD": env.get("KIOSK_STORM_GUARD", "1") == "1",
             "DATABASE_ISOLATION": env.get("KIOSK_STORM_ISOLATION", "READ COMMITTED"),
         },
         instance_path=env.get("KIOSK_STORM_INSTANCE") or None,
     )
     service = flask_app.extensions["registry_service"]
-    service.race_pause = float(env.get("KIOSK_STORM_RACE_PAUSE", "0") or 0)
+    if env.get("KIOSK_STORM_GUARD", "1") == "0":
+        unguarded.install(service, float(env.get("KIOSK_STORM_RACE_PAUSE", "0") or 0))
     service.session_idle = service.session_max = timedelta(hours=2)
     stale = env.get("KIOSK_STORM_STALE_AFTER")
     if stale:

@@ -108,7 +108,7 @@ def prepare_registry(url: str, cap: int, terminals: int = 4) -> Registry:
 
 @cache
 def _password_hash() -> str:
-    from kiosk.registry.services import PASSWORDS
+    from kiosk.registry.passwords import PASSWORDS
 
     return PASSWORDS.hash("storm-password")  # once: argon2id is slow on purpose
 

@@ -58,8 +58,8 @@ CASES = [
           "REGISTRY_DEADLINE must be a positive number, got 0", "deadline-zero"),
     _case("cfg", {"REGISTRY_CONNECT_TIMEOUT": -0.5},
           "REGISTRY_CONNECT_TIMEOUT must be a positive number, got -0.5", "connect-negative"),
-    _case("override", {"REGISTRY_GUARD": False},
-          "REGISTRY_GUARD and DATABASE_ISOLATION may only change in tests", "guard-off"),
+    _case("override", {"DATABASE_ISOLATION": "REPEATABLE READ"},
+          "DATABASE_ISOLATION may only change in tests", "isolation-changed"),
     # the central registry
     _case("override", {"REGISTRY_URL": "ftp://registry.example.be", "REGISTRY_TOKEN": "kt_x"},
           "REGISTRY_URL must start with http:// or https://, got 'ftp://registry.example.be'",

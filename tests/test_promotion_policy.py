@@ -427,8 +427,7 @@ def test_the_preview_and_the_promotion_make_the_same_choice(make_service) -> Non
     for token in (*tokens, kor):
         service.claim(token, "excel-basics")
     with service.store.write() as s:
-        service.store.lock_programme(s)
-        chosen = [p.patron_id for p in service._next_in_line(s, 3)]
+        chosen = service.seats(s).next_in_line(3)
     assert chosen == [4]  # Antwerp at its quota: only Kortrijk's patron
     service.set_cap(4, actor="test")
     assert service.status(kor).standing is Standing.SEATED

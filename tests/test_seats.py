@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select, text
@@ -11,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.store import Place
+from tests.support.unguarded import UnguardedClaims
 
 from .conftest import add_patron
 
@@ -146,14 +149,16 @@ def test_session_token_is_revoked_at_logout(make_service) -> None:
     assert refused.value.code == "session_invalid"
 
 
-def _storm(service, patrons: int) -> list:  # type: ignore[no-untyped-def]
+def _storm(service, patrons: int, claims=None) -> list:  # type: ignore[no-untyped-def]
+    """`patrons` claims at once, released together; `claims`: who claims (the service)."""
+    claim_with = (claims or service).claim
     tokens = [add_patron(service)[1] for _ in range(patrons)]
     barrier = threading.Barrier(patrons)
     results: list = [None] * patrons
 
     def claim(i: int) -> None:
         barrier.wait()
-        results[i] = service.claim(tokens[i], "instagram")
+        results[i] = claim_with(tokens[i], "instagram")
 
     threads = [threading.Thread(target=claim, args=(i,)) for i in range(patrons)]
     for t in threads:
@@ -164,7 +169,7 @@ def _storm(service, patrons: int) -> list:  # type: ignore[no-untyped-def]
 
 
 def test_concurrent_claims_never_oversell(make_service) -> None:
-    service = make_service(cap=5, race_pause=0.01)
+    service = make_service(cap=5)
     results = _storm(service, 24)
     assert seated(service) == 5 == service.programme_status().seats_taken
     assert sum(r.standing is Standing.SEATED for r in results) == 5
@@ -173,19 +178,19 @@ def test_concurrent_claims_never_oversell(make_service) -> None:
 
 
 def test_negative_control_without_the_guard_the_same_storm_oversells(make_service) -> None:
-    """Same storm, same pause, lock and conditional update off: the race must show, or the
-    test above proves nothing."""
-    service = make_service(cap=5, race_pause=0.01, guard=False)
-    _storm(service, 24)
+    """Same storm, claimed the naive way (check, a pause, then act; no lock, no conditional
+    update): the race must show, or the test above proves nothing."""
+    service = make_service(cap=5)
+    _storm(service, 24, claims=UnguardedClaims(service, pause=0.01))
     assert seated(service) > 5
 
 
 def test_a_patrons_two_claims_at_once_give_one_place_and_two_courses(make_service) -> None:
-    """The second claim waits for the programme lock while the first adds the patron's place.
-    It must read the place *after* the lock: read in the locking statement itself (a join),
-    PostgreSQL would give it the snapshot from before the wait, it would add a second place,
-    and the primary key would turn the patron's claim into a crash."""
-    service = make_service(cap=10, race_pause=0.4)  # the first holds the lock 0.4 s
+    """Both claims wait for the programme lock (held here); the first to get it adds the
+    patron's place, the second must read the place *after* the lock: read in the locking
+    statement itself, PostgreSQL would give it the snapshot from before the wait, it would
+    add a second place, and the primary key would turn the patron's claim into a crash."""
+    service = make_service(cap=10)
     _, token = add_patron(service)
     results: dict[str, object] = {}
 
@@ -195,14 +200,38 @@ def test_a_patrons_two_claims_at_once_give_one_place_and_two_courses(make_servic
         except Exception as error:  # noqa: BLE001 - the test reports what went wrong
             results[course] = error
 
-    first = threading.Thread(target=claim, args=("excel-basics",))
-    first.start()
-    time.sleep(0.15)  # the first now holds the lock and has decided
-    second = threading.Thread(target=claim, args=("instagram",))
-    second.start()
-    first.join(), second.join()
+    claims = [threading.Thread(target=claim, args=(course,))
+              for course in ("excel-basics", "instagram")]
+    with holding_the_programme_lock(service, seconds=0.4):
+        for thread in claims:
+            thread.start()
+    for thread in claims:
+        thread.join()
     assert not any(isinstance(r, Exception) for r in results.values()), results
     assert {r.standing for r in results.values()} == {Standing.SEATED}  # type: ignore[union-attr]
     status = service.status(token, "en")
     assert len(status.enrolments) == 2
     assert service.programme_status().seats_taken == 1
+
+
+@contextmanager
+def holding_the_programme_lock(service, seconds: float) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Hold the seat ledger's lock in another transaction while the body starts its work,
+    and for `seconds` after, so that everything it started queues for the lock."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with service.store.write() as s:
+            service.seats(s)
+            taken.set()
+            done.wait()
+            time.sleep(seconds)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    taken.wait()
+    try:
+        yield
+    finally:
+        done.set()
+        holder.join()

@@ -288,7 +288,7 @@ class CatalogueAdmin:
             rows = s.scalars(select(Course)).all()
             result = [
                 CourseRow(
-                    slug=c.slug, title=self.registry._text(c, lang).title,
+                    slug=c.slug, title=self.registry.text(c, lang).title,
                     category_code=c.category_code,
                     category=names.get(c.category_code, (c.category_code, 0))[0],
                     hours=c.hours, position=c.position, enrolments=counts.get(c.id, 0),
@@ -450,7 +450,7 @@ class CatalogueAdmin:
         # Catalogue changes are rare: they queue behind the programme row's lock, so two
         # coordinators cannot both take a slug or two overlapping months (no constraint in
         # the schema can say "no two periods overlap").
-        self.store.lock_programme(s)
+        self.registry.seats(s)
 
     def _validate(self, s: Session, draft: CourseDraft, own_id: int | None) -> CleanCourse:
         taken = {slug for course_id, slug in s.execute(select(Course.id, Course.slug))

@@ -15,19 +15,18 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import promotion
 from .catalogue_admin import parse_day
 from .domain import RegistryError
 from .staff import record
-from .store import ClosedDay, Institution
+from .store import ClosedDay, Institution, Runner
 
 if TYPE_CHECKING:
     from .services import RegistryService
 
-Runner = Session | Connection
 # A year of closures at most in one list: enough for every holiday, and a bound on the form.
 CLOSED_DAYS_MAX = 366
 
@@ -111,7 +110,7 @@ class Closures:
         clean = self._parse({code: days})[code]
         with self.store.write() as s:
             # Under the lock a promotion reads them with: an offer sees the old list or the new.
-            self.store.lock_programme(s)
+            self.registry.seats(s)
             return self._replace(s, code, clean, None, actor, where)
 
     def set_upcoming(self, lists: Mapping[str, Iterable[str | date] | str], *, actor: str,
@@ -122,7 +121,7 @@ class Closures:
         clean = self._parse(lists)
         today = promotion.belgian_day(self.registry.clock())
         with self.store.write() as s:
-            self.store.lock_programme(s)
+            self.registry.seats(s)
             return sum(self._replace(s, code, days, today, actor, where)
                        for code, days in clean.items())
 

@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session
 
 from . import domain
 from .domain import ClaimResult, NewPatron, PatronStatus, Registration, RegistryError
+from .notices import enabled, enqueue
+from .passwords import hash_password
 from .roles import StaffView
-from .staff import record
-from .store import AuditEntry, Institution, Library, Patron, PatronSession, Programme
+from .staff import pseudonym, record
+from .store import THE_PROGRAMME, AuditEntry, Institution, Library, Patron, PatronSession, Programme
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -178,8 +180,6 @@ class DeskService:
 
     def patron(self, staff: StaffView, patron_id: int, lang: str, where: str = "") -> PatronRecord:
         """One patron's record; the look is audited (see VIEW_AUDIT_EVERY)."""
-        from .services import pseudonym
-
         now = self.registry.clock()
         with self.store.read() as s:
             found = self._record(s, staff, patron_id, lang, now)
@@ -195,10 +195,10 @@ class DeskService:
 
     def enrol(self, staff: StaffView, patron_id: int, course_slug: str,
               where: str = "") -> ClaimResult:
-        """A seat or a waiting place, exactly as at a kiosk (`_claim` takes the lock)."""
+        """A seat or a waiting place, exactly as at a kiosk (`claim_for` takes the lock)."""
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            result = self.registry._claim(s, patron.id, course_slug)
+            result = self.registry.claim_for(s, patron.id, course_slug)
             self._audit(s, staff, patron, "patron_enrolled", where, course=course_slug,
                         standing=result.standing.value)
             return result
@@ -207,7 +207,7 @@ class DeskService:
                  where: str = "") -> PatronStatus:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            status = self.registry._withdraw(s, patron, course_slug)
+            status = self.registry.withdraw_for(s, patron, course_slug)
             self._audit(s, staff, patron, "patron_withdrawn", where, course=course_slug,
                         standing=status.standing.value)
             return status
@@ -215,13 +215,13 @@ class DeskService:
     def give_up_seat(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry._give_up_seat(s, patron.id)
+            self.registry.give_up_seat_for(s, patron.id)
             self._audit(s, staff, patron, "seat_given_up", where)
 
     def leave_waiting_list(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry._leave_waiting_list(s, patron.id)
+            self.registry.leave_waiting_list_for(s, patron.id)
             self._audit(s, staff, patron, "waiting_list_left", where)
 
     def receipt(self, staff: StaffView, patron_id: int, where: str = "") -> Receipt:
@@ -229,8 +229,8 @@ class DeskService:
         now = self.registry.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            status = self.registry._status(s, patron.id, patron.language)
-            academy = s.scalar(select(Programme.academy_url).where(Programme.id == 1)) or ""
+            status = self.registry.status_of(s, patron.id, patron.language)
+            academy = s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
             self._audit(s, staff, patron, "receipt_printed", where)
             return Receipt(patron.first_name, patron.card_number, patron.language, status,
                            academy, staff.assisted_label, now)
@@ -238,8 +238,6 @@ class DeskService:
     def email_receipt(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         """Put the receipt in the outbox, in the patron's language; a mail server that is
         down delays it, never the desk."""
-        from .notices import enabled, enqueue
-
         now = self.registry.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
@@ -253,8 +251,8 @@ class DeskService:
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry._erase(s, patron.id, actor=staff.actor, where=where,
-                                 assisted_by=staff.assisted_label, reason=reason)
+            self.registry.erase_for(s, patron.id, actor=staff.actor, where=where,
+                                    assisted_by=staff.assisted_label, reason=reason)
 
     def register(self, staff: StaffView, data: NewPatron, *, identity_checked: bool,
                  where: str = "") -> tuple[Registration, int]:
@@ -281,13 +279,11 @@ class DeskService:
             problem = domain.password_problem(password)
             if problem is not None:
                 raise RegistryError("invalid", {"password": problem})
-        from .services import PASSWORDS
-
         now = self.registry.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             was_locked = domain.LoginPolicy.is_locked(patron.locked_until, now)
-            patron.password_hash = PASSWORDS.hash(
+            patron.password_hash = hash_password(
                 domain.one_time_form(password) if one_time else password)
             patron.must_change_password = one_time
             patron.failed_logins, patron.locked_until = 0, None
@@ -301,8 +297,6 @@ class DeskService:
 
     def mail_on(self) -> bool:
         """Whether this registry sends e-mail (else the desk offers no "e-mail the receipt")."""
-        from .notices import enabled
-
         with self.store.read() as s:
             return enabled(s)
 
@@ -317,8 +311,6 @@ class DeskService:
 
     def _audit(self, s: Session, staff: StaffView, patron: Patron, action: str, where: str,
                **detail: object) -> None:
-        from .services import pseudonym
-
         record(s, self.registry.clock(), staff.actor, action, where=where,
                subject=pseudonym(patron.id), institution=patron.library.institution.code,
                assisted_by=staff.assisted_label, **detail)
@@ -333,7 +325,7 @@ class DeskService:
             phone=p.phone, library_code=p.library.code, library_name=p.library.name,
             institution_code=p.library.institution.code, language=p.language,
             created_at=p.created_at, last_active_at=p.last_active_at,
-            status=self.registry._status(s, p.id, lang), pending_since=p.pending_since,
+            status=self.registry.status_of(s, p.id, lang), pending_since=p.pending_since,
             identity_checked_at=p.identity_checked_at,
             identity_checked_by=p.identity_checked_by or "",
             must_change_password=bool(p.must_change_password), locked_until=locked)

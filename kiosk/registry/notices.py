@@ -19,7 +19,6 @@ from babel.dates import format_date, format_datetime, get_timezone
 from babel.support import NullTranslations, Translations
 from sqlalchemy import (
     ColumnElement,
-    Connection,
     and_,
     delete,
     func,
@@ -35,6 +34,7 @@ from ..paths import resource_dir
 from .domain import LOCALES, format_card_number
 from .staff import record
 from .store import (
+    THE_PROGRAMME,
     Course,
     CourseText,
     EnrolmentRow,
@@ -43,6 +43,7 @@ from .store import (
     Patron,
     Place,
     Programme,
+    Runner,
     Store,
 )
 
@@ -62,7 +63,6 @@ KEEP_SENT = timedelta(days=30)
 # whatever the caller's transaction runs on, Session or Connection, with no global state.
 _OPTION = "kiosk_notices"
 
-Runner = Session | Connection
 Gettext = Callable[[str], str]
 
 _catalogues: dict[str, NullTranslations] = {}
@@ -194,7 +194,7 @@ class _Facts:
         self.s, self.patron_id, self.lang = s, patron_id, lang
 
     def academy_url(self) -> str:
-        return self.s.scalar(select(Programme.academy_url).where(Programme.id == 1)) or ""
+        return self.s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
 
     def courses(self) -> list[str]:
         rows = self.s.execute(

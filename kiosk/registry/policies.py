@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from . import promotion
+from . import ledger, promotion
 from .domain import RegistryError
 from .staff import record
-from .store import Institution, Programme
+from .store import THE_PROGRAMME, Institution, Programme
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -56,10 +56,12 @@ class Policies:
 
     def settings(self) -> ProgrammeSettings:
         with self.store.read() as s:
-            prog = s.get(Programme, 1)
+            prog = s.execute(select(Programme.cap, Programme.seats_taken, Programme.promotion,
+                                    Programme.offer_days, Programme.fair_share)
+                             .where(THE_PROGRAMME)).first()
             if prog is None:
                 raise RegistryError("not_set_up")
-            held = self.registry._seats_held(s)
+            held = ledger.seats_held(s)
             rows = s.scalars(select(Institution).order_by(Institution.code)).all()
             return ProgrammeSettings(
                 cap=prog.cap, seats_taken=prog.seats_taken, promotion=prog.promotion,
@@ -78,7 +80,8 @@ class Policies:
         (a quota raised, fair share turned off). Offers already made keep their end."""
         clock = self.registry.clock
         with self.store.write() as s:
-            prog = self.store.lock_programme(s)
+            seats = self.registry.seats(s)
+            prog = seats.counts()
             rows = {i.code: i for i in s.scalars(select(Institution)).all()}
             clean = promotion.validate_seat_policy(promotion_policy, offer_days, fair_share,
                                                    quotas, rows)
@@ -94,12 +97,10 @@ class Policies:
             changed = {k for k in after if before[k] != after[k]}
             if not changed:
                 return 0
-            prog.promotion, prog.offer_days = clean.promotion, clean.offer_days
-            prog.fair_share = clean.fair_share
+            seats.set_policy(clean.promotion, clean.offer_days, clean.fair_share)
             for code, quota in clean.quotas.items():
                 rows[code].seat_quota = quota
-            s.flush()
-            promoted = self.registry._promote(s)
+            promoted = seats.promote()
             record(s, clock(), actor, "settings_changed", where=where, part="seats",
                    before={k: before[k] for k in sorted(changed)},
                    after={k: after[k] for k in sorted(changed)}, promoted=promoted)
@@ -112,7 +113,7 @@ class Policies:
         institutions changed. New opening days count for offers made from now on."""
         clock = self.registry.clock
         with self.store.write() as s:
-            self.store.lock_programme(s)
+            self.registry.seats(s)  # offers read opening days under this lock
             rows = {i.code: i for i in s.scalars(select(Institution)).all()}
             errors: dict[str, str] = {}
             clean: dict[str, promotion.InstitutionPolicy] = {}

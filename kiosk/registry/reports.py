@@ -19,7 +19,16 @@ from sqlalchemy.orm import Session
 
 from . import domain
 from .staff import record
-from .store import Course, EnrolmentRow, Institution, Library, Patron, Place, Programme
+from .store import (
+    THE_PROGRAMME,
+    Course,
+    EnrolmentRow,
+    Institution,
+    Library,
+    Patron,
+    Place,
+    Programme,
+)
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -176,7 +185,7 @@ class Reports:
     def _summary(self, s: Session, now: datetime) -> SeatSummary:
         cap, taken, over_cap, waiting = s.execute(
             select(Programme.cap, Programme.seats_taken, Programme.over_cap, Programme.waiting)
-            .where(Programme.id == 1)).one()
+            .where(THE_PROGRAMME)).one()
         offered = s.scalar(select(func.count()).where(Place.status == "offered")) or 0
         # Seated straight away (requested_at == seated_at) is no wait: the median is over
         # those who came off the waiting list.
@@ -232,7 +241,7 @@ class Reports:
         # Most chosen first (the database's order), then the unchosen in catalogue order.
         ids = [cid for cid in counts if cid in courses]
         ids += [cid for cid in courses if cid not in counts]
-        return [CourseCount(courses[cid].slug, self.registry._text(courses[cid], lang).title,
+        return [CourseCount(courses[cid].slug, self.registry.text(courses[cid], lang).title,
                             courses[cid].retired, *counts.get(cid, (0, 0, 0))) for cid in ids]
 
     def _signups(self, s: Session, now: datetime, days: int) -> list[DayCount]:
@@ -301,7 +310,7 @@ class Reports:
 
     def _patron_rows(self, last_id: int, lang: str) -> Iterator[PatronRow]:
         with self.store.read() as s:
-            titles = {c.id: self.registry._text(c, lang).title
+            titles = {c.id: self.registry.text(c, lang).title
                       for c in s.scalars(select(Course))}
             after = 0
             while True:

@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from . import ledger
 from .store import (
+    THE_PROGRAMME,
     Category,
     Course,
     CourseText,
@@ -33,11 +35,11 @@ def load_demo_data(path: Path | None = None) -> dict[str, Any]:
 def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None) -> bool:
     """Fill an empty registry; answers False (and changes nothing) if it already has data."""
     with store.write() as s:
-        if s.get(Programme, 1) is not None:
+        if s.scalar(select(Programme.id).where(THE_PROGRAMME)) is not None:
             return False
         prog = data["programme"]
-        s.add(Programme(id=1, cap=cap if cap is not None else prog["cap"], seats_taken=0,
-                        over_cap=0, next_queue_no=1, waiting=0, academy_url=prog["academy_url"]))
+        ledger.create_programme(s, cap=cap if cap is not None else prog["cap"],
+                                academy_url=prog["academy_url"])
         for inst in data["institutions"]:
             row = Institution(code=inst["code"], card_prefix=inst["card_prefix"],
                               names=inst["name"])

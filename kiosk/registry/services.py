@@ -5,21 +5,16 @@ Callers (the in-process client, the JSON API) only translate; they hold no rules
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import secrets
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Row, case, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from . import closures, domain, promotion
+from . import domain, ledger, promotion, seat_events
 from .assist import Assistance
 from .catalogue_admin import CatalogueAdmin, belgian_date
 from .closures import Closures
@@ -27,7 +22,6 @@ from .desk import DeskService
 from .domain import (
     Catalogue,
     CategoryView,
-    ClaimDecision,
     ClaimResult,
     CourseView,
     Enrolment,
@@ -45,13 +39,16 @@ from .domain import (
     Standing,
     TerminalView,
 )
+from .ledger import Claimant, Ledger, SeatEventKind
 from .notices import Notices, enqueue
+from .passwords import dummy_hash, hash_password, needs_rehash, verify
 from .policies import Policies
 from .promotion import OfferSweep
 from .reports import Reports
 from .roles import StaffView
-from .staff import StaffAccounts, record
+from .staff import StaffAccounts, pseudonym, record
 from .store import (
+    THE_PROGRAMME,
     AuditEntry,
     Category,
     Course,
@@ -61,46 +58,21 @@ from .store import (
     Library,
     Patron,
     PatronSession,
-    Place,
     Programme,
+    Runner,
     Store,
     Terminal,
-    _ClaimView,
 )
 from .verification import Verification
 from .waitlist import Waitlist
 
-
-def _return_big_blocks_to_the_system() -> None:
-    """argon2 takes 19 MiB per hash. glibc's dynamic mmap threshold would, after the first
-    hash, serve such blocks from the heap and keep them: each server thread would then hold
-    19 MiB for good. A fixed threshold keeps them mmapped, so a freed hash is given back."""
-    if sys.platform != "linux":
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
-_return_big_blocks_to_the_system()
-# OWASP's argon2id minimum: 19 MiB, 2 iterations, 1 lane.
-PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1)
-_DUMMY_HASH = PASSWORDS.hash("not-a-real-password")
 _TOUCH_EVERY = timedelta(seconds=15)
 T = TypeVar("T")
-Runner = Session | Connection  # what Core statements run on
 
 
 def utcnow() -> datetime:
     """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns hold."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def pseudonym(patron_id: int) -> str:
-    """How the audit log names a patron: meaningful while the row exists, nothing after."""
-    return f"patron#{patron_id}"
 
 
 class RegistryService:
@@ -113,8 +85,6 @@ class RegistryService:
         login_policy: LoginPolicy | None = None,
         session_idle: timedelta = timedelta(minutes=10),
         session_max: timedelta = timedelta(minutes=30),
-        guard: bool = True,
-        race_pause: float = 0.0,
         terminal_cache: timedelta = timedelta(seconds=10),
     ):
         self.store = store
@@ -123,16 +93,11 @@ class RegistryService:
         self.login_policy = login_policy or LoginPolicy()
         self.session_idle = session_idle
         self.session_max = session_max
-        # Test-only switches: `guard=False` decides on an unlocked read (the classic race),
-        # `race_pause` widens the window between decision and write so a race shows reliably.
-        self.guard = guard
-        self.race_pause = race_pause
         # Terminal tokens are checked on every API call: a valid one is remembered for a few
         # seconds (a revocation elsewhere takes effect within `terminal_cache`).
         self.terminal_cache = terminal_cache
         self._terminals: dict[str, tuple[TerminalView, str, float]] = {}
-        self.staff = StaffAccounts(store, lambda: self.clock(), PASSWORDS, self._verify,
-                                   _DUMMY_HASH, login_policy=self.login_policy)
+        self.staff = StaffAccounts(store, lambda: self.clock(), login_policy=self.login_policy)
         self.desk = DeskService(self)
         self.waitlist = Waitlist(self)
         self.courses_admin = CatalogueAdmin(self)
@@ -178,7 +143,7 @@ class RegistryService:
         with self.store.read() as s:
             row = s.execute(
                 select(Programme.cap, Programme.seats_taken, Programme.waiting)
-                .where(Programme.id == 1)
+                .where(THE_PROGRAMME)
             ).first()
             if row is None:
                 raise RegistryError("not_set_up")
@@ -186,8 +151,7 @@ class RegistryService:
 
     def academy_url(self) -> str:
         with self.store.read() as s:
-            prog = s.get(Programme, 1)
-            return prog.academy_url if prog else ""
+            return s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
 
     # --- Accounts and sessions -----------------------------------------------------------
 
@@ -238,7 +202,7 @@ class RegistryService:
                 phone=clean.phone,
                 library_id=library.id,
                 language=clean.language,
-                password_hash=PASSWORDS.hash(domain.normalise_password(data.password)),
+                password_hash=hash_password(domain.normalise_password(data.password)),
                 created_at=self.clock(),
                 last_active_at=self.clock(),
                 failed_logins=0,
@@ -276,11 +240,11 @@ class RegistryService:
         with self.store.write() as s:
             patron = self._find_patron(s, identifier)
             if patron is None:
-                self._verify(_DUMMY_HASH, password)  # same cost whether or not the account exists
+                verify(dummy_hash(), password)  # same cost whether or not the account exists
                 raise RegistryError("login_failed")
             if self.login_policy.is_locked(patron.locked_until, now):
                 raise RegistryError("account_locked", until=patron.locked_until)
-            if not self._verify(patron.password_hash, self._as_stored(patron, password)):
+            if not verify(patron.password_hash, self._as_stored(patron, password)):
                 patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
                     patron.failed_logins, now
                 )
@@ -297,8 +261,8 @@ class RegistryService:
                 )
             patron.failed_logins, patron.locked_until = 0, None
             patron.last_active_at = now
-            if PASSWORDS.check_needs_rehash(patron.password_hash):
-                patron.password_hash = PASSWORDS.hash(password)
+            if needs_rehash(patron.password_hash):
+                patron.password_hash = hash_password(password)
             token = secrets.token_urlsafe(32)
             s.add(
                 PatronSession(
@@ -334,14 +298,14 @@ class RegistryService:
             sess = self._session(s, token, one_time_ok=True)
             patron = s.get(Patron, sess.patron_id)
             assert patron is not None
-            if not self._verify(patron.password_hash, self._as_stored(patron, old)):
+            if not verify(patron.password_hash, self._as_stored(patron, old)):
                 raise RegistryError("invalid", {"old_password": "current_password_wrong"})
             problem = domain.password_problem(new)
             if problem is None and new == old:
                 problem = "password_unchanged"
             if problem is not None:
                 raise RegistryError("invalid", {"new_password": problem})
-            patron.password_hash = PASSWORDS.hash(new)
+            patron.password_hash = hash_password(new)
             patron.must_change_password = False
             patron.failed_logins, patron.locked_until = 0, None
             s.execute(update(PatronSession)
@@ -356,56 +320,33 @@ class RegistryService:
               where: str = "") -> ClaimResult:
         """Enrol in a course: with a seat (held or granted now) or on the waiting list.
         `assisted_by`: a librarian did it with the patron (a take-over): audited."""
-        if not self.guard:
-            return self._claim_unguarded(token, course_slug)
         with self.store.write() as session:
             # Core statements on the connection: this is the hot path, and the ORM's
             # bookkeeping would run while the programme row is locked.
             s = session.connection()
             patron_id = self._patron_id_for(s, token)
             institution = self._may_assist(s, assisted_by, patron_id)
-            result = self._claim(s, patron_id, course_slug)
+            result = self.claim_for(s, patron_id, course_slug)
             if assisted_by is not None:
                 self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
                                institution, course=course_slug,
                                standing=result.standing.value)
             return result
 
-    def _claim(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
+    def seats(self, s: Runner) -> Ledger:
+        """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""
+        return ledger.lock(s, now=self.clock(), events=seat_events.tell)
+
+    def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         """The claim for a known patron, inside the caller's write transaction (the patron's
-        own claim, or one made for them at the desk)."""
+        own claim, or one made for them at the desk). The course choice and what the seat
+        rules need of the patron are read and written before the lock; the ledger then
+        decides in one round trip (on PostgreSQL), and the transaction should end soon."""
         course_id = self._active_course_id(s, course_slug)
-        # Before the lock: a course choice is the patron's own row and decides nothing.
         new_course = self._add_enrolment(s, patron_id, course_id, self.clock())
-        # Also before the lock: whether the account is pending, and its institution's quota
-        # (the patron's own row and settings that change a few times a year).
-        claimant = self._claimant(s, patron_id)
-        locked = self.store.lock_programme_for_claim(s, patron_id)
-        now = self.clock()  # the request's time is when its turn came, after the lock
-        standing = Standing(locked.status) if locked.status else Standing.NONE
-        may_take_seat = True
-        if standing is Standing.NONE:
-            # A newcomer: a pending account, or one whose institution holds its fair share,
-            # waits even with seats free; seats held by lapsed offers are freed first.
-            may_take_seat, locked = self._newcomer_may_take_seat(s, claimant, locked, now)
-        decision = domain.decide_claim(standing, locked.seats_taken, locked.cap, may_take_seat)
-        self._pause()
-        if decision is ClaimDecision.GRANT:
-            if self._take_seats(s, 1):
-                s.execute(insert(Place).values(patron_id=patron_id, status="seated",
-                                               requested_at=now, seated_at=now))
-                return self._claim_notice(s, patron_id, course_slug, now, new_course,
-                                          ClaimResult(standing=Standing.SEATED,
-                                                      newly_granted=True))
-            decision = ClaimDecision.WAIT  # only reachable if the lock was not held
-        if decision is ClaimDecision.WAIT:
-            self._join_queue(s, locked.next_queue_no, patron_id, now)
-            # Joined at the back of the line: the position is the length of the line.
-            return self._claim_notice(s, patron_id, course_slug, now, new_course,
-                                      ClaimResult(standing=Standing.WAITING,
-                                                  position=locked.waiting + 1))
-        return self._claim_notice(s, patron_id, course_slug, now, new_course, ClaimResult(
-            standing=standing, position=self._position(s, locked.status, locked.queue_no)))
+        result = ledger.claim(s, patron_id, self._claimant(s, patron_id), clock=self.clock,
+                              events=seat_events.tell)
+        return self._claim_notice(s, patron_id, course_slug, self.clock(), new_course, result)
 
     @staticmethod
     def _claim_notice(s: Runner, patron_id: int, course_slug: str, now: datetime,
@@ -419,7 +360,7 @@ class RegistryService:
         return result
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
-        return self._reading(token, lambda s, patron: self._status(s, patron.id, lang))
+        return self._reading(token, lambda s, patron: self.status_of(s, patron.id, lang))
 
     def withdraw(self, token: str, course_slug: str, *, assisted_by: StaffView | None = None,
                  where: str = "") -> PatronStatus:
@@ -427,13 +368,13 @@ class RegistryService:
         with self.store.write() as s:
             patron = self._patron_for(s, token)
             institution = self._may_assist(s, assisted_by, patron.id)
-            status = self._withdraw(s, patron, course_slug)
+            status = self.withdraw_for(s, patron, course_slug)
             if assisted_by is not None:
                 self._assisted(s, assisted_by, "patron_withdrawn", patron.id, where,
                                institution, course=course_slug)
             return status
 
-    def _withdraw(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
+    def withdraw_for(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
         course = s.scalar(select(Course).where(Course.slug == course_slug))
         row = course and s.scalar(
             select(EnrolmentRow).where(
@@ -448,30 +389,31 @@ class RegistryService:
             select(func.count()).where(EnrolmentRow.patron_id == patron.id)
         )
         if not remaining:
-            self._drop_place(s, patron.id)
-        return self._status(s, patron.id, patron.language)
+            self.seats(s).release(patron.id)
+        return self.status_of(s, patron.id, patron.language)
 
     def give_up_seat(self, token: str, *, assisted_by: StaffView | None = None,
                      where: str = "") -> None:
         with self.store.write() as s:
             patron_id = self._patron_id_for(s, token)
             institution = self._may_assist(s, assisted_by, patron_id)
-            self._give_up_seat(s, patron_id)
+            self.give_up_seat_for(s, patron_id)
             if assisted_by is not None:
                 self._assisted(s, assisted_by, "seat_given_up", patron_id, where, institution)
 
-    def _give_up_seat(self, s: Session, patron_id: int) -> None:
-        place = s.get(Place, patron_id)
-        if place is None or place.status != "seated":
+    def give_up_seat_for(self, s: Session, patron_id: int) -> None:
+        seats = self.seats(s)
+        place = seats.place(patron_id)
+        if place is None or place.status is not Standing.SEATED:
             raise RegistryError("not_seated")
-        self._drop_place(s, patron_id)
+        seats.release(patron_id)
 
     def leave_waiting_list(self, token: str, *, assisted_by: StaffView | None = None,
                            where: str = "") -> None:
         with self.store.write() as s:
             patron_id = self._patron_id_for(s, token)
             institution = self._may_assist(s, assisted_by, patron_id)
-            self._leave_waiting_list(s, patron_id)
+            self.leave_waiting_list_for(s, patron_id)
             if assisted_by is not None:
                 self._assisted(s, assisted_by, "waiting_list_left", patron_id, where,
                                institution)
@@ -496,25 +438,21 @@ class RegistryService:
         record(s, self.clock(), staff.actor, action, where=where, subject=pseudonym(patron_id),
                institution=institution, assisted_by=staff.assisted_label, **detail)
 
-    def _leave_waiting_list(self, s: Session, patron_id: int) -> None:
-        place = s.get(Place, patron_id)
-        if place is None or place.status != "waiting":
+    def leave_waiting_list_for(self, s: Session, patron_id: int) -> None:
+        seats = self.seats(s)
+        place = seats.place(patron_id)
+        if place is None or place.status is not Standing.WAITING:
             raise RegistryError("not_waiting")
-        self._drop_place(s, patron_id)
+        seats.release(patron_id)
 
     def set_cap(self, cap: int, actor: str, where: str = "", reason: str = "") -> int:
         """Change the programme cap; a raise serves the waiting list at once, in order."""
         if cap < 0:
             raise RegistryError("invalid", {"cap": "cap_invalid"})
         with self.store.write() as s:
-            prog = self.store.lock_programme(s)
-            old = prog.cap
-            s.execute(
-                update(Programme)
-                .where(Programme.id == 1)
-                .values(cap=cap, over_cap=domain.over_cap(cap, prog.seats_taken))
-            )
-            promoted = self._promote(s)
+            seats = self.seats(s)
+            old = seats.set_cap(cap)
+            promoted = seats.promote()
             record(s, self.clock(), actor, "cap_changed", where=where,
                    **{"from": old, "to": cap, "promoted": promoted, "reason": reason})
             return promoted
@@ -528,7 +466,7 @@ class RegistryService:
                 card_number=p.card_number, first_name=p.first_name, last_name=p.last_name,
                 email=p.email, birth_date=p.birth_date, postcode=p.postcode, phone=p.phone,
                 library_code=p.library.code, language=p.language, created_at=p.created_at,
-                status=self._status(s, p.id, lang))
+                status=self.status_of(s, p.id, lang))
         return self._reading(token, read)
 
 
@@ -536,9 +474,9 @@ class RegistryService:
         """The patron erases their own account, after typing their password again."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            if not self._verify(patron.password_hash, domain.normalise_password(password)):
+            if not verify(patron.password_hash, domain.normalise_password(password)):
                 raise RegistryError("invalid", {"password": "password_wrong"})
-            self._erase(s, patron.id, actor=pseudonym(patron.id))
+            self.erase_for(s, patron.id, actor=pseudonym(patron.id))
 
     def erase_by_card(self, card_number: str, actor: str) -> None:
         """Erasure done for a patron (a librarian, a data-protection request)."""
@@ -547,27 +485,27 @@ class RegistryService:
             patron_id = s.scalar(select(Patron.id).where(Patron.card_number == card))
             if patron_id is None:
                 raise RegistryError("not_found")
-            self._erase(s, patron_id, actor=actor)
+            self.erase_for(s, patron_id, actor=actor)
 
     def erase_inactive(self) -> int:
         """Retention (run daily by `kiosk registry purge`): erase the accounts past their time,
         each in its own transaction so the seat lock is held briefly; answers how many."""
         with self.store.read() as s:
-            ends_on = s.scalar(select(Programme.ends_on).where(Programme.id == 1))
+            ends_on = s.scalar(select(Programme.ends_on).where(THE_PROGRAMME))
             cutoff = domain.retention_cutoff(self.clock(), ends_on)
             due = s.scalars(select(Patron.id).where(
                 func.coalesce(Patron.last_active_at, Patron.created_at) < cutoff)).all()
         for patron_id in due:
             with self.store.write() as s:
                 if s.get(Patron, patron_id) is not None:
-                    self._erase(s, patron_id, actor="retention")
+                    self.erase_for(s, patron_id, actor="retention")
         return len(due)
 
     def maintenance(self) -> Maintenance | None:
         """The message kiosks show instead of the journey, while it lasts."""
         with self.store.read() as s:
             row = s.execute(select(Programme.maintenance, Programme.maintenance_until)
-                            .where(Programme.id == 1)).first()
+                            .where(THE_PROGRAMME)).first()
         if row is None or not row[0] or row[1] is None or row[1] <= self.clock():
             return None
         return Maintenance(messages=dict(row[0]), until=row[1])
@@ -576,37 +514,32 @@ class RegistryService:
                         where: str = "") -> None:
         clean = domain.validate_maintenance(messages, until, self.clock())
         with self.store.write() as s:
-            s.execute(update(Programme).where(Programme.id == 1)
-                      .values(maintenance=clean, maintenance_until=until))
+            ledger.set_details(s, maintenance=clean, maintenance_until=until)
             record(s, self.clock(), actor, "maintenance_set", where=where,
                    until=until.isoformat())
 
     def clear_maintenance(self, actor: str, where: str = "") -> None:
         with self.store.write() as s:
-            s.execute(update(Programme).where(Programme.id == 1)
-                      .values(maintenance=None, maintenance_until=None))
+            ledger.set_details(s, maintenance=None, maintenance_until=None)
             record(s, self.clock(), actor, "maintenance_cleared", where=where)
 
     def set_end_date(self, ends_on: date | None, actor: str) -> None:
         with self.store.write() as s:
-            s.execute(update(Programme).where(Programme.id == 1).values(ends_on=ends_on))
+            ledger.set_details(s, ends_on=ends_on)
             record(s, self.clock(), actor, "programme_end_set",
                    ends_on=ends_on.isoformat() if ends_on else None)
 
-    def _erase(self, s: Session, patron_id: int, actor: str, where: str = "",
-               **detail: object) -> None:
+    def erase_for(self, s: Session, patron_id: int, actor: str, where: str = "",
+                  **detail: object) -> None:
         """Free the seat (the next in line moves up in this same transaction), then remove
-        the patron row; sessions, place and courses go with it (ON DELETE CASCADE). The audit
+        the patron row; sessions and courses go with it (ON DELETE CASCADE). The audit
         entry keeps its meaning with a pseudonym, never a name, card number or e-mail."""
-        place = s.get(Place, patron_id)
-        had = place.status if place else "none"
-        institution = s.scalar(select(Institution.code).join(Library)
-                               .join(Patron, Patron.library_id == Library.id)
-                               .where(Patron.id == patron_id)) or ""
-        self._drop_place(s, patron_id)
+        institution = seat_events.institution_of(s, patron_id)
+        had = self.seats(s).release(patron_id)
         s.execute(delete(Patron).where(Patron.id == patron_id))
         record(s, self.clock(), actor, "patron_erased", where=where,
-               subject=pseudonym(patron_id), institution=institution, had=had, **detail)
+               subject=pseudonym(patron_id), institution=institution, had=had.value,
+               **detail)
 
     # --- Terminals ----------------------------------------------------------------------
 
@@ -676,160 +609,8 @@ class RegistryService:
 
     # --- Inside a transaction ------------------------------------------------------------
 
-    def _pause(self) -> None:
-        if self.race_pause:
-            time.sleep(self.race_pause)
-
-    def _take_seats(self, s: Runner, n: int, leaving_line: int = 0) -> bool:
-        """Count the seats where they are stored, conditionally: the guard against overselling."""
-        result = s.execute(
-            update(Programme)
-            .where(Programme.id == 1, Programme.seats_taken + n <= Programme.cap)
-            .values(seats_taken=Programme.seats_taken + n,
-                    waiting=Programme.waiting - leaving_line)
-            .execution_options(synchronize_session=False)
-        )
-        return result.rowcount == 1
-
-    def _free_seat(self, s: Session) -> None:
-        s.execute(
-            update(Programme)
-            .where(Programme.id == 1)
-            .values(
-                seats_taken=Programme.seats_taken - 1,
-                over_cap=case((Programme.over_cap > 0, Programme.over_cap - 1), else_=0),
-            )
-            .execution_options(synchronize_session=False)
-        )
-
-    def _join_queue(self, s: Runner, queue_no: int, patron_id: int, now: datetime) -> None:
-        """Caller holds the lock and read `queue_no` (the next free number) after taking it."""
-        s.execute(
-            update(Programme)
-            .where(Programme.id == 1)
-            .values(next_queue_no=Programme.next_queue_no + 1, waiting=Programme.waiting + 1)
-        )
-        s.execute(insert(Place).values(patron_id=patron_id, status="waiting", queue_no=queue_no,
-                                       requested_at=now))
-
-    def _drop_place(self, s: Session, patron_id: int) -> None:
-        """Remove a patron's seat or waiting place and their courses; a freed seat is served."""
-        self.store.lock_programme(s)
-        place = s.get(Place, patron_id)
-        s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id))
-        if place is None:
-            return
-        seated = place.status in ("seated", "offered")  # an offer holds a seat too
-        s.delete(place)
-        s.flush()
-        if seated:
-            self._free_seat(s)
-            self._promote(s)
-        else:
-            s.execute(update(Programme).where(Programme.id == 1)
-                      .values(waiting=Programme.waiting - 1))
-
-    def _promote(self, s: Runner) -> int:
-        """Serve the waiting list in order while seats are free: the first who may take a
-        seat (not pending; with fair share, not at their institution's quota) is seated
-        ("grant") or offered the seat ("offer"). Offers past their time are ended first, so
-        their seats are served too. Caller holds the lock. Core statements only: the claim's
-        hot path runs this on a Connection."""
-        now = self.clock()
-        self._expire_due(s, now)
-        prog = s.execute(select(Programme.cap, Programme.seats_taken, Programme.waiting,
-                                Programme.promotion, Programme.offer_days, Programme.fair_share)
-                         .where(Programme.id == 1)).one()
-        n = domain.seats_to_promote(prog.cap, prog.seats_taken, prog.waiting)
-        if n == 0:
-            return 0
-        chosen = self._choose(s, n, prog.fair_share)
-        if not chosen:
-            return 0
-        if not self._take_seats(s, len(chosen), leaving_line=len(chosen)):
-            raise RegistryError("conflict")
-        if prog.promotion == "offer":
-            codes = dict(s.execute(select(Institution.id, Institution.code)).all())
-            # Each offer holds for the patron's own institution's opening days, its closed
-            # days (holidays, closures) left out.
-            ends = closures.offer_ends(s, {c.institution_id for c in chosen}, now,
-                                       prog.offer_days)
-            for c in chosen:
-                until = ends[c.institution_id]
-                # seated_at: when the seat was set aside for them (the reminder counts from it).
-                s.execute(update(Place).where(Place.patron_id == c.patron_id)
-                          .values(status="offered", queue_no=None, seated_at=now,
-                                  offer_expires_at=until))
-                self._log(s, now, "registry", "offer_made", subject=pseudonym(c.patron_id),
-                          institution=codes[c.institution_id], until=until.isoformat())
-                enqueue(s, c.patron_id, "offer_made", now, until=until.isoformat())
-        else:
-            s.execute(update(Place).where(Place.patron_id.in_([c.patron_id for c in chosen]))
-                      .values(status="seated", queue_no=None, seated_at=now))
-            for c in chosen:
-                enqueue(s, c.patron_id, "promoted", now)
-        return len(chosen)
-
-    def _next_in_line(self, s: Session, n: int) -> list[Place]:
-        """The places that the next `n` free seats go to, in order: what a promotion takes,
-        and what a coordinator's preview of a cap raise shows (the same choice)."""
-        fair_share = bool(s.scalar(select(Programme.fair_share).where(Programme.id == 1)))
-        ids = [c.patron_id for c in self._choose(s, n, fair_share)]
-        if not ids:
-            return []
-        places = {p.patron_id: p for p in s.scalars(select(Place)
-                                                    .where(Place.patron_id.in_(ids)))}
-        return [places[i] for i in ids]
-
-    def _choose(self, s: Runner, n: int, fair_share: bool) -> list[promotion.Candidate]:
-        """Who the next `n` seats go to (promotion.choose), with the seats each institution
-        holds counted now, under the caller's lock."""
-        quotas: dict[int, int | None] = {}
-        held: dict[int, int] = {}
-        if fair_share:
-            quotas = {i: q for i, q in s.execute(select(Institution.id, Institution.seat_quota))}
-            if any(q is not None for q in quotas.values()):
-                held = self._seats_held(s)
-        return promotion.choose(self._line(s, n), n, held, quotas, fair_share)
-
     @staticmethod
-    def _line(s: Runner, n: int) -> Iterator[promotion.Candidate]:
-        """The waiting line in order, read in batches only as far as the choice needs (those
-        skipped, pending or over quota, may be many)."""
-        last, batch = 0, n + 20
-        while True:
-            rows = s.execute(
-                select(Place.patron_id, Place.queue_no, Library.institution_id,
-                       Patron.pending_since)
-                .join(Patron, Patron.id == Place.patron_id)
-                .join(Library, Library.id == Patron.library_id)
-                .where(Place.status == "waiting", Place.queue_no > last)
-                .order_by(Place.queue_no).limit(batch)
-            ).all()
-            for row in rows:
-                yield promotion.Candidate(row.patron_id, row.institution_id,
-                                          row.pending_since is not None)
-            if len(rows) < batch:
-                return
-            last, batch = rows[-1].queue_no, min(batch * 4, 2000)
-
-    @staticmethod
-    def _seats_held(s: Runner, institution_id: int | None = None) -> dict[int, int]:
-        """Seats (seated + offered) per institution, counted where they are: a join over
-        places, patrons and libraries. A few thousand seats: cheap, and never out of step
-        the way a separate counter could be after a patron moves library."""
-        stmt = (select(Library.institution_id, func.count())
-                .select_from(Place)
-                .join(Patron, Patron.id == Place.patron_id)
-                .join(Library, Library.id == Patron.library_id)
-                .where(Place.status.in_(("seated", "offered")))
-                .group_by(Library.institution_id))
-        if institution_id is not None:
-            stmt = stmt.where(Library.institution_id == institution_id)
-        return {i: c for i, c in s.execute(stmt)}
-
-    @staticmethod
-    def _claimant(s: Runner, patron_id: int) -> tuple[promotion.Candidate, int | None]:
+    def _claimant(s: Runner, patron_id: int) -> Claimant:
         """The claiming patron as the seat rules need them, and their institution's quota."""
         row = s.execute(
             select(Patron.pending_since, Library.institution_id, Institution.seat_quota)
@@ -837,120 +618,46 @@ class RegistryService:
             .join(Institution, Institution.id == Library.institution_id)
             .where(Patron.id == patron_id)
         ).one()
-        return (promotion.Candidate(patron_id, row.institution_id, row.pending_since is not None),
-                row.seat_quota)
-
-    def _newcomer_may_take_seat(self, s: Runner,
-                                claimant: tuple[promotion.Candidate, int | None],
-                                locked: _ClaimView, now: datetime) -> tuple[bool, _ClaimView]:
-        """For a claim of a patron with no place yet, under the lock: may they be seated if a
-        seat is free? When the answer could hinge on seats held by lapsed offers (no seat
-        free, or a quota), those offers end first and their seats go to the line; the counts
-        are then read again. Without fair share and for an active account this reads nothing:
-        it is the common case, and every statement here runs while the lock is held."""
-        candidate, quota = claimant
-        quota_counts = locked.fair_share and quota is not None
-        if (locked.seats_taken >= locked.cap or quota_counts) and self._offers_due(s, now):
-            self._promote(s)
-            locked = self.store.lock_programme_for_claim(s, candidate.patron_id)
-        held = self._seats_held(s, candidate.institution_id) if quota_counts else {}
-        ok = promotion.may_take_seat(candidate, held, {candidate.institution_id: quota},
-                                     locked.fair_share)
-        return ok, locked
+        return Claimant(promotion.Candidate(patron_id, row.institution_id,
+                                            row.pending_since is not None), row.seat_quota)
 
     # --- Offers ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _offers_due(s: Runner, now: datetime) -> list[int]:
-        return list(s.scalars(select(Place.patron_id).where(
-            Place.status == "offered", Place.offer_expires_at <= now)).all())
-
-    def _expire_due(self, s: Runner, now: datetime) -> list[int]:
-        """End the offers whose time has passed: their holders' places and courses go, their
-        seats are freed (the caller serves the line). Caller holds the lock."""
-        due = self._offers_due(s, now)
-        for patron_id in due:
-            self._end_offer(s, patron_id, now, "offer_expired", actor="registry")
-        return due
-
-    def _end_offer(self, s: Runner, patron_id: int, now: datetime, action: str, *,
-                   actor: str, where: str = "", **detail: object) -> None:
-        """An offer declined or lapsed: the place and courses go, the held seat is freed.
-        Serving the line is the caller's next step."""
-        institution = s.scalar(select(Institution.code)
-                               .join(Library, Library.institution_id == Institution.id)
-                               .join(Patron, Patron.library_id == Library.id)
-                               .where(Patron.id == patron_id)) or ""
-        s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id))
-        s.execute(delete(Place).where(Place.patron_id == patron_id,
-                                      Place.status == "offered"))
-        self._free_seat(s)  # type: ignore[arg-type]  # Core: runs on a Connection too
-        self._log(s, now, actor, action, where=where, subject=pseudonym(patron_id),
-                  institution=institution, **detail)
-
-    @staticmethod
-    def _log(s: Runner, at: datetime, actor: str, action: str, *, where: str = "",
-             subject: str = "", institution: str = "", **detail: object) -> None:
-        """An audit entry (`staff.record`) from a Session or a Connection alike."""
-        if isinstance(s, Session):
-            record(s, at, actor, action, where=where, subject=subject,
-                   institution=institution, **detail)
-            return
-        s.execute(insert(AuditEntry).values(at=at, actor=actor[:80], action=action,
-                                            terminal=where[:80], subject=subject,
-                                            institution=institution, detail=detail))
-
-    def _offered_place(self, s: Session, patron_id: int) -> Place:
-        place = s.execute(select(Place).where(Place.patron_id == patron_id)
-                          .execution_options(populate_existing=True)).scalar_one_or_none()
-        if place is None or place.status != "offered":
-            raise RegistryError("no_offer")
-        return place
 
     def accept_offer(self, token: str) -> PatronStatus:
         """Take the seat held for the patron: they are seated now. After its time the offer
         is gone (its seat already served to the next in line): "offer_expired"."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            self.store.lock_programme(s)
-            now = self.clock()
-            place = self._offered_place(s, patron.id)
-            assert place.offer_expires_at is not None
-            if place.offer_expires_at <= now:
-                self._promote(s)  # ends this offer (and any other lapsed one), serves the line
-                s.flush()
-                s.connection().commit()  # the expiry stands; then the refusal
-                raise RegistryError("offer_expired")
-            place.status, place.offer_expires_at, place.seated_at = "seated", None, now
-            s.flush()
-            self._log(s, now, pseudonym(patron.id), "offer_accepted",
-                      subject=pseudonym(patron.id), institution=patron.library.institution.code)
-            return self._status(s, patron.id, patron.language)
+            try:
+                self.seats(s).accept_offer(patron.id, actor=pseudonym(patron.id))
+            except RegistryError as refusal:
+                if refusal.code == "offer_expired":
+                    s.flush()
+                    s.connection().commit()  # the expiry stands; then the refusal
+                raise
+            return self.status_of(s, patron.id, patron.language)
 
     def decline_offer(self, token: str) -> None:
         """"No thanks": the place and courses go, the seat goes to the next in line."""
         with self.store.write() as s:
             patron = self._patron_for(s, token)
-            self.store.lock_programme(s)
-            now = self.clock()
-            self._offered_place(s, patron.id)
-            s.expunge_all()  # Core deletes follow: no stale Place in the session
-            self._end_offer(s, patron.id, now, "offer_declined", actor=pseudonym(patron.id))
-            self._promote(s)
+            seats = self.seats(s)
+            seats.end_offer(patron.id, SeatEventKind.DECLINED, actor=pseudonym(patron.id))
+            seats.promote()
 
     def expire_offers(self) -> OfferSweep:
         """Run now and then (`kiosk registry expire-offers`, and by `purge`): end the offers
         past their time and serve their seats; remind, once, those whose offer ends within a
         day (an audit entry "offer_expiring" marks the reminder as sent)."""
         with self.store.write() as s:
-            self.store.lock_programme(s)
-            now = self.clock()
-            expired = self._expire_due(s, now)
-            promoted = self._promote(s)
+            seats = self.seats(s)
+            now = seats.now
+            expired = seats.expire_due()
+            promoted = seats.promote()
             reminded = 0
-            offers = s.execute(select(Place.patron_id, Place.offer_expires_at, Place.seated_at)
-                               .where(Place.status == "offered")).all()
-            for patron_id, until, since in offers:
+            for offer in seats.offers():
+                patron_id, until, since = offer.patron_id, offer.offer_expires_at, offer.seated_at
+                assert until is not None
                 if not promotion.reminder_due(until, now):
                     continue
                 sent = s.scalar(select(AuditEntry.id).where(
@@ -960,8 +667,8 @@ class RegistryService:
                 if sent is not None:
                     continue
                 enqueue(s, patron_id, "offer_expiring", now, until=until.isoformat())
-                self._log(s, now, "registry", "offer_expiring", subject=pseudonym(patron_id),
-                          until=until.isoformat())
+                seat_events.audit(s, now, "registry", "offer_expiring",
+                                  subject=pseudonym(patron_id), until=until.isoformat())
                 reminded += 1
             return OfferSweep(expired=len(expired), promoted=promoted, reminded=reminded)
 
@@ -973,9 +680,10 @@ class RegistryService:
         ).returning(EnrolmentRow.id))
         return added.first() is not None
 
-    def _status(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
-        place = s.get(Place, patron_id)
-        lapsed = (place is not None and place.status == "offered"
+    def status_of(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
+        """What the patron holds and chose, as the pages show it (a read: no lock)."""
+        place = ledger.place_of(s, patron_id)
+        lapsed = (place is not None and place.status is Standing.OFFERED
                   and place.offer_expires_at is not None
                   and place.offer_expires_at <= self.clock())
         if lapsed:
@@ -988,29 +696,16 @@ class RegistryService:
             .order_by(EnrolmentRow.created_at, EnrolmentRow.id)
         ).all()
         return PatronStatus(
-            standing=self._standing(place),
-            position=self._position(s, place.status, place.queue_no) if place else None,
+            standing=place.status if place else Standing.NONE,
+            position=ledger.position_of(s, place),
             enrolments=[
-                Enrolment(r.course.slug, self._text(r.course, lang).title, r.created_at)
+                Enrolment(r.course.slug, self.text(r.course, lang).title, r.created_at)
                 for r in rows
             ],
             seated_at=place.seated_at if place else None,
             offer_expires_at=place.offer_expires_at if place else None,
             pending_until=self.verification.pending_until(s, patron_id),
         )
-
-    @staticmethod
-    def _standing(place: Place | None) -> Standing:
-        return Standing(place.status) if place else Standing.NONE
-
-    @staticmethod
-    def _position(s: Runner, status: str | None, queue_no: int | None) -> int | None:
-        if status != "waiting" or queue_no is None:
-            return None
-        ahead = s.scalar(
-            select(func.count()).where(Place.status == "waiting", Place.queue_no < queue_no)
-        )
-        return (ahead or 0) + 1
 
     def _session(self, s: Runner, token: str, *, one_time_ok: bool = False) -> Row:
         """A patron's live session; an idle, old or revoked one is refused (read only).
@@ -1084,13 +779,6 @@ class RegistryService:
         return domain.one_time_form(password) if patron.must_change_password else password
 
     @staticmethod
-    def _verify(password_hash: str, password: str) -> bool:
-        try:
-            return PASSWORDS.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
-
-    @staticmethod
     def _new_card_number(s: Session, prefix: str) -> str:
         while True:  # random serials: numbers say nothing about how many patrons there are
             card = domain.make_card_number(prefix, secrets.randbelow(10**8))
@@ -1126,38 +814,13 @@ class RegistryService:
         return course
 
     @staticmethod
-    def _text(course: Course, lang: str) -> CourseText:
+    def text(course: Course, lang: str) -> CourseText:
         texts = {t.lang: t for t in course.texts}
         return texts.get(lang) or texts.get("en") or next(iter(texts.values()))
 
     def _course_view(self, c: Course, lang: str, today: date) -> CourseView:
-        text = self._text(c, lang)
+        text = self.text(c, lang)
         featured = bool(
             c.featured_from and c.featured_until and c.featured_from <= today <= c.featured_until
         )
         return CourseView(c.slug, c.category_code, text.title, text.summary, c.hours, featured)
-
-    # --- The negative control ------------------------------------------------------------
-
-    def _claim_unguarded(self, token: str, course_slug: str) -> ClaimResult:
-        """Check-then-act without the lock: what naive code does. Test-only; it oversells."""
-        now = self.clock()
-        with self.store.read() as s:
-            prog = s.get(Programme, 1)
-            assert prog is not None
-            taken, cap = prog.seats_taken, prog.cap
-        self._pause()
-        with self.store.write() as s:
-            patron_id = self._patron_id_for(s, token)
-            course_id = self._active_course_id(s, course_slug)
-            if taken < cap:
-                s.execute(insert(Place).values(patron_id=patron_id, status="seated",
-                                               requested_at=now, seated_at=now))
-                s.execute(update(Programme).values(seats_taken=taken + 1))
-                standing = Standing.SEATED
-            else:
-                queue_no = s.scalar(select(Programme.next_queue_no))
-                self._join_queue(s, queue_no or 1, patron_id, now)
-                standing = Standing.WAITING
-            self._add_enrolment(s, patron_id, course_id, now)
-            return ClaimResult(standing=standing, newly_granted=standing is Standing.SEATED)

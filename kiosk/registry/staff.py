@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import domain
 from .domain import LoginPolicy, RegistryError
+from .passwords import dummy_hash, hash_password, verify
 from .roles import Role, StaffView, validate_username
 from .store import AuditEntry, Institution, Library, Staff, StaffSession, Store
 
@@ -45,6 +46,11 @@ class AuditQuery:
     offset: int = 0
 
 
+def pseudonym(patron_id: int) -> str:
+    """How the audit log names a patron: meaningful while the row exists, nothing after."""
+    return f"patron#{patron_id}"
+
+
 def record(s: Session, at: datetime, actor: str, action: str, *, where: str = "",
            subject: str = "", institution: str = "", **detail: object) -> None:
     """One audit entry, in the caller's transaction: it exists exactly when the change does."""
@@ -53,16 +59,12 @@ def record(s: Session, at: datetime, actor: str, action: str, *, where: str = ""
 
 
 class StaffAccounts:
-    def __init__(self, store: Store, clock: Callable[[], datetime], passwords: object,
-                 verify: Callable[[str, str], bool], dummy_hash: str,
+    def __init__(self, store: Store, clock: Callable[[], datetime],
                  login_policy: LoginPolicy | None = None,
                  idle: timedelta = timedelta(minutes=20),
                  max_age: timedelta = timedelta(hours=10)):
         self.store = store
         self.clock = clock
-        self._passwords = passwords
-        self._verify = verify
-        self._dummy_hash = dummy_hash
         self.login_policy = login_policy or LoginPolicy()
         self.idle = idle
         self.max_age = max_age
@@ -115,7 +117,7 @@ class StaffAccounts:
                         institution_id=institution.id if institution and role == Role.LIBRARIAN
                         else None,
                         library_id=library.id if library else None,
-                        password_hash=self._passwords.hash(password),  # type: ignore[attr-defined]
+                        password_hash=hash_password(password),
                         created_at=self.clock(), failed_logins=0)
             s.add(row)
             s.flush()
@@ -152,11 +154,11 @@ class StaffAccounts:
         with self.store.write() as s:
             row = s.scalar(select(Staff).where(Staff.username == username))
             if row is None or row.disabled_at is not None:
-                self._verify(self._dummy_hash, password)  # the same time either way
+                verify(dummy_hash(), password)  # the same time either way
                 raise RegistryError("login_failed")
             if self.login_policy.is_locked(row.locked_until, now):
                 raise RegistryError("account_locked", until=row.locked_until)
-            if not self._verify(row.password_hash, password):
+            if not verify(row.password_hash, password):
                 row.failed_logins, row.locked_until = self.login_policy.after_failure(
                     row.failed_logins, now)
                 record(s, now, f"staff:{row.username}", "staff_login_failed", where=where)
@@ -221,11 +223,11 @@ class StaffAccounts:
         with self.store.write() as s:
             row = s.get(Staff, staff.id)
             assert row is not None
-            if not self._verify(row.password_hash, domain.normalise_password(old)):
+            if not verify(row.password_hash, domain.normalise_password(old)):
                 raise RegistryError("invalid", {"old_password": "password_wrong"})
             if len(new) < domain.MIN_PASSWORD_LENGTH + 4:
                 raise RegistryError("invalid", {"new_password": "staff_password_too_short"})
-            row.password_hash = self._passwords.hash(new)  # type: ignore[attr-defined]
+            row.password_hash = hash_password(new)
             record(s, self.clock(), staff.actor, "staff_password_changed")
 
     # --- The audit log -------------------------------------------------------------------

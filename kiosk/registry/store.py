@@ -1,8 +1,7 @@
 """Tables and transactions of the registry (SQLAlchemy 2; SQLite embedded, PostgreSQL central).
 
-The seat count is stored in the single `programme` row and every seat decision is taken
-while holding the lock on that row: `BEGIN IMMEDIATE` on SQLite (FOR UPDATE is a no-op
-there), `SELECT … FOR UPDATE` under READ COMMITTED on PostgreSQL.
+The seat count is stored in the single `programme` row; the lock on it, and every read and
+write of seats, is the seat ledger's (`ledger.py`).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
-from typing import NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -30,7 +28,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    select,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -40,6 +37,8 @@ from sqlalchemy.pool import StaticPool
 
 from .domain import DEFAULT_PENDING_DAYS, RegistryError
 
+# What Core statements run on: a use case's Session, or the Connection under it.
+Runner = Session | Connection
 # The write transaction of the current thread or task, if one is open.
 _ambient: ContextVar[Session | None] = ContextVar("kiosk_registry_write", default=None)
 
@@ -202,6 +201,11 @@ class Programme(Base):
     promotion: Mapped[str] = mapped_column(String(10), default="grant")
     offer_days: Mapped[int] = mapped_column(Integer, default=3)
     fair_share: Mapped[bool] = mapped_column(default=False)
+
+
+# The programme is one row; `THE_PROGRAMME` selects it (the CHECK `single_row` holds it to 1).
+PROGRAMME_ID = 1
+THE_PROGRAMME = Programme.id == PROGRAMME_ID
 
 
 class Place(Base):
@@ -420,16 +424,6 @@ def _means_busy(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
-class _ClaimView(NamedTuple):
-    cap: int
-    seats_taken: int
-    next_queue_no: int
-    waiting: int
-    fair_share: bool
-    status: str | None
-    queue_no: int | None
-
-
 class Store:
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -482,33 +476,7 @@ class Store:
                 raise RegistryError("busy", retry_after=1) from exc
             raise
 
-    def lock_programme_for_claim(self, session: Session | Connection,
-                                 patron_id: int) -> _ClaimView:
-        """The lock of `lock_programme`, then the counts and the patron's place (status and
-        queue_no None when they have none).
-
-        Two statements on purpose: under READ COMMITTED a SELECT … FOR UPDATE that waited
-        re-reads only the locked row; a place joined in the same statement would come from
-        the snapshot taken *before* the wait, and miss a place the lock holder just added for
-        this same patron (their other claim) — every read must come after the lock."""
-        counts = select(Programme.cap, Programme.seats_taken, Programme.next_queue_no,
-                        Programme.waiting, Programme.fair_share).where(Programme.id == 1)
-        if not self.is_sqlite:
-            counts = counts.with_for_update()
-        cap, seats_taken, next_queue_no, waiting, fair_share = session.execute(counts).one()
-        place = session.execute(select(Place.status, Place.queue_no)
-                                .where(Place.patron_id == patron_id)).first()
-        return _ClaimView(cap, seats_taken, next_queue_no, waiting, bool(fair_share),
-                          place[0] if place else None, place[1] if place else None)
-
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
         dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
         return dialect_insert(model).on_conflict_do_nothing()
-
-    def lock_programme(self, session: Session) -> Programme:
-        """Lock the row that holds the count; every seat read happens after this."""
-        stmt = select(Programme).where(Programme.id == 1)
-        if not self.is_sqlite:  # BEGIN IMMEDIATE already holds SQLite's write lock
-            stmt = stmt.with_for_update()
-        return session.execute(stmt.execution_options(populate_existing=True)).scalar_one()

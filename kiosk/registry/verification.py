@@ -21,15 +21,15 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from . import domain
+from . import domain, ledger
 from .desk import mask_card_number
-from .domain import RegistryError
+from .domain import RegistryError, Standing
 from .roles import StaffView
-from .staff import record
-from .store import DuplicateFlag, EnrolmentRow, Institution, Library, Patron, Place, Programme
+from .staff import pseudonym, record
+from .store import DuplicateFlag, EnrolmentRow, Institution, Library, Patron, Place
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -177,15 +177,15 @@ class Verification:
             patron.identity_checked_by = staff.actor
             s.flush()
             record(s, now, staff.actor, "identity_checked", where=where,
-                   subject=_pseudonym(patron_id), institution=institution,
+                   subject=pseudonym(patron_id), institution=institution,
                    assisted_by=staff.assisted_label)
             # The lock before reading the place: a freed seat may wait for this very patron.
-            self.store.lock_programme(s)
-            place = s.get(Place, patron_id)
-            if place is not None and place.status == "waiting":
-                self.service._promote(s)
-                s.refresh(place)
-            return place is not None and place.status in ("seated", "offered")
+            seats = self.service.seats(s)
+            place = seats.place(patron_id)
+            if place is not None and place.status is Standing.WAITING:
+                seats.promote()
+                place = seats.place(patron_id)
+            return place is not None and place.status in (Standing.SEATED, Standing.OFFERED)
 
     def erase_pending(self, patron_id: int, reason: str, staff: StaffView,
                       where: str = "") -> None:
@@ -197,9 +197,9 @@ class Verification:
             if patron.pending_since is None:
                 raise RegistryError("not_pending")
             record(s, self._now(), staff.actor, "pending_erased", where=where,
-                   subject=_pseudonym(patron_id), institution=institution,
+                   subject=pseudonym(patron_id), institution=institution,
                    reason=reason, assisted_by=staff.assisted_label)
-            self.service._erase(s, patron_id, actor=staff.actor, where=where,
+            self.service.erase_for(s, patron_id, actor=staff.actor, where=where,
                                 assisted_by=staff.assisted_label, reason=reason)
 
     def erase_expired_pending(self) -> int:
@@ -222,8 +222,8 @@ class Verification:
                                                                                now):
                     continue
                 record(s, now, "retention", "pending_expired",
-                       subject=_pseudonym(patron_id), institution=row[2], days=row[1])
-                self.service._erase(s, patron_id, actor="retention")
+                       subject=pseudonym(patron_id), institution=row[2], days=row[1])
+                self.service.erase_for(s, patron_id, actor="retention")
                 erased += 1
         return erased
 
@@ -249,9 +249,9 @@ class Verification:
             flag = self._flag_served(s, flag_id, staff)
             flag.resolved_at, flag.resolved_by, flag.resolution = now, staff.actor, "dismissed"
             record(s, now, staff.actor, "dismissed", where=where,
-                   subject=_pseudonym(flag.patron_id),
+                   subject=pseudonym(flag.patron_id),
                    institution=self._institution_of(s, flag.patron_id),
-                   other=_pseudonym(flag.other_id), assisted_by=staff.assisted_label)
+                   other=pseudonym(flag.other_id), assisted_by=staff.assisted_label)
 
     def merge(self, flag_id: int, keep_id: int, staff: StaffView, where: str = "") -> None:
         """One person, two accounts: keep the one staff chose, give it the other's course
@@ -276,12 +276,13 @@ class Verification:
             dropped_institution = self._institution_of(s, drop_id)
 
             # Every seat read after the lock.
-            self.store.lock_programme(s)
-            kept_place = s.get(Place, keep_id)
-            other_place = s.get(Place, drop_id)
-            keep_state = (kept_place.status, kept_place.queue_no) if kept_place else (None, None)
-            drop_state = (other_place.status, other_place.queue_no) if other_place else (
-                None, None)
+            seats = self.service.seats(s)
+            kept_place = seats.place(keep_id)
+            other_place = seats.place(drop_id)
+            keep_state = ((kept_place.status.value, kept_place.queue_no) if kept_place
+                          else (None, None))
+            drop_state = ((other_place.status.value, other_place.queue_no) if other_place
+                          else (None, None))
             take_other = domain.merged_place_comes_from_other(keep_state, drop_state)
 
             # The course choices move (a course both chose stays once, the earlier choice).
@@ -300,17 +301,13 @@ class Verification:
             s.execute(delete(EnrolmentRow).where(EnrolmentRow.patron_id == drop_id))
             s.flush()
 
+            # The weaker place goes, its count with it; the line is served at the end.
             if take_other:
-                assert other_place is not None
                 if kept_place is not None:
-                    # The kept account's weaker place goes; its count with it.
-                    self._forget_place(s, kept_place)
-                s.execute(update(Place).where(Place.patron_id == drop_id)
-                          .values(patron_id=keep_id)
-                          .execution_options(synchronize_session=False))
-                s.expire_all()
+                    seats.release(keep_id, courses=False, serve=False)
+                seats.hand_over(drop_id, keep_id)
             elif other_place is not None:
-                self._forget_place(s, other_place)
+                seats.release(drop_id, courses=False, serve=False)
 
             # The kept account inherits the other's standing: an active account (checked, or
             # of an "open" institution) makes it active, a document seen for either was seen
@@ -329,32 +326,19 @@ class Verification:
 
             flag.resolved_at, flag.resolved_by, flag.resolution = now, staff.actor, "merged"
             record(s, now, staff.actor, "merged", where=where,
-                   subject=_pseudonym(keep_id), institution=institution,
-                   erased=_pseudonym(drop_id), courses_moved=moved,
+                   subject=pseudonym(keep_id), institution=institution,
+                   erased=pseudonym(drop_id), courses_moved=moved,
                    standing_from="erased" if take_other else "kept", activated=activated,
                    assisted_by=staff.assisted_label)
             s.execute(delete(Patron).where(Patron.id == drop_id))
             record(s, now, staff.actor, "patron_erased", where=where,
-                   subject=_pseudonym(drop_id), institution=dropped_institution,
+                   subject=pseudonym(drop_id), institution=dropped_institution,
                    had=drop_state[0] or "none", reason="merged",
-                   merged_into=_pseudonym(keep_id), assisted_by=staff.assisted_label)
+                   merged_into=pseudonym(keep_id), assisted_by=staff.assisted_label)
             # A seat freed by the weaker place goes to the next in line, in order.
-            self.service._promote(s)
+            seats.promote()
 
     # --- Helpers -------------------------------------------------------------------------
-
-    def _forget_place(self, s: Session, place: Place) -> None:
-        """Remove a place row and its count; no promotion yet (the caller serves the line at
-        the end). Caller holds the programme lock."""
-        status = place.status
-        s.delete(place)
-        s.flush()
-        if status in ("seated", "offered"):
-            self.service._free_seat(s)
-        else:
-            s.execute(update(Programme).where(Programme.id == 1)
-                      .values(waiting=Programme.waiting - 1)
-                      .execution_options(synchronize_session=False))
 
     @staticmethod
     def _institution_of(s: Session, patron_id: int) -> str:
@@ -410,13 +394,10 @@ class Verification:
     def _side(self, s: Session, patron_id: int, viewer: StaffView) -> AccountSide:
         p = s.get(Patron, patron_id)
         assert p is not None
-        place = s.get(Place, patron_id)
+        place = ledger.place_of(s, patron_id)
         courses = s.scalars(select(EnrolmentRow).where(EnrolmentRow.patron_id == patron_id)
                             .order_by(EnrolmentRow.created_at, EnrolmentRow.id)).all()
-        position = None
-        if place is not None and place.status == "waiting" and place.queue_no is not None:
-            position = (s.scalar(select(func.count()).where(
-                Place.status == "waiting", Place.queue_no < place.queue_no)) or 0) + 1
+        position = ledger.position_of(s, place)
         lib = p.library
         # Another institution's account: enough to compare (name, library, standing), not
         # what lets one reach or log in as the patron.
@@ -430,12 +411,6 @@ class Verification:
             institution_code=lib.institution.code, created_at=p.created_at,
             last_active_at=p.last_active_at, pending=p.pending_since is not None,
             identity_checked=p.identity_checked_at is not None,
-            standing=place.status if place else "none", position=position,
+            standing=place.status.value if place else "none", position=position,
             courses=[c.course.slug for c in courses],
         )
-
-
-def _pseudonym(patron_id: int) -> str:
-    """How the audit log names a patron: `services.pseudonym` (not imported: services
-    imports this module)."""
-    return f"patron#{patron_id}"

@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import domain, promotion
-from .domain import RegistryError
+from .domain import RegistryError, Standing
+from .ledger import Ledger
 from .roles import Permission, StaffView
-from .staff import record
-from .store import EnrolmentRow, Institution, Library, Patron, Place, Programme
+from .staff import pseudonym, record
+from .store import EnrolmentRow, Institution, Library, Patron, Place
 
 if TYPE_CHECKING:
     from .services import RegistryService
@@ -126,7 +127,7 @@ class Waitlist:
             page = min(max(1, page), pages)
             rows = s.execute(stmt.order_by(ranked.c.queue_no)
                              .limit(per_page).offset((page - 1) * per_page)).all()
-            waiting = s.scalar(select(func.count()).where(Place.status == "waiting")) or 0
+            waiting = s.scalar(select(func.count()).where(Place.status == Standing.WAITING)) or 0
             entries = self._entries(s, rows, lang)
         return WaitingPage(entries, total, waiting, page, pages)
 
@@ -147,7 +148,7 @@ class Waitlist:
             .join(Patron, Patron.id == Place.patron_id)
             .join(Library, Library.id == Patron.library_id)
             .join(Institution, Institution.id == Library.institution_id)
-            .where(Place.status == "waiting")
+            .where(Place.status == Standing.WAITING)
         )
 
     def _entry(self, s: Session, patron_id: int, viewer: StaffView, lang: str) -> WaitingEntry:
@@ -165,9 +166,7 @@ class Waitlist:
                                        .where(EnrolmentRow.patron_id.in_(ids))
                                        .order_by(EnrolmentRow.created_at, EnrolmentRow.id)):
                 courses[enrolment.patron_id].append(
-                    self.registry._text(enrolment.course, lang).title)
-        from .services import pseudonym
-
+                    self.registry.text(enrolment.course, lang).title)
         return [WaitingEntry(
             patron_id=r.patron_id, subject=pseudonym(r.patron_id),
             card_masked=mask_card(r.card_number), position=r.position, queue_no=r.queue_no,
@@ -182,9 +181,8 @@ class Waitlist:
         choices go, everyone behind moves up one."""
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
-            self.store.lock_programme(s)
             entry = self._entry(s, patron_id, viewer, "en")
-            self.registry._leave_waiting_list(s, patron_id)
+            self.registry.leave_waiting_list_for(s, patron_id)
             record(s, self.registry.clock(), viewer.actor, "waiting_list_removed", where=where,
                    subject=entry.subject, institution=entry.institution_code,
                    assisted_by=viewer.assisted_label, position=entry.position, reason=reason)
@@ -198,33 +196,9 @@ class Waitlist:
             raise RegistryError("forbidden")
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
-            self.store.lock_programme(s)
+            seats = self.registry.seats(s)
             entry = self._entry(s, patron_id, viewer, "en")
-            line = list(s.scalars(select(Place.patron_id).where(Place.status == "waiting")
-                                  .order_by(Place.queue_no)).all())
-            if not 1 <= to_position <= len(line):
-                raise RegistryError("invalid", {"position": "position_invalid"},
-                                    last=len(line))
-            old, new = entry.position - 1, to_position - 1
-            if old == new:
-                return to_position
-            lo, hi = min(old, new), max(old, new)
-            numbers = list(s.scalars(select(Place.queue_no).where(Place.status == "waiting")
-                                     .order_by(Place.queue_no).offset(lo)
-                                     .limit(hi - lo + 1)).all())
-            order = line[lo:hi + 1]
-            order.remove(patron_id)
-            order.insert(new - lo, patron_id)
-            # queue_no is UNIQUE and checked row by row (PostgreSQL) or statement by statement
-            # (SQLite): park the range on negative numbers first, then deal them out again.
-            s.execute(update(Place).where(Place.status == "waiting",
-                                          Place.queue_no.between(numbers[0], numbers[-1]))
-                      .values(queue_no=-Place.queue_no)
-                      .execution_options(synchronize_session=False))
-            for number, pid in zip(numbers, order, strict=True):
-                s.execute(update(Place).where(Place.patron_id == pid).values(queue_no=number)
-                          .execution_options(synchronize_session=False))
-            s.expire_all()
+            seats.move(patron_id, to_position)
             record(s, self.registry.clock(), viewer.actor, "waiting_list_moved", where=where,
                    subject=entry.subject, institution=entry.institution_code,
                    **{"from": entry.position, "to": to_position, "reason": reason})
@@ -242,8 +216,7 @@ class Waitlist:
         # transaction that is always rolled back. Nothing of a preview is ever kept.
         try:
             with self.store.write() as s:
-                self.store.lock_programme(s)
-                raise _Discard(self._preview(s, new_cap, lang))
+                raise _Discard(self._preview(self.registry.seats(s), s, new_cap, lang))
         except _Discard as done:
             return done.preview
 
@@ -259,25 +232,23 @@ class Waitlist:
             raise RegistryError("invalid", {"cap": "cap_invalid"})
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
-            self.store.lock_programme(s)
+            seats = self.registry.seats(s)
             # (_preview ends lapsed offers first, as set_cap's promotion would.)
-            if expected is not None and self._preview(s, new_cap, "en").fingerprint != expected:
+            if (expected is not None
+                    and self._preview(seats, s, new_cap, "en").fingerprint != expected):
                 raise RegistryError("preview_stale")
             # set_cap joins this transaction (store.write nests): it changes the cap, promotes
-            # through `_promote` and writes the audit entry (from, to, promoted, reason).
+            # through the ledger and writes the audit entry (from, to, promoted, reason).
             return self.registry.set_cap(new_cap, actor=actor, where=where, reason=reason)
 
-    def _preview(self, s: Session, new_cap: int, lang: str) -> CapPreview:
-        """Caller holds the lock in a write transaction: lapsed offers are ended here, as the
-        promotion does before it counts free seats."""
-        self.registry._expire_due(s, self.registry.clock())
-        s.expire_all()
-        prog = s.execute(select(Programme).where(Programme.id == 1)
-                         .execution_options(populate_existing=True)).scalar_one()
+    def _preview(self, seats: Ledger, s: Session, new_cap: int, lang: str) -> CapPreview:
+        """In a write transaction (the ledger proves the lock): lapsed offers are ended here,
+        as the promotion does before it counts free seats."""
+        seats.expire_due()
+        prog = seats.counts()
         n = domain.seats_to_promote(new_cap, prog.seats_taken, prog.waiting)
-        # The same choice `_promote` makes, so the preview lists exactly who it takes.
-        first = self.registry._next_in_line(s, n) if n else []
-        ids = [p.patron_id for p in first]
+        # The same choice a promotion makes, so the preview lists exactly who it takes.
+        ids = seats.next_in_line(n)
         rows = []
         if ids:
             ranked = self._ranked().subquery()
@@ -294,7 +265,7 @@ class Waitlist:
             f"{prog.cap}|{new_cap}|{','.join(map(str, ids))}|{prog.promotion}|"
             f"{prog.offer_days}|{bool(prog.fair_share)}|{quotas}".encode()).hexdigest()[:32]
         left_empty = n - len(ids)
-        why = (promotion.skipped(self.registry._line(s, n), set(ids)) if left_empty
+        why = (promotion.skipped(seats.line(n), set(ids)) if left_empty
                else promotion.Skipped(0, {}))
         over = tuple(OverQuota(i.code, i.names.get(lang) or i.names.get("en") or i.code,
                                i.seat_quota or 0, why.over_quota[i.id])
