@@ -3,7 +3,9 @@
 Every operation is declared once with `@operation(...)`; the same declaration routes the
 request, validates its body, runs the idempotency protocol for writes, and describes itself
 in the OpenAPI document (`/api/v1/openapi.json`), so the document cannot drift from the code.
-Request and answer types are the domain's dataclasses, turned into JSON Schema by pydantic.
+Request and answer types are the domain's dataclasses, plus the types of `wire.py` for what the
+domain has no object for; pydantic turns them into JSON Schema. `wire.py`, shared with the HTTP
+client, also holds the adapters and the conversion of datetimes on the wire.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import dataclasses
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
+from pydantic.json_schema import JsonSchemaMode
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -40,6 +43,24 @@ from .domain import (
 from .idempotency import IdempotencyKeys, request_fingerprint
 from .roles import StaffView
 from .services import RegistryService
+from .wire import (
+    ClaimRequest,
+    ErasureRequest,
+    ErrorBody,
+    ErrorDetail,
+    LoginRequest,
+    MaintenanceAnswer,
+    PasswordChange,
+    ProgrammeAnswer,
+    Registered,
+    RegisterRequest,
+    SessionAnswer,
+    StaffLoginRequest,
+    StaffSessionAnswer,
+    adapter,
+    dump,
+    load,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 health = Blueprint("health", __name__)
@@ -88,97 +109,6 @@ STATUS: dict[str, int] = {
 _NOT_STORED = {400, 409, 413, 415, 422, 429, 503}
 
 
-# --- Bodies and answers that are not domain objects --------------------------------------
-
-
-@dataclass(frozen=True)
-class LoginRequest:
-    identifier: str
-    password: str
-
-
-@dataclass(frozen=True)
-class RegisterRequest(NewPatron):
-    """A sign-up; `identity_checked` only with a librarian's X-Staff-Token (assisted mode)."""
-
-    identity_checked: bool = False
-
-
-@dataclass(frozen=True)
-class StaffLoginRequest:
-    username: str
-    password: str
-
-
-@dataclass(frozen=True)
-class StaffSessionAnswer:
-    token: str
-    staff: StaffView
-
-
-@dataclass(frozen=True)
-class ClaimRequest:
-    course: str
-
-
-@dataclass(frozen=True)
-class ErasureRequest:
-    password: str
-
-
-@dataclass(frozen=True)
-class PasswordChange:
-    old: str
-    new: str
-
-
-@dataclass(frozen=True)
-class MaintenanceAnswer:
-    """Not an error: `active` false when kiosks run as usual."""
-
-    active: bool
-    messages: dict[str, str] = field(default_factory=dict)
-    until: datetime | None = None
-
-
-@dataclass(frozen=True)
-class SessionAnswer:
-    token: str
-    patron: PatronView
-
-
-@dataclass(frozen=True)
-class Registered:
-    card_number: str
-    # The same name and date of birth as an existing account: "ask at the desk".
-    possible_duplicate: bool = False
-    # The last day to show an identity document at the desk ("verify" institutions).
-    pending_until: date | None = None
-
-
-@dataclass(frozen=True)
-class ProgrammeAnswer:
-    cap: int
-    seats_taken: int
-    seats_left: int
-    waiting: int
-    academy_url: str
-
-
-@dataclass(frozen=True)
-class ErrorDetail:
-    code: str
-    message: str
-    fields: dict[str, str] = field(default_factory=dict)
-    retry_after: int | None = None
-    attempts_left: int | None = None
-
-
-@dataclass(frozen=True)
-class ErrorBody:
-    error: ErrorDetail
-
-
 # --- Declaring operations ------------------------------------------------------------------
 
 
@@ -221,13 +151,6 @@ class Operation:
 
 
 OPERATIONS: list[Operation] = []
-_ADAPTERS: dict[Any, TypeAdapter] = {}
-
-
-def adapter(tp: Any) -> TypeAdapter:
-    if tp not in _ADAPTERS:
-        _ADAPTERS[tp] = TypeAdapter(tp)
-    return _ADAPTERS[tp]
 
 
 def operation(method: str, path: str, summary: str, **options: Any) -> Callable:
@@ -302,7 +225,7 @@ def _parse_body(op: Operation) -> Any:
     fields = _bad_strings(data)
     body = None
     try:
-        body = adapter(op.body).validate_python(data)
+        body = load(op.body, data)
     except ValidationError as exc:
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"]) or "body"
@@ -357,24 +280,10 @@ def _assisted(call: Call) -> dict[str, Any]:
     return {"assisted_by": call.staff, "where": call.where} if call.staff else {}
 
 
-def _utc(value: Any) -> Any:
-    """Naive UTC datetimes (as the store keeps them) marked as UTC, so that the wire carries
-    RFC 3339 date-times ("…Z") as the document says; the HTTP client makes them naive again."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    if isinstance(value, list):
-        return [_utc(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: _utc(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return dataclasses.replace(value, **changes)
-    return value
-
-
 def _answer(op: Operation, result: Any) -> Response:
     if op.answer is None:
         return Response(status=op.status)
-    body = adapter(op.answer).dump_json(_utc(result))
-    return Response(body, status=op.status, mimetype="application/json")
+    return Response(dump(op.answer, result), status=op.status, mimetype="application/json")
 
 
 def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
@@ -435,21 +344,25 @@ _MESSAGES = {
 
 def error_response(error: RegistryError) -> Response:
     status = STATUS.get(error.code, 500)
-    retry = error.detail.get("retry_after")
+    # `detail` holds what the use case raised with (untyped keywords): take what the wire
+    # carries, as the types it has there.
+    sent_retry = error.detail.get("retry_after")
+    retry = int(sent_retry) if isinstance(sent_retry, int | float) else None
     until = error.detail.get("until")
-    if error.code == "account_locked" and until is not None:
+    if error.code == "account_locked" and isinstance(until, datetime):
         retry = max(1, math.ceil((until - _service().clock()).total_seconds()))
+    attempts_left = error.detail.get("attempts_left")
     detail = ErrorDetail(
         code=error.code,
         message=_MESSAGES.get(error.code, error.code.replace("_", " ").capitalize() + "."),
         fields=dict(error.fields),
-        retry_after=int(retry) if retry is not None else None,
-        attempts_left=error.detail.get("attempts_left"),  # type: ignore[arg-type]
+        retry_after=retry,
+        attempts_left=attempts_left if isinstance(attempts_left, int) else None,
     )
-    response = Response(adapter(ErrorBody).dump_json(ErrorBody(detail), exclude_none=True),
+    response = Response(dump(ErrorBody, ErrorBody(detail), exclude_none=True),
                         status=status, mimetype="application/json")
     if retry is not None:
-        response.headers["Retry-After"] = str(int(retry))
+        response.headers["Retry-After"] = str(retry)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="kiosk-registry"'
     return response
@@ -463,7 +376,7 @@ def http_error_response(exc: HTTPException) -> Response:
     code = _HTTP_CODES.get(exc.code or 500)
     if code is None:
         body = ErrorBody(ErrorDetail(code="http_error", message=exc.name))
-        return Response(adapter(ErrorBody).dump_json(body, exclude_none=True),
+        return Response(dump(ErrorBody, body, exclude_none=True),
                         status=exc.code or 500, mimetype="application/json")
     return error_response(RegistryError(code))
 
@@ -471,7 +384,7 @@ def http_error_response(exc: HTTPException) -> Response:
 def crash_response() -> Response:
     current_app.logger.exception("unhandled API error")
     body = ErrorBody(ErrorDetail(code="internal_error", message="Internal error."))
-    return Response(adapter(ErrorBody).dump_json(body, exclude_none=True), status=500,
+    return Response(dump(ErrorBody, body, exclude_none=True), status=500,
                     mimetype="application/json")
 
 
@@ -654,7 +567,7 @@ def change_password(call: Call) -> None:
 # --- The OpenAPI document ------------------------------------------------------------------
 
 
-def _schema_ref(tp: Any, schemas: dict[str, Any], mode: str) -> dict[str, Any]:
+def _schema_ref(tp: Any, schemas: dict[str, Any], mode: JsonSchemaMode) -> dict[str, Any]:
     found = adapter(tp).json_schema(ref_template="#/components/schemas/{model}", mode=mode)
     schemas.update(found.pop("$defs", {}))
     name = getattr(tp, "__name__", None)

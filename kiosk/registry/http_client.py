@@ -45,13 +45,13 @@ import time
 import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import urllib3
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -76,6 +76,22 @@ from .domain import (
     RegistryError,
 )
 from .roles import StaffView
+from .wire import (
+    ClaimRequest,
+    ErasureRequest,
+    ErrorBody,
+    LoginRequest,
+    MaintenanceAnswer,
+    PasswordChange,
+    ProgrammeAnswer,
+    Registered,
+    RegisterRequest,
+    SessionAnswer,
+    StaffLoginRequest,
+    StaffSessionAnswer,
+    dump,
+    load,
+)
 
 UNAVAILABLE = "unavailable"
 API_PREFIX = "/api/v1"
@@ -150,7 +166,7 @@ class _Deadline:
         self.expired = False
         self._done = False
         self._lock = threading.Lock()
-        self._conns: list[HTTPConnection] = []
+        self._conns: list[_WatchedConnection] = []
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -158,10 +174,10 @@ class _Deadline:
     def start(self) -> None:
         _WATCHDOG.watch(self)
 
-    def attach(self, conn: HTTPConnection) -> None:
+    def attach(self, conn: _WatchedConnection) -> None:
         """The connection an attempt of this call is about to use."""
         with self._lock:
-            conn._kiosk_call = self  # type: ignore[attr-defined]
+            conn._kiosk_call = self
             if not self._done:
                 self._conns.append(conn)
 
@@ -173,7 +189,7 @@ class _Deadline:
             for conn in self._conns:
                 # A connection given back to the pool may serve another call by now: only
                 # cut the ones this call still owns (each request() stamps its owner).
-                if getattr(conn, "_kiosk_call", None) is not self:
+                if conn._kiosk_call is not self:
                     continue
                 sock = conn.sock
                 if sock is None:
@@ -225,7 +241,7 @@ class _DeadlineRetry(Retry):
             wait = max(wait, new.get_backoff_time())
             if remaining - wait < _MIN_ATTEMPT:
                 reason = error or ResponseError("the deadline leaves no time for a retry")
-                raise MaxRetryError(_pool, url, reason) from reason  # type: ignore[arg-type]
+                raise MaxRetryError(_pool, url, reason) from reason
         return new
 
     def _capped(self, seconds: float) -> float:
@@ -251,7 +267,9 @@ class _DeadlineRetry(Retry):
 
 
 class _WatchedHTTPConnection(HTTPConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    _kiosk_call: _Deadline | None = None  # the call that used it last (see _Deadline.expire)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
         call = _current.get()
         if call is not None:
             call.attach(self)
@@ -259,11 +277,16 @@ class _WatchedHTTPConnection(HTTPConnection):
 
 
 class _WatchedHTTPSConnection(HTTPSConnection):
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    _kiosk_call: _Deadline | None = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
         call = _current.get()
         if call is not None:
             call.attach(self)
         super().request(*args, **kwargs)
+
+
+_WatchedConnection = _WatchedHTTPConnection | _WatchedHTTPSConnection
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
@@ -300,108 +323,7 @@ class _BearerAuth(requests.auth.AuthBase):
         return r
 
 
-# --- Answers ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class _SessionAnswer:
-    token: str
-    patron: PatronView
-
-
-@dataclasses.dataclass(frozen=True)
-class _AssistedSignUp(NewPatron):
-    identity_checked: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class _StaffLogin:
-    username: str
-    password: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _StaffSession:
-    token: str
-    staff: StaffView
-
-
-@dataclasses.dataclass(frozen=True)
-class _Registered:
-    card_number: str
-    possible_duplicate: bool = False
-    pending_until: date | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _ClaimRequest:
-    course: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _LoginRequest:
-    identifier: str
-    password: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _ErasureRequest:
-    password: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _PasswordChange:
-    old: str
-    new: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _MaintenanceAnswer:
-    active: bool
-    messages: dict[str, str] = dataclasses.field(default_factory=dict)
-    until: datetime | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _Programme:
-    cap: int
-    seats_taken: int
-    waiting: int
-    academy_url: str
-
-
-@dataclasses.dataclass(frozen=True)
-class _ErrorDetail:
-    code: str
-    fields: dict[str, str] = dataclasses.field(default_factory=dict)
-    retry_after: int | None = None
-    attempts_left: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class _ErrorBody:
-    error: _ErrorDetail
-
-
-_ADAPTERS: dict[Any, TypeAdapter] = {}
-
-
-def _adapter(tp: Any) -> TypeAdapter:
-    if tp not in _ADAPTERS:
-        _ADAPTERS[tp] = TypeAdapter(tp)
-    return _ADAPTERS[tp]
-
-
-def _naive(value: Any) -> Any:
-    """Datetimes as the in-process client has them: naive UTC."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    if isinstance(value, list):
-        return [_naive(v) for v in value]
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: _naive(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return dataclasses.replace(value, **changes)
-    return value
+# --- Paths, and answers as read (the types of their bodies are in wire.py) --------------------
 
 
 def _slug_path(slug: str) -> str | None:
@@ -488,11 +410,11 @@ class HttpRegistryClient:
         return self._call("GET", f"/courses/{path}", params={"lang": lang}, answer=CourseView)
 
     def programme_status(self) -> ProgrammeStatus:
-        p = self._call("GET", "/programme", answer=_Programme)
+        p = self._call("GET", "/programme", answer=ProgrammeAnswer)
         return ProgrammeStatus(cap=p.cap, seats_taken=p.seats_taken, waiting=p.waiting)
 
     def academy_url(self) -> str:
-        return self._call("GET", "/programme", answer=_Programme).academy_url
+        return self._call("GET", "/programme", answer=ProgrammeAnswer).academy_url
 
     def register(self, data: NewPatron, *, staff_token: str | None = None,
                  identity_checked: bool = False) -> str:
@@ -503,15 +425,15 @@ class HttpRegistryClient:
                          identity_checked: bool = False) -> Registration:
         body: tuple[Any, Any] = (NewPatron, data)
         if identity_checked:
-            body = (_AssistedSignUp, _AssistedSignUp(**dataclasses.asdict(data),
+            body = (RegisterRequest, RegisterRequest(**dataclasses.asdict(data),
                                                      identity_checked=True))
-        made = self._call("POST", "/patrons", body=body, answer=_Registered, ok=(201,),
+        made = self._call("POST", "/patrons", body=body, answer=Registered, ok=(201,),
                           staff_token=staff_token)
         return Registration(made.card_number, made.possible_duplicate, made.pending_until)
 
     def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
-        answer = self._call("POST", "/sessions", answer=_SessionAnswer, ok=(201,),
-                            body=(_LoginRequest, _LoginRequest(identifier, password)))
+        answer = self._call("POST", "/sessions", answer=SessionAnswer, ok=(201,),
+                            body=(LoginRequest, LoginRequest(identifier, password)))
         return answer.token, answer.patron
 
     def logout(self, token: str) -> None:
@@ -525,7 +447,7 @@ class HttpRegistryClient:
     def claim(self, token: str, course_slug: str, *,
               staff_token: str | None = None) -> ClaimResult:
         return self._call("POST", "/me/claims", token=token, answer=ClaimResult,
-                          body=(_ClaimRequest, _ClaimRequest(course_slug)),
+                          body=(ClaimRequest, ClaimRequest(course_slug)),
                           staff_token=staff_token)
 
     def status(self, token: str, lang: str) -> PatronStatus:
@@ -552,14 +474,14 @@ class HttpRegistryClient:
                           answer=PatronData)
 
     def maintenance(self) -> Maintenance | None:
-        answer = self._call("GET", "/maintenance", answer=_MaintenanceAnswer)
+        answer = self._call("GET", "/maintenance", answer=MaintenanceAnswer)
         if not answer.active or answer.until is None:
             return None
         return Maintenance(messages=answer.messages, until=answer.until)
 
     def erase_account(self, token: str, password: str) -> None:
         self._call("POST", "/me/erasure", token=token, ok=(204,),
-                   body=(_ErasureRequest, _ErasureRequest(password)))
+                   body=(ErasureRequest, ErasureRequest(password)))
 
     def accept_offer(self, token: str) -> PatronStatus:
         # No lang: the registry answers in the patron's own language, as in-process.
@@ -570,11 +492,11 @@ class HttpRegistryClient:
 
     def change_password(self, token: str, old: str, new: str) -> None:
         self._call("POST", "/me/password", token=token, ok=(204,),
-                   body=(_PasswordChange, _PasswordChange(old, new)))
+                   body=(PasswordChange, PasswordChange(old, new)))
 
     def staff_login(self, username: str, password: str) -> tuple[str, StaffView]:
-        answer = self._call("POST", "/staff/sessions", answer=_StaffSession, ok=(201,),
-                            body=(_StaffLogin, _StaffLogin(username, password)))
+        answer = self._call("POST", "/staff/sessions", answer=StaffSessionAnswer, ok=(201,),
+                            body=(StaffLoginRequest, StaffLoginRequest(username, password)))
         return answer.token, answer.staff
 
     def staff_whois(self, staff_token: str) -> StaffView:
@@ -604,7 +526,7 @@ class HttpRegistryClient:
             headers["X-Staff-Token"] = staff_token
         data = None
         if body is not None:
-            data = _adapter(body[0]).dump_json(body[1])
+            data = dump(body[0], body[1])
             headers["Content-Type"] = "application/json"
         if method != "GET":
             # Once per logical call: urllib3's retries and ours below resend the same key.
@@ -620,7 +542,7 @@ class HttpRegistryClient:
                 error = self._refusal(result)
                 retry_after = error.detail.get("retry_after")
                 if error.code == "idempotency_in_progress":
-                    wait = float(retry_after) if isinstance(retry_after, int) else 1.0  # type: ignore[arg-type]
+                    wait = float(retry_after) if isinstance(retry_after, int) else 1.0
                     if call.remaining() - wait >= _MIN_ATTEMPT:
                         time.sleep(wait)
                         continue
@@ -638,8 +560,11 @@ class HttpRegistryClient:
         try:
             response = self.session.request(
                 method, self.base_url + path, params=params, data=data, headers=headers,
-                timeout=_DeadlineTimeout(self.connect_timeout, call), stream=True,
-                allow_redirects=False,
+                # requests passes a urllib3 Timeout on as it is (its adapter says so), but its
+                # type hint names only a number or a (connect, read) pair: the clone per
+                # attempt (the deadline's remainder) needs the object itself.
+                timeout=_DeadlineTimeout(self.connect_timeout, call),  # type: ignore[arg-type]
+                stream=True, allow_redirects=False,
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
                 ValueError) as exc:
@@ -689,7 +614,7 @@ class HttpRegistryClient:
         if answer is None:
             return None
         try:
-            return _naive(_adapter(answer).validate_python(self._json(result)))
+            return load(answer, self._json(result))
         except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
             raise RegistryError(UNAVAILABLE) from exc
 
@@ -698,7 +623,7 @@ class HttpRegistryClient:
         if not 400 <= result.status < 600:  # redirects, informational: not the registry
             return RegistryError(UNAVAILABLE)
         try:
-            detail = _adapter(_ErrorBody).validate_python(self._json(result)).error
+            detail = load(ErrorBody, self._json(result)).error
         except (ValueError, ValidationError):
             return RegistryError(UNAVAILABLE)
         if result.status >= 500 and detail.code not in _SERVER_CODES:
