@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import Flask, current_app
 
-from .registry import schema
+from .registry import passwords, schema
 from .registry.client import LocalRegistryClient, RegistryClient
 from .registry.domain import LoginPolicy
 from .registry.seed import load_demo_data, seed, seed_staff
@@ -16,6 +16,7 @@ from .registry.store import Store, make_engine
 
 def build_service(app: Flask) -> RegistryService:
     cfg = app.config
+    passwords.return_big_blocks_to_the_system()  # this process will hash passwords
     store = Store(make_engine(cfg["DATABASE_URL"], isolation=cfg["DATABASE_ISOLATION"]))
     if cfg["AUTO_MIGRATE"]:
         schema.upgrade(store.engine)

@@ -23,7 +23,8 @@ def test_idempotency_keys_are_kept_24_hours_then_purged(make_service) -> None:
     keys = IdempotencyKeys(service.store, clock=lambda: now)
     for key, age in (("old", timedelta(hours=24, seconds=1)), ("young", timedelta(hours=23))):
         now = datetime(2026, 12, 2, 9, 0) - age
-        keys.begin(terminal.id, key, fingerprint="f")
+        with service.store.write() as s:
+            keys.begin(s, terminal.id, key, fingerprint="f")
     now = datetime(2026, 12, 2, 9, 0)
     assert keys.purge() == 1
     with service.store.read() as s:

@@ -300,37 +300,42 @@ def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
     fingerprint = request_fingerprint(op.method, request.path, who, lang,
                                       request.get_data(cache=True))
     keys = _idempotency()
-    stored = keys.begin(terminal.id, key, fingerprint)
+    service = _service()
+    mine = False  # the key was claimed by this request: undo that on the way out
+    try:
+        with service.store.write() as session:
+            stored = keys.begin(session, terminal.id, key, fingerprint)
+            if stored is None:
+                mine = True
+                call = Call(service, terminal, token, _parse_body(op), lang, args,
+                            staff_token, staff)
+                response = _answer(op, op.run(call))
+                keys.finish(session, terminal.id, key, response.status_code,
+                            response.get_data(as_text=True))
+    except RegistryError as error:
+        if mine:
+            refusal = error_response(error)
+            if refusal.status_code in _NOT_STORED:
+                keys.abandon(terminal.id, key)
+            else:
+                keys.answer_without_change(terminal.id, key, fingerprint, refusal.status_code,
+                                           refusal.get_data(as_text=True))
+        raise
+    except Exception:
+        # A crash rolled the use case back with its mark; `abandon` removes a mark that a
+        # use case committed early (see idempotency.py). It only removes a *running*
+        # record, so an answer that did commit is still replayed.
+        if mine:
+            try:
+                keys.abandon(terminal.id, key)
+            except Exception:  # noqa: BLE001 - the database may be what failed
+                current_app.logger.exception("could not release idempotency key %r", key)
+        raise
     if stored is not None:
         replay = Response(stored.body, status=stored.status, mimetype="application/json")
         replay.headers["Idempotent-Replayed"] = "true"
         return replay
-    service = _service()
-    try:
-        with service.store.write() as session:
-            call = Call(service, terminal, token, _parse_body(op), lang, args, staff_token,
-                        staff)
-            response = _answer(op, op.run(call))
-            keys.finish(session, terminal.id, key, response.status_code,
-                        response.get_data(as_text=True))
-        return response
-    except RegistryError as error:
-        refusal = error_response(error)
-        if refusal.status_code in _NOT_STORED:
-            keys.abandon(terminal.id, key)
-        else:
-            keys.answer_without_change(terminal.id, key, refusal.status_code,
-                                       refusal.get_data(as_text=True))
-        raise
-    except Exception:
-        # A crash rolled the use case back (it commits together with its record): free the
-        # key, or every retry would be "in progress" until the record goes stale. `abandon`
-        # only removes a *running* record, so an answer that did commit is still replayed.
-        try:
-            keys.abandon(terminal.id, key)
-        except Exception:  # noqa: BLE001 - the database may be what failed
-            current_app.logger.exception("could not release idempotency key %r", key)
-        raise
+    return response
 
 
 # --- Errors --------------------------------------------------------------------------------

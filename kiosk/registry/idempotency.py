@@ -1,14 +1,18 @@
 """Idempotency-Key: a retried write returns the first answer instead of running again.
 
-The protocol, per terminal and key:
-1. a short transaction records the key as *running* (or finds it: same body and done →
-   replay; same body still running → "in progress"; another body → refused);
-2. the use case and the *done* record with its answer commit in ONE transaction, so a
-   connection dropped right after that commit is answered from the record on retry;
-3. an answer that executed nothing (validation, conflict, busy) removes the record.
+The protocol, per terminal and key, in the write's OWN transaction:
+1. its first statement marks the key *running* (INSERT … ON CONFLICT DO NOTHING). A second
+   request with the same key waits at that insert for the first to end: committed, it finds
+   the record (same body and done → replay; another body → refused); rolled back (a crash, a
+   lost connection, a busy database), the key is free again and this request runs;
+2. the use case and the *done* record with its answer commit together, so a connection
+   dropped right after that commit is answered from the record on retry;
+3. an answer that executed nothing (validation, conflict, busy) leaves no record.
 
-A *running* record older than `stale_after` belongs to a request whose transaction never
-committed (step 2 is atomic), so a retry may take it over safely.
+No mark is ever committed ahead of its write, so no failed attempt leaves a key "running".
+The exception: a use case that commits part of its work before refusing (a log-in's lock,
+an offer found lapsed) commits the mark with it; that refusal then removes it (`abandon`),
+and a *running* record older than `stale_after` (a crash in between) may be taken over.
 """
 
 from __future__ import annotations
@@ -18,8 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from .domain import RegistryError
@@ -44,58 +47,73 @@ def request_fingerprint(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
+_DONE = (update(IdempotencyRecord)
+         .where(IdempotencyRecord.terminal_id == bindparam("for_terminal"),
+                IdempotencyRecord.key == bindparam("for_key"))
+         .values(state="done", status_code=bindparam("status"),
+                 response_body=bindparam("body")))
+
+
 class IdempotencyKeys:
     def __init__(self, store: Store, clock: Callable[[], datetime],
                  stale_after: timedelta = timedelta(seconds=60)):
         self.store = store
         self.clock = clock
         self.stale_after = stale_after
+        # Every keyed write runs these: built once, their compiled form is reused.
+        self._mark = (store.insert_ignoring_duplicates(IdempotencyRecord)
+                      .values(terminal_id=bindparam("for_terminal"),
+                              key=bindparam("for_key"), request_hash=bindparam("fingerprint"),
+                              state="running", created_at=bindparam("now"))
+                      .returning(IdempotencyRecord.id))
 
-    def begin(self, terminal_id: int, key: str, fingerprint: str) -> StoredAnswer | None:
-        """Claim the key for this request; answers the stored answer if it ran already."""
+    def begin(self, s: Session, terminal_id: int, key: str,
+                fingerprint: str) -> StoredAnswer | None:
+        """Claim the key for this request, as the first statement of its write transaction
+        `s`; answers the stored answer if the key's write already ran (then run nothing)."""
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise RegistryError("idempotency_key_invalid")
         now = self.clock()
-        try:
-            # Not waiting for the disk: a crash losing this mark loses nothing (the request
-            # did not finish either), and the use case's durable commit flushes it anyway.
-            with self.store.write(durable=False) as s:
-                s.connection().execute(insert(IdempotencyRecord).values(
-                    terminal_id=terminal_id, key=key, request_hash=fingerprint,
-                    state="running", created_at=now))
+        conn = s.connection()
+        # RETURNING, not rowcount: psycopg answers -1 for INSERT … ON CONFLICT DO NOTHING.
+        added = conn.execute(self._mark, {"for_terminal": terminal_id, "for_key": key,
+                                          "fingerprint": fingerprint, "now": now}).first()
+        if added is not None:
             return None
-        except IntegrityError:
-            pass
-        with self.store.write() as s:
-            row = s.scalar(select(IdempotencyRecord).where(
-                IdempotencyRecord.terminal_id == terminal_id, IdempotencyRecord.key == key))
-            if row is None:  # removed meanwhile (its request executed nothing): try again
-                return self.begin(terminal_id, key, fingerprint)
-            if row.request_hash != fingerprint:
-                raise RegistryError("idempotency_key_reused")
-            if row.state == "done":
-                return StoredAnswer(row.status_code or 200, row.response_body or "")
-            taken_over = s.execute(
-                update(IdempotencyRecord)
-                .where(IdempotencyRecord.id == row.id, IdempotencyRecord.state == "running",
-                       IdempotencyRecord.created_at < now - self.stale_after)
-                .values(created_at=now)
-            ).rowcount
-            if not taken_over:
-                raise RegistryError("idempotency_in_progress", retry_after=1)
-            return None
+        row = conn.execute(select(IdempotencyRecord.id, IdempotencyRecord.request_hash,
+                                  IdempotencyRecord.state, IdempotencyRecord.status_code,
+                                  IdempotencyRecord.response_body)
+                           .where(IdempotencyRecord.terminal_id == terminal_id,
+                                  IdempotencyRecord.key == key)).first()
+        if row is None:  # purged in between: nothing ran under it that is still kept
+            raise RegistryError("idempotency_in_progress", retry_after=1)
+        if row.request_hash != fingerprint:
+            raise RegistryError("idempotency_key_reused")
+        if row.state == "done":
+            return StoredAnswer(row.status_code or 200, row.response_body or "")
+        taken_over = conn.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == row.id, IdempotencyRecord.state == "running",
+                   IdempotencyRecord.created_at < now - self.stale_after)
+            .values(created_at=now)
+        ).rowcount
+        if not taken_over:
+            raise RegistryError("idempotency_in_progress", retry_after=1)
+        return None
 
     def finish(self, s: Session, terminal_id: int, key: str, status: int, body: str) -> None:
         """Inside the use case's own transaction: the answer commits with the change."""
-        s.connection().execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.terminal_id == terminal_id, IdempotencyRecord.key == key)
-            .values(state="done", status_code=status, response_body=body)
-        )
+        s.connection().execute(_DONE, {"for_terminal": terminal_id, "for_key": key,
+                                       "status": status, "body": body})
 
-    def answer_without_change(self, terminal_id: int, key: str, status: int, body: str) -> None:
-        """A refusal that is still the answer to this request (e.g. 404): store it."""
+    def answer_without_change(self, terminal_id: int, key: str, fingerprint: str, status: int,
+                              body: str) -> None:
+        """A refusal that is still the answer to this request (e.g. 404): store it, in a
+        transaction of its own (the write's was rolled back, its mark with it)."""
         with self.store.write() as s:
+            s.connection().execute(self._mark, {"for_terminal": terminal_id, "for_key": key,
+                                                "fingerprint": fingerprint,
+                                                "now": self.clock()})
             self.finish(s, terminal_id, key, status, body)
 
     def abandon(self, terminal_id: int, key: str) -> None:

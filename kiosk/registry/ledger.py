@@ -43,6 +43,7 @@ from .store import (
     Place,
     Programme,
     Runner,
+    insert_ignoring_duplicates,
 )
 
 # Placed here, not in `domain`: they name the ledger's rows, not rules.
@@ -141,34 +142,42 @@ def lock(s: Runner, *, now: datetime, events: SeatEvents = no_events) -> Ledger:
     return Ledger(s, conn, now, events, _PROOF)
 
 
-def claim(s: Runner, patron_id: int, claimant: Claimant, *, clock: Callable[[], datetime],
-          events: SeatEvents = no_events) -> ClaimResult:
-    """A patron claims a seat: kept if they hold a place, granted if one is free and they may
-    take it, else the back of the waiting line. Takes the lock itself; on PostgreSQL in one
-    round trip (see the module's docstring). The caller's transaction holds the lock until
-    it ends: commit soon."""
+_KIOSK_CLAIM = ("SELECT standing, queue_position, granted, joined, needs_sweep, new_course "
+                "FROM kiosk_claim(%s, %s, %s, %s, %s, %s)")
+
+
+def claim(s: Runner, patron_id: int, course_id: int, claimant: Claimant, *,
+          clock: Callable[[], datetime], events: SeatEvents = no_events
+          ) -> tuple[ClaimResult, bool]:
+    """A patron chooses a course and claims a seat: kept if they hold a place, granted if one
+    is free and they may take it, else the back of the waiting line. Answers the result and
+    whether the course was newly chosen. The course choice is written before the lock, then
+    the lock is taken here; on PostgreSQL all of it is one round trip (see the module's
+    docstring). The caller's transaction holds the lock until it ends: commit soon."""
     conn = _connection(s)
+    now = clock()
     if conn.dialect.name == "postgresql":
-        now = clock()
         candidate = claimant.candidate
-        row = conn.exec_driver_sql(
-            "SELECT standing, queue_position, granted, joined, needs_sweep "
-            "FROM kiosk_claim(%s, %s, %s, %s, %s)",
-            (patron_id, now, candidate.pending, candidate.institution_id, claimant.quota),
-        ).one()
+        row = conn.exec_driver_sql(_KIOSK_CLAIM, (
+            patron_id, course_id, now, candidate.pending, candidate.institution_id,
+            claimant.quota)).one()
         if not row.needs_sweep:
-            result = ClaimResult(standing=Standing(row.standing), position=row.queue_position,
-                                 newly_granted=row.granted)
             if row.granted:
                 events(s, SeatEvent(SeatEventKind.GRANTED, patron_id, now))
             elif row.joined:
                 events(s, SeatEvent(SeatEventKind.JOINED, patron_id, now))
-            return result
-        # Rare: offers may have lapsed on a full programme; the function changed nothing and
-        # the lock is held: end them and decide the long way.
+            return ClaimResult(standing=Standing(row.standing), position=row.queue_position,
+                               newly_granted=row.granted), row.new_course
+        # Rare: offers may have lapsed on a full programme; the function changed no seat and
+        # holds the lock: end them and decide the long way.
+        new_course = row.new_course
+    else:
+        new_course = conn.execute(
+            insert_ignoring_duplicates(EnrolmentRow, conn.dialect.name)
+            .values(patron_id=patron_id, course_id=course_id, created_at=now)
+            .returning(EnrolmentRow.id)).first() is not None
     ledger = lock(s, now=clock(), events=events)
-    return ledger.grant_or_queue(patron_id, claimant)
-
+    return ledger.grant_or_queue(patron_id, claimant), new_course
 
 
 class Ledger:

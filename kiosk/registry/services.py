@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from . import domain, ledger, promotion, seat_events
@@ -67,6 +67,24 @@ from .verification import Verification
 from .waitlist import Waitlist
 
 _TOUCH_EVERY = timedelta(seconds=15)
+# Statements of every patron call, built once (SQLAlchemy then reuses their compiled form).
+_SESSION = (select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
+                   PatronSession.last_seen_at, PatronSession.revoked_at,
+                   Patron.must_change_password)
+            .join(Patron, Patron.id == PatronSession.patron_id)
+            .where(PatronSession.token_hash == bindparam("token_hash")))
+_CLAIM_CONTEXT = (
+    select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
+           PatronSession.last_seen_at, PatronSession.revoked_at, Patron.must_change_password,
+           Patron.pending_since, Library.institution_id, Institution.seat_quota,
+           select(Course.id).where(Course.slug == bindparam("slug"), Course.retired.is_(False))
+           .scalar_subquery().label("course_id"))
+    .join(Patron, Patron.id == PatronSession.patron_id)
+    .join(Library, Library.id == Patron.library_id)
+    .join(Institution, Institution.id == Library.institution_id)
+    .where(PatronSession.token_hash == bindparam("token_hash")))
+_TOUCH = (update(PatronSession).where(PatronSession.id == bindparam("session_id"))
+          .values(last_seen_at=bindparam("seen_at")))
 T = TypeVar("T")
 
 
@@ -321,12 +339,22 @@ class RegistryService:
         """Enrol in a course: with a seat (held or granted now) or on the waiting list.
         `assisted_by`: a librarian did it with the patron (a take-over): audited."""
         with self.store.write() as session:
-            # Core statements on the connection: this is the hot path, and the ORM's
-            # bookkeeping would run while the programme row is locked.
+            # The hot path: prepared Core statements on the connection (no ORM), the
+            # session, the patron's standing and the course in one read, then the ledger.
             s = session.connection()
-            patron_id = self._patron_id_for(s, token)
+            ctx = s.execute(_CLAIM_CONTEXT, {"token_hash": domain.token_hash(token),
+                                             "slug": course_slug}).first()
+            self._check_session(ctx)
+            if self._touch_due(ctx):
+                self._touch(s, ctx.id)
+            patron_id = ctx.patron_id
             institution = self._may_assist(s, assisted_by, patron_id)
-            result = self.claim_for(s, patron_id, course_slug)
+            if ctx.course_id is None:
+                raise RegistryError("course_not_found")
+            claimant = Claimant(promotion.Candidate(patron_id, ctx.institution_id,
+                                                    ctx.pending_since is not None),
+                                ctx.seat_quota)
+            result = self._claim(s, patron_id, course_slug, ctx.course_id, claimant)
             if assisted_by is not None:
                 self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
                                institution, course=course_slug,
@@ -338,14 +366,17 @@ class RegistryService:
         return ledger.lock(s, now=self.clock(), events=seat_events.tell)
 
     def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
-        """The claim for a known patron, inside the caller's write transaction (the patron's
-        own claim, or one made for them at the desk). The course choice and what the seat
-        rules need of the patron are read and written before the lock; the ledger then
-        decides in one round trip (on PostgreSQL), and the transaction should end soon."""
+        """The claim for a known patron, inside the caller's write transaction (one made for
+        them at the desk)."""
         course_id = self._active_course_id(s, course_slug)
-        new_course = self._add_enrolment(s, patron_id, course_id, self.clock())
-        result = ledger.claim(s, patron_id, self._claimant(s, patron_id), clock=self.clock,
-                              events=seat_events.tell)
+        return self._claim(s, patron_id, course_slug, course_id, self._claimant(s, patron_id))
+
+    def _claim(self, s: Runner, patron_id: int, course_slug: str, course_id: int,
+               claimant: Claimant) -> ClaimResult:
+        """What the seat rules need of the patron is read before; the ledger writes the course
+        choice and decides (one round trip on PostgreSQL); the transaction should end soon."""
+        result, new_course = ledger.claim(s, patron_id, course_id, claimant, clock=self.clock,
+                                          events=seat_events.tell)
         return self._claim_notice(s, patron_id, course_slug, self.clock(), new_course, result)
 
     @staticmethod
@@ -672,14 +703,6 @@ class RegistryService:
                 reminded += 1
             return OfferSweep(expired=len(expired), promoted=promoted, reminded=reminded)
 
-    def _add_enrolment(self, s: Runner, patron_id: int, course_id: int, now: datetime) -> bool:
-        """Choose a course once; choosing it again changes nothing (answers False)."""
-        # RETURNING, not rowcount: psycopg answers -1 for an INSERT … ON CONFLICT DO NOTHING.
-        added = s.execute(self.store.insert_ignoring_duplicates(EnrolmentRow).values(
-            patron_id=patron_id, course_id=course_id, created_at=now
-        ).returning(EnrolmentRow.id))
-        return added.first() is not None
-
     def status_of(self, s: Session, patron_id: int, lang: str) -> PatronStatus:
         """What the patron holds and chose, as the pages show it (a read: no lock)."""
         place = ledger.place_of(s, patron_id)
@@ -713,28 +736,24 @@ class RegistryService:
         While the patron holds a printed one-time password, only `one_time_ok` uses (who am
         I, choosing their own password) get through: whoever else read the printout must not
         enrol, read or erase in their name. Refused with `password_change_required`."""
+        sess = s.execute(_SESSION, {"token_hash": domain.token_hash(token)}).first()
+        self._check_session(sess, one_time_ok=one_time_ok)
+        return sess
+
+    def _check_session(self, sess: Row | None, *, one_time_ok: bool = False) -> None:
         now = self.clock()
-        sess = s.execute(
-            select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
-                   PatronSession.last_seen_at, PatronSession.revoked_at,
-                   Patron.must_change_password)
-            .join(Patron, Patron.id == PatronSession.patron_id)
-            .where(PatronSession.token_hash == domain.token_hash(token))
-        ).first()
         if sess is None or sess.revoked_at is not None:
             raise RegistryError("session_invalid")
         if now - sess.last_seen_at > self.session_idle or now - sess.created_at > self.session_max:
             raise RegistryError("session_invalid")
         if sess.must_change_password and not one_time_ok:
             raise RegistryError("password_change_required")
-        return sess
 
     def _touch_due(self, sess: Row) -> bool:
         return self.clock() - sess.last_seen_at > _TOUCH_EVERY
 
     def _touch(self, s: Runner, session_id: int) -> None:
-        s.execute(update(PatronSession).where(PatronSession.id == session_id)
-                  .values(last_seen_at=self.clock()))
+        s.execute(_TOUCH, {"session_id": session_id, "seen_at": self.clock()})
 
     def _patron_id_for(self, s: Runner, token: str) -> int:
         """Inside a write transaction: the patron behind a token, their session kept alive."""

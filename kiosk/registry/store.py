@@ -477,6 +477,10 @@ class Store:
             raise
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
-        """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
-        dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
-        return dialect_insert(model).on_conflict_do_nothing()
+        return insert_ignoring_duplicates(model, self.engine.dialect.name)
+
+
+def insert_ignoring_duplicates(model: type[Base], dialect: str) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
+    dialect_insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return dialect_insert(model).on_conflict_do_nothing()
