@@ -6,6 +6,7 @@ write of seats, is the seat ledger's (`ledger.py`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
@@ -376,6 +377,9 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+PING_AFTER_IDLE = 5.0  # seconds
+
+
 def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: int = 5000) -> Engine:
     """An engine with the locking behaviour the seat rules rely on.
 
@@ -411,10 +415,29 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
     # under REPEATABLE READ would fail with serialization errors instead of waiting.
     # lock_timeout: a bounded wait for the programme row, set once per connection (not per
     # transaction: one round trip less); past it the store answers "busy", never hangs.
-    return create_engine(
-        url, isolation_level=isolation, pool_pre_ping=True, pool_size=10, max_overflow=20,
+    engine = create_engine(
+        url, isolation_level=isolation, pool_size=10, max_overflow=20,
         connect_args={"options": f"-c lock_timeout={int(lock_timeout_ms)}"},
     )
+
+    # A pooled connection is checked before use only after it lay idle (when a database
+    # restart may have closed it unseen): a ping on every checkout is one more round trip on
+    # every request. A connection in steady use that fails anyway is a disconnect: the whole
+    # pool is dropped and the request answers "busy" (retried by the terminal), once.
+    @event.listens_for(engine.pool, "checkout")
+    def _ping_if_idle(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+        if time.monotonic() - record.info.get("returned_at", 0.0) < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # noqa: BLE001 - any failure: the pool makes a new one
+            raise DisconnectionError() from exc
+
+    @event.listens_for(engine.pool, "checkin")
+    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+        record.info["returned_at"] = time.monotonic()
+
+    return engine
 
 
 def _means_busy(exc: DBAPIError) -> bool:
