@@ -180,6 +180,37 @@ def claim(s: Runner, patron_id: int, course_id: int, claimant: Claimant, *,
     return ledger.grant_or_queue(patron_id, claimant), new_course
 
 
+_KIOSK_RELEASE = "SELECT had, promoted, needs_sweep FROM kiosk_release(%s, %s, %s)"
+
+
+def release(s: Runner, patron_id: int, *, only: Standing | None = None,
+            clock: Callable[[], datetime], events: SeatEvents = no_events) -> Standing | None:
+    """A patron gives up their seat or waiting place, and their course choices with it; a
+    freed seat goes to the line at once. With `only`, nothing changes unless that is what
+    they hold: then the answer is None. Otherwise the answer is what they held (NONE:
+    nothing, their courses went anyway). Takes the lock itself; on PostgreSQL one round trip
+    in the common case (see `kiosk_release`, migration 0005)."""
+    conn = _connection(s)
+    if conn.dialect.name != "postgresql":
+        ledger = lock(s, now=clock(), events=events)
+        place = ledger.place(patron_id)
+        if only is not None and (place.status if place else Standing.NONE) is not only:
+            return None
+        return ledger.release(patron_id)
+    now = clock()
+    row = conn.exec_driver_sql(_KIOSK_RELEASE, (patron_id, now, only and only.value)).one()
+    if row.had is None:
+        return None
+    had = Standing(row.had)
+    if had is not Standing.NONE:
+        events(s, SeatEvent(SeatEventKind.RELEASED, patron_id, now, had=had))
+    for promoted in row.promoted:
+        events(s, SeatEvent(SeatEventKind.PROMOTED, promoted, now))
+    if row.needs_sweep:  # released; the line is served the long way, the lock still held
+        lock(s, now=clock(), events=events).promote()
+    return had
+
+
 class Ledger:
     """The seats, with the programme lock held. Get one from `lock()`."""
 

@@ -1,6 +1,6 @@
-"""the claim in one round trip on PostgreSQL: kiosk_claim(), the seat ledger's server-side
-function (kiosk/registry/ledger.py); nothing on SQLite, where the ledger runs the same steps
-in-process
+"""the claim and the release in one round trip on PostgreSQL: kiosk_claim() and
+kiosk_release(), the seat ledger's server-side functions (kiosk/registry/ledger.py); nothing
+on SQLite, where the ledger runs the same steps in-process
 
 Revision ID: 0005
 Revises: 0004
@@ -88,13 +88,89 @@ END
 $fn$;
 """
 
+# A patron gives up their place (`p_only`: only if it is that one, else nothing changes and
+# `had` is NULL); their course choices go with it; a freed seat is served at once to the first
+# in line who is not pending — the common case ("grant", no fair share, no lapsed offer). In
+# any other case `needs_sweep`: the release is done, the lock held, and the ledger serves the
+# line in Python (offers over opening days, quotas). The rules are those of `Ledger.release`
+# and `Ledger.promote` with `promotion.choose`.
+RELEASE = """
+CREATE OR REPLACE FUNCTION kiosk_release(
+    p_patron integer, p_now timestamp without time zone, p_only varchar)
+RETURNS TABLE (had varchar, promoted integer[], needs_sweep boolean)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    v_cap integer; v_taken integer; v_waiting integer; v_policy varchar; v_fair boolean;
+    v_status varchar; v_n integer; v_ids integer[];
+BEGIN
+    SELECT p.cap, p.seats_taken, p.waiting, p.promotion, p.fair_share
+      INTO v_cap, v_taken, v_waiting, v_policy, v_fair
+      FROM programme p WHERE p.id = 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'the programme is not set up';
+    END IF;
+    SELECT pl.status INTO v_status FROM places pl WHERE pl.patron_id = p_patron;
+    IF NOT FOUND THEN
+        v_status := 'none';
+    END IF;
+    IF p_only IS NOT NULL AND v_status <> p_only THEN
+        RETURN QUERY SELECT NULL::varchar, '{}'::integer[], false;
+        RETURN;
+    END IF;
+    DELETE FROM enrolments e WHERE e.patron_id = p_patron;
+    IF v_status = 'none' THEN
+        RETURN QUERY SELECT v_status, '{}'::integer[], false;
+        RETURN;
+    END IF;
+    DELETE FROM places pl WHERE pl.patron_id = p_patron;
+    IF v_status = 'waiting' THEN
+        UPDATE programme SET waiting = waiting - 1 WHERE id = 1;
+        RETURN QUERY SELECT v_status, '{}'::integer[], false;
+        RETURN;
+    END IF;
+    UPDATE programme SET seats_taken = seats_taken - 1, over_cap = greatest(over_cap - 1, 0)
+     WHERE id = 1;
+    v_taken := v_taken - 1;
+    IF v_policy <> 'grant' OR v_fair OR EXISTS (
+            SELECT 1 FROM places o WHERE o.status = 'offered' AND o.offer_expires_at <= p_now)
+    THEN
+        RETURN QUERY SELECT v_status, '{}'::integer[], true;
+        RETURN;
+    END IF;
+    v_n := least(v_cap - v_taken, v_waiting);
+    v_ids := '{}';
+    IF v_n > 0 THEN
+        SELECT coalesce(array_agg(c.patron_id ORDER BY c.queue_no), '{}') INTO v_ids
+          FROM (SELECT w.patron_id, w.queue_no FROM places w
+                  JOIN patrons pa ON pa.id = w.patron_id
+                 WHERE w.status = 'waiting' AND pa.pending_since IS NULL
+                 ORDER BY w.queue_no LIMIT v_n) c;
+    END IF;
+    IF cardinality(v_ids) > 0 THEN
+        UPDATE programme SET seats_taken = seats_taken + cardinality(v_ids),
+                             waiting = waiting - cardinality(v_ids)
+         WHERE id = 1 AND seats_taken + cardinality(v_ids) <= cap;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'a promotion would pass the cap';
+        END IF;
+        UPDATE places SET status = 'seated', queue_no = NULL, seated_at = p_now
+         WHERE patron_id = ANY (v_ids);
+    END IF;
+    RETURN QUERY SELECT v_status, v_ids, false;
+END
+$fn$;
+"""
+
 
 def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(CLAIM)
+        op.execute(RELEASE)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS kiosk_claim(integer, integer, "
                    "timestamp without time zone, boolean, integer, integer)")
+        op.execute("DROP FUNCTION IF EXISTS kiosk_release(integer, "
+                   "timestamp without time zone, varchar)")
