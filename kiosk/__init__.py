@@ -1,98 +1,34 @@
-"""The library course kiosk: a terminal app and, embedded or central, the seat registry."""
+"""The library course kiosk: a terminal app and, embedded or central, the seat registry.
+
+The app factories live in kiosk.app; `kiosk.create_app` and `kiosk.create_registry_app` are
+kept here as the names everyone uses.
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from werkzeug.routing import AnyConverter
+from .version import __version__
 
-from . import config as config_module
-from . import logs
-from .paths import resource_dir
+if TYPE_CHECKING:
+    from flask import Flask
 
-__version__ = "0.1.0"
-
-
-class LanguageConverter(AnyConverter):
-    """`/<lang:lang>/…` matches only the three languages; anything else is a 404."""
-
-    def __init__(self, url_map: Any) -> None:
-        super().__init__(url_map, *config_module.LANGUAGES)
-
-
-def _base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Flask:
-    app = Flask(
-        __name__,
-        instance_path=config_module.instance_folder(instance_path),
-        instance_relative_config=True,
-        template_folder=str(resource_dir("templates")),
-        static_folder=str(resource_dir("static")),
-    )
-    app.config.from_object(config_module.Config)
-    app.config.from_pyfile("kiosk.cfg", silent=True)
-    app.config.update(config_module.from_environment())
-    app.config.update(overrides or {})
-    instance = Path(app.instance_path)
-    if not app.config["SECRET_KEY"]:
-        app.config["SECRET_KEY"] = config_module.instance_secret_key(instance)
-    if not app.config["DATABASE_URL"]:
-        instance.mkdir(parents=True, exist_ok=True)
-        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
-    app.config["WTF_CSRF_TIME_LIMIT"] = app.config["SESSION_MAX_SECONDS"]
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
-    config_module.apply_https(app.config)
-    config_module.check(app.config)
-    return app
+__all__ = ["__version__", "create_app", "create_registry_app"]
 
 
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
-    """The terminal: patron pages. Without REGISTRY_URL the registry runs in this process
-    (the embedded default) and its API is served too; with it, the terminal talks HTTP."""
-    app = _base_app(overrides, instance_path)
-    logs.init_app(app)
-    app.url_map.converters["lang"] = LanguageConverter
-    app.jinja_env.trim_blocks = True
-    app.jinja_env.lstrip_blocks = True
+    """The terminal: patron pages (kiosk.app.create_app)."""
+    # Not at the top: kiosk.registry.api and kiosk.registry.http_client import __version__
+    # from this package, so importing kiosk.app here would be a cycle.
+    from .app import create_app as factory  # kept: see report
 
-    from . import i18n, registry_setup, security, staff
-    from .terminal import init_app as init_terminal
-
-    i18n.init_app(app)
-    security.init_app(app)
-    registry_setup.init_app(app)
-    config_module.check_registry_at_start(app.config, app.extensions["registry"])
-    init_terminal(app)
-    staff.init_app(app)
-    return app
+    return factory(overrides, instance_path)
 
 
 def create_registry_app(
     overrides: dict[str, Any] | None = None, instance_path: str | None = None
 ) -> Flask:
-    """The central registry: the JSON API, health checks, and the staff pages (the desk and
-    the coordinator's console, under /<lang>/staff/)."""
-    app = _base_app(overrides, instance_path)
-    logs.init_app(app)
-    app.url_map.converters["lang"] = LanguageConverter
+    """The central registry: API, health checks and staff pages (kiosk.app.create_registry_app)."""
+    from .app import create_registry_app as factory  # kept: see report
 
-    from . import i18n, registry_setup, security, staff
-    from .registry import api
-    from .terminal import aria_for
-    from .terminal.forms import ActionForm
-
-    registry_setup.init_service(app)
-    i18n.init_app(app)
-    security.init_app(app)
-    security.csrf.exempt(api.bp)
-    api.init_app(app)
-    staff.init_app(app)
-    # What the shared form macros (templates/macros.html) need, as on the terminal.
-    app.jinja_env.globals["aria_for"] = aria_for
-    app.context_processor(lambda: {"action_form": ActionForm(formdata=None)})
-    app.register_error_handler(api.RegistryError, api.error_response)
-    app.register_error_handler(api.HTTPException, staff.http_error)
-    app.register_error_handler(Exception, staff.crash)
-    return app
+    return factory(overrides, instance_path)

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+from babel.dates import get_timezone
+from babel.messages.pofile import read_po, write_po
 
+from . import backup
+from . import doctor as checks
+from .app import base_app, create_app, create_registry_app
+from .catalogs import catalogue_problems, compile_catalogues
+from .config import read_env_file
 from .paths import resource_dir
+from .registry import schema
+from .registry.domain import REASON_MAX, RegistryError, terminal_state
+from .registry.mailer import SmtpConfig, send_due
+from .registry.sample_patrons import add_sample_patrons, has_patrons
+from .registry.services import utcnow
+from .serving import default_server, serve, start_heartbeat, start_mail_sender
+from .version import __version__
 
 
 @click.group()
@@ -27,17 +42,11 @@ def main() -> None:
                    "staff pages have something to show.")
 def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
-    from waitress import create_server
-
-    from . import create_app
-    from .serving import start_mail_sender
+    from waitress import create_server  # only to serve: the other commands start without it
 
     app = create_app()
     service = app.extensions.get("registry_service")
     if sample_patrons and service is not None and app.config["SEED_DEMO"]:
-        from .registry.sample_patrons import add_sample_patrons, has_patrons
-        from .registry.services import utcnow
-
         if not has_patrons(service):
             click.echo(f"Adding {sample_patrons} fictional patrons to the new demo registry "
                        "(first start only)…")
@@ -62,8 +71,6 @@ database_option = click.option(
 
 
 def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
-    from . import create_registry_app
-
     overrides: dict = {"AUTO_MIGRATE": migrate, "SEED_DEMO": demo}
     if database_url:
         overrides["DATABASE_URL"] = database_url
@@ -85,8 +92,6 @@ def registry() -> None:
 def registry_upgrade(database_url: str, demo_data: bool) -> None:
     """Apply the database migrations (safe to run again)."""
     app = _registry_app(database_url, migrate=True, demo=demo_data)
-    from .registry import schema
-
     engine = app.extensions["registry_service"].store.engine
     click.echo(f"Database schema is at revision {schema.current_revision(engine)} (current).")
 
@@ -105,8 +110,6 @@ def registry_upgrade(database_url: str, demo_data: bool) -> None:
 def registry_serve(database_url: str, host: str, port: int, workers: int, threads: int,
                    server: str | None) -> None:
     """Serve the registry API (/api/v1), /healthz, /readyz and the staff pages (/nl/staff/)."""
-    from .serving import default_server, serve
-
     _registry_app(database_url)  # refuse to start on a bad config or a stale schema
     click.echo(f"Seat registry on http://{host}:{port}/api/v1, staff pages on "
                f"http://{host}:{port}/nl/staff/ ({server or default_server()})")
@@ -117,8 +120,6 @@ def registry_serve(database_url: str, host: str, port: int, workers: int, thread
 def _with_mail_sender(app):  # type: ignore[no-untyped-def]
     """Each serving process (gunicorn worker) sends notices too, after the fork: senders
     claim notices one by one, so none goes twice."""
-    from .serving import start_mail_sender
-
     start_mail_sender(app)
     return app
 
@@ -131,10 +132,6 @@ def _with_mail_sender(app):  # type: ignore[no-untyped-def]
               help="At most this many notices per round.")
 def send_notices(database_url: str, loop: bool, every: int, limit: int) -> None:
     """Send the queued e-mail notices that are due (a failed one waits longer each time)."""
-    import time
-
-    from .registry.mailer import SmtpConfig, send_due
-
     app = _registry_app(database_url)
     smtp = SmtpConfig.from_config(app.config)
     if smtp is None:
@@ -160,8 +157,6 @@ def send_notices(database_url: str, loop: bool, every: int, limit: int) -> None:
 @click.option("--actor", default="cli", show_default=True)
 def add_terminal(database_url: str, library_code: str, name: str, actor: str) -> None:
     """Issue a terminal token (shown once; only its hash is kept)."""
-    from .registry.domain import RegistryError
-
     try:
         token, view = _service(database_url).add_terminal(library_code, name, actor)
     except RegistryError as error:
@@ -176,9 +171,6 @@ def add_terminal(database_url: str, library_code: str, name: str, actor: str) ->
 def list_terminals(database_url: str) -> None:
     """List terminals: library, last contact (UTC), version, and online / offline (no contact
     for 5 minutes) / outdated (older than this registry) / revoked."""
-    from . import __version__
-    from .registry.domain import terminal_state
-
     service = _service(database_url)
     now = service.clock()
     for t in service.terminals():
@@ -194,8 +186,6 @@ def list_terminals(database_url: str) -> None:
 @click.option("--actor", default="cli", show_default=True)
 def revoke_terminal(database_url: str, terminal_id: int, actor: str) -> None:
     """Revoke a terminal's token at once."""
-    from .registry.domain import RegistryError
-
     try:
         _service(database_url).revoke_terminal(terminal_id, actor)
     except RegistryError as error:
@@ -214,8 +204,6 @@ def revoke_terminal(database_url: str, terminal_id: int, actor: str) -> None:
 def set_cap(database_url: str, cap: int, reason: str, only_preview: bool, actor: str) -> None:
     """Change the programme's cap, as the coordinator's page does: the preview first (who
     a raise promotes, in order), then the change, refused if the line changed in between."""
-    from .registry.domain import REASON_MAX, RegistryError
-
     waitlist = _service(database_url).waitlist
     preview = waitlist.preview_cap(cap)
     how = "offered a seat" if preview.promotion == "offer" else "given a seat"
@@ -261,8 +249,6 @@ def add_staff(database_url: str, username: str, display_name: str, role: str,
               institution_code: str | None, library_code: str | None, password_stdin: bool,
               actor: str) -> None:
     """Create a staff account (librarian, coordinator or IT admin)."""
-    from .registry.domain import RegistryError
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -293,8 +279,6 @@ def list_staff(database_url: str) -> None:
 @click.option("--actor", default="cli", show_default=True)
 def disable_staff(database_url: str, username: str, actor: str) -> None:
     """Disable a staff account: no more log-ins, open sessions end now."""
-    from .registry.domain import RegistryError
-
     try:
         _service(database_url).staff.disable(username, actor=actor, where="cli")
     except RegistryError:
@@ -311,8 +295,6 @@ def disable_staff(database_url: str, username: str, actor: str) -> None:
 def erase_patron(database_url: str, card_number: str, actor: str) -> None:
     """Erase a patron: every personal field, their courses and place; their seat goes to the
     next in line."""
-    from .registry.domain import RegistryError
-
     try:
         _service(database_url).erase_by_card(card_number, actor)
     except RegistryError as error:
@@ -332,10 +314,6 @@ def erase_patron(database_url: str, card_number: str, actor: str) -> None:
 def maintenance(database_url: str, nl: str | None, fr: str | None, en: str | None,
                 until: datetime | None, clear: bool, actor: str) -> None:
     """Show a message on every kiosk instead of the journey, in nl, fr and en, until a time."""
-    from babel.dates import get_timezone
-
-    from .registry.domain import RegistryError
-
     service = _service(database_url)
     if clear:
         service.clear_maintenance(actor)
@@ -404,9 +382,7 @@ def _database_url(database_url: str) -> str:
     without opening the registry: a restore target may be empty or on an older schema."""
     if database_url:
         return database_url
-    from . import _base_app
-
-    return _base_app(None, None).config["DATABASE_URL"]
+    return base_app(None, None).config["DATABASE_URL"]
 
 
 @registry.command("backup")
@@ -415,8 +391,6 @@ def _database_url(database_url: str) -> str:
 def registry_backup(database_url: str, dest: Path) -> None:
     """Back up the registry to DEST, online (SQLite backup API; PostgreSQL pg_dump, custom
     format). DEST is replaced atomically and made readable by its owner only."""
-    from . import backup
-
     url = _database_url(database_url)
     try:
         backup.backup(url, dest)
@@ -432,8 +406,6 @@ def registry_backup(database_url: str, dest: Path) -> None:
 def registry_restore(database_url: str, src: Path, force: bool) -> None:
     """Restore the registry from SRC (a `kiosk registry backup` file), then check its schema
     is current and show the counts that came back."""
-    from . import backup
-
     url = _database_url(database_url)
     try:
         restored = backup.restore(url, src, force=force)
@@ -441,8 +413,6 @@ def registry_restore(database_url: str, src: Path, force: bool) -> None:
         raise click.ClickException(str(error)) from None
     backup.report(restored, click.echo)
     if not restored.current:  # an older backup: its data is back, but serve would refuse it
-        from .registry import schema
-
         raise click.ClickException(
             f"the restored schema is at revision {restored.revision}, this kiosk expects "
             f"{schema.head_revision()}: run `kiosk registry upgrade` before serving")
@@ -465,8 +435,6 @@ _env_file_option = click.option(
 def _load_env_file(path: str | None) -> None:
     """The service's own settings file, over this shell's KIOSK_* variables."""
     if path:
-        from .config import read_env_file
-
         os.environ.update(read_env_file(path))
 
 
@@ -485,16 +453,12 @@ def _load_env_file(path: str | None) -> None:
 def terminal_serve(registry_url: str | None, token: str | None, host: str, port: int,
                    threads: int, env_file: str | None) -> None:
     """Serve the patron pages (waitress), talking to the registry over HTTP."""
-    from waitress import serve as waitress_serve
+    from waitress import serve as waitress_serve  # only to serve, as in `demo`
 
     _load_env_file(env_file)
-    from . import create_app
-    from .doctor import load_config
-    from .serving import start_heartbeat
-
     overrides = {k: v for k, v in (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token))
                  if v}
-    cfg, _ = load_config(overrides)  # the same configuration as `kiosk doctor` checks
+    cfg, _ = checks.load_config(overrides)  # the same configuration as `kiosk doctor` checks
     if not cfg["REGISTRY_URL"]:
         raise click.UsageError("no registry: set REGISTRY_URL and REGISTRY_TOKEN in kiosk.cfg, "
                                "KIOSK_REGISTRY_URL/KIOSK_REGISTRY_TOKEN, or --registry-url "
@@ -516,8 +480,6 @@ def doctor(registry_url: str | None, token: str | None, instance_path: str | Non
            env_file: str | None) -> None:
     """Check this kiosk's configuration, registry, token, library, migrations, translations,
     clock and disk; exit 1 on any FAIL."""
-    from . import doctor as checks
-
     try:
         _load_env_file(env_file)
     except SystemExit as exc:
@@ -537,6 +499,7 @@ def translations() -> None:
 
 
 def _pybabel(*args: str) -> None:
+    # Babel's own command line, for translation work only: other commands start without it.
     from babel.messages.frontend import CommandLineInterface
 
     CommandLineInterface().run(["pybabel", "-q", *args])
@@ -564,8 +527,6 @@ def translations_update() -> None:
 
 def _english_is_the_source(po_path: Path) -> None:
     """The code is written in English: its catalogue takes each message as it stands."""
-    from babel.messages.pofile import read_po, write_po
-
     with po_path.open("rb") as fh:
         catalog = read_po(fh, locale="en")
     for message in catalog:
@@ -578,8 +539,6 @@ def _english_is_the_source(po_path: Path) -> None:
 @translations.command("compile")
 def translations_compile() -> None:
     """Compile .po to .mo."""
-    from .catalogs import compile_catalogues
-
     done = compile_catalogues(resource_dir("translations"), force=True)
     click.echo(f"Compiled {len(done)} catalogue(s).")
 
@@ -587,8 +546,6 @@ def translations_compile() -> None:
 @translations.command("check")
 def translations_check() -> None:
     """Fail on an untranslated, fuzzy or obsolete message."""
-    from .catalogs import catalogue_problems
-
     problems = catalogue_problems(resource_dir("translations"))
     for line in problems:
         click.echo(line, err=True)

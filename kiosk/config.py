@@ -6,9 +6,15 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable, Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from .registry.domain import RegistryError
 
 _log = logging.getLogger("kiosk.config")
 
@@ -234,8 +240,6 @@ def _check_registry_url(config: Mapping[str, Any]) -> None:
 
 def _check_mail(config: Mapping[str, Any]) -> None:
     """The SMTP settings, checked only when mail is on (SMTP_HOST set)."""
-    from email.utils import parseaddr
-
     host = config["SMTP_HOST"].strip()
     if not host:
         return
@@ -286,9 +290,6 @@ def _check_logs(config: Mapping[str, Any]) -> None:
 
 
 def _check_database_url(url: str) -> None:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # never echo it: it may hold a password
@@ -312,8 +313,6 @@ def check_registry_at_start(config: Mapping[str, Any], registry: Any) -> None:
     not know stops the start with its one-line reason. A registry that does not answer does
     not: the terminal starts, says so calmly to patrons and retries (it may be the network
     coming up after the PC). A registry with no libraries yet has nothing to check against."""
-    from .registry.domain import RegistryError
-
     code, url = config["LIBRARY_CODE"], config.get("REGISTRY_URL")
     if not code and not url:
         return

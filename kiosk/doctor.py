@@ -20,8 +20,15 @@ from typing import Any
 import requests
 from flask import Config as FlaskConfig
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from . import config as config_module
+from .paths import resource_dir
+from .registry import schema
+from .registry.domain import RegistryError
+from .registry.http_client import API_PREFIX, HttpRegistryClient
+from .registry.services import RegistryService
+from .registry.store import Store, make_engine
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 MAX_CLOCK_SKEW = 60.0  # seconds: idle and session limits are judged on both clocks
@@ -41,7 +48,7 @@ class Result:
 
 def load_config(overrides: Mapping[str, Any] | None = None,
                 instance_path: str | None = None) -> tuple[FlaskConfig, Path]:
-    """The terminal's configuration, in the order `kiosk._base_app` reads it, without its side
+    """The terminal's configuration, in the order `kiosk.app.base_app` reads it, without its side
     effects (no secret key or folder is made; an empty DATABASE_URL stays empty). May raise
     SystemExit (a bad KIOSK_* value) or the error of a broken kiosk.cfg."""
     # Flask("kiosk") resolves the same default instance folder as the app itself.
@@ -71,8 +78,6 @@ def check_config(cfg: Mapping[str, Any]) -> Result:
 
 
 def _root(url: str) -> str:
-    from .registry.http_client import API_PREFIX
-
     url = url.strip().rstrip("/")
     return url[: -len(API_PREFIX)] if url.endswith(API_PREFIX) else url
 
@@ -123,9 +128,6 @@ def probe_registry(cfg: Mapping[str, Any]) -> Probe:
 def check_token(cfg: Mapping[str, Any]) -> tuple[Result, set[str] | None]:
     """An authenticated call through the terminal's own client: the token, and the library
     codes the registry knows (None when the call failed)."""
-    from .registry.domain import RegistryError
-    from .registry.http_client import HttpRegistryClient
-
     client = HttpRegistryClient.from_config(cfg)
     try:
         codes = config_module.library_codes(client.institutions())
@@ -180,15 +182,11 @@ def check_clock(date_header: str | None, local_time: float,
 
 
 def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 
 def _database_missing(url: str) -> bool:
     """A SQLite file that is not there yet: opening it would create it."""
-    from sqlalchemy.engine import make_url
-
     parsed = make_url(url)
     return (parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:")
             and not Path(parsed.database).exists())
@@ -196,10 +194,6 @@ def _database_missing(url: str) -> bool:
 
 def check_embedded(cfg: Mapping[str, Any]) -> list[Result]:
     """Migrations and the library code against the local registry database."""
-    from .registry import schema
-    from .registry.services import RegistryService
-    from .registry.store import Store, make_engine
-
     url = cfg["DATABASE_URL"]
     if _database_missing(url):
         status = WARN if cfg["AUTO_MIGRATE"] else FAIL
@@ -281,8 +275,6 @@ def check_disk(folder: Path, minimum: int = MIN_FREE_BYTES) -> Result:
 
 def run_all(overrides: Mapping[str, Any] | None = None, instance_path: str | None = None,
             translations: Path | None = None) -> list[Result]:
-    from .paths import resource_dir
-
     try:
         cfg, instance = load_config(overrides, instance_path)
     except SystemExit as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from babel.dates import format_date
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, g, request, url_for
 from flask_babel import Babel, get_locale
 
 from .catalogs import compile_catalogues
@@ -62,8 +62,6 @@ def init_app(app: Flask) -> None:
 
     def other_language_url(lang: str) -> str:
         """The same page in another language."""
-        from flask import url_for
-
         if request.endpoint and request.url_rule and "lang" in request.url_rule.arguments:
             args = dict(request.view_args or {})
             args["lang"] = lang

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
+from flask.logging import default_handler
 from werkzeug.wrappers import Response
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -201,8 +202,6 @@ class _Router(logging.Handler):
 
 
 def _install_router() -> None:
-    from flask.logging import default_handler
-
     logger = logging.getLogger(LOGGER)
     logger.removeHandler(default_handler)  # our JSON lines instead of Flask's text lines
     if not any(isinstance(h, _Router) for h in logger.handlers):

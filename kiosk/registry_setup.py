@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
-from .registry import passwords, schema
+from .registry import api, passwords, schema
 from .registry.client import LocalRegistryClient, RegistryClient
 from .registry.domain import LoginPolicy
+from .registry.http_client import HttpRegistryClient
 from .registry.seed import load_demo_data, seed, seed_staff
 from .registry.services import RegistryService, utcnow
 from .registry.store import Store, make_engine
@@ -49,24 +50,17 @@ def init_service(app: Flask) -> RegistryService:
 
 
 def init_app(app: Flask) -> None:
-    """The terminal's registry: in-process (embedded default, API mounted too) or over HTTP."""
+    """The terminal's registry: in-process (embedded default, API mounted too) or over HTTP.
+    The app factory exempts the API from CSRF (kiosk.app), as on the registry server."""
     if app.config.get("REGISTRY_URL"):
-        from .registry.http_client import HttpRegistryClient
-
         app.extensions["registry"] = HttpRegistryClient.from_config(app.config)
         return
-    from .registry import api
-    from .security import csrf
-
     app.extensions["registry"] = LocalRegistryClient(init_service(app), where=_kiosk_place)
-    csrf.exempt(api.bp)
     api.init_app(app)
 
 
 def _kiosk_place() -> str:
     """Where a librarian's action at this kiosk comes from, for the audit log."""
-    from flask import has_request_context, request
-
     where = current_app.config.get("LIBRARY_CODE") or "kiosk"
     address = request.remote_addr if has_request_context() else ""
     return f"{where} {address or ''}".strip()

@@ -11,6 +11,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
 from .registry.domain import RegistryError
+from .registry_setup import registry
 
 csrf = CSRFProtect()
 
@@ -22,6 +23,11 @@ CSP = (
 # Requests that must not count as patron activity or be redirected.
 _PASSIVE_ENDPOINTS = {"static"}
 _MACHINE_BLUEPRINTS = {"api", "health"}  # terminals and probes, not a patron's visit
+# Where the browser session keeps staff tokens that end with the visit: a librarian's
+# take-over on the kiosk (kiosk.terminal.assist) and a staff-page log-in (kiosk.staff). Two
+# keys: a take-over handed back to the patron must never open the staff pages.
+TAKE_OVER_TOKEN_KEY = "staff_token"
+STAFF_PAGES_TOKEN_KEY = "staff_page_token"
 
 
 def now() -> float:
@@ -39,18 +45,13 @@ def end_visit() -> None:
     """Revoke the registry session and wipe everything the browser holds for this visit."""
     token = getattr(current_user, "token", None)
     if token:
-        from .registry_setup import registry
-
         try:
             registry().logout(token)
         except RegistryError:
             pass
     # A librarian's take-over (kiosk.terminal.assist) and a staff-page log-in on this same
     # browser (kiosk.staff) end with the visit, in the registry too, not only in the cookie.
-    from .staff import TOKEN_KEY as STAFF_PAGES
-    from .terminal.assist import TOKEN_KEY as TAKE_OVER
-
-    for key in (TAKE_OVER, STAFF_PAGES):
+    for key in (TAKE_OVER_TOKEN_KEY, STAFF_PAGES_TOKEN_KEY):
         staff_token = session.get(key)
         if staff_token and "registry" in current_app.extensions:
             try:  # in-process or over HTTP alike

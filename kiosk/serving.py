@@ -8,6 +8,10 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from .registry.domain import HEARTBEAT_SECONDS, RegistryError
+from .registry.mailer import SmtpConfig, start_sender
+from .terminal import reference
+
 
 def default_server() -> str:
     return "waitress" if sys.platform == "win32" else "gunicorn"
@@ -17,6 +21,8 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
           server: str) -> None:
     """Run `factory()`'s app; with gunicorn each worker process builds its own app."""
     if server == "gunicorn":
+        # Here, not at the top: gunicorn is not installed on Windows, and the other
+        # `kiosk` commands start without loading a server.
         from gunicorn.app.base import BaseApplication
 
         class Application(BaseApplication):  # type: ignore[misc]
@@ -43,9 +49,6 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
 def heartbeat(app: Flask) -> None:
     """One beat: ask the registry for the maintenance message. It tells the registry this
     terminal is alive (last contact, version) and keeps the message fresh for the pages."""
-    from .registry.domain import RegistryError
-    from .terminal import reference
-
     with app.app_context():
         try:
             reference.maintenance()
@@ -56,8 +59,6 @@ def heartbeat(app: Flask) -> None:
 def start_heartbeat(app: Flask, every: float | None = None) -> threading.Event:
     """Beat in the background while the terminal serves, also when no patron is there (the
     start screen makes no requests); answers an event that stops it."""
-    from .registry.domain import HEARTBEAT_SECONDS
-
     stop = threading.Event()
 
     def run() -> None:
@@ -75,8 +76,6 @@ def start_mail_sender(app: Flask, every: float = 30.0) -> threading.Event | None
     SMTP_HOST is set; otherwise nothing is queued and no thread starts). Several senders
     (gunicorn workers, a CLI run) may run side by side: each notice is claimed before it
     goes, so none is sent twice."""
-    from .registry.mailer import SmtpConfig, start_sender
-
     smtp = SmtpConfig.from_config(app.config)
     service = app.extensions.get("registry_service")
     if smtp is None or service is None:

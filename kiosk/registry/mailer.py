@@ -34,15 +34,15 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from .notices import outdated
+from .notices import MAX_ATTEMPTS, outdated
 from .store import Notice, Store
 
 log = logging.getLogger("kiosk.mail")
 
-# Waits after the 1st, 2nd, … failed attempt; the last one repeats until MAX_ATTEMPTS.
+# Waits after the 1st, 2nd, … failed attempt; the last one repeats until MAX_ATTEMPTS
+# (kiosk.registry.notices: the outbox counts the given-up ones).
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=30),
            timedelta(hours=2), timedelta(hours=12), timedelta(hours=24))
-MAX_ATTEMPTS = 8  # about three days of trying, longer than an offer's hold
 LEASE = timedelta(minutes=10)  # a claimed notice is not claimed again before this
 SECURITY = ("starttls", "ssl", "none")
 

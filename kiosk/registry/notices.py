@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from babel.dates import format_date, format_datetime, get_timezone
@@ -59,6 +59,9 @@ SENT_RECENTLY = timedelta(days=7)  # the dashboard's "sent" figure
 # Dates in Belgian long format (LOCALES), as on the kiosk (kiosk/i18n.py); Belgian time.
 ZONE = get_timezone("Europe/Brussels")
 KEEP_SENT = timedelta(days=30)
+# Sending attempts before a notice is given up (kiosk.registry.mailer sends; the outbox
+# counts and purges the given-up ones): about three days, longer than an offer's hold.
+MAX_ATTEMPTS = 8
 # The engine execution option that says "this registry sends mail" (see `enable`): read from
 # whatever the caller's transaction runs on, Session or Connection, with no global state.
 _OPTION = "kiosk_notices"
@@ -106,8 +109,6 @@ def long_date(value: date | datetime, lang: str) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    from datetime import UTC
-
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
@@ -329,8 +330,6 @@ def purge_sent(store: Store, now: datetime) -> int:
     """Retention: sent notices after 30 days, those given up after 30 days (a coordinator
     has seen them by then), and those that became obsolete 30 days ago; answers how many
     went."""
-    from .mailer import MAX_ATTEMPTS
-
     cutoff = now - KEEP_SENT
     with store.write() as s:
         result = s.execute(delete(Notice).where(or_(
@@ -342,8 +341,6 @@ def purge_sent(store: Store, now: datetime) -> int:
 
 
 def _given_up() -> ColumnElement[bool]:
-    from .mailer import MAX_ATTEMPTS
-
     return and_(Notice.sent_at.is_(None), Notice.obsolete_at.is_(None),
                 Notice.attempts >= MAX_ATTEMPTS)
 
@@ -377,8 +374,6 @@ class Notices:
     def counts(self) -> dict[str, int]:
         """How many notices wait, were sent, were given up, or became obsolete (no
         personal data)."""
-        from .mailer import MAX_ATTEMPTS
-
         with self.service.store.read() as s:
             sent = s.scalar(select(func.count()).where(Notice.sent_at.is_not(None))) or 0
             failed = s.scalar(select(func.count()).where(_given_up())) or 0

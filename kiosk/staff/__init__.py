@@ -11,171 +11,41 @@ are mounted too, a take-over handed back to the patron must never open them.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
-from flask import (
-    Blueprint,
-    Flask,
-    abort,
-    current_app,
-    flash,
-    g,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Flask, current_app, request
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
-from werkzeug.wrappers import Response
 
-from ..registry.domain import RegistryError
-from ..registry.roles import Permission, Role, StaffView
-from ..registry.services import RegistryService
+from ..registry.api import crash_response, http_error_response
+from . import (
+    accounts,
+    audit,
+    auth,
+    courses,
+    dashboard,
+    desk,
+    duplicates,
+    it,
+    pending,
+    seats,
+    settings,
+)
+from .base import NAV, NavItem, bp, forbidden, staff_error
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-bp = Blueprint("staff", __name__, url_prefix="/<lang:lang>/staff")
-# Never the take-over's key (`kiosk.terminal.assist.TOKEN_KEY`, "staff_token").
-TOKEN_KEY = "staff_page_token"
-
-
-@dataclass(frozen=True)
-class NavItem:
-    permission: Permission
-    endpoint: str
-    label: Any  # a lazy string, shown in the staff member's language
-
-
-NAV: list[NavItem] = []
-
-
-def nav_item(permission: Permission, endpoint: str, label: Any) -> None:
-    """A link in the staff menu, shown to whoever holds `permission`."""
-    NAV.append(NavItem(permission, endpoint, label))
+# The staff page modules, in the order of the menu: the desk, the console, branch IT.
+PAGES = (auth, desk, pending, duplicates, seats, settings, courses, dashboard, audit, accounts,
+         it)
+_ATTACHED: set[str] = set()
 
 
-def service() -> RegistryService:
-    return current_app.extensions["registry_service"]
+def _menu_position(item: NavItem) -> int:
+    """The menu follows PAGES, not the order in which the page modules were imported (each
+    adds its own links as it loads): "staff.desk.search" is on the page whose blueprint is
+    "desk"."""
+    return [page.bp.name for page in PAGES].index(item.endpoint.split(".")[1])
 
 
-def current_staff() -> StaffView | None:
-    """The staff member logged in in this browser, if any (asked once per request)."""
-    if "staff" not in g:
-        g.staff = None
-        token = session.get(TOKEN_KEY)
-        if token:
-            try:
-                g.staff = service().staff.whois(token)
-            except RegistryError as refusal:
-                if refusal.code != "staff_session_invalid":
-                    raise
-                session.pop(TOKEN_KEY, None)
-    return g.staff
-
-
-def place() -> str:
-    """Where a staff action comes from, for the audit log: the terminal or desk, and the
-    address it called from."""
-    where = current_app.config.get("LIBRARY_CODE") or "desk"
-    return f"{where} {request.remote_addr or ''}".strip()
-
-
-def requires(permission: Permission) -> Callable[[F], F]:
-    """Staff only, with this permission: others are sent to log in, or refused (403)."""
-
-    def decorate(view: F) -> F:
-        view.permission = permission  # type: ignore[attr-defined]  # read by the role matrix
-
-        @wraps(view)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            staff = current_staff()
-            if staff is None:
-                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
-            if not staff.can(permission):
-                abort(403)
-            return view(*args, **kwargs)
-
-        return guarded  # type: ignore[return-value]
-
-    return decorate
-
-
-def serving(staff: StaffView, institution_code: str) -> None:
-    """Refuse (404, as if it did not exist) a patron or entry outside a librarian's
-    institution: they may not even learn that it exists."""
-    if not staff.serves(institution_code):
-        abort(404)
-
-
-def staff_error(title: str, text: str, status: int) -> tuple[str, int]:
-    return render_template("staff/error.html", title=title, text=text), status
-
-
-@bp.errorhandler(RegistryError)
-def refused(error: RegistryError) -> Response | tuple[str, int]:
-    from ..terminal.messages import message
-
-    if error.code == "staff_session_invalid":
-        session.pop(TOKEN_KEY, None)
-        flash(_("Your staff session has ended. Please log in again."))
-        return redirect(url_for("staff.login"))
-    if error.code == "not_found":
-        return staff_error(_("Not found"), _("This no longer exists, or you may not see it."),
-                           404)
-    status = 503 if error.code in ("busy", "unavailable") else 409
-    return staff_error(_("This did not work"), message(error.code, **_params(error)), status)
-
-
-def _params(error: RegistryError) -> dict[str, object]:
-    params: dict[str, object] = {"age": current_app.config["MIN_AGE"]}
-    params.update((k, v) for k, v in error.detail.items() if isinstance(v, (str, int)))
-    return params
-
-
-def show_refusal(form: Any, refusal: RegistryError, rename: dict[str, str] | None = None,
-                 **params: object) -> None:
-    """A registry's "invalid" answer as messages beside the form's fields (and so in the
-    error summary), in the page's language; any other refusal, or a field the form does not
-    have, goes on to the staff error page. `rename` maps the registry's field names to the
-    form's ("library_code" → "library")."""
-    from ..terminal.messages import message
-
-    if refusal.code != "invalid":
-        raise refusal
-    values = _params(refusal) | params
-    for name, code in refusal.fields.items():
-        field = getattr(form, (rename or {}).get(name, name), None)
-        if field is None:
-            raise refusal
-        field.errors = [*field.errors, message(code, **values)]
-
-
-@bp.errorhandler(403)
-def forbidden(error: Exception) -> tuple[str, int]:
-    return staff_error(_("Not allowed"),
-                       _("Your staff role does not allow this page. Ask a coordinator if you "
-                         "need it."), 403)
-
-
-@bp.app_context_processor
-def staff_context() -> dict:
-    if request.blueprint is None or not request.blueprint.startswith("staff"):
-        return {}
-    staff = current_staff()
-    items = [item for item in NAV if staff and staff.can(item.permission)]
-    return {"staff": staff, "staff_nav": items, "role_names": ROLE_NAMES,
-            "state_names": TERMINAL_STATES}
-
-
-ROLE_NAMES = {Role.LIBRARIAN: _l("librarian"), Role.COORDINATOR: _l("coordinator"),
-              Role.IT_ADMIN: _l("IT admin")}
-TERMINAL_STATES = {"online": _l("online"), "offline": _l("offline"),
-                   "outdated": _l("outdated version"), "revoked": _l("revoked")}
+NAV.sort(key=_menu_position)  # stable: a page's own links keep their order
 
 
 _STAFF_PATH = re.compile(r"^/(?:nl|fr|en)/staff(?:/|$)")
@@ -189,8 +59,6 @@ def _on_staff_page() -> bool:
 
 def http_error(error: Any) -> Any:
     """On the registry server: JSON for the API, a staff page for the rest."""
-    from ..registry.api import http_error_response
-
     if not _on_staff_page():
         return http_error_response(error)
     if error.code == 404:
@@ -201,8 +69,6 @@ def http_error(error: Any) -> Any:
 
 
 def crash(error: Exception) -> Any:
-    from ..registry.api import crash_response
-
     if not _on_staff_page():
         return crash_response()
     current_app.logger.exception("unhandled error")
@@ -213,10 +79,7 @@ def init_app(app: Flask) -> None:
     """Mount the staff pages; only where the registry service runs in this process."""
     if "registry_service" not in app.extensions:
         return
-    import importlib
-
-    for name in PAGES:
-        module = importlib.import_module(f"{__name__}.{name}")
+    for module in PAGES:
         # Children are attached once, before the first app registers the parent (Flask
         # refuses set-up on a blueprint already registered); later apps reuse them.
         if module.bp is not bp and module.bp.name not in _ATTACHED:
@@ -224,9 +87,4 @@ def init_app(app: Flask) -> None:
             _ATTACHED.add(module.bp.name)
     app.register_blueprint(bp)
 
-
-# The staff page modules, in the order of the menu: the desk, the console, branch IT.
-PAGES = ("auth", "desk", "pending", "duplicates", "seats", "settings", "courses", "dashboard",
-         "audit", "accounts", "it")
-_ATTACHED: set[str] = set()
 

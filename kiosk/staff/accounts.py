@@ -12,7 +12,7 @@ from ..i18n import current_language
 from ..registry.domain import RegistryError
 from ..registry.roles import Permission, Role
 from ..terminal.forms import ActionForm, options
-from . import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
+from .base import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
 from .forms import StaffAccountForm
 
 bp = Blueprint("accounts", __name__)

@@ -18,7 +18,7 @@ from ..i18n import current_language
 from ..registry.roles import Permission
 from ..registry.staff import AuditQuery
 from ..terminal.forms import no_control_characters, options
-from . import current_staff, nav_item, requires, service
+from .base import current_staff, nav_item, requires, service
 
 bp = Blueprint("audit", __name__)
 BELGIUM = ZoneInfo("Europe/Brussels")

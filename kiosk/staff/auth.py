@@ -9,10 +9,9 @@ from werkzeug.wrappers import Response
 
 from ..registry.domain import RegistryError
 from ..security import safe_next
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, StaffLoginForm
 from ..terminal.messages import message
-from . import TOKEN_KEY, bp, current_staff, place, service
-from .forms import StaffLoginForm
+from .base import TOKEN_KEY, bp, current_staff, place, service
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -21,7 +21,7 @@ from ..registry.domain import LANGUAGES, RegistryError
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm, options
 from ..terminal.reference import FRESH_FOR
-from . import current_staff, nav_item, place, requires, service, show_refusal
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("courses", __name__)
 

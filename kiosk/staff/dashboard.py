@@ -34,7 +34,8 @@ from ..registry.reports import BELGIUM, SIGNUP_DAYS, TOP_COURSES, PatronRow, Sea
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm, no_control_characters
 from ..terminal.messages import MESSAGES
-from . import charts, current_staff, nav_item, place, requires, service, show_refusal
+from . import charts
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("dashboard", __name__)
 

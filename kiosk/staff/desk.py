@@ -19,7 +19,7 @@ from ..registry.domain import NewPatron, RegistryError, format_card_number, form
 from ..registry.roles import Permission, StaffView
 from ..terminal.forms import ActionForm, month_options, options
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service, show_refusal
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import (
     DeskEnrolForm,
     DeskPasswordForm,

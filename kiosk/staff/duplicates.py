@@ -22,7 +22,7 @@ from ..registry.roles import Permission
 from ..registry.verification import DuplicatePair
 from ..terminal.forms import ActionForm, options
 from ..terminal.messages import MESSAGES, message
-from . import current_staff, nav_item, place, requires, service
+from .base import current_staff, nav_item, place, requires, service
 
 bp = Blueprint("duplicates", __name__)
 

@@ -19,19 +19,6 @@ from ..terminal.forms import RegisterForm, no_control_characters, options
 from ..terminal.messages import MESSAGES
 
 
-class StaffLoginForm(FlaskForm):
-    username = StringField(
-        _l("Staff user name"),
-        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
-        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false",
-                   "autofocus": True},
-    )
-    password = PasswordField(_l("Password"),
-                             validators=[InputRequired(MESSAGES["required"]),
-                                         no_control_characters],
-                             render_kw={"autocomplete": "current-password"})
-
-
 class MaintenanceForm(FlaskForm):
     nl = TextAreaField(_l("Message in Dutch"), validators=[no_control_characters],
                        render_kw={"lang": "nl", "rows": 3})

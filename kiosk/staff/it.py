@@ -11,12 +11,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from .. import __version__
 from ..registry.domain import RegistryError, is_outdated, terminal_state
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service, show_refusal
+from ..version import __version__
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import MaintenanceForm
 
 bp = Blueprint("it", __name__)

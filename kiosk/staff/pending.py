@@ -18,7 +18,7 @@ from ..registry.roles import Permission
 from ..registry.verification import PendingAccount
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service, serving
+from .base import current_staff, nav_item, place, requires, service, serving
 from .forms import ReasonForm
 
 bp = Blueprint("pending", __name__)

@@ -23,7 +23,7 @@ from ..registry.roles import Permission
 from ..registry.waitlist import PAGE_SIZE, CapPreview
 from ..terminal.forms import no_control_characters
 from ..terminal.messages import MESSAGES, message
-from . import current_staff, nav_item, place, requires, service, show_refusal
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 
 bp = Blueprint("seats", __name__)
 

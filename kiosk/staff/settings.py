@@ -18,7 +18,7 @@ from ..registry.policies import ProgrammeSettings
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
-from . import current_staff, nav_item, place, requires, service
+from .base import current_staff, nav_item, place, requires, service
 
 bp = Blueprint("settings", __name__)
 

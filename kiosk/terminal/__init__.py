@@ -2,63 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC
 
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
-from flask_login import LoginManager, UserMixin, current_user
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ..config import LANGUAGES
-from ..registry.domain import PatronView, RegistryError
-from ..registry_setup import registry
+from ..registry.api import crash_response, http_error_response
+from ..registry.domain import RegistryError
 from ..security import end_visit, idle_limit_seconds
-from . import reference
+from . import account, assist, catalogue, enrol, reference, start
 from .forms import ActionForm
+from .messages import UNAVAILABLE, message
+from .patron import login_manager
 
 _PATRON_BLUEPRINTS = {"start", "account", "catalogue", "enrol"}
 _VISIT_ENDPOINTS = {"start.reset", "start.extend"}  # the idle timer keeps working
-# Registry answers that mean "not now": the patron may simply try again.
-UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked"}
-
-login_manager = LoginManager()
-login_manager.session_protection = "strong"
-
-
-@dataclass
-class Patron(UserMixin):
-    """The logged-in patron as the terminal knows them: a registry session token and a name."""
-
-    token: str
-    view: PatronView
-
-    def get_id(self) -> str:
-        return self.token
-
-
-@login_manager.user_loader
-def load_patron(token: str) -> Patron | None:
-    try:
-        return Patron(token, registry().whoami(token))
-    except RegistryError as refusal:
-        if refusal.code == "session_invalid":
-            return None
-        raise  # unreachable registry: an honest "try again" page, not a silent log-out
-
-
-@login_manager.unauthorized_handler
-def ask_to_log_in() -> Response:
-    flash(_("Please log in first. Then we bring you back here."))
-    return redirect(url_for("account.login", next=request.full_path.rstrip("?")))
 
 
 def init_app(app: Flask) -> None:
-    from . import account, assist, catalogue, enrol, start
-
     login_manager.init_app(app)
     app.jinja_env.globals["aria_for"] = aria_for
     for bp in (start.bp, account.bp, catalogue.bp, enrol.bp, assist.bp):
@@ -110,8 +77,6 @@ def init_app(app: Flask) -> None:
             flash(_("Your visit has ended. Please log in again."))
             return redirect(url_for("account.login"))
         if error.code in ("staff_session_invalid", "staff_forbidden"):
-            from . import assist
-
             g.pop("assistant", None)
             other_institution = (error.code == "staff_forbidden"
                                  and assist.assistant() is not None)
@@ -141,8 +106,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[str, int] | Response:
         if api_request():
-            from ..registry.api import http_error_response
-
             return http_error_response(error)
         if error.code == 404:
             return error_page(_("Page not found"),
@@ -156,8 +119,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def crash(error: Exception) -> tuple[str, int] | Response:
         if api_request():
-            from ..registry.api import crash_response
-
             return crash_response()
         current_app.logger.exception("unhandled error")
         return error_page(_("Something went wrong"),
@@ -180,8 +141,6 @@ def aria_for(field: object, hint: object = None) -> dict[str, str]:
 
 
 def error_text(error: RegistryError) -> str:
-    from .messages import message
-
     return message(error.code)
 
 

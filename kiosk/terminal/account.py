@@ -30,9 +30,10 @@ from ..registry.domain import (
 )
 from ..registry_setup import registry
 from ..security import end_visit, safe_next
-from . import UNAVAILABLE, assist, reference
+from . import assist, reference
 from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm, month_options
-from .messages import message
+from .messages import UNAVAILABLE, message
+from .patron import Patron
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
 
@@ -185,8 +186,6 @@ def _offer_first(token: str, then: str) -> Response:
 
 def _start_patron_visit(token: str, patron: PatronView) -> None:
     """A fresh session at log-in: only the visit's clock and the text size carry over."""
-    from . import Patron
-
     # Assisted mode (the librarian's token and state) goes on across the patron's log-in.
     keep = {k: session[k] for k in ("text_size", "started", "seen", assist.TOKEN_KEY,
                                     assist.STATE_KEY) if k in session}

@@ -2,8 +2,8 @@
 for private steps (typing a password), and takes it again only with their own password.
 
 The visit cookie holds the librarian's staff session token under a key of its own
-(`staff_token`; the staff pages use another, `kiosk.staff.TOKEN_KEY`): a take-over never
-opens the staff pages mounted on the same app, not even after it is handed back to the
+(`staff_token`; the staff pages use another, both named in kiosk.security): a take-over
+never opens the staff pages mounted on the same app, not even after it is handed back to the
 patron, and a staff-page log-in never becomes a take-over. Under `assist` sits only whether
 control is handed back (and, for a sign-up handed back half-way, whether the librarian ticked
 "identity document checked"). Who the librarian is comes from the registry on every page, so
@@ -25,14 +25,13 @@ from wtforms.validators import InputRequired
 from ..registry.domain import RegistryError
 from ..registry.roles import StaffView
 from ..registry_setup import registry
-from ..security import safe_next
-from ..staff.forms import StaffLoginForm
-from .forms import ActionForm, no_control_characters
+from ..security import TAKE_OVER_TOKEN_KEY, safe_next
+from .forms import ActionForm, StaffLoginForm, no_control_characters
 from .messages import MESSAGES, message
 
 bp = Blueprint("assist", __name__, url_prefix="/<lang:lang>/assist")
 
-TOKEN_KEY = "staff_token"  # read by security.end_visit; never kiosk.staff.TOKEN_KEY
+TOKEN_KEY = TAKE_OVER_TOKEN_KEY  # ended by security.end_visit; never the staff pages' key
 STATE_KEY = "assist"
 # The staff session is over (or never could assist): assisted mode ends, the visit goes on.
 ENDED = {"staff_session_invalid", "staff_forbidden"}

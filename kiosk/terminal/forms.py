@@ -98,3 +98,19 @@ class ChangePasswordForm(FlaskForm):
                                  validators=[InputRequired(MESSAGES["required"]),
                                              no_control_characters],
                                  render_kw={"autocomplete": "new-password"})
+
+
+class StaffLoginForm(FlaskForm):
+    """A librarian's log-in: on the staff pages (kiosk.staff.auth) and for a take-over on the
+    kiosk (kiosk.terminal.assist), which so needs nothing of kiosk.staff."""
+
+    username = StringField(
+        _l("Staff user name"),
+        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false",
+                   "autofocus": True},
+    )
+    password = PasswordField(_l("Password"),
+                             validators=[InputRequired(MESSAGES["required"]),
+                                         no_control_characters],
+                             render_kw={"autocomplete": "current-password"})

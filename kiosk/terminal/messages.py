@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 
+# Registry answers that mean "not now": the patron may simply try again.
+UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked"}
+
 MESSAGES = {
     "required": _l("Please fill this in."),
     "too_long": _l("This is too long. Please make it shorter."),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, session, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
 from ..security import csrf, end_visit, safe_next
@@ -31,8 +31,6 @@ def privacy() -> str:
 
 @bp.post("/<lang:lang>/text-size/<size>")
 def text_size(size: str) -> Response:
-    from flask import request
-
     if ActionForm().validate_on_submit() and size in TEXT_SIZES:
         session["text_size"] = size
     return redirect(safe_next(request.form.get("next"), url_for("start.home")))

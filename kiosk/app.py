@@ -1,0 +1,96 @@
+"""The app factories: the terminal (patron pages, the registry embedded or over HTTP) and the
+central registry (API, health checks, staff pages). Each mounts the parts it is made of."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.routing import AnyConverter
+
+from . import config as config_module
+from . import i18n, logs, registry_setup, security, staff, terminal
+from .paths import resource_dir
+from .registry import api
+from .terminal.forms import ActionForm
+
+# The package's name, not this module's: the logger (kiosk.logs.LOGGER), the root path and
+# the default instance folder follow it.
+APP_NAME = "kiosk"
+
+
+class LanguageConverter(AnyConverter):
+    """`/<lang:lang>/…` matches only the three languages; anything else is a 404."""
+
+    def __init__(self, url_map: Any) -> None:
+        super().__init__(url_map, *config_module.LANGUAGES)
+
+
+def base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Flask:
+    """A configured app with nothing mounted yet (also what `kiosk registry backup` reads)."""
+    app = Flask(
+        APP_NAME,
+        instance_path=config_module.instance_folder(instance_path),
+        instance_relative_config=True,
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(resource_dir("static")),
+    )
+    app.config.from_object(config_module.Config)
+    app.config.from_pyfile("kiosk.cfg", silent=True)
+    app.config.update(config_module.from_environment())
+    app.config.update(overrides or {})
+    instance = Path(app.instance_path)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = config_module.instance_secret_key(instance)
+    if not app.config["DATABASE_URL"]:
+        instance.mkdir(parents=True, exist_ok=True)
+        app.config["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
+    app.config["WTF_CSRF_TIME_LIMIT"] = app.config["SESSION_MAX_SECONDS"]
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
+    config_module.apply_https(app.config)
+    config_module.check(app.config)
+    return app
+
+
+def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """The terminal: patron pages. Without REGISTRY_URL the registry runs in this process
+    (the embedded default) and its API is served too; with it, the terminal talks HTTP."""
+    app = base_app(overrides, instance_path)
+    logs.init_app(app)
+    app.url_map.converters["lang"] = LanguageConverter
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    i18n.init_app(app)
+    security.init_app(app)
+    registry_setup.init_app(app)
+    if api.bp.name in app.blueprints:  # the embedded registry's API: no forms, no CSRF
+        security.csrf.exempt(api.bp)
+    config_module.check_registry_at_start(app.config, app.extensions["registry"])
+    terminal.init_app(app)
+    staff.init_app(app)
+    return app
+
+
+def create_registry_app(
+    overrides: dict[str, Any] | None = None, instance_path: str | None = None
+) -> Flask:
+    """The central registry: the JSON API, health checks, and the staff pages (the desk and
+    the coordinator's console, under /<lang>/staff/)."""
+    app = base_app(overrides, instance_path)
+    logs.init_app(app)
+    app.url_map.converters["lang"] = LanguageConverter
+    registry_setup.init_service(app)
+    i18n.init_app(app)
+    security.init_app(app)
+    security.csrf.exempt(api.bp)
+    api.init_app(app)
+    staff.init_app(app)
+    # What the shared form macros (templates/macros.html) need, as on the terminal.
+    app.jinja_env.globals["aria_for"] = terminal.aria_for
+    app.context_processor(lambda: {"action_form": ActionForm(formdata=None)})
+    app.register_error_handler(api.RegistryError, api.error_response)
+    app.register_error_handler(api.HTTPException, staff.http_error)
+    app.register_error_handler(Exception, staff.crash)
+    return app

@@ -1,0 +1,167 @@
+"""What every staff page builds on: the blueprint, who is logged in, permissions, the menu,
+and refusals shown in the staff member's language. The pages import this module; the package
+(kiosk/staff/__init__.py) imports the pages and mounts them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from werkzeug.wrappers import Response
+
+from ..registry.domain import RegistryError
+from ..registry.roles import Permission, Role, StaffView
+from ..registry.services import RegistryService
+from ..security import STAFF_PAGES_TOKEN_KEY
+from ..terminal.messages import message
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = Blueprint("staff", __name__, url_prefix="/<lang:lang>/staff")
+TOKEN_KEY = STAFF_PAGES_TOKEN_KEY  # never the take-over's key (kiosk.terminal.assist)
+
+
+@dataclass(frozen=True)
+class NavItem:
+    permission: Permission
+    endpoint: str
+    label: Any  # a lazy string, shown in the staff member's language
+
+
+NAV: list[NavItem] = []
+
+
+def nav_item(permission: Permission, endpoint: str, label: Any) -> None:
+    """A link in the staff menu, shown to whoever holds `permission`."""
+    NAV.append(NavItem(permission, endpoint, label))
+
+
+def service() -> RegistryService:
+    return current_app.extensions["registry_service"]
+
+
+def current_staff() -> StaffView | None:
+    """The staff member logged in in this browser, if any (asked once per request)."""
+    if "staff" not in g:
+        g.staff = None
+        token = session.get(TOKEN_KEY)
+        if token:
+            try:
+                g.staff = service().staff.whois(token)
+            except RegistryError as refusal:
+                if refusal.code != "staff_session_invalid":
+                    raise
+                session.pop(TOKEN_KEY, None)
+    return g.staff
+
+
+def place() -> str:
+    """Where a staff action comes from, for the audit log: the terminal or desk, and the
+    address it called from."""
+    where = current_app.config.get("LIBRARY_CODE") or "desk"
+    return f"{where} {request.remote_addr or ''}".strip()
+
+
+def requires(permission: Permission) -> Callable[[F], F]:
+    """Staff only, with this permission: others are sent to log in, or refused (403)."""
+
+    def decorate(view: F) -> F:
+        view.permission = permission  # type: ignore[attr-defined]  # read by the role matrix
+
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            staff = current_staff()
+            if staff is None:
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            if not staff.can(permission):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
+
+
+def serving(staff: StaffView, institution_code: str) -> None:
+    """Refuse (404, as if it did not exist) a patron or entry outside a librarian's
+    institution: they may not even learn that it exists."""
+    if not staff.serves(institution_code):
+        abort(404)
+
+
+def staff_error(title: str, text: str, status: int) -> tuple[str, int]:
+    return render_template("staff/error.html", title=title, text=text), status
+
+
+@bp.errorhandler(RegistryError)
+def refused(error: RegistryError) -> Response | tuple[str, int]:
+    if error.code == "staff_session_invalid":
+        session.pop(TOKEN_KEY, None)
+        flash(_("Your staff session has ended. Please log in again."))
+        return redirect(url_for("staff.login"))
+    if error.code == "not_found":
+        return staff_error(_("Not found"), _("This no longer exists, or you may not see it."),
+                           404)
+    status = 503 if error.code in ("busy", "unavailable") else 409
+    return staff_error(_("This did not work"), message(error.code, **_params(error)), status)
+
+
+def _params(error: RegistryError) -> dict[str, object]:
+    params: dict[str, object] = {"age": current_app.config["MIN_AGE"]}
+    params.update((k, v) for k, v in error.detail.items() if isinstance(v, (str, int)))
+    return params
+
+
+def show_refusal(form: Any, refusal: RegistryError, rename: dict[str, str] | None = None,
+                 **params: object) -> None:
+    """A registry's "invalid" answer as messages beside the form's fields (and so in the
+    error summary), in the page's language; any other refusal, or a field the form does not
+    have, goes on to the staff error page. `rename` maps the registry's field names to the
+    form's ("library_code" → "library")."""
+    if refusal.code != "invalid":
+        raise refusal
+    values = _params(refusal) | params
+    for name, code in refusal.fields.items():
+        field = getattr(form, (rename or {}).get(name, name), None)
+        if field is None:
+            raise refusal
+        field.errors = [*field.errors, message(code, **values)]
+
+
+@bp.errorhandler(403)
+def forbidden(error: Exception) -> tuple[str, int]:
+    return staff_error(_("Not allowed"),
+                       _("Your staff role does not allow this page. Ask a coordinator if you "
+                         "need it."), 403)
+
+
+@bp.app_context_processor
+def staff_context() -> dict:
+    if request.blueprint is None or not request.blueprint.startswith("staff"):
+        return {}
+    staff = current_staff()
+    items = [item for item in NAV if staff and staff.can(item.permission)]
+    return {"staff": staff, "staff_nav": items, "role_names": ROLE_NAMES,
+            "state_names": TERMINAL_STATES}
+
+
+ROLE_NAMES = {Role.LIBRARIAN: _l("librarian"), Role.COORDINATOR: _l("coordinator"),
+              Role.IT_ADMIN: _l("IT admin")}
+TERMINAL_STATES = {"online": _l("online"), "offline": _l("offline"),
+                   "outdated": _l("outdated version"), "revoked": _l("revoked")}
