@@ -25,7 +25,7 @@ from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from .. import __version__
+from ..version import __version__
 from . import schema
 from .domain import (
     LANGUAGES,

@@ -58,9 +58,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util import Retry, Timeout
 
-from .. import __version__
 from ..logs import REQUEST_ID_HEADER
 from ..logs import request_id as current_request_id
+from ..version import __version__
 from .domain import (
     Catalogue,
     ClaimResult,

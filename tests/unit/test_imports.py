@@ -27,12 +27,6 @@ ROOT = PACKAGE.name
 
 # Kiosk imports still inside a function, as (file, module imported). Each waits for a change
 # to a file another branch is rewriting now; remove the entry with the import.
-KEPT_IN_FUNCTIONS = {
-    # kiosk.registry.api and kiosk.registry.http_client take __version__ from the package
-    # (`from .. import __version__`): at the top, kiosk.app would be a cycle through them.
-    # Once they import kiosk.version instead, kiosk/__init__.py imports kiosk.app at the top.
-    ("kiosk/__init__.py", "kiosk.app"),
-}
 
 
 @dataclass(frozen=True)
@@ -207,15 +201,7 @@ def test_kiosk_modules_import_each_other_without_a_cycle() -> None:
 
 def test_no_kiosk_module_is_imported_inside_a_function() -> None:
     """An import inside a function hides a dependency from the graph, and usually a cycle."""
-    assert imports_in_functions(kiosk_sources(), KEPT_IN_FUNCTIONS) == []
-
-
-def test_each_kept_import_is_still_there() -> None:
-    """The allowance ends with the import it was made for: a stale one would let it come back."""
-    sources = kiosk_sources()
-    left = {(imp.where.rpartition(":")[0], target) for imp in read_imports(sources)
-            if imp.in_function for target in imp.targets}
-    assert KEPT_IN_FUNCTIONS - left == set()
+    assert imports_in_functions(kiosk_sources(), set()) == []
 
 
 def test_the_checks_read_the_real_package() -> None:
