@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 from babel.dates import get_timezone
 from babel.messages.pofile import read_po, write_po
+from flask import Flask
 
 from . import backup
 from . import doctor as checks
@@ -21,8 +22,9 @@ from .paths import resource_dir
 from .registry import schema
 from .registry.domain import REASON_MAX, RegistryError, terminal_state
 from .registry.mailer import SmtpConfig, send_due
+from .registry.promotion import OfferSweep
 from .registry.sample_patrons import add_sample_patrons, has_patrons
-from .registry.services import utcnow
+from .registry.services import RegistryService, utcnow
 from .serving import default_server, serve, start_heartbeat, start_mail_sender
 from .version import __version__
 
@@ -70,15 +72,16 @@ database_option = click.option(
     help="SQLAlchemy URL, e.g. postgresql://kiosk@db/kiosk (default: SQLite in the instance).")
 
 
-def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = False):  # type: ignore[no-untyped-def]
-    overrides: dict = {"AUTO_MIGRATE": migrate, "SEED_DEMO": demo}
+def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = False) -> Flask:
+    overrides: dict[str, object] = {"AUTO_MIGRATE": migrate, "SEED_DEMO": demo}
     if database_url:
         overrides["DATABASE_URL"] = database_url
     return create_registry_app(overrides)
 
 
-def _service(database_url: str):  # type: ignore[no-untyped-def]
-    return _registry_app(database_url).extensions["registry_service"]
+def _service(database_url: str) -> RegistryService:
+    service: RegistryService = _registry_app(database_url).extensions["registry_service"]
+    return service
 
 
 @main.group()
@@ -117,7 +120,7 @@ def registry_serve(database_url: str, host: str, port: int, workers: int, thread
           workers=workers, threads=threads, server=server or default_server())
 
 
-def _with_mail_sender(app):  # type: ignore[no-untyped-def]
+def _with_mail_sender(app: Flask) -> Flask:
     """Each serving process (gunicorn worker) sends notices too, after the fork: senders
     claim notices one by one, so none goes twice."""
     start_mail_sender(app)
@@ -268,7 +271,7 @@ def add_staff(database_url: str, username: str, display_name: str, role: str,
 @database_option
 def list_staff(database_url: str) -> None:
     """List staff accounts: user name, role, institution, library, active or disabled."""
-    for view, active in _service(database_url).staff.list():
+    for view, active in _service(database_url).staff.accounts():
         click.echo(f"{view.username:<24} {view.role:<12} {view.institution_code or '-':<6} "
                    f"{view.library_code or '-':<20} {'active' if active else 'disabled'}")
 
@@ -361,7 +364,7 @@ def expire_offers(database_url: str) -> None:
     _echo_sweep(_service(database_url).expire_offers())
 
 
-def _echo_sweep(sweep) -> None:  # type: ignore[no-untyped-def]
+def _echo_sweep(sweep: OfferSweep) -> None:
     click.echo(f"Ended {sweep.expired} seat offer(s) past their time; {sweep.promoted} seat(s) "
                f"given to the next in line; {sweep.reminded} reminder(s) queued.")
 

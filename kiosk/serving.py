@@ -25,7 +25,7 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
         # `kiosk` commands start without loading a server.
         from gunicorn.app.base import BaseApplication
 
-        class Application(BaseApplication):  # type: ignore[misc]
+        class Application(BaseApplication):
             def load_config(self) -> None:
                 bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                 self.cfg.set("bind", bind)

@@ -64,8 +64,8 @@ def test_every_staff_post_needs_the_token(world: World) -> None:
         assert response.status_code == 400, rule.rule
     # Nothing changed: the settings, the accounts, the patrons, and the session itself.
     assert service.policies.settings() == before
-    assert all(active for _, active in service.staff.list())
-    assert "csrf.probe" not in {view.username for view, _ in service.staff.list()}
+    assert all(active for _, active in service.staff.accounts())
+    assert "csrf.probe" not in {view.username for view, _ in service.staff.accounts()}
     assert service.programme_status().seats_taken == 1
     with service.store.read() as s:
         assert s.get(Patron, world.patron_id) is not None

@@ -127,5 +127,6 @@ class IdempotencyKeys:
 
     def purge(self, keep_for: timedelta = KEEP_FOR) -> int:
         with self.store.write() as s:
-            return s.execute(delete(IdempotencyRecord).where(
-                IdempotencyRecord.created_at < self.clock() - keep_for)).rowcount
+            done = s.connection().execute(delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at < self.clock() - keep_for))
+            return done.rowcount

@@ -158,12 +158,11 @@ def message(cfg: SmtpConfig, notice: Notice, now: datetime) -> EmailMessage:
 def _claim(store: Store, notice_id: int, seen: datetime, now: datetime) -> bool:
     """Take the lease on one notice, if nobody else took it since we read `seen`."""
     with store.write(durable=False) as s:
-        taken = s.execute(
+        taken = s.connection().execute(
             update(Notice)
             .where(Notice.id == notice_id, Notice.sent_at.is_(None),
                    Notice.next_attempt_at == seen)
-            .values(next_attempt_at=now + LEASE)
-            .execution_options(synchronize_session=False))
+            .values(next_attempt_at=now + LEASE))
         return taken.rowcount == 1
 
 

@@ -126,7 +126,7 @@ class StaffAccounts:
                    staff=username, role=role)
             return self._view(row)
 
-    def list(self) -> list[tuple[StaffView, bool]]:
+    def accounts(self) -> list[tuple[StaffView, bool]]:
         """Every account, with whether it is still active."""
         with self.store.read() as s:
             rows = s.scalars(select(Staff).order_by(Staff.username)).all()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -393,7 +394,7 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
         )
 
         @event.listens_for(engine, "connect")
-        def _sqlite_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see below
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys = ON")
@@ -404,7 +405,7 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn):  # type: ignore[no-untyped-def]
+        def _sqlite_begin(conn: Connection) -> None:
             mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
             conn.exec_driver_sql(f"BEGIN {mode}")
 
@@ -425,7 +426,7 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
     # every request. A connection in steady use that fails anyway is a disconnect: the whole
     # pool is dropped and the request answers "busy" (retried by the terminal), once.
     @event.listens_for(engine.pool, "checkout")
-    def _ping_if_idle(dbapi_conn, record, _proxy):  # type: ignore[no-untyped-def]
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         if time.monotonic() - record.info.get("returned_at", 0.0) < PING_AFTER_IDLE:
             return
         try:
@@ -434,7 +435,7 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
             raise DisconnectionError() from exc
 
     @event.listens_for(engine.pool, "checkin")
-    def _returned(_dbapi_conn, record):  # type: ignore[no-untyped-def]
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
         record.info["returned_at"] = time.monotonic()
 
     return engine

@@ -51,7 +51,7 @@ def index() -> str | Response | tuple[str, int]:
             return redirect(url_for("staff.accounts.index"))
     status = 422 if form.errors else 200
     return render_template("staff/accounts/index.html", form=form,
-                           accounts=service().staff.list()), status
+                           accounts=service().staff.accounts()), status
 
 
 @bp.post("/accounts/<username>/disable")

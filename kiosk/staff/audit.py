@@ -16,7 +16,7 @@ from wtforms.validators import Optional
 
 from ..i18n import current_language
 from ..registry.roles import Permission
-from ..registry.staff import AuditQuery
+from ..registry.staff import AuditQuery, AuditView
 from ..terminal.forms import no_control_characters, options
 from .base import current_staff, nav_item, requires, service
 
@@ -218,7 +218,8 @@ def log() -> tuple[str, int]:
                              _("This date is before the first date.")]
         valid = False
     page = max(1, request.args.get("page", 1, type=int) or 1)
-    entries, total = [], 0
+    entries: list[AuditView] = []
+    total = 0
     if valid:
         query = AuditQuery(
             action=form.action.data or "",

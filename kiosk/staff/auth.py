@@ -15,7 +15,7 @@ from .base import TOKEN_KEY, bp, current_staff, place, service
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> tuple[str, int] | Response:
     form = StaffLoginForm()
     problem = None
     if form.validate_on_submit():

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import (
     Blueprint,
@@ -82,7 +82,7 @@ def requires(permission: Permission) -> Callable[[F], F]:
     """Staff only, with this permission: others are sent to log in, or refused (403)."""
 
     def decorate(view: F) -> F:
-        view.permission = permission  # type: ignore[attr-defined]  # read by the role matrix
+        setattr(view, "permission", permission)  # noqa: B010 - read by the role matrix
 
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -93,7 +93,7 @@ def requires(permission: Permission) -> Callable[[F], F]:
                 abort(403)
             return view(*args, **kwargs)
 
-        return guarded  # type: ignore[return-value]
+        return cast(F, guarded)
 
     return decorate
 
@@ -129,14 +129,14 @@ def _params(error: RegistryError) -> dict[str, object]:
 
 
 def show_refusal(form: Any, refusal: RegistryError, rename: dict[str, str] | None = None,
-                 **params: object) -> None:
+                 params: dict[str, object] | None = None) -> None:
     """A registry's "invalid" answer as messages beside the form's fields (and so in the
     error summary), in the page's language; any other refusal, or a field the form does not
     have, goes on to the staff error page. `rename` maps the registry's field names to the
-    form's ("library_code" → "library")."""
+    form's ("library_code" → "library"); `params` fill the messages' placeholders."""
     if refusal.code != "invalid":
         raise refusal
-    values = _params(refusal) | params
+    values = _params(refusal) | (params or {})
     for name, code in refusal.fields.items():
         field = getattr(form, (rename or {}).get(name, name), None)
         if field is None:

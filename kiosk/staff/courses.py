@@ -223,12 +223,13 @@ def module_of_the_month() -> str | Response | tuple[str, int]:
                 form.featured_until.data or "", actor=_actor(), where=place())
         except RegistryError as refusal:
             params: dict[str, object] = {}
-            if "other" in refusal.detail:
+            begins, stops = refusal.detail.get("starts"), refusal.detail.get("ends")
+            if "other" in refusal.detail and isinstance(begins, date) \
+                    and isinstance(stops, date):
                 other = next((r for r in rows if r.slug == refusal.detail["other"]), None)
                 params = {"title": other.title if other else refusal.detail["other"],
-                          "starts": long_date(refusal.detail["starts"]),  # type: ignore[arg-type]
-                          "ends": long_date(refusal.detail["ends"])}  # type: ignore[arg-type]
-            show_refusal(form, refusal, **params)
+                          "starts": long_date(begins), "ends": long_date(stops)}
+            show_refusal(form, refusal, params=params)
         else:
             _forget_catalogue()
             flash(_("“%(title)s” is the module of the month from %(starts)s until %(ends)s.",

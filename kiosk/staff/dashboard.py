@@ -25,6 +25,7 @@ from flask_babel import format_decimal, format_number, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
@@ -188,7 +189,7 @@ def dashboard() -> str:
 
 @bp.post("/dashboard/notices/send-again")
 @requires(Permission.DASHBOARD)
-def send_again() -> Response:
+def send_again() -> WerkzeugResponse:
     """The given-up e-mails get a fresh start (after the coordinator fixed their cause)."""
     staff = current_staff()
     assert staff is not None

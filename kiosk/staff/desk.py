@@ -6,6 +6,7 @@ would otherwise land in access logs and the browser history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, flash, redirect, render_template, url_for
@@ -106,12 +107,12 @@ def _back(patron_id: int) -> Response:
     return redirect(url_for("staff.desk.patron", patron_id=patron_id))
 
 
-def _act(patron_id: int, action: object, done: str) -> Response:
+def _act(patron_id: int, action: Callable[[], object], done: str) -> Response:
     """Run one action for the patron; a refusal becomes a message on their page."""
     if not ActionForm().validate_on_submit():
         return _back(patron_id)
     try:
-        action()  # type: ignore[operator]
+        action()
     except RegistryError as refusal:
         if refusal.code not in _ACTION_REFUSALS:
             raise

@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, InputRequired, NumberRange, Optiona
 from ..i18n import current_language
 from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.roles import Permission
-from ..registry.waitlist import PAGE_SIZE, CapPreview
+from ..registry.waitlist import PAGE_SIZE, CapPreview, WaitingEntry
 from ..terminal.forms import no_control_characters
 from ..terminal.messages import MESSAGES, message
 from .base import current_staff, nav_item, place, requires, service, show_refusal
@@ -196,7 +196,7 @@ def move(patron_id: int) -> str | Response | tuple[str, int]:
                            waiting=service().programme_status().waiting), status
 
 
-def _entry_or_404(patron_id: int):  # type: ignore[no-untyped-def]
+def _entry_or_404(patron_id: int) -> WaitingEntry:
     """The waiting entry if this staff member may see it; 404 otherwise (a librarian may not
     learn that another institution's patron is on the list)."""
     staff = current_staff()

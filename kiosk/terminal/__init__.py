@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import format_datetime
@@ -130,7 +131,7 @@ def api_request() -> bool:
     return request.path.startswith("/api/") and "api" in current_app.blueprints
 
 
-def aria_for(field: object, hint: object = None) -> dict[str, str]:
+def aria_for(field: Any, hint: object = None) -> dict[str, str]:
     """aria-invalid and aria-describedby for a form field, tying it to its hint and error."""
     errors = getattr(field, "errors", [])
     ids = ([f"{field.id}-hint"] if hint else []) + ([f"{field.id}-error"] if errors else [])

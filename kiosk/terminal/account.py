@@ -96,7 +96,9 @@ def register() -> str | Response:
             consent=bool(form.consent.data),
         )
         try:
-            made = registry().register_account(data, **_assisted_sign_up(form))
+            staff_token, identity_checked = _assisted_sign_up(form)
+            made = registry().register_account(data, staff_token=staff_token,
+                                               identity_checked=identity_checked)
             card = made.card_number
         except RegistryError as error:
             if error.code in UNAVAILABLE:  # keep everything typed for the retry
@@ -124,15 +126,16 @@ def register() -> str | Response:
     )
 
 
-def _assisted_sign_up(form: RegisterForm) -> dict[str, object]:
-    """In assisted mode the sign-up is tagged, and says whether the librarian saw an identity
-    document (ticked by them, or kept from before they handed back)."""
+def _assisted_sign_up(form: RegisterForm) -> tuple[str | None, bool]:
+    """In assisted mode the sign-up is tagged (the librarian's token), and says whether the
+    librarian saw an identity document (ticked by them, or kept from before they handed
+    back); otherwise (None, False)."""
     token = assist.staff_token()
     if not token:
-        return {}
+        return None, False
     checked = (assist.identity_checked_when_handed_back() if assist.handed_back()
                else bool(form.identity_checked.data))
-    return {"staff_token": token, "identity_checked": checked}
+    return token, checked
 
 
 @bp.get("/account/created")

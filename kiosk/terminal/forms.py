@@ -25,7 +25,7 @@ from .messages import MESSAGES
 
 def options(pairs: Iterable[tuple[object, object]]) -> list[SelectChoice]:
     """(value, label) pairs as a select's choices (wtforms 3.4 drops plain tuples)."""
-    return [SelectChoice(value, str(label)) for value, label in pairs]  # type: ignore[arg-type]
+    return [SelectChoice(str(value), str(label)) for value, label in pairs]
 
 
 def month_options(lang: str, placeholder: str) -> list[SelectChoice]:
