@@ -49,7 +49,7 @@ from schemathesis.openapi.checks import (  # noqa: E402
     UndefinedStatusCode,
 )
 
-from tests.conftest import PG_ADMIN_URL  # noqa: E402
+from tests.support.factories import PG_ADMIN_URL  # noqa: E402
 from tests.test_api_fuzz import CHECKS, FuzzRegistry, activated, schema  # noqa: E402
 
 SCHEMA_VIOLATIONS = (UndefinedStatusCode, UndefinedContentType, MissingContentType,

@@ -1,12 +1,12 @@
 """Fixtures: the app on a fresh SQLite registry, its client and CLI runner, the service itself,
-and helpers to make patrons quickly."""
+registry services on SQLite and PostgreSQL, a registered patron, staff clients, a browser.
+Plain helpers (patron data, configurations, staff passwords…) are in tests/support."""
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterator
-from datetime import date
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -14,24 +14,21 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kiosk import create_app
-from kiosk.registry import schema
-from kiosk.registry.domain import NewPatron
-from kiosk.registry.seed import load_demo_data, seed, seed_staff
-from kiosk.registry.services import RegistryService, utcnow
-from kiosk.registry.store import Store, make_engine
+from kiosk.registry.services import RegistryService
+from kiosk.registry.store import Store
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
-_serial = itertools.count(1)
-
-
-def app_config(tmp_path: Path, **extra: object) -> dict:
-    return {
-        "TESTING": True,
-        "SECRET_KEY": "test-secret",
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.sqlite3'}",
-        "WTF_CSRF_ENABLED": False,
-        **extra,
-    }
+from .support.browser import CHROMIUM, LAUNCH_ARGS, Live, Servers, browser_missing
+from .support.contract import Registry, connect, registry_app
+from .support.factories import (
+    IN_CI,
+    PG_ADMIN_URL,
+    app_config,
+    form_data,
+    log_in_staff,
+    new_store,
+    postgres_unavailable,
+    serial,
+)
 
 
 @pytest.fixture
@@ -54,25 +51,9 @@ def service(app: Flask) -> RegistryService:
     return app.extensions["registry_service"]
 
 
-PG_ADMIN_URL = os.environ.get("KIOSK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _postgres_available() -> str | None:
-    """None when PostgreSQL answers, else the reason to skip."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed"
-    try:
-        psycopg.connect(PG_ADMIN_URL, connect_timeout=3).close()
-    except psycopg.OperationalError as exc:
-        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {str(exc).strip()[:120]}"
-    return None
-
-
 @pytest.fixture(scope="session")
 def postgres_admin() -> str:
-    reason = _postgres_available()
+    reason = postgres_unavailable()
     if reason:
         if IN_CI:
             pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
@@ -89,7 +70,7 @@ def create_database(request):  # type: ignore[no-untyped-def]
     made: list[str] = []
 
     def create() -> str:
-        name = f"kiosk_test_{os.getpid()}_{next(_serial)}"
+        name = f"kiosk_test_{os.getpid()}_{next(serial)}"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -106,17 +87,8 @@ def create_database(request):  # type: ignore[no-untyped-def]
 def db_url(request, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Each registry test runs on SQLite and on PostgreSQL: a factory of fresh database URLs."""
     if request.param == "sqlite":
-        return lambda: f"sqlite:///{tmp_path / f'registry-{next(_serial)}.sqlite3'}"
+        return lambda: f"sqlite:///{tmp_path / f'registry-{next(serial)}.sqlite3'}"
     return request.getfixturevalue("create_database")
-
-
-def new_store(url: str, cap: int = 2000) -> Store:
-    store = Store(make_engine(url))
-    schema.upgrade(store.engine)
-    data = load_demo_data()
-    seed(store, data, utcnow().date(), cap=cap)
-    seed_staff(store, data, utcnow())
-    return store
 
 
 @pytest.fixture
@@ -133,51 +105,6 @@ def make_service(db_url):  # type: ignore[no-untyped-def]
         store.engine.dispose()
 
 
-def patron_data(n: int | None = None, **overrides: object) -> NewPatron:
-    n = n if n is not None else next(_serial)
-    values: dict = {
-        "first_name": "Mia",
-        "last_name": f"Janssens{n}",
-        "email": f"mia{n}@example.be",
-        "birth_date": "1958-03-27",
-        "postcode": "2000",
-        "library_code": "ANT-PERMEKE",
-        "password": "correct horse",
-        "phone": "",
-        "language": "nl",
-        "consent": True,
-    }
-    values.update(overrides)
-    return NewPatron(**values)
-
-
-def add_patron(service: RegistryService, **overrides: object) -> tuple[str, str]:
-    """Register and log in a patron; answers (card number, session token)."""
-    data = patron_data(**overrides)
-    card = service.register(data)
-    token, _ = service.login(card, data.password)
-    return card, token
-
-
-def form_data(**overrides: str) -> dict[str, str]:
-    n = next(_serial)
-    data = {
-        "first_name": "Élise",
-        "last_name": "Dubois",
-        "email": f"elise{n}@example.be",
-        "birth_day": "3",
-        "birth_month": "4",
-        "birth_year": "1950",
-        "postcode": "1000",
-        "library": "MUN-MUNTPUNT",
-        "phone": "0470 12 34 56",
-        "password": "longenough",
-        "consent": "y",
-    }
-    data.update(overrides)
-    return data
-
-
 @pytest.fixture
 def registered(client: FlaskClient) -> Iterator[dict[str, str]]:
     """A patron who registered through the form (and so is logged in on `client`)."""
@@ -185,25 +112,6 @@ def registered(client: FlaskClient) -> Iterator[dict[str, str]]:
     response = client.post("/en/account/new", data=data)
     assert response.status_code == 302, response.get_data(as_text=True)
     yield data
-
-
-TODAY = date.today()
-
-
-# The demo's staff accounts (kiosk/data/demo_data.json), seeded in every test registry.
-STAFF_PASSWORDS = {
-    "coordinator": "demo-coordinator",  # coordinator, programme-wide
-    "an.peeters": "demo-librarian",  # librarian of ANT (Antwerpen), at ANT-PERMEKE
-    "els.maes": "demo-librarian",  # librarian of KOR (Kortrijk), at KOR-CENTRUM
-    "it.support": "demo-it-admin",  # IT admin
-}
-
-
-def log_in_staff(client: FlaskClient, username: str, lang: str = "en") -> None:
-    """Log a demo staff member in on this test client (CSRF is off in tests)."""
-    response = client.post(f"/{lang}/staff/login",
-                           data={"username": username, "password": STAFF_PASSWORDS[username]})
-    assert response.status_code == 302, response.get_data(as_text=True)
 
 
 @pytest.fixture
@@ -218,22 +126,24 @@ def staff_client(app: Flask):  # type: ignore[no-untyped-def]
     return make
 
 
+# --- The registry through both clients (the contract tests) ------------------------------------
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """Servers, clients and engines, closed at the end of a test."""
+    with ExitStack() as items:
+        yield items
+
+
+@pytest.fixture(params=["local", "http"])
+def registry(request, db_url, tmp_path, stack) -> Registry:  # type: ignore[no-untyped-def]
+    app = registry_app(db_url, tmp_path)
+    return Registry(request.param, connect(request.param, app, stack),
+                    app.extensions["registry_service"])
+
+
 # --- A real browser: Debian's Chromium through Playwright (never `playwright install`) -------
-
-CHROMIUM = "/usr/bin/chromium"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
-
-
-def browser_missing() -> str | None:
-    """None when the real-browser tests can run here, else the reason."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError as exc:
-        return f"Playwright is not installed ({exc}): pip install playwright"
-    if not Path(CHROMIUM).exists():
-        return "Chromium not installed: apt-get install chromium"
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -251,3 +161,12 @@ def browser():  # type: ignore[no-untyped-def]
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
+    """`live_server(**config)` → the app on a fresh SQLite registry, served over HTTP."""
+    servers = Servers()
+    count = iter(range(1000))
+    yield lambda **overrides: servers.start(tmp_path / f"live{next(count)}", **overrides)
+    servers.close()

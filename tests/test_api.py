@@ -21,9 +21,8 @@ from kiosk.registry import http_client
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import EnrolmentRow, Patron, Store, make_engine
-
-from .conftest import patron_data
-from .live_server import serve
+from tests.support.factories import patron_data
+from tests.support.live_server import serve
 
 
 @pytest.fixture

@@ -53,8 +53,7 @@ from kiosk.registry.api import PATRON_HEADER, ClaimRequest, LoginRequest
 from kiosk.registry.domain import LANGUAGES, NewPatron
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
-
-from .conftest import patron_data
+from tests.support.factories import patron_data
 
 pytestmark = pytest.mark.postgres
 

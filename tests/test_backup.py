@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 from kiosk.cli import main
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import EnrolmentRow, Patron, Place, Programme, Store, make_engine
-
-from .conftest import add_patron, new_store, patron_data
+from tests.support.factories import add_patron, new_store, patron_data
 
 
 def cli(*args: str) -> Result:

@@ -16,50 +16,42 @@ from __future__ import annotations
 import functools
 import json
 import re
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import CHROMIUM, IN_CI, LAUNCH_ARGS, add_patron, app_config
+from tests.support.browser import (
+    AXE_OPTIONS,
+    CHROMIUM,
+    LANGS,
+    LAUNCH_ARGS,
+    VIEWPORT,
+    Console,
+    Live,
+    Servers,
+    browser_missing,
+)
+from tests.support.factories import IN_CI, add_patron
 
-_missing = None
-try:
-    from playwright.sync_api import Browser, Page, expect
-    from playwright.sync_api import Error as PlaywrightError
-except ImportError as exc:  # pragma: no cover - depends on the machine
-    _missing = f"Playwright is not installed ({exc}): pip install playwright"
-if _missing is None and not Path(CHROMIUM).exists():
-    _missing = "Chromium not installed: apt-get install chromium"
+_missing = browser_missing()
 if _missing is not None:  # pragma: no cover - depends on the machine
     if IN_CI:
         pytest.fail(f"CI=true but the browser tests cannot run: {_missing}", pytrace=False)
     pytest.skip("Chromium not installed: apt-get install chromium", allow_module_level=True)
 
-import waitress  # noqa: E402
 from axe_playwright_python.base import AxeResults  # noqa: E402
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from babel.support import Translations  # noqa: E402
-from flask import Flask  # noqa: E402
-from waitress import wasyncore  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
-from kiosk import create_app  # noqa: E402
 from kiosk.paths import resource_dir  # noqa: E402
 from kiosk.registry.seed import load_demo_data  # noqa: E402
-from kiosk.registry.services import RegistryService  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-LANGS = ("nl", "fr", "en")
-VIEWPORT = {"width": 1280, "height": 1024}
-AXE_OPTIONS = {
-    "runOnly": {"type": "tag",
-                "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
-    "resultTypes": ["violations"],
-}
 MIN_TARGET = 44  # CSS px, both ways
 PASSWORD = "longenough"
 DEMO = load_demo_data()  # what the registry is seeded with
@@ -89,93 +81,7 @@ def contains(text: str) -> re.Pattern[str]:
     return re.compile(re.escape(text))
 
 
-# --- Server, browser, page ------------------------------------------------------------------
-
-@dataclass
-class Live:
-    app: Flask
-    base: str
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    @property
-    def service(self) -> RegistryService:
-        return self.app.extensions["registry_service"]
-
-
-class _Servers:
-    """Apps served by waitress on free ports, each in a daemon thread."""
-
-    def __init__(self) -> None:
-        self.running: list = []  # waitress servers
-
-    def start(self, folder: Path, **overrides: object) -> Live:
-        folder.mkdir(parents=True, exist_ok=True)
-        config = app_config(folder, WTF_CSRF_ENABLED=True, **overrides)
-        app = create_app(config, instance_path=str(folder))
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-        thread.start()
-        self.running.append(server)
-        return Live(app, f"http://127.0.0.1:{server.effective_port}")
-
-    def close(self) -> None:
-        for server in self.running:
-            server.close()  # the listening socket
-            wasyncore.close_all(server._map)  # keep-alive channels: the thread's loop ends
-            server.task_dispatcher.shutdown()
-        self.running.clear()
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
-    """`live_server(**config)` → the app on a fresh SQLite registry, served over HTTP."""
-    servers = _Servers()
-    count = iter(range(1000))
-    yield lambda **overrides: servers.start(tmp_path / f"live{next(count)}", **overrides)
-    servers.close()
-
-
-class Console:
-    """Every CSP violation, script error and failed sub-resource, with the page it was on."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.where = ""
-        self.problems: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda error: self._add(f"uncaught script error: {error}"))
-        page.on("requestfailed", self._failed)
-        page.on("response", self._response)
-
-    def _add(self, text: str) -> None:
-        self.problems.append(f"[{self.where or self.page.url}] {text}")
-
-    def _console(self, msg) -> None:  # type: ignore[no-untyped-def]
-        text = msg.text
-        if "Content Security Policy" in text or "Content-Security-Policy" in text:
-            self._add(f"CSP: {text}")
-        elif msg.type == "error" and not text.startswith("Failed to load resource"):
-            self._add(f"console error: {text}")  # failed loads: see _response
-
-    def _failed(self, request) -> None:  # type: ignore[no-untyped-def]
-        if request.failure != "net::ERR_ABORTED":  # cut short by a navigation: normal
-            self._add(f"request failed: {request.url} ({request.failure})")
-
-    def _response(self, response) -> None:  # type: ignore[no-untyped-def]
-        # The page itself may be a 404 on purpose; what it loads may not.
-        if response.status >= 400 and response.request.resource_type != "document":
-            self._add(f"{response.status} for {response.url}")
-
-    def take(self) -> list[str]:
-        out, self.problems = self.problems, []
-        return out
-
-    def assert_clean(self) -> None:
-        problems = self.take()
-        assert not problems, "script errors or CSP violations:\n" + "\n".join(problems)
-
+# --- The page -------------------------------------------------------------------------------
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
@@ -670,7 +576,7 @@ class Walker:
 def walk(request, browser: Browser, tmp_path_factory) -> Iterator[Walk]:
     """One browser context walks every page in one language, noting what d–f check."""
     lang = request.param
-    servers = _Servers()
+    servers = Servers()
     live = servers.start(tmp_path_factory.mktemp(f"walk-{lang}"))
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(10_000)

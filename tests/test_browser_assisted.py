@@ -18,9 +18,8 @@ from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 from kiosk.registry.store import AuditEntry, Patron  # noqa: E402
-
-from .conftest import STAFF_PASSWORDS
-from .test_browser import Live, live_server  # noqa: F401  (the fixture)
+from tests.support.browser import Live
+from tests.support.factories import STAFF_PASSWORDS
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +41,7 @@ def page(browser: Browser) -> Iterator[Page]:
 
 
 def test_an_assisted_sign_up_and_enrolment_with_hand_back_and_take_over(
-        live_server: Callable[..., Live], page: Page) -> None:  # noqa: F811
+        live_server: Callable[..., Live], page: Page) -> None:
     live = live_server()
     banner = page.locator("section.assisted")
 

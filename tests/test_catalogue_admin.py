@@ -24,8 +24,7 @@ from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.services import RegistryService, utcnow
 from kiosk.registry.store import AuditEntry
 from kiosk.terminal import reference
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 TITLES = {"nl": "Veilig online winkelen", "fr": "Acheter en ligne en sécurité",
           "en": "Shopping online safely"}

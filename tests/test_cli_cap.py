@@ -8,8 +8,7 @@ from sqlalchemy import select
 
 from kiosk.cli import main
 from kiosk.registry.store import AuditEntry
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 
 def test_set_cap_previews_needs_a_reason_and_audits_it(app, service) -> None:  # type: ignore[no-untyped-def]

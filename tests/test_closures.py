@@ -14,8 +14,7 @@ from kiosk.registry.closures import CLOSED_DAYS_MAX, Closures, parse_closed_days
 from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 # Wednesday 23 December 2026, 10:00 in Brussels (CET, UTC+1): Christmas is on the Friday.
 WEDNESDAY_23_DEC = datetime(2026, 12, 23, 9, 0)

@@ -246,8 +246,7 @@ def test_a_log_file_we_may_not_write_is_refused(tmp_path: Path,
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     from kiosk import create_registry_app
-
-    from .live_server import serve
+    from tests.support.live_server import serve
 
     folder = tmp_path_factory.mktemp("registry")
     app = create_registry_app({"TESTING": True, "SECRET_KEY": "x",

@@ -10,18 +10,12 @@ transcript` runs one script through both clients and compares the transcripts di
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
-from flask import Flask
 from sqlalchemy import update
 
-from kiosk import create_registry_app
-from kiosk.registry.client import LocalRegistryClient, RegistryClient
 from kiosk.registry.domain import (
     Catalogue,
     ClaimResult,
@@ -39,65 +33,11 @@ from kiosk.registry.domain import (
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService, utcnow
 from kiosk.registry.store import Institution
-
-from .conftest import patron_data
-from .live_server import serve
+from tests.support.contract import Registry, connect, refusal, registry_app
+from tests.support.factories import patron_data
+from tests.support.live_server import serve
 
 PASSWORD = "correct horse"
-
-
-@dataclasses.dataclass
-class Registry:
-    kind: str
-    client: RegistryClient
-    service: RegistryService
-
-    def patron(self, **overrides: object) -> tuple[str, str]:
-        """Register and log in through the client; answers (card number, session token)."""
-        data = patron_data(**overrides)
-        card = self.client.register(data)
-        token, _ = self.client.login(card, data.password)
-        return card, token
-
-
-def registry_app(db_url: Callable[[], str], tmp_path: Path) -> Flask:
-    instance = tmp_path / f"instance-{len(list(tmp_path.iterdir()))}"
-    return create_registry_app(
-        {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": db_url()},
-        instance_path=str(instance),
-    )
-
-
-def connect(kind: str, app: Flask, stack: ExitStack) -> RegistryClient:
-    service: RegistryService = app.extensions["registry_service"]
-    stack.callback(service.store.engine.dispose)
-    if kind == "local":
-        return LocalRegistryClient(service)
-    token, _ = service.add_terminal("ANT-PERMEKE", "test kiosk", actor="test")
-    url = stack.enter_context(serve(app))
-    client = HttpRegistryClient(url, token, connect_timeout=3, deadline=20)
-    stack.callback(client.close)
-    return client
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    """Servers, clients and engines, closed at the end of a test."""
-    with ExitStack() as items:
-        yield items
-
-
-@pytest.fixture(params=["local", "http"])
-def registry(request, db_url, tmp_path, stack) -> Registry:  # type: ignore[no-untyped-def]
-    app = registry_app(db_url, tmp_path)
-    return Registry(request.param, connect(request.param, app, stack),
-                    app.extensions["registry_service"])
-
-
-def refusal(call: Callable[[], object]) -> RegistryError:
-    with pytest.raises(RegistryError) as info:
-        call()
-    return info.value
 
 
 # --- Reference data ------------------------------------------------------------------------
@@ -517,8 +457,7 @@ def test_a_librarian_assists_only_patrons_of_their_own_institution(registry: Reg
     from sqlalchemy import select
 
     from kiosk.registry.store import AuditEntry
-
-    from .conftest import STAFF_PASSWORDS
+    from tests.support.factories import STAFF_PASSWORDS
 
     client, service = registry.client, registry.service
     staff_token, _ = client.staff_login("els.maes", STAFF_PASSWORDS["els.maes"])
@@ -548,8 +487,7 @@ def test_staff_sessions_tag_the_patrons_actions_and_end_at_logout(registry: Regi
     from sqlalchemy import select
 
     from kiosk.registry.store import AuditEntry
-
-    from .conftest import STAFF_PASSWORDS
+    from tests.support.factories import STAFF_PASSWORDS
 
     client, service = registry.client, registry.service
     staff_token, staff = client.staff_login("an.peeters", STAFF_PASSWORDS["an.peeters"])

@@ -18,8 +18,7 @@ from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Course, CourseText, Patron
 from kiosk.staff import charts
 from kiosk.staff.dashboard import BOM, csv_cell, csv_document, decimal_comma
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 SVG = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2025, 3, 20, 9, 0)  # naive UTC, as the database holds it; 10:00 in Brussels
@@ -379,8 +378,7 @@ def test_the_dashboard_counts_the_outbox_and_sends_given_up_mail_again(tmp_path)
     from kiosk import create_app
     from kiosk.registry.mailer import MAX_ATTEMPTS
     from kiosk.registry.store import Notice
-
-    from .conftest import STAFF_PASSWORDS, app_config
+    from tests.support.factories import STAFF_PASSWORDS, app_config
 
     app = create_app(app_config(tmp_path, WTF_CSRF_ENABLED=True), instance_path=str(tmp_path))
     service = app.extensions["registry_service"]

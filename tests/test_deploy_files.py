@@ -19,8 +19,7 @@ from click.testing import CliRunner
 
 from kiosk.cli import main as kiosk_cli
 from kiosk.config import Config, read_env_file
-
-from .conftest import IN_CI
+from tests.support.factories import IN_CI
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 LINUX = DEPLOY / "linux"

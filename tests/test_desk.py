@@ -18,8 +18,7 @@ from kiosk.registry.domain import RegistryError, Standing, make_card_number
 from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.services import RegistryService, pseudonym, utcnow
 from kiosk.registry.store import AuditEntry, Patron
-
-from .conftest import add_patron, patron_data
+from tests.support.factories import add_patron, patron_data
 
 COORDINATOR = StaffView(1, "coordinator", "Coordinator", Role.COORDINATOR, None, None)
 AN = StaffView(2, "an.peeters", "An Peeters", Role.LIBRARIAN, "ANT", "ANT-PERMEKE",

@@ -19,8 +19,7 @@ from kiosk import doctor as checks
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
 from kiosk.paths import resource_dir
-
-from .live_server import serve
+from tests.support.live_server import serve
 
 
 @pytest.fixture(autouse=True)

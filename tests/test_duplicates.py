@@ -13,9 +13,8 @@ from sqlalchemy import select
 from kiosk.registry.domain import RegistryError, Standing, format_card_number, standing_rank
 from kiosk.registry.services import RegistryService, pseudonym
 from kiosk.registry.store import DuplicateFlag, EnrolmentRow, Patron, Place
-
-from .conftest import form_data, patron_data
-from .test_verification import audit, counts_match_places, patron_id, set_policy, staff
+from tests.support.factories import form_data, patron_data
+from tests.support.verification import audit, counts_match_places, patron_id, set_policy, staff
 
 PASSWORD = "correct horse"
 

@@ -11,8 +11,7 @@ from kiosk.cli import main
 from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.services import RegistryService, pseudonym
 from kiosk.registry.store import AuditEntry, Base, Patron
-
-from .conftest import patron_data
+from tests.support.factories import patron_data
 
 
 def everything_stored(service: RegistryService) -> str:

@@ -40,8 +40,7 @@ from kiosk.registry.domain import RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
 from kiosk.terminal.messages import MESSAGES
-
-from .conftest import TODAY, app_config, patron_data
+from tests.support.factories import TODAY, app_config, patron_data
 
 LANGS = ("nl", "fr", "en")
 MIN_AGE = 16

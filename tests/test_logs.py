@@ -19,9 +19,8 @@ from flask.logging import default_handler
 
 from kiosk import config, create_app, create_registry_app, logs
 from kiosk.registry.services import RegistryService
-
-from .conftest import app_config, form_data
-from .live_server import serve
+from tests.support.factories import app_config, form_data
+from tests.support.live_server import serve
 
 FIRST, LAST = "Zebulonia", "Quintavalle-Brouckaert"
 EMAIL = "zebulonia.quintavalle@example.be"
@@ -253,7 +252,7 @@ def test_staff_desk_work_leaves_no_personal_data_in_the_registry_log(db_url, tmp
     e-mail and by card, enrols them, prints a one-time password, e-mails and prints the
     receipt, tries the same e-mail again, and a PostgreSQL-style error names them: the staff
     pages' log (the registry's) holds none of it."""
-    from .conftest import STAFF_PASSWORDS
+    from tests.support.factories import STAFF_PASSWORDS
 
     log = tmp_path / "registry.log"
     registry = create_registry_app(

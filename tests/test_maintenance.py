@@ -16,8 +16,7 @@ from kiosk.cli import main
 from kiosk.registry.domain import RegistryError, TerminalView, terminal_state
 from kiosk.registry.services import utcnow
 from kiosk.serving import start_heartbeat
-
-from .live_server import serve
+from tests.support.live_server import serve
 
 MESSAGES = {"nl": "Onderhoud van de cursussen.", "fr": "Maintenance des cours.",
             "en": "The courses are being serviced."}
@@ -100,7 +99,7 @@ def test_terminal_states_for_branch_it() -> None:
 def test_the_terminals_page_shows_each_state(app, service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Four PCs as branch IT finds them: one up to date, one on an old kiosk, one silent for
     an hour (and old: worth updating when it is back), one revoked."""
-    from .conftest import log_in_staff
+    from tests.support.factories import log_in_staff
 
     made = {name: service.add_terminal("ANT-PERMEKE", name, actor="it")
             for name in ("Up to date", "Old kiosk", "Silent", "Revoked one")}

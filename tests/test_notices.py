@@ -32,8 +32,7 @@ from kiosk.registry.mailer import MAX_ATTEMPTS, SmtpConfig, send_due
 from kiosk.registry.notices import enqueue
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Notice, Patron, Place
-
-from .conftest import add_patron, new_store, patron_data
+from tests.support.factories import add_patron, new_store, patron_data
 
 START = datetime(2026, 3, 2, 9, 0)  # a Monday, naive UTC like the database
 
@@ -418,8 +417,7 @@ def test_without_an_smtp_server_nothing_is_queued(make_service) -> None:  # type
 
 def test_the_configured_app_queues_only_with_smtp_host(tmp_path: Path) -> None:
     from kiosk import create_app
-
-    from .conftest import app_config
+    from tests.support.factories import app_config
 
     (tmp_path / "off").mkdir()
     (tmp_path / "on").mkdir()

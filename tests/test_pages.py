@@ -9,8 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kiosk import create_app, security
-
-from .conftest import app_config, form_data
+from tests.support.factories import app_config, form_data
 
 LANGS = ("nl", "fr", "en")
 PUBLIC_PAGES = ("/{}/", "/{}/account/new", "/{}/login", "/{}/courses/",

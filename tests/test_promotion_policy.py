@@ -17,9 +17,8 @@ from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.promotion import Candidate
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution, Library, Patron, Place, Programme
-
-from .conftest import add_patron, patron_data
-from .test_contract import Registry, refusal, registry, stack  # noqa: F401 - fixtures
+from tests.support.contract import Registry, refusal
+from tests.support.factories import add_patron, patron_data
 
 PASSWORD = "correct horse"
 

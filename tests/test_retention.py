@@ -12,8 +12,7 @@ from kiosk.registry import domain
 from kiosk.registry.domain import Standing
 from kiosk.registry.idempotency import IdempotencyKeys
 from kiosk.registry.store import IdempotencyRecord, Patron
-
-from .conftest import patron_data
+from tests.support.factories import patron_data
 
 
 def test_idempotency_keys_are_kept_24_hours_then_purged(make_service) -> None:

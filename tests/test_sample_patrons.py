@@ -10,8 +10,7 @@ from sqlalchemy import func, select
 from kiosk.registry.sample_patrons import PASSWORD, add_sample_patrons
 from kiosk.registry.services import utcnow
 from kiosk.registry.store import EnrolmentRow, Library, Patron
-
-from .conftest import log_in_staff
+from tests.support.factories import log_in_staff
 
 
 def test_sample_patrons_fill_a_new_demo_registry_once(app, service) -> None:  # type: ignore[no-untyped-def]

@@ -13,8 +13,7 @@ from kiosk.registry import schema
 from kiosk.registry.domain import ProgrammeStatus
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Base, Store, make_engine
-
-from .conftest import patron_data
+from tests.support.factories import patron_data
 
 
 def test_migrations_match_the_models_and_are_current(db_url) -> None:

@@ -11,8 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.store import Place
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 COURSES = ("spanish-beginners", "instagram", "italian-beginners")
 

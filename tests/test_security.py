@@ -12,9 +12,8 @@ import requests
 from kiosk import create_app
 from kiosk.registry.domain import RegistryError
 from kiosk.security import CSP
-
-from .conftest import IN_CI, add_patron, app_config, patron_data
-from .storm_support import (
+from tests.support.factories import IN_CI, add_patron, app_config, patron_data
+from tests.support.storm_support import (
     RegistryServer,
     bulk_patrons,
     create_storm_database,
@@ -167,8 +166,7 @@ def test_the_idle_reset_also_ends_a_staff_log_in_on_this_browser(app, client, se
     """A librarian who used the staff pages on a kiosk and walked away: the reset ends their
     staff session in the registry too, not only the cookie that carried it."""
     from kiosk.registry.domain import RegistryError
-
-    from .conftest import log_in_staff
+    from tests.support.factories import log_in_staff
 
     log_in_staff(client, "an.peeters")
     with client.session_transaction() as visit:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from .conftest import log_in_staff
+from tests.support.factories import log_in_staff
 
 
 def _form(service, **days: str) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -16,8 +16,7 @@ from kiosk.registry.domain import RegistryError
 from kiosk.registry.roles import GRANTS, Permission, Role
 from kiosk.registry.services import utcnow
 from kiosk.registry.store import AuditEntry, StaffSession
-
-from .conftest import STAFF_PASSWORDS, app_config, log_in_staff
+from tests.support.factories import STAFF_PASSWORDS, app_config, log_in_staff
 
 
 def audit(service, action: str) -> list:  # type: ignore[no-untyped-def]

@@ -16,10 +16,9 @@ import pytest
 from flask import url_for
 
 from kiosk.registry.roles import GRANTS, Role
-
-from .conftest import STAFF_PASSWORDS
-from .test_browser import AXE_OPTIONS, LANGS, VIEWPORT, Console, _Servers
-from .test_role_matrix import OPEN_TO_STAFF, permission_of, populate, staff_rules
+from tests.support.browser import AXE_OPTIONS, LANGS, VIEWPORT, Console, Servers
+from tests.support.factories import STAFF_PASSWORDS
+from tests.support.role_matrix import OPEN_TO_STAFF, permission_of, populate, staff_rules
 
 pytestmark = pytest.mark.browser
 
@@ -46,7 +45,7 @@ def staff_log_in(page: Page, base: str, lang: str, username: str) -> None:
 def report(request, browser: Browser, tmp_path_factory) -> Iterator[dict]:
     """One language: every staff page opened, axe run on each; answers what was found."""
     lang = request.param
-    servers = _Servers()
+    servers = Servers()
     live = servers.start(tmp_path_factory.mktemp(f"staff-{lang}"))
     world = populate(live.app)
     found: dict = {"axe": {}, "console": [], "pages": []}

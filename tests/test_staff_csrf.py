@@ -15,9 +15,8 @@ from flask.testing import FlaskClient
 from kiosk import create_app, create_registry_app
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
-
-from .conftest import STAFF_PASSWORDS, app_config
-from .test_role_matrix import World, populate
+from tests.support.factories import STAFF_PASSWORDS, app_config
+from tests.support.role_matrix import World, populate
 
 APPS: dict[str, Callable[..., Flask]] = {"kiosk": create_app, "registry": create_registry_app}
 

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from kiosk import create_registry_app
-
-from .conftest import app_config, log_in_staff
-from .test_role_matrix import STAFF, World, populate, staff_rules
+from tests.support.factories import app_config, log_in_staff
+from tests.support.role_matrix import STAFF, World, populate, staff_rules
 
 
 @pytest.fixture(scope="module")

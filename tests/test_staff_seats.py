@@ -12,8 +12,7 @@ from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.staff import AuditQuery
 from kiosk.registry.store import EnrolmentRow, Place
-
-from .conftest import add_patron
+from tests.support.factories import add_patron
 
 COORDINATOR = StaffView(id=1, username="coordinator", display_name="Sofie Claes",
                         role=Role.COORDINATOR, institution_code=None,

@@ -26,8 +26,8 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from .conftest import IN_CI
-from .storm_support import (
+from tests.support.factories import IN_CI
+from tests.support.storm_support import (
     CONNECTION_ERROR,
     Load,
     Policy,

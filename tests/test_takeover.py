@@ -16,16 +16,8 @@ from kiosk import security
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Patron
-
-from .conftest import STAFF_PASSWORDS, add_patron, form_data
-
-LABEL = "An Peeters (Bibliotheek Permeke)"
-
-
-def take_over(client: FlaskClient, username: str = "an.peeters", next_: str = "/en/",
-              password: str | None = None) -> Any:
-    return client.post(f"/en/assist/?next={next_}", data={
-        "username": username, "password": password or STAFF_PASSWORDS[username]})
+from tests.support.factories import STAFF_PASSWORDS, add_patron, form_data
+from tests.support.takeover import LABEL, log_in_patron, take_over, text
 
 
 def staff_token(client: FlaskClient) -> str | None:
@@ -47,15 +39,6 @@ def patron_row(service: RegistryService, email: str) -> Patron:
         assert row is not None
         s.expunge(row)
         return row
-
-
-def text(response: Any) -> str:
-    return response.get_data(as_text=True)
-
-
-def log_in_patron(client: FlaskClient, card: str) -> None:
-    response = client.post("/en/login", data={"identifier": card, "password": "correct horse"})
-    assert response.status_code == 302, text(response)
 
 
 # --- Unlocking assisted mode ------------------------------------------------------------------

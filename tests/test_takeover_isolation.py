@@ -9,9 +9,8 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from kiosk.registry.services import RegistryService
-
-from .conftest import STAFF_PASSWORDS, add_patron, log_in_staff
-from .test_takeover import LABEL, log_in_patron, take_over, text
+from tests.support.factories import STAFF_PASSWORDS, add_patron, log_in_staff
+from tests.support.takeover import LABEL, log_in_patron, take_over, text
 
 STAFF_PAGES = ("/en/staff/", "/en/staff/desk", "/en/staff/pending", "/en/staff/duplicates")
 

@@ -8,55 +8,17 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from kiosk.cli import main
 from kiosk.registry import domain
 from kiosk.registry.domain import RegistryError, Standing
-from kiosk.registry.roles import StaffView
 from kiosk.registry.services import RegistryService, pseudonym
-from kiosk.registry.store import AuditEntry, Institution, Patron, Place, Programme
-
-from .conftest import STAFF_PASSWORDS, patron_data
+from kiosk.registry.store import AuditEntry, Patron, Programme
+from tests.support.factories import patron_data
+from tests.support.verification import audit, counts_match_places, patron_id, set_policy, staff
 
 START = datetime(2026, 3, 2, 9, 0)  # a Monday
-
-
-def set_policy(service: RegistryService, code: str, verification: str,
-               pending_days: int = 14) -> None:
-    with service.store.write() as s:
-        s.execute(update(Institution).where(Institution.code == code)
-                  .values(verification=verification, pending_days=pending_days))
-
-
-def staff(service: RegistryService, username: str) -> StaffView:
-    return service.staff.login(username, STAFF_PASSWORDS[username])[1]
-
-
-def audit(service: RegistryService, action: str) -> list:  # type: ignore[type-arg]
-    with service.store.read() as s:
-        return list(s.execute(select(AuditEntry.actor, AuditEntry.subject,
-                                     AuditEntry.institution, AuditEntry.detail)
-                              .where(AuditEntry.action == action)
-                              .order_by(AuditEntry.id)).all())
-
-
-def counts_match_places(service: RegistryService) -> tuple[int, int]:
-    """The stored counts are those of the places rows; answers (seats, waiting)."""
-    with service.store.read() as s:
-        prog = s.get(Programme, 1)
-        assert prog is not None
-        seats = s.scalar(select(func.count()).where(Place.status.in_(("seated", "offered"))))
-        waiting = s.scalar(select(func.count()).where(Place.status == "waiting"))
-        assert (prog.seats_taken, prog.waiting) == (seats, waiting)
-        return prog.seats_taken, prog.waiting
-
-
-def patron_id(service: RegistryService, card: str) -> int:
-    with service.store.read() as s:
-        found = s.scalar(select(Patron.id).where(Patron.card_number == card))
-        assert found is not None
-        return found
 
 
 @pytest.fixture
@@ -339,7 +301,7 @@ def test_erasing_from_the_queue_needs_a_reason(app, staff_client) -> None:  # ty
 
 
 def test_the_created_page_tells_about_the_identity_check(app, client) -> None:  # type: ignore[no-untyped-def]
-    from .conftest import form_data
+    from tests.support.factories import form_data
 
     service: RegistryService = app.extensions["registry_service"]
     set_policy(service, "MUN", "verify", 10)

@@ -5,7 +5,7 @@
 * patrons in bulk: N patrons straight into the database with ONE precomputed argon2 hash,
   each with a live session whose token is known (only its sha256 is stored, as the service
   does), so a storm needs no log-in (argon2 on purpose costs ~50 ms of CPU per log-in);
-* a gunicorn registry (`tests.storm_app:app()`) in its own process group on a free port:
+* a gunicorn registry (`tests.support.storm_app:app()`) in its own process group on a free port:
   start, wait for /readyz, stop, or kill -9 (master and workers);
 * a load driver: `multiprocessing` (spawn) processes × threads, each thread with its own
   keep-alive `http.client.HTTPConnection`, all released together by a barrier; retries a
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 USER_AGENT = "kiosk-storm/1"
 CONNECTION_ERROR = -1  # the status recorded for an attempt that got no HTTP answer
 TIMEOUT = 180  # seconds a client waits for an answer (a slow, shared machine queues long)
@@ -219,7 +219,7 @@ def _no_control_socket() -> list[str]:
 
 
 class RegistryServer:
-    """gunicorn (gthread) serving tests.storm_app in its own process group."""
+    """gunicorn (gthread) serving tests.support.storm_app in its own process group."""
 
     def __init__(self, database_url: str, *, workers: int = 2, threads: int = 8,
                  port: int | None = None, guard: bool = True,
@@ -252,7 +252,7 @@ class RegistryServer:
                "--workers", str(self.workers), "--threads", str(self.threads),
                "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "75", "--timeout", "60",
                "--graceful-timeout", "5", "--backlog", "2048", *_no_control_socket(),
-               "tests.storm_app:app()"]
+               "tests.support.storm_app:app()"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
