@@ -1,12 +1,12 @@
-"""Fixtures: the app on a fresh SQLite registry, its client and CLI runner, the service itself,
-registry services on SQLite and PostgreSQL, a registered patron, staff clients, a browser.
-Plain helpers (patron data, configurations, staff passwords…) are in tests/support."""
+"""Fixtures for every folder: the app on a fresh SQLite registry, its client and CLI runner,
+the service itself, registry services on SQLite and PostgreSQL, a registered patron, staff
+clients. Plain helpers (patron data, configurations, staff passwords…) are in tests/support;
+the browser's fixtures in tests/browser/conftest.py."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,10 +16,7 @@ from flask.testing import FlaskClient
 from kiosk import create_app
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Store
-
-from .support.browser import CHROMIUM, LAUNCH_ARGS, Live, Servers, browser_missing
-from .support.contract import Registry, connect, registry_app
-from .support.factories import (
+from tests.support.factories import (
     IN_CI,
     PG_ADMIN_URL,
     app_config,
@@ -124,49 +121,3 @@ def staff_client(app: Flask):  # type: ignore[no-untyped-def]
         return client
 
     return make
-
-
-# --- The registry through both clients (the contract tests) ------------------------------------
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    """Servers, clients and engines, closed at the end of a test."""
-    with ExitStack() as items:
-        yield items
-
-
-@pytest.fixture(params=["local", "http"])
-def registry(request, db_url, tmp_path, stack) -> Registry:  # type: ignore[no-untyped-def]
-    app = registry_app(db_url, tmp_path)
-    return Registry(request.param, connect(request.param, app, stack),
-                    app.extensions["registry_service"])
-
-
-# --- A real browser: Debian's Chromium through Playwright (never `playwright install`) -------
-
-
-@pytest.fixture(scope="session")
-def browser():  # type: ignore[no-untyped-def]
-    """One Chromium for the whole run, shared by every browser test module: Playwright's
-    sync API cannot be started a second time while it runs in the same thread."""
-    reason = browser_missing()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[Callable[..., Live]]:
-    """`live_server(**config)` → the app on a fresh SQLite registry, served over HTTP."""
-    servers = Servers()
-    count = iter(range(1000))
-    yield lambda **overrides: servers.start(tmp_path / f"live{next(count)}", **overrides)
-    servers.close()

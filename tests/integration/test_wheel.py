@@ -30,7 +30,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LANGS = ("nl", "fr", "en")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -28,7 +28,7 @@ def test_migrations_match_the_models_and_are_current(db_url) -> None:
     engine.dispose()
 
 
-FIXTURE = Path(__file__).parent / "fixtures" / "registry_0001.sql"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "registry_0001.sql"
 
 
 def test_a_registry_of_the_previous_schema_upgrades_with_no_loss(db_url) -> None:
@@ -73,7 +73,7 @@ def _rows(engine, tables: list[str]) -> dict[str, list[tuple]]:  # type: ignore[
                 for t in tables}
 
 
-FIXTURE_0003 = Path(__file__).parent / "fixtures" / "registry_0003.sql"
+FIXTURE_0003 = Path(__file__).resolve().parents[1] / "fixtures" / "registry_0003.sql"
 
 
 def _load(engine, fixture: Path) -> list[str]:  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ assisted mode. The audit log then holds the tagged entries.
 
 Needs Debian's Chromium (/usr/bin/chromium); never `playwright install`. Skipped when it is
 missing, except in CI (CI=true), where a missing browser is an error. The fixtures follow
-tests/test_browser.py.
+tests/browser/test_browser.py (live_server: tests/browser/conftest.py).
 """
 
 from __future__ import annotations

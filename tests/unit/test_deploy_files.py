@@ -21,7 +21,7 @@ from kiosk.cli import main as kiosk_cli
 from kiosk.config import Config, read_env_file
 from tests.support.factories import IN_CI
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LINUX = DEPLOY / "linux"
 TERMINAL_UNIT = LINUX / "kiosk-terminal.service"
 BROWSER_UNIT = LINUX / "kiosk-browser.service"

@@ -12,7 +12,7 @@ import pytest
 from kiosk.catalogs import catalogue_problems
 from kiosk.paths import resource_dir
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = resource_dir("translations")
 
 

@@ -1,7 +1,8 @@
 """Logs: JSON lines with a request id on both apps, no personal data in them, rotation.
 
 The journey test runs a terminal against a registry served over HTTP on loopback (as
-tests/test_contract.py does), both logging to files, and then reads every line of both.
+tests/integration/test_contract.py does), both logging to files, and then reads every line of
+both.
 """
 
 from __future__ import annotations

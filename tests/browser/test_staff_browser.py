@@ -3,8 +3,9 @@ violation, and no page breaks the Content-Security-Policy or throws a script err
 opened by the coordinator, the IT admin and a librarian, and the states only a POST reaches:
 every data-entry form sent empty (its errors) and the cap's preview.
 
-The pages are read from the app's URL map (like tests/test_role_matrix.py), so a new staff
-page is checked the day it is added; each is opened by a staff member whose role allows it.
+The pages are read from the app's URL map (like tests/integration/test_role_matrix.py), so a
+new staff page is checked the day it is added; each is opened by a staff member whose role
+allows it.
 """
 
 from __future__ import annotations

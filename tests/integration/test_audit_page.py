@@ -99,7 +99,7 @@ def test_only_coordinators_read_the_audit_log(staff_client) -> None:
 
 # --- Every action and detail key the code writes has a label -------------------------------
 
-KIOSK = Path(__file__).resolve().parent.parent / "kiosk"
+KIOSK = Path(__file__).resolve().parents[2] / "kiosk"
 # The audit writers, and where the action is among their positional arguments: record(s,
 # at, actor, action), services' _log(s, at, actor, action), desk's _audit(s, staff, patron,
 # action), services' _assisted(s, staff, action, …) and _end_offer(s, patron_id, now, action).
