@@ -13,13 +13,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kiosk import create_app
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Store
 from tests.support.factories import (
     IN_CI,
     PG_ADMIN_URL,
-    app_config,
+    build_app,
     form_data,
     log_in_staff,
     new_store,
@@ -30,7 +29,7 @@ from tests.support.factories import (
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:
-    return create_app(app_config(tmp_path), instance_path=str(tmp_path))
+    return build_app(tmp_path)
 
 
 @pytest.fixture

@@ -16,12 +16,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from kiosk import create_registry_app
 from kiosk.registry import http_client
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import EnrolmentRow, Patron, Store, make_engine
-from tests.support.factories import patron_data
+from tests.support.factories import build_app, patron_data
 from tests.support.live_server import serve
 
 
@@ -30,9 +29,8 @@ def make_app(tmp_path: Path) -> Iterator[Callable[[str], Flask]]:
     apps: list[Flask] = []
 
     def make(url: str) -> Flask:
-        apps.append(create_registry_app(
-            {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url},
-            instance_path=str(tmp_path / f"instance-{len(apps)}")))
+        apps.append(build_app(tmp_path / f"instance-{len(apps)}", registry=True,
+                              DATABASE_URL=url))
         return apps[-1]
 
     yield make

@@ -47,13 +47,12 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import update
 
-from kiosk import create_registry_app
 from kiosk.registry import api
 from kiosk.registry.api import PATRON_HEADER, ClaimRequest, LoginRequest
 from kiosk.registry.domain import LANGUAGES, NewPatron
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
-from tests.support.factories import patron_data
+from tests.support.factories import build_app, patron_data
 
 pytestmark = pytest.mark.postgres
 
@@ -122,8 +121,7 @@ class FuzzRegistry:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
             conn.execute(f'CREATE DATABASE "{database}"')
         url = admin_url.rsplit("/", 1)[0] + f"/{database}"
-        app = create_registry_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": url},
-                                  instance_path=str(instance))
+        app = build_app(instance, registry=True, DATABASE_URL=url)
         service: RegistryService = app.extensions["registry_service"]
         service.set_cap(1, actor="test")
         token, _ = service.add_terminal("ANT-PERMEKE", "fuzz kiosk", actor="test")

@@ -34,7 +34,7 @@ from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService, utcnow
 from kiosk.registry.store import Institution
 from tests.support.contract import Registry, connect, refusal, registry_app
-from tests.support.factories import patron_data
+from tests.support.factories import build_app, patron_data
 from tests.support.live_server import serve
 
 PASSWORD = "correct horse"
@@ -381,8 +381,6 @@ def test_the_same_script_gives_the_same_transcript(db_url, tmp_path, stack) -> N
 def test_the_terminal_pages_over_http(db_url, tmp_path, stack) -> None:
     """`create_app` with REGISTRY_URL: the patron pages come from the central registry, and a
     registry that is gone is a 503 page that says nothing was lost."""
-    from kiosk import create_app
-
     app = registry_app(db_url, tmp_path)
     service: RegistryService = app.extensions["registry_service"]
     stack.callback(service.store.engine.dispose)
@@ -396,10 +394,8 @@ def test_the_terminal_pages_over_http(db_url, tmp_path, stack) -> None:
             server.__exit__(None, None, None)
 
     stack.callback(lambda: running and stop())
-    terminal = create_app({
-        "TESTING": True, "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False,
-        "REGISTRY_URL": url, "REGISTRY_TOKEN": token, "REGISTRY_DEADLINE": 3,
-    }, instance_path=str(tmp_path / "terminal"))
+    terminal = build_app(tmp_path / "terminal", REGISTRY_URL=url, REGISTRY_TOKEN=token,
+                         REGISTRY_DEADLINE=3)
     client = terminal.extensions["registry"]
     assert isinstance(client, HttpRegistryClient) and client.deadline == 3
     assert "registry_service" not in terminal.extensions  # nothing of the registry runs here

@@ -375,12 +375,11 @@ def csrf_token(client, path: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_the_dashboard_counts_the_outbox_and_sends_given_up_mail_again(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from kiosk import create_app
     from kiosk.registry.mailer import MAX_ATTEMPTS
     from kiosk.registry.store import Notice
-    from tests.support.factories import STAFF_PASSWORDS, app_config
+    from tests.support.factories import STAFF_PASSWORDS, build_app
 
-    app = create_app(app_config(tmp_path, WTF_CSRF_ENABLED=True), instance_path=str(tmp_path))
+    app = build_app(tmp_path, WTF_CSRF_ENABLED=True)
     service = app.extensions["registry_service"]
     client = app.test_client()
     off = client.get("/en/staff/login")  # (mail is off: said so on the dashboard)

@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from kiosk import create_app, create_registry_app
+from kiosk import create_app
 from kiosk import doctor as checks
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
 from kiosk.paths import resource_dir
+from tests.support.factories import build_app
 from tests.support.live_server import serve
 
 
@@ -59,8 +60,7 @@ class Registry:
 @pytest.fixture
 def registry(db_url, tmp_path: Path) -> Iterator[Registry]:  # type: ignore[no-untyped-def]
     """A registry app (SQLite, and PostgreSQL where it answers) served on loopback."""
-    app = create_registry_app({"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": db_url()},
-                              instance_path=str(tmp_path / "registry"))
+    app = build_app(tmp_path / "registry", registry=True, DATABASE_URL=db_url())
     with serve(app) as url:
         yield Registry(app, url)
     app.extensions["registry_service"].store.engine.dispose()

@@ -33,14 +33,13 @@ from markupsafe import escape
 from sqlalchemy import String, func, select
 from werkzeug.test import TestResponse
 
-from kiosk import create_app
 from kiosk.paths import resource_dir
 from kiosk.registry import domain
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
 from kiosk.terminal.messages import MESSAGES
-from tests.support.factories import TODAY, app_config, patron_data
+from tests.support.factories import TODAY, build_app, patron_data
 
 LANGS = ("nl", "fr", "en")
 MIN_AGE = 16
@@ -307,8 +306,7 @@ def test_bidi_overrides_and_invisible_names_are_refused() -> None:
 
 
 def make_app(tmp_path: Path, url: str, **extra: object) -> Flask:
-    return create_app(app_config(tmp_path, DATABASE_URL=url, MIN_AGE=MIN_AGE, **extra),
-                      instance_path=str(tmp_path))
+    return build_app(tmp_path, DATABASE_URL=url, MIN_AGE=MIN_AGE, **extra)
 
 
 @pytest.fixture

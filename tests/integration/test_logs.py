@@ -18,9 +18,9 @@ import requests
 from flask import Flask, request
 from flask.logging import default_handler
 
-from kiosk import config, create_app, create_registry_app, logs
+from kiosk import config, logs
 from kiosk.registry.services import RegistryService
-from tests.support.factories import app_config, form_data
+from tests.support.factories import build_app, form_data
 from tests.support.live_server import serve
 
 FIRST, LAST = "Zebulonia", "Quintavalle-Brouckaert"
@@ -42,11 +42,7 @@ def read_lines(path: Path) -> list[dict]:
 def over_http(tmp_path: Path) -> Iterator[tuple[Flask, str, Path, Path]]:
     """A terminal talking to a registry over HTTP on loopback, each logging to its own file."""
     registry_log, terminal_log = tmp_path / "registry.log", tmp_path / "terminal.log"
-    registry = create_registry_app(
-        {"TESTING": True, "SECRET_KEY": "r", "LOG_FILE": str(registry_log),
-         "DATABASE_URL": f"sqlite:///{tmp_path / 'registry.sqlite3'}"},
-        instance_path=str(tmp_path / "registry"),
-    )
+    registry = build_app(tmp_path / "registry", registry=True, LOG_FILE=str(registry_log))
     registry.config["PROPAGATE_EXCEPTIONS"] = False
 
     @registry.get("/api/v1/boom")
@@ -56,11 +52,9 @@ def over_http(tmp_path: Path) -> Iterator[tuple[Flask, str, Path, Path]]:
     service: RegistryService = registry.extensions["registry_service"]
     token, _ = service.add_terminal("ANT-PERMEKE", "test kiosk", actor="test")
     with serve(registry) as url:
-        terminal = create_app({
-            "TESTING": True, "SECRET_KEY": "t", "WTF_CSRF_ENABLED": False,
-            "REGISTRY_URL": url, "REGISTRY_TOKEN": token, "REGISTRY_DEADLINE": 10,
-            "LIBRARY_CODE": "ANT-PERMEKE", "LOG_FILE": str(terminal_log),
-        }, instance_path=str(tmp_path / "terminal"))
+        terminal = build_app(tmp_path / "terminal", REGISTRY_URL=url, REGISTRY_TOKEN=token,
+                             REGISTRY_DEADLINE=10, LIBRARY_CODE="ANT-PERMEKE",
+                             LOG_FILE=str(terminal_log))
         terminal.config["PROPAGATE_EXCEPTIONS"] = False
 
         @terminal.get("/<lang:lang>/boom")
@@ -199,8 +193,7 @@ def test_the_filter_scrubs_exception_text_and_path_and_keeps_the_rest() -> None:
 
 def test_the_log_file_rotates_and_keeps_log_backups_files(tmp_path: Path) -> None:
     log = tmp_path / "logs" / "terminal.log"
-    app = create_app(app_config(tmp_path, LOG_FILE=str(log), LOG_MAX_BYTES=600, LOG_BACKUPS=2),
-                     instance_path=str(tmp_path))
+    app = build_app(tmp_path, LOG_FILE=str(log), LOG_MAX_BYTES=600, LOG_BACKUPS=2)
     client = app.test_client()
     for _ in range(40):
         assert client.get("/healthz").status_code == 200
@@ -213,10 +206,8 @@ def test_the_log_file_rotates_and_keeps_log_backups_files(tmp_path: Path) -> Non
 
 def test_several_apps_in_one_process_add_no_handler_twice(tmp_path: Path) -> None:
     log = tmp_path / "shared.log"
-    apps = [create_app(app_config(tmp_path, LOG_FILE=str(log)), instance_path=str(tmp_path))
-            for _ in range(3)]
-    quiet = create_app(app_config(tmp_path, LOG_FILE=str(log), LOG_LEVEL="WARNING"),
-                       instance_path=str(tmp_path))
+    apps = [build_app(tmp_path, LOG_FILE=str(log)) for _ in range(3)]
+    quiet = build_app(tmp_path, LOG_FILE=str(log), LOG_LEVEL="WARNING")
     kiosk_logger = logging.getLogger("kiosk")
     routers = [h for h in kiosk_logger.handlers if isinstance(h, logs._Router)]
     assert len(routers) == 1 and default_handler not in kiosk_logger.handlers
@@ -256,11 +247,9 @@ def test_staff_desk_work_leaves_no_personal_data_in_the_registry_log(db_url, tmp
     from tests.support.factories import STAFF_PASSWORDS
 
     log = tmp_path / "registry.log"
-    registry = create_registry_app(
-        {"TESTING": True, "SECRET_KEY": "r", "WTF_CSRF_ENABLED": False,
-         "LOG_FILE": str(log), "DATABASE_URL": db_url(), "SMTP_HOST": "127.0.0.1",
-         "SMTP_PORT": 9, "SMTP_SECURITY": "none", "MAIL_FROM": "bib@example.be"},
-        instance_path=str(tmp_path / "registry"))
+    registry = build_app(tmp_path / "registry", registry=True, LOG_FILE=str(log),
+                         DATABASE_URL=db_url(), SMTP_HOST="127.0.0.1", SMTP_PORT=9,
+                         SMTP_SECURITY="none", MAIL_FROM="bib@example.be")
     registry.config["PROPAGATE_EXCEPTIONS"] = False
 
     @registry.get("/boom")

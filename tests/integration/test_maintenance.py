@@ -11,11 +11,12 @@ from datetime import datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from kiosk import __version__, create_app, create_registry_app, security
+from kiosk import __version__, security
 from kiosk.cli import main
 from kiosk.registry.domain import RegistryError, TerminalView, terminal_state
 from kiosk.registry.services import utcnow
 from kiosk.serving import start_heartbeat
+from tests.support.factories import build_app
 from tests.support.live_server import serve
 
 MESSAGES = {"nl": "Onderhoud van de cursussen.", "fr": "Maintenance des cours.",
@@ -126,15 +127,12 @@ def test_the_terminals_page_shows_each_state(app, service, monkeypatch) -> None:
 def test_the_heartbeat_reports_the_terminal_even_when_nobody_uses_it(tmp_path) -> None:
     """A terminal over HTTP beats in the background: the registry sees it online, with its
     version, although no page was asked for."""
-    registry_app = create_registry_app({"TESTING": True, "SECRET_KEY": "x",
-                                        "DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}"},
-                                       instance_path=str(tmp_path / "registry"))
+    registry_app = build_app(tmp_path / "registry", registry=True)
     service = registry_app.extensions["registry_service"]
     token, view = service.add_terminal("ANT-PERMEKE", "Permeke 1", actor="it")
     assert terminal_state(view, utcnow(), __version__) == "offline"
     with serve(registry_app) as url:
-        terminal = create_app({"TESTING": True, "SECRET_KEY": "x", "REGISTRY_URL": url,
-                               "REGISTRY_TOKEN": token}, instance_path=str(tmp_path / "t"))
+        terminal = build_app(tmp_path / "t", REGISTRY_URL=url, REGISTRY_TOKEN=token)
         stop = start_heartbeat(terminal, every=0.05)
         try:
             deadline = time.monotonic() + 10

@@ -416,15 +416,10 @@ def test_without_an_smtp_server_nothing_is_queued(make_service) -> None:  # type
 
 
 def test_the_configured_app_queues_only_with_smtp_host(tmp_path: Path) -> None:
-    from kiosk import create_app
-    from tests.support.factories import app_config
+    from tests.support.factories import build_app
 
-    (tmp_path / "off").mkdir()
-    (tmp_path / "on").mkdir()
-    off = create_app(app_config(tmp_path / "off"), instance_path=str(tmp_path / "off"))
-    on = create_app(app_config(tmp_path / "on", SMTP_HOST="127.0.0.1",
-                               MAIL_FROM="noreply@bib.example.be"),
-                    instance_path=str(tmp_path / "on"))
+    off = build_app(tmp_path / "off")
+    on = build_app(tmp_path / "on", SMTP_HOST="127.0.0.1", MAIL_FROM="noreply@bib.example.be")
     for app in (off, on):
         app.extensions["registry_service"].register(patron_data())
     assert notices(off.extensions["registry_service"]) == []

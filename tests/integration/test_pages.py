@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kiosk import create_app, security
-from tests.support.factories import app_config, form_data
+from kiosk import security
+from tests.support.factories import build_app, form_data
 
 LANGS = ("nl", "fr", "en")
 PUBLIC_PAGES = ("/{}/", "/{}/account/new", "/{}/login", "/{}/courses/",
@@ -22,7 +22,7 @@ def errors(response) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_root_goes_to_the_branch_default_language(tmp_path) -> None:
-    app = create_app(app_config(tmp_path, DEFAULT_LANGUAGE="fr"), instance_path=str(tmp_path))
+    app = build_app(tmp_path, DEFAULT_LANGUAGE="fr")
     response = app.test_client().get("/")
     assert response.status_code == 302 and response.location.endswith("/fr/")
 
@@ -95,7 +95,7 @@ def test_the_same_email_again_kindly_offers_to_log_in(client) -> None:
 
 
 def test_too_young_uses_the_configured_minimum_age(tmp_path) -> None:
-    app = create_app(app_config(tmp_path, MIN_AGE=18), instance_path=str(tmp_path))
+    app = build_app(tmp_path, MIN_AGE=18)
     response = app.test_client().post("/en/account/new", data=form_data(birth_year="2010"))
     assert "at least 18 years old" in response.get_data(as_text=True)
 
@@ -261,7 +261,7 @@ def test_text_size_choice_is_kept_for_the_visit_only(client) -> None:
 
 @pytest.fixture
 def csrf_client(tmp_path) -> FlaskClient:
-    app = create_app(app_config(tmp_path, WTF_CSRF_ENABLED=True), instance_path=str(tmp_path))
+    app = build_app(tmp_path, WTF_CSRF_ENABLED=True)
     return app.test_client()
 
 
@@ -280,7 +280,7 @@ def test_forms_carry_a_csrf_token(csrf_client) -> None:
 
 
 def test_a_crash_shows_a_calm_page_without_traceback(tmp_path) -> None:
-    app: Flask = create_app(app_config(tmp_path), instance_path=str(tmp_path))
+    app: Flask = build_app(tmp_path)
     app.config["PROPAGATE_EXCEPTIONS"] = False
 
     @app.get("/<lang:lang>/boom")

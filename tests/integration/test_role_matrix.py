@@ -19,9 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from kiosk import create_app
 from kiosk.registry.roles import GRANTS, Permission, Role
-from tests.support.factories import STAFF_PASSWORDS, add_patron, app_config, log_in_staff
+from tests.support.factories import STAFF_PASSWORDS, add_patron, build_app, log_in_staff
 from tests.support.role_matrix import (
     OPEN_TO_STAFF,
     STAFF,
@@ -114,7 +113,7 @@ def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], Wo
 
     def make() -> World:
         folder = tmp_path_factory.mktemp("matrix")
-        return populate(create_app(app_config(folder), instance_path=str(folder)))
+        return populate(build_app(folder))
 
     yield make
 

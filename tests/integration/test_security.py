@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from kiosk import create_app
 from kiosk.registry.domain import RegistryError
 from kiosk.security import CSP
-from tests.support.factories import IN_CI, add_patron, app_config, patron_data
+from tests.support.factories import IN_CI, add_patron, build_app, patron_data
 from tests.support.storm_support import (
     RegistryServer,
     bulk_patrons,
@@ -66,7 +65,7 @@ def test_the_visit_cookie_is_httponly_and_samesite(client) -> None:
 
 
 def test_over_https_the_visit_cookie_is_secure_and_host_prefixed(tmp_path: Path) -> None:
-    app = create_app(app_config(tmp_path, HTTPS=True), instance_path=str(tmp_path))
+    app = build_app(tmp_path, HTTPS=True)
     response = app.test_client().get("/nl/", base_url="https://kiosk.example.be")
     cookie = _visit_cookie(response, "__Host-kiosk_session=")
     assert "; Secure" in cookie and "; Path=/" in cookie and "Domain=" not in cookie

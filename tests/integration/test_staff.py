@@ -10,13 +10,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from kiosk import create_registry_app
 from kiosk.cli import main
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.roles import GRANTS, Permission, Role
 from kiosk.registry.services import utcnow
 from kiosk.registry.store import AuditEntry, StaffSession
-from tests.support.factories import STAFF_PASSWORDS, app_config, log_in_staff
+from tests.support.factories import STAFF_PASSWORDS, build_app, log_in_staff
 
 
 def audit(service, action: str) -> list:  # type: ignore[no-untyped-def]
@@ -248,7 +247,7 @@ def test_a_kiosk_visit_reset_ends_a_staff_session_too(staff_client, service) -> 
 
 def test_the_registry_server_serves_the_staff_pages_and_keeps_json_for_the_api(
         tmp_path: Path) -> None:
-    app = create_registry_app(app_config(tmp_path), instance_path=str(tmp_path))
+    app = build_app(tmp_path, registry=True)
     client = app.test_client()
     assert client.get("/api/v1/nothing").get_json()["error"]["code"]
     assert client.get("/en/staff/terminals").status_code == 302

@@ -5,26 +5,21 @@ app (the embedded default) and on the central registry server alike."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from flask import Flask, url_for
 from flask.testing import FlaskClient
 
-from kiosk import create_app, create_registry_app
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
-from tests.support.factories import STAFF_PASSWORDS, app_config
+from tests.support.factories import STAFF_PASSWORDS, build_app
 from tests.support.role_matrix import World, populate
 
-APPS: dict[str, Callable[..., Flask]] = {"kiosk": create_app, "registry": create_registry_app}
 
-
-@pytest.fixture(params=list(APPS))
+@pytest.fixture(params=["kiosk", "registry"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
-    app = APPS[request.param](app_config(tmp_path, WTF_CSRF_ENABLED=True),
-                              instance_path=str(tmp_path))
+    app = build_app(tmp_path, registry=request.param == "registry", WTF_CSRF_ENABLED=True)
     return populate(app)
 
 

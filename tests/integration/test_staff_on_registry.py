@@ -9,15 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from kiosk import create_registry_app
-from tests.support.factories import app_config, log_in_staff
+from tests.support.factories import build_app, log_in_staff
 from tests.support.role_matrix import STAFF, World, populate, staff_rules
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("registry-staff")
-    app = create_registry_app(app_config(folder), instance_path=str(folder))
+    app = build_app(folder, registry=True)
     app.config["PROPAGATE_EXCEPTIONS"] = False  # a crash is a 500 page, as in production
     yield populate(app)
     app.extensions["registry_service"].store.engine.dispose()

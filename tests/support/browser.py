@@ -15,10 +15,9 @@ import waitress
 from flask import Flask
 from waitress import wasyncore
 
-from kiosk import create_app
 from kiosk.registry.services import RegistryService
 
-from .factories import app_config
+from .factories import build_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -67,9 +66,7 @@ class Servers:
         self.running: list = []  # waitress servers
 
     def start(self, folder: Path, **overrides: object) -> Live:
-        folder.mkdir(parents=True, exist_ok=True)
-        config = app_config(folder, WTF_CSRF_ENABLED=True, **overrides)
-        app = create_app(config, instance_path=str(folder))
+        app = build_app(folder, WTF_CSRF_ENABLED=True, **overrides)
         server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
         thread = threading.Thread(target=server.run, name="waitress", daemon=True)
         thread.start()

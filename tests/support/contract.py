@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from kiosk import create_registry_app
 from kiosk.registry.client import LocalRegistryClient, RegistryClient
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService
 
-from .factories import patron_data
+from .factories import build_app, patron_data
 from .live_server import serve
 
 
@@ -37,10 +36,7 @@ class Registry:
 
 def registry_app(db_url: Callable[[], str], tmp_path: Path) -> Flask:
     instance = tmp_path / f"instance-{len(list(tmp_path.iterdir()))}"
-    return create_registry_app(
-        {"TESTING": True, "SECRET_KEY": "x", "DATABASE_URL": db_url()},
-        instance_path=str(instance),
-    )
+    return build_app(instance, registry=True, DATABASE_URL=db_url())
 
 
 def connect(kind: str, app: Flask, stack: ExitStack) -> RegistryClient:

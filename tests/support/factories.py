@@ -1,6 +1,7 @@
-"""What the tests make: the test app's configuration, a migrated and seeded registry store,
-patrons (as data, registered, or as a sign-up form), and the demo staff accounts with their
-passwords; whether this is CI and where the test PostgreSQL is."""
+"""What the tests make: the test app (its configuration and its one builder, `build_app`), a
+migrated and seeded registry store, patrons (as data, registered, or as a sign-up form), and
+the demo staff accounts with their passwords; whether this is CI and where the test
+PostgreSQL is."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import os
 from datetime import date
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
+from kiosk import create_app, create_registry_app
 from kiosk.registry import schema
 from kiosk.registry.domain import NewPatron
 from kiosk.registry.seed import load_demo_data, seed, seed_staff
@@ -33,6 +36,16 @@ def app_config(tmp_path: Path, **extra: object) -> dict:
         "WTF_CSRF_ENABLED": False,
         **extra,
     }
+
+
+def build_app(folder: Path, *, registry: bool = False, **config: object) -> Flask:
+    """The app under test, configured by `app_config(folder, **config)` with `folder` as its
+    instance folder (made if need be): the kiosk terminal with its embedded registry (the
+    default; with REGISTRY_URL, a terminal talking HTTP), or with `registry=True` the central
+    registry server's app (API, health checks, staff pages)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    factory = create_registry_app if registry else create_app
+    return factory(app_config(folder, **config), instance_path=str(folder))
 
 
 def new_store(url: str, cap: int = 2000) -> Store:

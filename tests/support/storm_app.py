@@ -1,6 +1,6 @@
 """The central registry as gunicorn serves it, for the storm tests and the load benchmark.
 
-`gunicorn 'tests.storm_app:app()'` from the repository root. Settings come from
+`gunicorn 'tests.support.storm_app:app()'` from the repository root. Settings come from
 KIOSK_STORM_* variables (not KIOSK_<key>: TESTING and the test-only knobs below are not
 Config keys, so `from_environment` would not read them):
 
@@ -11,6 +11,7 @@ Config keys, so `from_environment` would not read them):
 * KIOSK_STORM_STALE_AFTER   seconds: after which a "running" Idempotency-Key may be taken
                             over (default of the product: 60)
 * KIOSK_STORM_INSTANCE      an instance folder, so no kiosk.cfg of the checkout is read
+                            (unset: a new temporary one)
 
 Patron sessions live 2 hours here (idle and absolute): the storm's patrons are logged in
 once, before the storm, and a long storm on a slow machine must not log them out midway.
@@ -19,26 +20,27 @@ once, before the storm, and a long storm on a slow machine must not log them out
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
+from pathlib import Path
 
 from flask import Flask
 
 
 def app() -> Flask:
-    from kiosk import create_registry_app
+    from tests.support.factories import build_app
 
     env = os.environ
-    flask_app = create_registry_app(
-        {
-            "TESTING": True,
-            "SECRET_KEY": "storm-test-secret",
-            "DATABASE_URL": env["KIOSK_STORM_DATABASE_URL"],
-            "AUTO_MIGRATE": False,
-            "SEED_DEMO": False,
-            "REGISTRY_GUARD": env.get("KIOSK_STORM_GUARD", "1") == "1",
-            "DATABASE_ISOLATION": env.get("KIOSK_STORM_ISOLATION", "READ COMMITTED"),
-        },
-        instance_path=env.get("KIOSK_STORM_INSTANCE") or None,
+    folder = env.get("KIOSK_STORM_INSTANCE") or tempfile.mkdtemp(prefix="kiosk-storm-")
+    flask_app = build_app(
+        Path(folder),
+        registry=True,
+        SECRET_KEY="storm-test-secret",
+        DATABASE_URL=env["KIOSK_STORM_DATABASE_URL"],
+        AUTO_MIGRATE=False,
+        SEED_DEMO=False,
+        REGISTRY_GUARD=env.get("KIOSK_STORM_GUARD", "1") == "1",
+        DATABASE_ISOLATION=env.get("KIOSK_STORM_ISOLATION", "READ COMMITTED"),
     )
     service = flask_app.extensions["registry_service"]
     service.race_pause = float(env.get("KIOSK_STORM_RACE_PAUSE", "0") or 0)

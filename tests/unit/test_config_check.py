@@ -245,13 +245,10 @@ def test_a_log_file_we_may_not_write_is_refused(tmp_path: Path,
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    from kiosk import create_registry_app
+    from tests.support.factories import build_app
     from tests.support.live_server import serve
 
-    folder = tmp_path_factory.mktemp("registry")
-    app = create_registry_app({"TESTING": True, "SECRET_KEY": "x",
-                               "DATABASE_URL": f"sqlite:///{folder / 'r.sqlite3'}"},
-                              instance_path=str(folder))
+    app = build_app(tmp_path_factory.mktemp("registry"), registry=True)
     service = app.extensions["registry_service"]
     with serve(app) as url:
         yield url, service
