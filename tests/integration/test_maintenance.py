@@ -43,7 +43,8 @@ def test_every_patron_page_gives_way_to_the_message_in_its_language(app, client,
         assert text in body and "Create an account" not in body
     assert "De cursuszuil is even niet beschikbaar" in client.get("/nl/").get_data(as_text=True)
     assert client.post("/visit/extend").status_code == 204  # the idle timer still works
-    assert client.get("/static/kiosk.css").status_code == 200
+    with client.get("/static/kiosk.css") as css:  # a file response: closed when read
+        assert css.status_code == 200
 
 
 def test_the_kiosk_returns_by_itself_when_the_time_is_up(app, client, service,
