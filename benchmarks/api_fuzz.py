@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The big Schemathesis run against the registry's served OpenAPI document, on PostgreSQL.
 
-The same machinery as tests/test_api_fuzz.py (the document, the hooks that mix in real
+The same machinery as tests/integration/test_api_fuzz.py (the document, the hooks that mix in real
 course slugs, sign-ups and log-ins, a real terminal token and patron session, the checks),
 but N generated cases per operation (default 1,000: half what the document allows, half
 what it forbids) and every failing case counted instead of stopping at the first one.
@@ -49,8 +49,8 @@ from schemathesis.openapi.checks import (  # noqa: E402
     UndefinedStatusCode,
 )
 
-from tests.conftest import PG_ADMIN_URL  # noqa: E402
-from tests.test_api_fuzz import CHECKS, FuzzRegistry, activated, schema  # noqa: E402
+from tests.integration.test_api_fuzz import CHECKS, FuzzRegistry, activated, schema  # noqa: E402
+from tests.support.factories import PG_ADMIN_URL  # noqa: E402
 
 SCHEMA_VIOLATIONS = (UndefinedStatusCode, UndefinedContentType, MissingContentType,
                      MalformedMediaType, JsonSchemaError, MissingHeaders,

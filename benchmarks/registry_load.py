@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests import storm_support as ss  # noqa: E402
+from tests.support import storm_support as ss  # noqa: E402
 
 TARGET_RATE = 650.0
 TARGET_P99_MS = 200.0

@@ -211,6 +211,12 @@ def _install_router() -> None:
     logger.propagate = False
 
 
+class _FileHandler(RotatingFileHandler):
+    def __del__(self) -> None:  # the last app naming the file is gone (see _files)
+        if getattr(self, "stream", None) is not None:
+            self.stream.close()
+
+
 def _app_handler(config: dict[str, Any]) -> logging.Handler:
     path = str(config.get("LOG_FILE") or "").strip()
     if not path:
@@ -219,7 +225,7 @@ def _app_handler(config: dict[str, Any]) -> logging.Handler:
     handler = _files.get(key)
     if handler is None:
         Path(key).parent.mkdir(parents=True, exist_ok=True)
-        handler = _new_handler(RotatingFileHandler(
+        handler = _new_handler(_FileHandler(
             key, maxBytes=int(config["LOG_MAX_BYTES"]), backupCount=int(config["LOG_BACKUPS"]),
             encoding="utf-8", delay=True,
         ))

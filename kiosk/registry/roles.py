@@ -3,7 +3,8 @@
 Three roles. A librarian works for the libraries of their own institution; a coordinator
 (Muntpunt) for the whole programme; an IT admin only looks after terminals and the
 maintenance message. Every staff page and staff API call names one permission, and this table
-is the only place that says which roles hold it (tests/test_role_matrix.py checks each page).
+is the only place that says which roles hold it (tests/integration/test_role_matrix.py checks
+each page).
 """
 
 from __future__ import annotations

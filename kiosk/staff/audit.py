@@ -26,9 +26,9 @@ PAGE_SIZE = 50
 
 nav_item(Permission.AUDIT, "staff.audit.log", _l("Audit log"))
 
-# Readable names for the actions and detail keys the registry writes (tests/test_audit_page.py
-# checks that every action and key written anywhere in kiosk/ has one); anything else is
-# still shown, as written.
+# Readable names for the actions and detail keys the registry writes
+# (tests/integration/test_audit_page.py checks that every action and key written anywhere in
+# kiosk/ has one); anything else is still shown, as written.
 ACTIONS: dict[str, Any] = {
     "cap_changed": _l("Cap changed"),
     "settings_changed": _l("Settings changed"),

@@ -1,0 +1,121 @@
+"""A real browser for the tests: Debian's Chromium through Playwright (never `playwright
+install`), the app served by waitress on a free port, and what the browser tests share (the
+languages, the window, axe-core's options, the console watcher).
+
+Playwright is imported only by the browser tests themselves: this module loads without it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import waitress
+from flask import Flask
+from waitress import wasyncore
+
+from kiosk.registry.services import RegistryService
+
+from .factories import build_app
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = "/usr/bin/chromium"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+
+LANGS = ("nl", "fr", "en")
+VIEWPORT = {"width": 1280, "height": 1024}
+AXE_OPTIONS = {
+    "runOnly": {"type": "tag",
+                "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+    "resultTypes": ["violations"],
+}
+
+
+def browser_missing() -> str | None:
+    """None when the real-browser tests can run here, else the reason."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"Playwright is not installed ({exc}): pip install playwright"
+    if not Path(CHROMIUM).exists():
+        return "Chromium not installed: apt-get install chromium"
+    return None
+
+
+@dataclass
+class Live:
+    app: Flask
+    base: str
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    @property
+    def service(self) -> RegistryService:
+        return self.app.extensions["registry_service"]
+
+
+class Servers:
+    """Apps served by waitress on free ports, each in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.running: list = []  # waitress servers
+
+    def start(self, folder: Path, **overrides: object) -> Live:
+        app = build_app(folder, WTF_CSRF_ENABLED=True, **overrides)
+        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+        thread.start()
+        self.running.append(server)
+        return Live(app, f"http://127.0.0.1:{server.effective_port}")
+
+    def close(self) -> None:
+        for server in self.running:
+            server.close()  # the listening socket
+            wasyncore.close_all(server._map)  # keep-alive channels: the thread's loop ends
+            server.task_dispatcher.shutdown()
+        self.running.clear()
+
+
+class Console:
+    """Every CSP violation, script error and failed sub-resource, with the page it was on."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.where = ""
+        self.problems: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self._add(f"uncaught script error: {error}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", self._response)
+
+    def _add(self, text: str) -> None:
+        self.problems.append(f"[{self.where or self.page.url}] {text}")
+
+    def _console(self, msg) -> None:  # type: ignore[no-untyped-def]
+        text = msg.text
+        if "Content Security Policy" in text or "Content-Security-Policy" in text:
+            self._add(f"CSP: {text}")
+        elif msg.type == "error" and not text.startswith("Failed to load resource"):
+            self._add(f"console error: {text}")  # failed loads: see _response
+
+    def _failed(self, request) -> None:  # type: ignore[no-untyped-def]
+        if request.failure != "net::ERR_ABORTED":  # cut short by a navigation: normal
+            self._add(f"request failed: {request.url} ({request.failure})")
+
+    def _response(self, response) -> None:  # type: ignore[no-untyped-def]
+        # The page itself may be a 404 on purpose; what it loads may not.
+        if response.status >= 400 and response.request.resource_type != "document":
+            self._add(f"{response.status} for {response.url}")
+
+    def take(self) -> list[str]:
+        out, self.problems = self.problems, []
+        return out
+
+    def assert_clean(self) -> None:
+        problems = self.take()
+        assert not problems, "script errors or CSP violations:\n" + "\n".join(problems)

@@ -1,0 +1,396 @@
+"""The deploy files under deploy/: systemd units that systemd itself accepts, the Chromium
+policy, the browser's exact flags, and the Windows installer (parsed by PowerShell when it is
+there, checked for structure otherwise)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from configparser import ConfigParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from kiosk.cli import main as kiosk_cli
+from kiosk.config import Config, read_env_file
+from tests.support.factories import IN_CI
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+LINUX = DEPLOY / "linux"
+TERMINAL_UNIT = LINUX / "kiosk-terminal.service"
+BROWSER_UNIT = LINUX / "kiosk-browser.service"
+POLICY = LINUX / "policies" / "kiosk.json"
+ENV_EXAMPLE = LINUX / "terminal.env.example"
+REGISTRY_UNIT = LINUX / "kiosk-registry.service"
+JOBS_UNIT = LINUX / "kiosk-registry-jobs.service"
+JOBS_TIMER = LINUX / "kiosk-registry-jobs.timer"
+REGISTRY_ENV = LINUX / "registry.env.example"
+INSTALLER = DEPLOY / "windows" / "install-kiosk.ps1"
+
+KIOSK_URL = "http://127.0.0.1:5000/"
+BROWSER_FLAGS = [
+    "--kiosk", "--incognito", "--noerrdialogs", "--disable-session-crashed-bubble",
+    "--disable-pinch", "--overscroll-history-navigation=0", "--disable-component-update",
+    "--lang=nl-BE",
+]
+
+
+def _skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must run this check: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _unit(path: Path) -> ConfigParser:
+    # strict=False: systemd allows a key more than once (SystemCallFilter=, ExecStart=).
+    parser = ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _exec_start(path: Path) -> list[str]:
+    return shlex.split(_unit(path)["Service"]["ExecStart"])
+
+
+# --- systemd ------------------------------------------------------------------------------
+
+
+def _verify(unit_text: str, name: str, tmp_path: Path, *, user: bool) -> None:
+    """`systemd-analyze verify` exits 0 on unknown keys and bad values (it only warns), so any
+    line about our unit counts as a failure too."""
+    systemd_analyze = shutil.which("systemd-analyze")
+    if systemd_analyze is None:
+        _skip_or_fail("systemd-analyze not installed (apt-get install systemd)")
+    unit = tmp_path / name
+    unit.write_text(unit_text, encoding="utf-8")
+    env = dict(os.environ)
+    args = [systemd_analyze, "verify", str(unit)]
+    if user:  # the user manager needs a runtime directory, which a test run has not
+        runtime = tmp_path / "runtime"
+        runtime.mkdir(mode=0o700)
+        env["XDG_RUNTIME_DIR"] = str(runtime)
+        args.insert(1, "--user")
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=60)
+    about_us = [line for line in (result.stdout + result.stderr).splitlines() if name in line]
+    assert result.returncode == 0 and not about_us, result.stdout + result.stderr
+
+
+def test_terminal_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    # verify insists that ExecStart exists: point it at this checkout's `kiosk`.
+    kiosk = Path(sys.executable).parent / "kiosk"
+    assert kiosk.exists(), "install the project (pip install -e .) first"
+    text = TERMINAL_UNIT.read_text(encoding="utf-8")
+    assert "/opt/kiosk/venv/bin/kiosk " in text
+    _verify(text.replace("/opt/kiosk/venv/bin/kiosk ", f"{kiosk} "), TERMINAL_UNIT.name,
+            tmp_path, user=False)
+
+
+def test_browser_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    text = BROWSER_UNIT.read_text(encoding="utf-8")
+    if not Path("/usr/bin/chromium").exists():  # any executable will do for verify
+        text = text.replace("/usr/bin/chromium ", f"{sys.executable} ")
+    _verify(text, BROWSER_UNIT.name, tmp_path, user=True)
+
+
+def test_terminal_unit_runs_the_real_command_sandboxed() -> None:
+    unit = _unit(TERMINAL_UNIT)
+    service = unit["Service"]
+    assert service["User"] == "kiosk" and service["Restart"] == "on-failure"
+    assert service["EnvironmentFile"] == "/etc/kiosk/terminal.env"
+    for key, value in {"NoNewPrivileges": "yes", "ProtectSystem": "strict",
+                       "ProtectHome": "yes", "PrivateTmp": "yes", "StateDirectory": "kiosk",
+                       "ReadWritePaths": "/var/lib/kiosk"}.items():
+        assert service[key] == value, key
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+    command = _exec_start(TERMINAL_UNIT)
+    assert command[:3] == ["/opt/kiosk/venv/bin/kiosk", "terminal", "serve"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options == {"--host": "127.0.0.1", "--port": "5000"}
+    # Only options the command really has (a typo would stop the service at every boot).
+    help_text = CliRunner().invoke(kiosk_cli, ["terminal", "serve", "--help"]).output
+    for option in options:
+        assert option in help_text
+
+
+def test_environment_example_names_real_settings() -> None:
+    """Every KIOSK_* in the example reaches a setting: the instance folder, the rest through
+    config.from_environment (KIOSK_<name of a Config attribute>); `kiosk doctor --env-file`
+    reads it as systemd does."""
+    settings = read_env_file(ENV_EXAMPLE)
+    assert {"KIOSK_REGISTRY_URL", "KIOSK_REGISTRY_TOKEN", "KIOSK_LIBRARY_CODE",
+            "KIOSK_DEFAULT_LANGUAGE", "KIOSK_INSTANCE_PATH"} <= set(settings)
+    state = _unit(TERMINAL_UNIT)["Service"]["StateDirectory"]
+    assert settings["KIOSK_INSTANCE_PATH"] == f"/var/lib/{state}"
+    for name in set(settings) - {"KIOSK_INSTANCE_PATH"}:
+        assert hasattr(Config, name.removeprefix("KIOSK_")), name
+
+
+@pytest.mark.parametrize("path", [REGISTRY_UNIT, JOBS_UNIT, JOBS_TIMER], ids=lambda p: p.name)
+def test_registry_units_pass_systemd_analyze_verify(path: Path, tmp_path: Path) -> None:
+    kiosk = Path(sys.executable).parent / "kiosk"
+    text = path.read_text(encoding="utf-8").replace("/opt/kiosk/venv/bin/kiosk ", f"{kiosk} ")
+    if path.suffix == ".timer":  # verify looks for the service the timer starts, beside it
+        (tmp_path / JOBS_UNIT.name).write_text(
+            JOBS_UNIT.read_text(encoding="utf-8").replace("/opt/kiosk/venv/bin/kiosk ",
+                                                         f"{kiosk} "), encoding="utf-8")
+    _verify(text, path.name, tmp_path, user=False)
+
+
+def test_registry_units_run_real_commands() -> None:
+    """The server serves the API and the staff pages on loopback (the TLS proxy in front);
+    the timer runs the housekeeping every hour: offers past their time, retention."""
+    command = _exec_start(REGISTRY_UNIT)
+    assert command[:3] == ["/opt/kiosk/venv/bin/kiosk", "registry", "serve"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options["--host"] == "127.0.0.1"
+    help_text = CliRunner().invoke(kiosk_cli, ["registry", "serve", "--help"]).output
+    for option in options:
+        assert option in help_text
+    assert _exec_start(JOBS_UNIT) == ["/opt/kiosk/venv/bin/kiosk", "registry", "purge"]
+    purge_help = CliRunner().invoke(kiosk_cli, ["registry", "purge", "--help"]).output
+    assert "offers" in purge_help and "retention" in purge_help
+    timer = _unit(JOBS_TIMER)["Timer"]
+    assert timer["OnCalendar"] == "hourly" and timer["Persistent"] == "true"
+    for unit in (REGISTRY_UNIT, JOBS_UNIT):
+        service = _unit(unit)["Service"]
+        assert service["User"] == "kiosk" and service["NoNewPrivileges"] == "yes"
+        assert service["EnvironmentFile"] == "/etc/kiosk/registry.env"
+    names = [line.split("=", 1)[0] for line in REGISTRY_ENV.read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert "KIOSK_DATABASE_URL" in names
+    for name in names:
+        assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
+
+
+def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
+    command = _exec_start(BROWSER_UNIT)
+    assert command == ["/usr/bin/chromium", *BROWSER_FLAGS, KIOSK_URL]
+    unit = _unit(BROWSER_UNIT)
+    assert unit["Service"]["Restart"] == "always"
+    assert unit["Install"]["WantedBy"] == "graphical-session.target"
+    # It waits for the terminal's port, the one the terminal unit listens on.
+    assert "/dev/tcp/127.0.0.1/5000" in unit["Service"]["ExecStartPre"]
+
+
+# --- Chromium policy ----------------------------------------------------------------------
+
+
+def test_chromium_policy_locks_the_browser_down() -> None:
+    policy = json.loads(POLICY.read_text(encoding="utf-8"))
+    expected = {
+        "TranslateEnabled": False, "PasswordManagerEnabled": False,
+        "AutofillAddressEnabled": False, "AutofillCreditCardEnabled": False,
+        "BrowserSignin": 0, "IncognitoModeAvailability": 2,  # forced, as --incognito
+        "DownloadRestrictions": 3,  # block all downloads
+        "DeveloperToolsAvailability": 2, "PrintingEnabled": True,  # receipts are printed
+    }
+    assert {key: policy.get(key) for key in expected} == expected
+    # Idle backstop: longer than the kiosk's own reset (60 s + 30 s), whole minutes.
+    assert isinstance(policy["IdleTimeout"], int) and 2 <= policy["IdleTimeout"] <= 15
+    known_actions = {"close_browsers", "close_tabs", "reload_pages", "sign_out",
+                     "clear_browsing_history", "clear_download_history",
+                     "clear_cookies_and_other_site_data", "clear_cached_images_and_files",
+                     "clear_password_signing", "clear_autofill", "clear_site_settings",
+                     "clear_hosted_app_data"}
+    actions = set(policy["IdleTimeoutActions"])
+    assert actions <= known_actions
+    assert {"clear_browsing_history", "clear_cookies_and_other_site_data",
+            "clear_cached_images_and_files", "reload_pages"} <= actions
+    assert policy["URLBlocklist"] == ["*"]
+    assert "http://127.0.0.1:5000" in policy["URLAllowlist"]
+    assert all(url.startswith(("http://127.0.0.1:5000", "chrome://print"))
+               for url in policy["URLAllowlist"])
+
+
+# --- Windows installer --------------------------------------------------------------------
+
+
+def _powershell_errors(source: str) -> list[str]:
+    """Syntax errors in a PowerShell script: PowerShell's own parser where `pwsh` is
+    installed, else the tree-sitter PowerShell grammar (from PyPI: Debian has no pwsh)."""
+    pwsh = shutil.which("pwsh")
+    if pwsh is not None:
+        script = ("$errors = $null; $tokens = $null; "
+                  "[void][System.Management.Automation.Language.Parser]::ParseInput("
+                  "[Console]::In.ReadToEnd(), [ref]$tokens, [ref]$errors); "
+                  "$errors | ForEach-Object { $_.ToString() }; exit $errors.Count")
+        result = subprocess.run([pwsh, "-NoProfile", "-NonInteractive", "-Command", script],
+                                input=source, capture_output=True, text=True, timeout=120)
+        return [] if result.returncode == 0 else [result.stdout + result.stderr]
+    import tree_sitter_powershell
+    from tree_sitter import Language, Parser
+
+    data = source.encode("utf-8")
+    tree = Parser(Language(tree_sitter_powershell.language())).parse(data)
+    found: list[str] = []
+    pending = [tree.root_node]
+    while pending:
+        node = pending.pop()
+        if node.type == "ERROR" or node.is_missing:
+            snippet = data[node.start_byte:node.end_byte][:60].decode("utf-8", "replace")
+            found.append(f"line {node.start_point[0] + 1}: {node.type} {snippet!r}")
+        pending.extend(node.children)
+    return sorted(found)
+
+
+def _written_scripts(source: str) -> dict[str, str]:
+    """The scripts the installer writes (its double-quoted here-strings), expanded as
+    PowerShell would with sample values, so that they are parsed too."""
+    samples = {"$kioskExe": r"C:\Kiosk\venv\Scripts\kiosk.exe",
+               "$envFile": r"C:\Kiosk\venv\var\kiosk-instance\terminal.env",
+               "$Port": "5000", "$edge": r"C:\Program Files (x86)\Microsoft\Edge\msedge.exe",
+               "$edgeArgs": "--kiosk http://127.0.0.1:5000/ --edge-kiosk-type=public-browsing"}
+    scripts = {}
+    for match in re.finditer(r'@"\r?\n(.*?)\r?\n"@ \| Set-Content -LiteralPath \$(\w+)', source,
+                             re.S):
+        body = match.group(1)
+        for name, value in sorted(samples.items(), key=lambda kv: -len(kv[0])):
+            body = re.sub(r"(?<!`)" + re.escape(name) + r"\b", lambda _m, v=value: v, body)
+        scripts[match.group(2)] = body.replace("`$", "$")
+    return scripts
+
+
+def test_installer_parses_as_powershell() -> None:
+    source = INSTALLER.read_text(encoding="utf-8")
+    assert _powershell_errors(source) == []
+    written = _written_scripts(source)
+    assert set(written) == {"runner", "browserRunner"}, written.keys()
+    assert "kiosk.exe' terminal serve --env-file 'C:\\Kiosk" in written["runner"]
+    assert "Start-Process -FilePath 'C:\\Program Files (x86)" in written["browserRunner"]
+    for name, script in written.items():
+        assert not re.search(r"\$(kioskExe|envFile|Port|edge)\b", script), (name, script)
+        assert _powershell_errors(script) == [], (name, script)
+
+
+def test_powershell_parse_catches_mistakes() -> None:
+    """The negative control: the same installer with one brace or parenthesis lost."""
+    source = INSTALLER.read_text(encoding="utf-8")
+    for good, bad in (("foreach ($name in $dwords.Keys) {", "foreach ($name in $dwords.Keys {"),
+                      ("if (-not $edge) { throw", "if (-not $edge) { throw (")):
+        assert good in source
+        assert _powershell_errors(source.replace(good, bad, 1)), bad
+
+
+_PAIRS = {")": "(", "}": "{", "]": "["}
+
+
+def _brackets_balance(source: str) -> str | None:
+    """A small PowerShell lexer: skips comments, quoted strings and here-strings, and checks
+    (), {} and [] nest properly. Returns the first problem, or None."""
+    stack: list[tuple[str, int]] = []
+    i, line = 0, 1
+    while i < len(source):
+        char = source[i]
+        if source.startswith(("@'\n", '@"\n', "@'\r\n", '@"\r\n'), i):
+            end = source.find("\n" + source[i + 1] + "@", i)
+            if end < 0:
+                return f"line {line}: here-string not closed"
+            line += source.count("\n", i, end + 1)
+            i = end + 3
+            continue
+        if source.startswith("<#", i):
+            end = source.find("#>", i)
+            if end < 0:
+                return f"line {line}: block comment not closed"
+            line += source.count("\n", i, end)
+            i = end + 2
+            continue
+        if char == "#":
+            i = source.find("\n", i)
+            i = len(source) if i < 0 else i
+            continue
+        if char in "'\"":
+            j = i + 1
+            while j < len(source):
+                if char == '"' and source[j] == "`":
+                    j += 2
+                    continue
+                if source[j] == char:
+                    if source[j + 1:j + 2] == char:  # '' or "" is an escaped quote
+                        j += 2
+                        continue
+                    break
+                j += 1
+            else:
+                return f"line {line}: string not closed"
+            line += source.count("\n", i, j)
+            i = j + 1
+            continue
+        if char == "`":  # escape, e.g. a line continuation
+            i += 2
+            continue
+        if char == "\n":
+            line += 1
+        elif char in "({[":
+            stack.append((char, line))
+        elif char in ")}]":
+            if not stack or stack[-1][0] != _PAIRS[char]:
+                return f"line {line}: unexpected {char!r}"
+            stack.pop()
+        i += 1
+    return f"line {stack[-1][1]}: {stack[-1][0]!r} not closed" if stack else None
+
+
+def test_brackets_check_catches_mistakes() -> None:
+    assert _brackets_balance("if ($a) { '}' } # }\n<# ( #>\n@'\n{\n'@\n") is None
+    assert _brackets_balance("if ($a) { foo\n") == "line 1: '{' not closed"
+    assert _brackets_balance("foo(bar]") == "line 1: unexpected ']'"
+
+
+def test_installer_structure() -> None:
+    source = INSTALLER.read_text(encoding="utf-8")
+    assert _brackets_balance(source) is None, _brackets_balance(source)
+    code = re.sub(r"<#.*?#>", "", source, flags=re.S)
+    param = re.search(r"^param\(", code, re.M)
+    strict = code.find("Set-StrictMode -Version Latest")
+    assert param and 0 < strict and param.start() < strict
+    assert "$ErrorActionPreference = 'Stop'" in code
+    # The first [string] after [Parameter(Mandatory)] is the parameter it applies to.
+    mandatory = re.findall(r"\[Parameter\(Mandatory\)\](?:(?!\[string\])[\s\S])*\[string\] \$(\w+)",
+                           code)
+    assert mandatory == ["WheelPath", "RegistryUrl", "RegistryToken", "LibraryCode", "KioskUser"]
+    assert "[ValidateSet('nl', 'fr', 'en')]" in code
+    # Edge in public-browsing kiosk mode on the terminal's address.
+    assert "--kiosk $KioskUrl --edge-kiosk-type=public-browsing" in code
+    assert '$KioskUrl = "http://127.0.0.1:$Port/"' in code and "$Port = 5000" in code
+    # Nothing fetched from the internet at run time (pip's own index aside).
+    for download in ("Invoke-WebRequest", "Invoke-RestMethod", "Start-BitsTransfer",
+                     "DownloadFile", "DownloadString", "WebClient", "curl", "wget", "iwr ",
+                     "irm "):
+        assert download.lower() not in code.lower(), download
+    urls = set(re.findall(r"https?://[^\s'\"`]+", code))
+    assert urls <= {"http://127.0.0.1:$Port/", "http://127.0.0.1:$Port"}, urls
+
+
+def test_installer_serves_with_waitress_checks_with_doctor_and_keeps_edge_up() -> None:
+    """What the installer writes, read as text: the terminal is `kiosk terminal serve` (waitress)
+    reading terminal.env itself, its log in the instance folder (the one folder LOCAL SERVICE
+    may write), `kiosk doctor` on the same file at the end and as kiosk-doctor.cmd, and Edge
+    started again whenever it is not running."""
+    code = re.sub(r"<#.*?#>", "", INSTALLER.read_text(encoding="utf-8"), flags=re.S)
+    serve = re.search(r"& '\$kioskExe' terminal serve (.+)", code)
+    assert serve is not None
+    args = serve.group(1).split()
+    assert args[:2] == ["--env-file", "'$envFile'"]
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert options["--host"] == "127.0.0.1" and options["--port"] == "$Port"
+    help_text = CliRunner().invoke(kiosk_cli, ["terminal", "serve", "--help"]).output
+    doctor_help = CliRunner().invoke(kiosk_cli, ["doctor", "--help"]).output
+    assert all(option in help_text for option in options)
+    assert "--env-file" in doctor_help
+    assert "$logFile = Join-Path $instance 'logs\\terminal.log'" in code
+    assert '"KIOSK_LOG_FILE=$logFile"' in code
+    # The instance folder's ACL: LOCAL SERVICE (S-1-5-19) may modify, inherited by logs\.
+    assert "& icacls.exe $instance /inheritance:r" in code and "'*S-1-5-19:(OI)(CI)M'" in code
+    assert "& $kioskExe doctor --env-file $envFile" in code
+    assert '"`"$kioskExe`" doctor --env-file `"$envFile`" %*"' in code
+    assert re.search(r"if \(-not \(Get-Process -Name msedge[^\n]*\n\s*Start-Process "
+                     r"-FilePath '\$edge' -ArgumentList '\$edgeArgs'", code)
