@@ -55,7 +55,7 @@ from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util import Retry, Timeout
 
 from ..logs import REQUEST_ID_HEADER
@@ -237,7 +237,13 @@ class _DeadlineRetry(Retry):
             remaining = call.remaining()
             wait = 0.0
             if response is not None and self.respect_retry_after_header:
-                wait = self.get_retry_after(response) or 0.0
+                try:
+                    wait = self.get_retry_after(response) or 0.0
+                except InvalidHeader as garbage:
+                    # urllib3 releases the answer only after this step: hand its socket
+                    # back before giving up, or it waits for the garbage collector.
+                    response.drain_conn()
+                    raise MaxRetryError(_pool, url, garbage) from garbage
             wait = max(wait, new.get_backoff_time())
             if remaining - wait < _MIN_ATTEMPT:
                 reason = error or ResponseError("the deadline leaves no time for a retry")

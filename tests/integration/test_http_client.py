@@ -329,10 +329,6 @@ def test_an_oversized_answer_is_unavailable(fake) -> None:
     assert refused(client_for(server).academy_url)[0].code == "unavailable"
 
 
-# Not ours to fix here: kiosk/registry/http_client.py's _DeadlineRetry.increment reads the
-# Retry-After inside urllib3's retry step, before urllib3 drains and releases the answer; a
-# garbage one raises there, and that answer's socket is left to the garbage collector.
-@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_a_garbage_retry_after_is_unavailable(fake) -> None:
     server = fake(answer(http_answer(503, error_body("busy"),
                                      headers={"Retry-After": "whenever"})))
