@@ -237,25 +237,40 @@ def _parse_body(op: Operation) -> Any:
 
 def _view(op: Operation) -> Callable[..., Response]:
     def view(**args: str) -> Response:
-        terminal = _terminal()
-        g.terminal = terminal
-        token = request.headers.get(PATRON_HEADER, "").strip()
-        if op.patron and not 0 < len(token) <= PATRON_TOKEN_MAX:
-            raise RegistryError("session_invalid")
-        staff_token, staff = _staff(op)
-        lang = request.args.get("lang", "en")
-        if op.lang and lang not in LANGUAGES:
-            raise RegistryError("invalid", {"lang": "language_unknown"})
-        bad = {name: "invalid_characters" for name, value in args.items() if _unstorable(value)}
-        if bad:  # "/courses/%00": no course has such a name, and the query would fail
-            raise RegistryError("invalid", bad)
-        if op.method == "GET":
-            call = Call(_service(), terminal, token, None, lang, args, staff_token, staff)
-            return _answer(op, op.run(call))
-        return _keyed(op, terminal, token, lang, args, staff_token, staff)
+        try:
+            return _handle(op, args)
+        except RegistryError as refusal:
+            if not (refusal.code == "busy" and refusal.detail.get("reconnect")):
+                raise
+        # The database dropped the connection under us (a restart, a terminated backend):
+        # the pool is renewed, and pooled connections are not pinged before each use (that
+        # would cost a round trip on every request), so run the request once more on a fresh
+        # one. Safe for a write: its key's mark and its change commit together, so a change
+        # that did commit is replayed from its key, and one that did not runs now.
+        return _handle(op, args)
 
     view.__name__ = op.name
     return view
+
+
+def _handle(op: Operation, args: dict[str, str]) -> Response:
+    """One API request: who asks, what they send, then the use case (keyed if a write)."""
+    terminal = _terminal()
+    g.terminal = terminal
+    token = request.headers.get(PATRON_HEADER, "").strip()
+    if op.patron and not 0 < len(token) <= PATRON_TOKEN_MAX:
+        raise RegistryError("session_invalid")
+    staff_token, staff = _staff(op)
+    lang = request.args.get("lang", "en")
+    if op.lang and lang not in LANGUAGES:
+        raise RegistryError("invalid", {"lang": "language_unknown"})
+    bad = {name: "invalid_characters" for name, value in args.items() if _unstorable(value)}
+    if bad:  # "/courses/%00": no course has such a name, and the query would fail
+        raise RegistryError("invalid", bad)
+    if op.method == "GET":
+        call = Call(_service(), terminal, token, None, lang, args, staff_token, staff)
+        return _answer(op, op.run(call))
+    return _keyed(op, terminal, token, lang, args, staff_token, staff)
 
 
 def _staff(op: Operation) -> tuple[str, StaffView | None]:

@@ -129,17 +129,19 @@ def _place(row: Any) -> PlaceRow:
                     row.seated_at, row.offer_expires_at)
 
 
-def lock(s: Runner, *, now: datetime, events: SeatEvents = no_events) -> Ledger:
+def lock(s: Runner, *, clock: Callable[[], datetime],
+         events: SeatEvents = no_events) -> Ledger:
     """Take the programme lock in `s`'s transaction (held until it ends) and answer the
-    ledger. `now` is the moment decisions are made at: take it after the lock was granted
-    (a request waits its turn), so pass a clock's reading made here, not before."""
+    ledger. Its `now`, the moment its decisions are made at, is read from `clock` once the
+    lock is granted: a request that waited its turn is stamped with its turn, so seats are
+    stamped in the order they were given."""
     conn = _connection(s)
     stmt = select(Programme.id).where(THE_PROGRAMME)
     if conn.dialect.name != "sqlite":
         stmt = stmt.with_for_update()
     if conn.execute(stmt).first() is None:
         raise RegistryError("not_set_up")
-    return Ledger(s, conn, now, events, _PROOF)
+    return Ledger(s, conn, clock(), events, _PROOF)
 
 
 _KIOSK_CLAIM = ("SELECT standing, queue_position, granted, joined, needs_sweep, new_course "
@@ -176,7 +178,7 @@ def claim(s: Runner, patron_id: int, course_id: int, claimant: Claimant, *,
             insert_ignoring_duplicates(EnrolmentRow, conn.dialect.name)
             .values(patron_id=patron_id, course_id=course_id, created_at=now)
             .returning(EnrolmentRow.id)).first() is not None
-    ledger = lock(s, now=clock(), events=events)
+    ledger = lock(s, clock=clock, events=events)
     return ledger.grant_or_queue(patron_id, claimant), new_course
 
 
@@ -192,7 +194,7 @@ def release(s: Runner, patron_id: int, *, only: Standing | None = None,
     in the common case (see `kiosk_release`, migration 0005)."""
     conn = _connection(s)
     if conn.dialect.name != "postgresql":
-        ledger = lock(s, now=clock(), events=events)
+        ledger = lock(s, clock=clock, events=events)
         place = ledger.place(patron_id)
         if only is not None and (place.status if place else Standing.NONE) is not only:
             return None
@@ -207,7 +209,7 @@ def release(s: Runner, patron_id: int, *, only: Standing | None = None,
     for promoted in row.promoted:
         events(s, SeatEvent(SeatEventKind.PROMOTED, promoted, now))
     if row.needs_sweep:  # released; the line is served the long way, the lock still held
-        lock(s, now=clock(), events=events).promote()
+        lock(s, clock=clock, events=events).promote()
     return had
 
 

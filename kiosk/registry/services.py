@@ -363,7 +363,7 @@ class RegistryService:
 
     def seats(self, s: Runner) -> Ledger:
         """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""
-        return ledger.lock(s, now=self.clock(), events=seat_events.tell)
+        return ledger.lock(s, clock=self.clock, events=seat_events.tell)
 
     def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         """The claim for a known patron, inside the caller's write transaction (one made for

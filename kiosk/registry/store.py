@@ -441,6 +441,12 @@ def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: in
     return engine
 
 
+def _busy(exc: DBAPIError) -> RegistryError:
+    """`reconnect`: the connection was lost (the database restarted, or ended it): the pool
+    has been dropped, and the same request on a fresh connection may well succeed."""
+    return RegistryError("busy", retry_after=1, reconnect=bool(exc.connection_invalidated))
+
+
 def _means_busy(exc: DBAPIError) -> bool:
     """A lock wait past its bound, SQLite's write lock busy too long, or the connection lost
     at any step (nothing committed) is "busy, try again", never half a change; other database
@@ -463,7 +469,7 @@ class Store:
                     session.rollback()
         except DBAPIError as exc:
             if _means_busy(exc):
-                raise RegistryError("busy", retry_after=1) from exc
+                raise _busy(exc) from exc
             raise
 
     @contextmanager
@@ -497,7 +503,7 @@ class Store:
                         _ambient.reset(reset)
         except DBAPIError as exc:
             if _means_busy(exc):
-                raise RegistryError("busy", retry_after=1) from exc
+                raise _busy(exc) from exc
             raise
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:

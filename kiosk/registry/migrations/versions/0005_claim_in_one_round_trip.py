@@ -20,8 +20,10 @@ depends_on = None
 # the place is read *after* the lock was granted, so a place committed by the lock's previous
 # holder (this patron's other claim) is seen. The rules are those of `Ledger.grant_or_queue`
 # (domain.decide_claim, promotion.may_take_seat): the contract and seat suites run both.
-# `p_now` is read by the caller before the call, so a claim that waited for the lock carries
-# the moment it was sent (the storm reports how far such stamps fall out of queue order).
+# `p_now` is the caller's clock when it sent the call; the times the functions write are that
+# plus the time spent waiting for the lock (`clock_timestamp() - statement_timestamp()`): the
+# moment the patron's turn came, on the caller's clock, so places are stamped in lock order
+# (the course choice, written before the lock, keeps `p_now`).
 # `needs_sweep`: a newcomer on a full programme (or under a quota) while offers have lapsed;
 # nothing was changed, the lock is held, and the ledger ends those offers in Python first.
 CLAIM = """
@@ -34,6 +36,7 @@ LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     v_cap integer; v_taken integer; v_next integer; v_waiting integer; v_fair boolean;
     v_status varchar; v_queue integer; v_may boolean; v_held integer; v_new boolean;
+    v_now timestamp without time zone;
 BEGIN
     -- The course choice first, before the lock: the patron's own row, it decides nothing.
     INSERT INTO enrolments (patron_id, course_id, created_at)
@@ -45,6 +48,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the programme is not set up';
     END IF;
+    v_now := p_now + (clock_timestamp() - statement_timestamp());
     SELECT pl.status, pl.queue_no INTO v_status, v_queue
       FROM places pl WHERE pl.patron_id = p_patron;
     IF FOUND THEN  -- a seat belongs to the patron: a second course takes no second seat
@@ -57,7 +61,7 @@ BEGIN
     END IF;
     IF (v_taken >= v_cap OR (v_fair AND p_quota IS NOT NULL))
        AND EXISTS (SELECT 1 FROM places o
-                    WHERE o.status = 'offered' AND o.offer_expires_at <= p_now) THEN
+                    WHERE o.status = 'offered' AND o.offer_expires_at <= v_now) THEN
         RETURN QUERY SELECT NULL::varchar, NULL::integer, false, false, true, v_new;
         RETURN;
     END IF;
@@ -74,7 +78,7 @@ BEGIN
          WHERE id = 1 AND seats_taken + 1 <= cap;
         IF FOUND THEN
             INSERT INTO places (patron_id, status, requested_at, seated_at)
-            VALUES (p_patron, 'seated', p_now, p_now);
+            VALUES (p_patron, 'seated', v_now, v_now);
             RETURN QUERY SELECT 'seated'::varchar, NULL::integer, true, false, false, v_new;
             RETURN;
         END IF;
@@ -82,7 +86,7 @@ BEGIN
     UPDATE programme SET next_queue_no = next_queue_no + 1, waiting = waiting + 1
      WHERE id = 1;
     INSERT INTO places (patron_id, status, queue_no, requested_at)
-    VALUES (p_patron, 'waiting', v_next, p_now);
+    VALUES (p_patron, 'waiting', v_next, v_now);
     RETURN QUERY SELECT 'waiting'::varchar, v_waiting + 1, false, true, false, v_new;
 END
 $fn$;
@@ -101,7 +105,7 @@ RETURNS TABLE (had varchar, promoted integer[], needs_sweep boolean)
 LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     v_cap integer; v_taken integer; v_waiting integer; v_policy varchar; v_fair boolean;
-    v_status varchar; v_n integer; v_ids integer[];
+    v_status varchar; v_n integer; v_ids integer[]; v_now timestamp without time zone;
 BEGIN
     SELECT p.cap, p.seats_taken, p.waiting, p.promotion, p.fair_share
       INTO v_cap, v_taken, v_waiting, v_policy, v_fair
@@ -109,6 +113,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the programme is not set up';
     END IF;
+    v_now := p_now + (clock_timestamp() - statement_timestamp());
     SELECT pl.status INTO v_status FROM places pl WHERE pl.patron_id = p_patron;
     IF NOT FOUND THEN
         v_status := 'none';
@@ -132,7 +137,7 @@ BEGIN
      WHERE id = 1;
     v_taken := v_taken - 1;
     IF v_policy <> 'grant' OR v_fair OR EXISTS (
-            SELECT 1 FROM places o WHERE o.status = 'offered' AND o.offer_expires_at <= p_now)
+            SELECT 1 FROM places o WHERE o.status = 'offered' AND o.offer_expires_at <= v_now)
     THEN
         RETURN QUERY SELECT v_status, '{}'::integer[], true;
         RETURN;
@@ -153,7 +158,7 @@ BEGIN
         IF NOT FOUND THEN
             RAISE EXCEPTION 'a promotion would pass the cap';
         END IF;
-        UPDATE places SET status = 'seated', queue_no = NULL, seated_at = p_now
+        UPDATE places SET status = 'seated', queue_no = NULL, seated_at = v_now
          WHERE patron_id = ANY (v_ids);
     END IF;
     RETURN QUERY SELECT v_status, v_ids, false;
