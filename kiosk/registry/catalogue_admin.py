@@ -14,13 +14,13 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .days import belgian_date, parse_day
 from .domain import LANGUAGES, RegistryError, ascii_digits, has_control_chars, has_visible_chars
 from .staff import record
 from .store import Category, Course, CourseText, EnrolmentRow
@@ -28,7 +28,6 @@ from .store import Category, Course, CourseText, EnrolmentRow
 if TYPE_CHECKING:
     from .services import RegistryService
 
-BELGIUM = ZoneInfo("Europe/Brussels")
 SLUG_MAX = 80  # courses.slug
 TITLE_MAX = 160  # course_texts.title
 SUMMARY_MAX = 1000
@@ -38,12 +37,6 @@ SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 # --- Rules -----------------------------------------------------------------------------
-
-
-def belgian_date(moment: datetime) -> date:
-    """The day it is in Belgium at a naive-UTC moment: a module of the month runs on Belgian
-    days, so it starts at midnight in Brussels, not at 01:00 or 02:00."""
-    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).date()
 
 
 def slug_from_title(title: str) -> str:
@@ -165,22 +158,6 @@ def validate_course(draft: CourseDraft, *, categories: Collection[str],
     assert hours is not None
     return CleanCourse(slug=slug, category=category, hours=hours, position=position,
                        titles=titles, summaries=summaries)
-
-
-def parse_day(text: str) -> date | None:
-    """A day as a browser's date field sends it (2026-03-31) or as a Belgian types it
-    (31/03/2026, 31-3-2026, 31.3.2026); None when it is not a real calendar day."""
-    text = ascii_digits(text or "").strip()
-    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
-    belgian = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})", text)
-    try:
-        if iso:
-            return date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if belgian:
-            return date(int(belgian[3]), int(belgian[2]), int(belgian[1]))
-    except ValueError:
-        return None
-    return None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import promotion
-from .catalogue_admin import parse_day
+from .days import parse_day
 from .domain import RegistryError
 from .staff import record
 from .store import ClosedDay, Institution, Runner

@@ -6,9 +6,8 @@ Callers (the in-process client, the JSON API) only translate; they hold no rules
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import Row, bindparam, delete, func, select, update
@@ -16,17 +15,16 @@ from sqlalchemy.orm import Session
 
 from . import domain, ledger, promotion, seat_events
 from .assist import Assistance
-from .catalogue_admin import CatalogueAdmin, belgian_date
+from .catalogue_admin import CatalogueAdmin
 from .closures import Closures
+from .context import TOUCH_EVERY, RegistryContext, utcnow
 from .desk import DeskService
 from .domain import (
     Catalogue,
-    CategoryView,
     ClaimResult,
     CourseView,
     Enrolment,
     InstitutionView,
-    LibraryView,
     LoginPolicy,
     Maintenance,
     NewPatron,
@@ -40,17 +38,18 @@ from .domain import (
     TerminalView,
 )
 from .ledger import Claimant, Ledger, SeatEventKind
+from .maintenance import ProgrammeUpkeep
 from .notices import Notices, enqueue
 from .passwords import dummy_hash, hash_password, needs_rehash, verify
 from .policies import Policies
 from .promotion import OfferSweep
+from .reference import Reference
 from .reports import Reports
 from .roles import StaffView
 from .staff import StaffAccounts, pseudonym, record
 from .store import (
     THE_PROGRAMME,
     AuditEntry,
-    Category,
     Course,
     CourseText,
     EnrolmentRow,
@@ -61,12 +60,11 @@ from .store import (
     Programme,
     Runner,
     Store,
-    Terminal,
 )
+from .terminals import TerminalTokens
 from .verification import Verification
 from .waitlist import Waitlist
 
-_TOUCH_EVERY = timedelta(seconds=15)
 # Statements of every patron call, built once (SQLAlchemy then reuses their compiled form).
 _SESSION = (select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
                    PatronSession.last_seen_at, PatronSession.revoked_at,
@@ -88,11 +86,6 @@ _TOUCH = (update(PatronSession).where(PatronSession.id == bindparam("session_id"
 T = TypeVar("T")
 
 
-def utcnow() -> datetime:
-    """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns hold."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 class RegistryService:
     def __init__(
         self,
@@ -111,11 +104,13 @@ class RegistryService:
         self.login_policy = login_policy or LoginPolicy()
         self.session_idle = session_idle
         self.session_max = session_max
-        # Terminal tokens are checked on every API call: a valid one is remembered for a few
-        # seconds (a revocation elsewhere takes effect within `terminal_cache`).
-        self.terminal_cache = terminal_cache
-        self._terminals: dict[str, tuple[TerminalView, str, float]] = {}
-        self.staff = StaffAccounts(store, lambda: self.clock(), login_policy=self.login_policy)
+        # Every use case reads the time through `_now`: a clock set on this object later
+        # (tests step time) is theirs too.
+        self.context = ctx = RegistryContext(store, clock=self._now, events=seat_events.tell)
+        self.staff = StaffAccounts(store, self._now, login_policy=self.login_policy)
+        self.reference = Reference(ctx)
+        self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
+        self.upkeep = ProgrammeUpkeep(ctx)
         self.desk = DeskService(self)
         self.waitlist = Waitlist(self)
         self.courses_admin = CatalogueAdmin(self)
@@ -126,50 +121,36 @@ class RegistryService:
         self.closures = Closures(self)
         self.reports = Reports(self)
 
+    def _now(self) -> datetime:
+        return self.clock()
+
+    @property
+    def terminal_cache(self) -> timedelta:
+        return self.terminal_tokens.cache
+
+    @terminal_cache.setter
+    def terminal_cache(self, value: timedelta) -> None:
+        self.terminal_tokens.cache = value
+
     # --- Reference data ------------------------------------------------------------------
 
     def institutions(self) -> list[InstitutionView]:
-        with self.store.read() as s:
-            rows = s.scalars(select(Institution).order_by(Institution.code)).all()
-            return [
-                InstitutionView(
-                    code=i.code,
-                    names=dict(i.names),
-                    libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries],
-                )
-                for i in rows
-            ]
+        return self.reference.institutions()
 
     def catalogue(self, lang: str) -> Catalogue:
-        today = belgian_date(self.clock())  # a module of the month runs on Belgian days
-        with self.store.read() as s:
-            cats = s.scalars(select(Category).order_by(Category.position)).all()
-            courses = s.scalars(
-                select(Course).where(Course.retired.is_(False)).order_by(Course.position)
-            ).all()
-            return Catalogue(
-                categories=[CategoryView(c.code, c.names.get(lang, c.code)) for c in cats],
-                courses=[self._course_view(c, lang, today) for c in courses],
-            )
+        return self.reference.catalogue(lang)
 
     def course(self, slug: str, lang: str) -> CourseView:
-        with self.store.read() as s:
-            course = self._active_course(s, slug)
-            return self._course_view(course, lang, belgian_date(self.clock()))
+        return self.reference.course(slug, lang)
 
     def programme_status(self) -> ProgrammeStatus:
-        with self.store.read() as s:
-            row = s.execute(
-                select(Programme.cap, Programme.seats_taken, Programme.waiting)
-                .where(THE_PROGRAMME)
-            ).first()
-            if row is None:
-                raise RegistryError("not_set_up")
-            return ProgrammeStatus(cap=row[0], seats_taken=row[1], waiting=row[2] or 0)
+        return self.reference.programme_status()
 
     def academy_url(self) -> str:
-        with self.store.read() as s:
-            return s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
+        return self.reference.academy_url()
+
+    def text(self, course: Course, lang: str) -> CourseText:
+        return self.reference.text(course, lang)
 
     # --- Accounts and sessions -----------------------------------------------------------
 
@@ -363,12 +344,12 @@ class RegistryService:
 
     def seats(self, s: Runner) -> Ledger:
         """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""
-        return ledger.lock(s, now=self.clock(), events=seat_events.tell)
+        return self.context.seats(s)
 
     def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         """The claim for a known patron, inside the caller's write transaction (one made for
         them at the desk)."""
-        course_id = self._active_course_id(s, course_slug)
+        course_id = self.reference.active_course_id(s, course_slug)
         return self._claim(s, patron_id, course_slug, course_id, self._claimant(s, patron_id))
 
     def _claim(self, s: Runner, patron_id: int, course_slug: str, course_id: int,
@@ -533,32 +514,17 @@ class RegistryService:
         return len(due)
 
     def maintenance(self) -> Maintenance | None:
-        """The message kiosks show instead of the journey, while it lasts."""
-        with self.store.read() as s:
-            row = s.execute(select(Programme.maintenance, Programme.maintenance_until)
-                            .where(THE_PROGRAMME)).first()
-        if row is None or not row[0] or row[1] is None or row[1] <= self.clock():
-            return None
-        return Maintenance(messages=dict(row[0]), until=row[1])
+        return self.upkeep.maintenance()
 
     def set_maintenance(self, messages: dict[str, str], until: datetime, actor: str,
                         where: str = "") -> None:
-        clean = domain.validate_maintenance(messages, until, self.clock())
-        with self.store.write() as s:
-            ledger.set_details(s, maintenance=clean, maintenance_until=until)
-            record(s, self.clock(), actor, "maintenance_set", where=where,
-                   until=until.isoformat())
+        self.upkeep.set_maintenance(messages, until, actor, where)
 
     def clear_maintenance(self, actor: str, where: str = "") -> None:
-        with self.store.write() as s:
-            ledger.set_details(s, maintenance=None, maintenance_until=None)
-            record(s, self.clock(), actor, "maintenance_cleared", where=where)
+        self.upkeep.clear_maintenance(actor, where)
 
     def set_end_date(self, ends_on: date | None, actor: str) -> None:
-        with self.store.write() as s:
-            ledger.set_details(s, ends_on=ends_on)
-            record(s, self.clock(), actor, "programme_end_set",
-                   ends_on=ends_on.isoformat() if ends_on else None)
+        self.upkeep.set_end_date(ends_on, actor)
 
     def erase_for(self, s: Session, patron_id: int, actor: str, where: str = "",
                   **detail: object) -> None:
@@ -575,68 +541,16 @@ class RegistryService:
     # --- Terminals ----------------------------------------------------------------------
 
     def add_terminal(self, library_code: str, name: str, actor: str) -> tuple[str, TerminalView]:
-        """Issue a terminal's bearer token: shown once, stored only as a hash."""
-        name = domain.clean_name(name)
-        if not name or len(name) > 80:
-            raise RegistryError("invalid", {"name": "required" if not name else "too_long"})
-        with self.store.write() as s:
-            library = s.scalar(select(Library).where(Library.code == library_code))
-            if library is None:
-                raise RegistryError("invalid", {"library_code": "library_unknown"})
-            token = "kt_" + secrets.token_urlsafe(32)
-            row = Terminal(name=name, library_id=library.id, token_hash=domain.token_hash(token),
-                           created_at=self.clock(), version="")
-            s.add(row)
-            s.flush()
-            record(s, self.clock(), actor, "terminal_added", terminal=row.id,
-                   library=library_code)
-            return token, self._terminal_view(row)
+        return self.terminal_tokens.add(library_code, name, actor)
 
     def revoke_terminal(self, terminal_id: int, actor: str, where: str = "") -> None:
-        with self.store.write() as s:
-            row = s.get(Terminal, terminal_id)
-            if row is None:
-                raise RegistryError("not_found")
-            self._terminals.clear()
-            if row.revoked_at is None:
-                row.revoked_at = self.clock()
-                record(s, self.clock(), actor, "terminal_revoked", where=where,
-                       terminal=row.id)
+        self.terminal_tokens.revoke(terminal_id, actor, where)
 
     def terminals(self) -> list[TerminalView]:
-        with self.store.read() as s:
-            rows = s.scalars(select(Terminal).order_by(Terminal.id)).all()
-            return [self._terminal_view(t) for t in rows]
+        return self.terminal_tokens.terminals()
 
     def authenticate_terminal(self, token: str, version: str = "") -> TerminalView:
-        """The terminal behind a bearer token; records when it was last seen, and its version."""
-        digest = domain.token_hash(token)
-        cached = self._terminals.get(digest)
-        if cached and cached[1] == version[:40] and time.monotonic() < cached[2]:
-            return cached[0]
-        now = self.clock()
-        with self.store.read() as s:
-            row = s.scalar(select(Terminal).where(Terminal.token_hash == digest))
-            if row is None:
-                raise RegistryError("terminal_unauthorized")
-            if row.revoked_at is not None:
-                raise RegistryError("terminal_revoked")
-            view = self._terminal_view(row)
-            stale = row.last_seen_at is None or now - row.last_seen_at > _TOUCH_EVERY * 4
-            changed = version[:40] != row.version
-        if stale or changed:  # a write only now and then, not on every request
-            with self.store.write() as s:
-                s.execute(update(Terminal).where(Terminal.id == view.id)
-                          .values(last_seen_at=now, version=version[:40]))
-        expires = time.monotonic() + self.terminal_cache.total_seconds()
-        self._terminals[digest] = (view, version[:40], expires)
-        return view
-
-    @staticmethod
-    def _terminal_view(t: Terminal) -> TerminalView:
-        return TerminalView(id=t.id, name=t.name, library_code=t.library.code,
-                            created_at=t.created_at, last_seen_at=t.last_seen_at,
-                            version=t.version, revoked=t.revoked_at is not None)
+        return self.terminal_tokens.authenticate(token, version)
 
     # --- Inside a transaction ------------------------------------------------------------
 
@@ -722,7 +636,7 @@ class RegistryService:
             standing=place.status if place else Standing.NONE,
             position=ledger.position_of(s, place),
             enrolments=[
-                Enrolment(r.course.slug, self.text(r.course, lang).title, r.created_at)
+                Enrolment(r.course.slug, self.reference.text(r.course, lang).title, r.created_at)
                 for r in rows
             ],
             seated_at=place.seated_at if place else None,
@@ -750,7 +664,7 @@ class RegistryService:
             raise RegistryError("password_change_required")
 
     def _touch_due(self, sess: Row) -> bool:
-        return self.clock() - sess.last_seen_at > _TOUCH_EVERY
+        return self.clock() - sess.last_seen_at > TOUCH_EVERY
 
     def _touch(self, s: Runner, session_id: int) -> None:
         s.execute(_TOUCH, {"session_id": session_id, "seen_at": self.clock()})
@@ -816,30 +730,3 @@ class RegistryService:
                 p.pending_since, p.pending_days or domain.DEFAULT_PENDING_DAYS)
             if p.pending_since else None,
         )
-
-    @staticmethod
-    def _active_course_id(s: Runner, slug: str) -> int:
-        course_id = s.scalar(select(Course.id).where(Course.slug == slug,
-                                                     Course.retired.is_(False)))
-        if course_id is None:
-            raise RegistryError("course_not_found")
-        return course_id
-
-    @staticmethod
-    def _active_course(s: Session, slug: str) -> Course:
-        course = s.scalar(select(Course).where(Course.slug == slug, Course.retired.is_(False)))
-        if course is None:
-            raise RegistryError("course_not_found")
-        return course
-
-    @staticmethod
-    def text(course: Course, lang: str) -> CourseText:
-        texts = {t.lang: t for t in course.texts}
-        return texts.get(lang) or texts.get("en") or next(iter(texts.values()))
-
-    def _course_view(self, c: Course, lang: str, today: date) -> CourseView:
-        text = self.text(c, lang)
-        featured = bool(
-            c.featured_from and c.featured_until and c.featured_from <= today <= c.featured_until
-        )
-        return CourseView(c.slug, c.category_code, text.title, text.summary, c.hours, featured)
