@@ -124,7 +124,7 @@ def _as_date_text(value: str, lang: str) -> str:
         return value
 
 
-def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str) -> None:
+def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) -> None:
     """Queue one e-mail to a patron, rendered now in their language, in the caller's
     transaction (it commits or rolls back with the action it tells about).
 
