@@ -84,7 +84,7 @@ class RegistryService:
         self.reference = Reference(ctx)
         self.patron_sessions = PatronSessions(ctx, idle=session_idle, max_age=session_max)
         self.erasure = Erasure(ctx)
-        self.verification = Verification(self)
+        self.verification = Verification(ctx, erasure=self.erasure)
         self.seating = Seats(ctx, sessions=self.patron_sessions, reference=self.reference,
                              verification=self.verification)
         self.accounts = Accounts(ctx, sessions=self.patron_sessions, seats=self.seating,
@@ -92,14 +92,15 @@ class RegistryService:
                                  min_age=min_age, login_policy=login_policy)
         self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
         self.upkeep = ProgrammeUpkeep(ctx)
-        self.desk = DeskService(self)
-        self.waitlist = Waitlist(self)
-        self.courses_admin = CatalogueAdmin(self)
+        self.desk = DeskService(ctx, seats=self.seating, accounts=self.accounts,
+                                erasure=self.erasure)
+        self.waitlist = Waitlist(ctx, seats=self.seating, reference=self.reference)
+        self.courses_admin = CatalogueAdmin(ctx, reference=self.reference)
         self.assist = Assistance(self.staff)
-        self.notices = Notices(self)
-        self.policies = Policies(self)
-        self.closures = Closures(self)
-        self.reports = Reports(self)
+        self.notices = Notices(ctx)
+        self.policies = Policies(ctx)
+        self.closures = Closures(ctx)
+        self.reports = Reports(ctx, reference=self.reference)
 
     def _now(self) -> datetime:
         return self.clock()
