@@ -14,21 +14,18 @@ import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .context import RegistryContext
+from .days import belgian_date, parse_day
 from .domain import LANGUAGES, RegistryError, ascii_digits, has_control_chars, has_visible_chars
+from .reference import Reference
 from .staff import record
 from .store import Category, Course, CourseText, EnrolmentRow
 
-if TYPE_CHECKING:
-    from .services import RegistryService
-
-BELGIUM = ZoneInfo("Europe/Brussels")
 SLUG_MAX = 80  # courses.slug
 TITLE_MAX = 160  # course_texts.title
 SUMMARY_MAX = 1000
@@ -38,12 +35,6 @@ SLUG_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 # --- Rules -----------------------------------------------------------------------------
-
-
-def belgian_date(moment: datetime) -> date:
-    """The day it is in Belgium at a naive-UTC moment: a module of the month runs on Belgian
-    days, so it starts at midnight in Brussels, not at 01:00 or 02:00."""
-    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).date()
 
 
 def slug_from_title(title: str) -> str:
@@ -167,22 +158,6 @@ def validate_course(draft: CourseDraft, *, categories: Collection[str],
                        titles=titles, summaries=summaries)
 
 
-def parse_day(text: str) -> date | None:
-    """A day as a browser's date field sends it (2026-03-31) or as a Belgian types it
-    (31/03/2026, 31-3-2026, 31.3.2026); None when it is not a real calendar day."""
-    text = ascii_digits(text or "").strip()
-    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
-    belgian = re.fullmatch(r"(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{4})", text)
-    try:
-        if iso:
-            return date(int(iso[1]), int(iso[2]), int(iso[3]))
-        if belgian:
-            return date(int(belgian[3]), int(belgian[2]), int(belgian[1]))
-    except ValueError:
-        return None
-    return None
-
-
 @dataclass(frozen=True)
 class Period:
     slug: str
@@ -268,12 +243,13 @@ class CourseDetails:
 class CatalogueAdmin:
     """`RegistryService.courses_admin`: the coordinator's changes to the catalogue."""
 
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: RegistryContext, *, reference: Reference):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.reference = reference
 
     def today(self) -> date:
-        return belgian_date(self.registry.clock())
+        return belgian_date(self.ctx.clock())
 
     # Reads ---------------------------------------------------------------------------------
 
@@ -288,7 +264,7 @@ class CatalogueAdmin:
             rows = s.scalars(select(Course)).all()
             result = [
                 CourseRow(
-                    slug=c.slug, title=self.registry.text(c, lang).title,
+                    slug=c.slug, title=self.reference.text(c, lang).title,
                     category_code=c.category_code,
                     category=names.get(c.category_code, (c.category_code, 0))[0],
                     hours=c.hours, position=c.position, enrolments=counts.get(c.id, 0),
@@ -334,7 +310,7 @@ class CatalogueAdmin:
                                        summary=clean.summaries[lang]) for lang in LANGUAGES]
             s.add(course)
             s.flush()
-            record(s, self.registry.clock(), actor, "course_added", where=where,
+            record(s, self.ctx.clock(), actor, "course_added", where=where,
                    slug=clean.slug, category=clean.category)
             return clean.slug
 
@@ -363,7 +339,7 @@ class CatalogueAdmin:
                 detail: dict[str, object] = {"slug": course.slug, "changed": changed}
                 if course.slug != slug:
                     detail["old_slug"] = slug
-                record(s, self.registry.clock(), actor, "course_changed", where=where,
+                record(s, self.ctx.clock(), actor, "course_changed", where=where,
                        **detail)
             return course.slug
 
@@ -380,7 +356,7 @@ class CatalogueAdmin:
             if course.featured_until is not None and course.featured_until >= self.today():
                 detail["featured_cleared"] = True
                 course.featured_from = course.featured_until = None
-            record(s, self.registry.clock(), actor, "course_retired", where=where, **detail)
+            record(s, self.ctx.clock(), actor, "course_retired", where=where, **detail)
 
     def restore(self, slug: str, *, actor: str, where: str = "") -> None:
         """Back on the kiosk catalogue."""
@@ -390,7 +366,7 @@ class CatalogueAdmin:
             if not course.retired:
                 return
             course.retired = False
-            record(s, self.registry.clock(), actor, "course_restored", where=where,
+            record(s, self.ctx.clock(), actor, "course_restored", where=where,
                    slug=course.slug)
 
     def set_module_of_the_month(self, slug: str, starts: str | date, ends: str | date, *,
@@ -429,7 +405,7 @@ class CatalogueAdmin:
                 raise RegistryError("invalid", {"featured_from": "featured_overlap"},
                                     other=clash.slug, starts=clash.starts, ends=clash.ends)
             course.featured_from, course.featured_until = first, last
-            record(s, self.registry.clock(), actor, "module_of_the_month_set", where=where,
+            record(s, self.ctx.clock(), actor, "module_of_the_month_set", where=where,
                    slug=course.slug, starts=first.isoformat(), ends=last.isoformat())
             return first, last
 
@@ -441,7 +417,7 @@ class CatalogueAdmin:
             if course.featured_from is None and course.featured_until is None:
                 return
             course.featured_from = course.featured_until = None
-            record(s, self.registry.clock(), actor, "module_of_the_month_cleared",
+            record(s, self.ctx.clock(), actor, "module_of_the_month_cleared",
                    where=where, slug=course.slug)
 
     # Inside a transaction -------------------------------------------------------------------
@@ -450,7 +426,7 @@ class CatalogueAdmin:
         # Catalogue changes are rare: they queue behind the programme row's lock, so two
         # coordinators cannot both take a slug or two overlapping months (no constraint in
         # the schema can say "no two periods overlap").
-        self.registry.seats(s)
+        self.ctx.seats(s)
 
     def _validate(self, s: Session, draft: CourseDraft, own_id: int | None) -> CleanCourse:
         taken = {slug for course_id, slug in s.execute(select(Course.id, Course.slug))

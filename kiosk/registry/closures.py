@@ -6,26 +6,27 @@ it runs on the claim's Connection too); `Closures` is the coordinator's use case
 institution's list, audited like the other settings ("settings_changed", part
 "closed_days", the days before and after). New closed days count for offers made from then
 on; an offer already made keeps its end, as with a change of opening days.
+
+The seat ledger reads this module (`offer_ends`), and the registry's context
+(`context.RegistryContext`) takes the ledger: so `Closures` names what it uses of the context
+(`ClosuresContext`) instead of importing it, and this module stays below the ledger.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import promotion
-from .catalogue_admin import parse_day
+from .days import parse_day
 from .domain import RegistryError
 from .staff import record
-from .store import ClosedDay, Institution, Runner
-
-if TYPE_CHECKING:
-    from .services import RegistryService
+from .store import ClosedDay, Institution, Runner, Store
 
 # A year of closures at most in one list: enough for every holiday, and a bound on the form.
 CLOSED_DAYS_MAX = 366
@@ -79,10 +80,23 @@ def parse_closed_days(values: Iterable[str | date] | str) -> list[date]:
     return sorted(days)
 
 
+class ClosuresContext(Protocol):
+    """What `Closures` uses of the registry's context: the store, the clock, and the seat
+    lock (taken, not read: offers read closed days under it)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    def seats(self, s: Session) -> object: ...
+
+
 class Closures:
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: ClosuresContext):
+        self.ctx = ctx
+        self.store = ctx.store
 
     def closed_days(self, since: date | None = None) -> dict[str, list[date]]:
         """Every institution's closed days (from `since` on, if given), by institution code;
@@ -100,7 +114,7 @@ class Closures:
 
     def upcoming(self) -> dict[str, list[date]]:
         """The closed days from today (Belgian date) on: what the settings page shows."""
-        return self.closed_days(since=promotion.belgian_day(self.registry.clock()))
+        return self.closed_days(since=promotion.belgian_day(self.ctx.clock()))
 
     def set_closed_days(self, code: str, days: Iterable[str | date] | str, *, actor: str,
                         where: str = "") -> bool:
@@ -110,7 +124,7 @@ class Closures:
         clean = self._parse({code: days})[code]
         with self.store.write() as s:
             # Under the lock a promotion reads them with: an offer sees the old list or the new.
-            self.registry.seats(s)
+            self.ctx.seats(s)
             return self._replace(s, code, clean, None, actor, where)
 
     def set_upcoming(self, lists: Mapping[str, Iterable[str | date] | str], *, actor: str,
@@ -119,9 +133,9 @@ class Closures:
         its list; the past ones are history and stay. Every list is checked before any is
         saved, in one transaction; answers how many institutions changed."""
         clean = self._parse(lists)
-        today = promotion.belgian_day(self.registry.clock())
+        today = promotion.belgian_day(self.ctx.clock())
         with self.store.write() as s:
-            self.registry.seats(s)
+            self.ctx.seats(s)
             return sum(self._replace(s, code, days, today, actor, where)
                        for code, days in clean.items())
 
@@ -155,7 +169,7 @@ class Closures:
         if clean:
             s.execute(insert(ClosedDay), [{"institution_id": institution_id, "day": day}
                                           for day in clean])
-        record(s, self.registry.clock(), actor, "settings_changed", where=where,
+        record(s, self.ctx.clock(), actor, "settings_changed", where=where,
                institution=code, part="closed_days",
                before={"closed_days": [d.isoformat() for d in before]},
                after={"closed_days": [d.isoformat() for d in clean]})

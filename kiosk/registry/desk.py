@@ -3,11 +3,13 @@
 Every use case takes the staff member (`StaffView`) and where they work from: a librarian
 reaches only the patrons of their own institution (anyone else is "not_found", as if they did
 not exist), a coordinator everyone. Each action is one transaction that writes its audit entry,
-tagged `assisted_by`, and names the patron only by pseudonym. The seat rules are the
-registry's own (`_claim`, `_withdraw`, …): the desk adds who, where and for whom.
+tagged `assisted_by`, and names the patron only by pseudonym. The seat rules are those of the
+seat use cases (`Seats.claim_for`, `withdraw_for`, …), accounts are made as `Accounts` makes
+them and erased as `Erasure` erases them: the desk adds who, where and for whom.
 
-The pure rules (how a query is read, masking, one-time passwords) come first, without a
-database, so they can be tested alone.
+The pure rules (how a query is read, one-time passwords; the masking of card numbers is in
+`masking`, shared with the duplicates queue) come first, without a database, so they can be
+tested alone.
 """
 
 from __future__ import annotations
@@ -16,21 +18,22 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from . import domain
+from .accounts import Accounts
+from .context import RegistryContext
 from .domain import ClaimResult, NewPatron, PatronStatus, Registration, RegistryError
+from .erasure import Erasure
+from .masking import mask_card_number
 from .notices import enabled, enqueue
 from .passwords import hash_password
 from .roles import StaffView
+from .seats import Seats
 from .staff import pseudonym, record
 from .store import THE_PROGRAMME, AuditEntry, Institution, Library, Patron, PatronSession, Programme
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 # --- Rules --------------------------------------------------------------------------------
 
@@ -75,14 +78,6 @@ def read_query(text: str, birth_date: date | None) -> PatronQuery:
     if birth_date is None:
         raise RegistryError("invalid", {"birth_date": "birth_date_needed"})
     return PatronQuery("name", name, birth_date)
-
-
-def mask_card_number(card: str) -> str:
-    """For result lists: the institution's prefix and the last three digits, enough to tell
-    two people apart aloud, not enough to log in with."""
-    if len(card) != 13:
-        return "•" * len(card)
-    return f"{card[:4]} •••• ••{card[-3:]}"
 
 
 def one_time_password() -> str:
@@ -151,9 +146,13 @@ class Receipt:
 
 
 class DeskService:
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: RegistryContext, *, seats: Seats, accounts: Accounts,
+                 erasure: Erasure):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.seats = seats
+        self.accounts = accounts
+        self.erasure = erasure
 
     def find(self, staff: StaffView, text: str, birth_date: date | None = None) -> list[PatronHit]:
         """Patrons matching a card number, an e-mail address or a name + date of birth, in
@@ -180,7 +179,7 @@ class DeskService:
 
     def patron(self, staff: StaffView, patron_id: int, lang: str, where: str = "") -> PatronRecord:
         """One patron's record; the look is audited (see VIEW_AUDIT_EVERY)."""
-        now = self.registry.clock()
+        now = self.ctx.clock()
         with self.store.read() as s:
             found = self._record(s, staff, patron_id, lang, now)
             seen = s.scalar(select(AuditEntry.id).where(
@@ -198,7 +197,7 @@ class DeskService:
         """A seat or a waiting place, exactly as at a kiosk (`claim_for` takes the lock)."""
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            result = self.registry.claim_for(s, patron.id, course_slug)
+            result = self.seats.claim_for(s, patron.id, course_slug)
             self._audit(s, staff, patron, "patron_enrolled", where, course=course_slug,
                         standing=result.standing.value)
             return result
@@ -207,7 +206,7 @@ class DeskService:
                  where: str = "") -> PatronStatus:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            status = self.registry.withdraw_for(s, patron, course_slug)
+            status = self.seats.withdraw_for(s, patron, course_slug)
             self._audit(s, staff, patron, "patron_withdrawn", where, course=course_slug,
                         standing=status.standing.value)
             return status
@@ -215,21 +214,21 @@ class DeskService:
     def give_up_seat(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry.give_up_seat_for(s, patron.id)
+            self.seats.give_up_seat_for(s, patron.id)
             self._audit(s, staff, patron, "seat_given_up", where)
 
     def leave_waiting_list(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry.leave_waiting_list_for(s, patron.id)
+            self.seats.leave_waiting_list_for(s, patron.id)
             self._audit(s, staff, patron, "waiting_list_left", where)
 
     def receipt(self, staff: StaffView, patron_id: int, where: str = "") -> Receipt:
         """What the printed receipt shows; the printing is audited."""
-        now = self.registry.clock()
+        now = self.ctx.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            status = self.registry.status_of(s, patron.id, patron.language)
+            status = self.seats.status_of(s, patron.id, patron.language)
             academy = s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
             self._audit(s, staff, patron, "receipt_printed", where)
             return Receipt(patron.first_name, patron.card_number, patron.language, status,
@@ -238,7 +237,7 @@ class DeskService:
     def email_receipt(self, staff: StaffView, patron_id: int, where: str = "") -> None:
         """Put the receipt in the outbox, in the patron's language; a mail server that is
         down delays it, never the desk."""
-        now = self.registry.clock()
+        now = self.ctx.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             if not enabled(s):
@@ -251,8 +250,8 @@ class DeskService:
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
-            self.registry.erase_for(s, patron.id, actor=staff.actor, where=where,
-                                    assisted_by=staff.assisted_label, reason=reason)
+            self.erasure.erase_for(s, patron.id, actor=staff.actor, where=where,
+                                   assisted_by=staff.assisted_label, reason=reason)
 
     def register(self, staff: StaffView, data: NewPatron, *, identity_checked: bool,
                  where: str = "") -> tuple[Registration, int]:
@@ -260,7 +259,7 @@ class DeskService:
         `register_account` checks); answers what registration answers (card number, possible
         duplicate, pending) and the new patron's id."""
         with self.store.write() as s:
-            made = self.registry.register_account(data, assisted_by=staff,
+            made = self.accounts.register_account(data, assisted_by=staff,
                                                   identity_checked=identity_checked, where=where)
             patron_id = s.scalar(select(Patron.id).where(Patron.card_number == made.card_number))
             assert patron_id is not None
@@ -279,7 +278,7 @@ class DeskService:
             problem = domain.password_problem(password)
             if problem is not None:
                 raise RegistryError("invalid", {"password": problem})
-        now = self.registry.clock()
+        now = self.ctx.clock()
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             was_locked = domain.LoginPolicy.is_locked(patron.locked_until, now)
@@ -311,7 +310,7 @@ class DeskService:
 
     def _audit(self, s: Session, staff: StaffView, patron: Patron, action: str, where: str,
                **detail: object) -> None:
-        record(s, self.registry.clock(), staff.actor, action, where=where,
+        record(s, self.ctx.clock(), staff.actor, action, where=where,
                subject=pseudonym(patron.id), institution=patron.library.institution.code,
                assisted_by=staff.assisted_label, **detail)
 
@@ -325,7 +324,7 @@ class DeskService:
             phone=p.phone, library_code=p.library.code, library_name=p.library.name,
             institution_code=p.library.institution.code, language=p.language,
             created_at=p.created_at, last_active_at=p.last_active_at,
-            status=self.registry.status_of(s, p.id, lang), pending_since=p.pending_since,
+            status=self.seats.status_of(s, p.id, lang), pending_since=p.pending_since,
             identity_checked_at=p.identity_checked_at,
             identity_checked_by=p.identity_checked_by or "",
             must_change_password=bool(p.must_change_password), locked_until=locked)

@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 
 from babel.dates import format_date, format_datetime, get_timezone
 from babel.support import NullTranslations, Translations
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
+from .context import RegistryContext
 from .domain import LOCALES, format_card_number
 from .staff import record
 from .store import (
@@ -46,9 +46,6 @@ from .store import (
     Runner,
     Store,
 )
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
          "offer_expiring", "receipt")
@@ -125,7 +122,7 @@ def _as_date_text(value: str, lang: str) -> str:
         return value
 
 
-def enqueue(s: Session, patron_id: int, kind: str, now: datetime, **params: str) -> None:
+def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) -> None:
     """Queue one e-mail to a patron, rendered now in their language, in the caller's
     transaction (it commits or rolls back with the action it tells about).
 
@@ -360,21 +357,21 @@ class Notices:
     """The outbox seen from the registry service: on/off, counts, retention, and a fresh
     start for the given-up ones."""
 
-    def __init__(self, service: RegistryService):
-        self.service = service
+    def __init__(self, ctx: RegistryContext):
+        self.ctx = ctx
 
     @property
     def enabled(self) -> bool:
-        return bool(self.service.store.engine.get_execution_options().get(_OPTION, False))
+        return bool(self.ctx.store.engine.get_execution_options().get(_OPTION, False))
 
     @enabled.setter
     def enabled(self, on: bool) -> None:
-        enable(self.service.store, on)
+        enable(self.ctx.store, on)
 
     def counts(self) -> dict[str, int]:
         """How many notices wait, were sent, were given up, or became obsolete (no
         personal data)."""
-        with self.service.store.read() as s:
+        with self.ctx.store.read() as s:
             sent = s.scalar(select(func.count()).where(Notice.sent_at.is_not(None))) or 0
             failed = s.scalar(select(func.count()).where(_given_up())) or 0
             queued = s.scalar(select(func.count()).where(
@@ -387,8 +384,8 @@ class Notices:
     def outbox(self) -> Outbox:
         """The dashboard's figures: waiting, sent in the last week, given up and why."""
         counts = self.counts()
-        since = self.service.clock() - SENT_RECENTLY
-        with self.service.store.read() as s:
+        since = self.ctx.clock() - SENT_RECENTLY
+        with self.ctx.store.read() as s:
             recent = s.scalar(select(func.count()).where(Notice.sent_at >= since)) or 0
             reasons = [(error or "?", n) for error, n in s.execute(
                 select(Notice.last_error, func.count()).where(_given_up())
@@ -400,8 +397,8 @@ class Notices:
         """Give every given-up notice a fresh start (the coordinator fixed the address or
         the server); answers how many. An offer notice whose offer is over meanwhile is
         still never sent: the sender marks it obsolete instead."""
-        now = self.service.clock()
-        with self.service.store.write() as s:
+        now = self.ctx.clock()
+        with self.ctx.store.write() as s:
             result = s.execute(update(Notice).where(_given_up())
                                .values(attempts=0, next_attempt_at=now, last_error="")
                                .execution_options(synchronize_session=False))
@@ -411,4 +408,4 @@ class Notices:
             return count
 
     def purge(self) -> int:
-        return purge_sent(self.service.store, self.service.clock())
+        return purge_sent(self.ctx.store, self.ctx.clock())

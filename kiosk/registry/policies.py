@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from . import ledger, promotion
+from .context import RegistryContext
 from .domain import RegistryError
 from .staff import record
 from .store import THE_PROGRAMME, Institution, Programme
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 
 @dataclass(frozen=True)
@@ -50,9 +47,9 @@ class ProgrammeSettings:
 
 
 class Policies:
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: RegistryContext):
+        self.ctx = ctx
+        self.store = ctx.store
 
     def settings(self) -> ProgrammeSettings:
         with self.store.read() as s:
@@ -78,9 +75,9 @@ class Policies:
                         where: str = "") -> int:
         """Change how freed seats are given; answers how many in line were served at once
         (a quota raised, fair share turned off). Offers already made keep their end."""
-        clock = self.registry.clock
+        clock = self.ctx.clock
         with self.store.write() as s:
-            seats = self.registry.seats(s)
+            seats = self.ctx.seats(s)
             prog = seats.counts()
             rows = {i.code: i for i in s.scalars(select(Institution)).all()}
             clean = promotion.validate_seat_policy(promotion_policy, offer_days, fair_share,
@@ -111,9 +108,9 @@ class Policies:
         """Opening days, verification policy and pending days per institution code, all
         checked before any is stored (field codes: `<field>_<CODE>`); answers how many
         institutions changed. New opening days count for offers made from now on."""
-        clock = self.registry.clock
+        clock = self.ctx.clock
         with self.store.write() as s:
-            self.registry.seats(s)  # offers read opening days under this lock
+            self.ctx.seats(s)  # offers read opening days under this lock
             rows = {i.code: i for i in s.scalars(select(Institution)).all()}
             errors: dict[str, str] = {}
             clean: dict[str, promotion.InstitutionPolicy] = {}

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from . import domain
+from .context import RegistryContext
+from .reference import Reference
 from .staff import record
 from .store import (
     THE_PROGRAMME,
@@ -29,9 +30,6 @@ from .store import (
     Place,
     Programme,
 )
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 BELGIUM = ZoneInfo("Europe/Brussels")
 SEATED_WINDOW = timedelta(days=90)  # the median wait looks at patrons seated this recently
@@ -141,14 +139,15 @@ class PatronExport:
 
 
 class Reports:
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: RegistryContext, *, reference: Reference):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.reference = reference
 
     # --- Figures -------------------------------------------------------------------------
 
     def dashboard(self, lang: str) -> Dashboard:
-        now = self.registry.clock()
+        now = self.ctx.clock()
         with self.store.read() as s:
             libraries = self._libraries(s)
             return Dashboard(
@@ -162,7 +161,7 @@ class Reports:
 
     def summary(self) -> SeatSummary:
         with self.store.read() as s:
-            return self._summary(s, self.registry.clock())
+            return self._summary(s, self.ctx.clock())
 
     def courses(self, lang: str, limit: int | None = None) -> list[CourseCount]:
         """Enrolments per course, most chosen first; without `limit` every course, even
@@ -172,7 +171,7 @@ class Reports:
 
     def signups(self, days: int = SIGNUP_DAYS) -> list[DayCount]:
         with self.store.read() as s:
-            return self._signups(s, self.registry.clock(), days)
+            return self._signups(s, self.ctx.clock(), days)
 
     def libraries(self) -> list[PlaceCount]:
         with self.store.read() as s:
@@ -241,7 +240,7 @@ class Reports:
         # Most chosen first (the database's order), then the unchosen in catalogue order.
         ids = [cid for cid in counts if cid in courses]
         ids += [cid for cid in courses if cid not in counts]
-        return [CourseCount(courses[cid].slug, self.registry.text(courses[cid], lang).title,
+        return [CourseCount(courses[cid].slug, self.reference.text(courses[cid], lang).title,
                             courses[cid].retired, *counts.get(cid, (0, 0, 0))) for cid in ids]
 
     def _signups(self, s: Session, now: datetime, days: int) -> list[DayCount]:
@@ -304,13 +303,13 @@ class Reports:
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
             count, last_id = s.execute(select(func.count(Patron.id), func.max(Patron.id))).one()
-            record(s, self.registry.clock(), actor, "patron_export", where=where,
+            record(s, self.ctx.clock(), actor, "patron_export", where=where,
                    reason=reason, row_count=count)
         return PatronExport(count=count, rows=self._patron_rows(last_id or 0, lang))
 
     def _patron_rows(self, last_id: int, lang: str) -> Iterator[PatronRow]:
         with self.store.read() as s:
-            titles = {c.id: self.registry.text(c, lang).title
+            titles = {c.id: self.reference.text(c, lang).title
                       for c in s.scalars(select(Course))}
             after = 0
             while True:

@@ -2,8 +2,8 @@
 
 Pending accounts: where an institution's policy is "verify", a self-registered account waits
 (`patrons.pending_since`) until a librarian has seen an identity document; it may join the
-waiting list but gets no seat (the claim and promotion rules in `RegistryService` skip it),
-and it is erased after the institution's `pending_days`.
+waiting list but gets no seat (the seat ledger's claim and promotion rules skip it), and it
+is erased after the institution's `pending_days`.
 
 Duplicates: a registration with the name and date of birth of an existing account still
 succeeds, but a `duplicate_flags` row asks staff to merge the two or dismiss the warning. A
@@ -19,20 +19,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from . import domain, ledger
-from .desk import mask_card_number
+from .context import RegistryContext
 from .domain import RegistryError, Standing
+from .erasure import Erasure
+from .masking import mask_card_number
 from .roles import StaffView
 from .staff import pseudonym, record
 from .store import DuplicateFlag, EnrolmentRow, Institution, Library, Patron, Place
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 # The days a pending account was given at sign-up (its institution's then): what it was told.
 _DAYS = func.coalesce(Patron.pending_days, domain.DEFAULT_PENDING_DAYS)
@@ -93,12 +91,13 @@ class DuplicatePair:
 
 
 class Verification:
-    def __init__(self, service: RegistryService):
-        self.service = service
-        self.store = service.store
+    def __init__(self, ctx: RegistryContext, *, erasure: Erasure):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.erasure = erasure
 
     def _now(self) -> datetime:
-        return self.service.clock()
+        return self.ctx.clock()
 
     # --- Inside registration and status (the caller's transaction) ---------------------
 
@@ -180,7 +179,7 @@ class Verification:
                    subject=pseudonym(patron_id), institution=institution,
                    assisted_by=staff.assisted_label)
             # The lock before reading the place: a freed seat may wait for this very patron.
-            seats = self.service.seats(s)
+            seats = self.ctx.seats(s)
             place = seats.place(patron_id)
             if place is not None and place.status is Standing.WAITING:
                 seats.promote()
@@ -199,8 +198,8 @@ class Verification:
             record(s, self._now(), staff.actor, "pending_erased", where=where,
                    subject=pseudonym(patron_id), institution=institution,
                    reason=reason, assisted_by=staff.assisted_label)
-            self.service.erase_for(s, patron_id, actor=staff.actor, where=where,
-                                assisted_by=staff.assisted_label, reason=reason)
+            self.erasure.erase_for(s, patron_id, actor=staff.actor, where=where,
+                                   assisted_by=staff.assisted_label, reason=reason)
 
     def erase_expired_pending(self) -> int:
         """Retention (`kiosk registry purge`): erase the pending accounts whose time to show
@@ -223,7 +222,7 @@ class Verification:
                     continue
                 record(s, now, "retention", "pending_expired",
                        subject=pseudonym(patron_id), institution=row[2], days=row[1])
-                self.service.erase_for(s, patron_id, actor="retention")
+                self.erasure.erase_for(s, patron_id, actor="retention")
                 erased += 1
         return erased
 
@@ -276,7 +275,7 @@ class Verification:
             dropped_institution = self._institution_of(s, drop_id)
 
             # Every seat read after the lock.
-            seats = self.service.seats(s)
+            seats = self.ctx.seats(s)
             kept_place = seats.place(keep_id)
             other_place = seats.place(drop_id)
             keep_state = ((kept_place.status.value, kept_place.queue_no) if kept_place

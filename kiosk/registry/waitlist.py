@@ -1,7 +1,8 @@
 """The waiting list as staff see it, and the coordinator's cap change with its preview.
 
-Use cases only: the order of the line and who a promotion takes come from RegistryService
-(`_next_in_line`, `_promote`, `_leave_waiting_list`), so the preview and the change agree.
+Use cases only: the order of the line and who a promotion takes come from the seat ledger
+(`Ledger.next_in_line`, `promote`), leaving the line and the cap change from the seat use
+cases (`Seats.leave_waiting_list_for`, `set_cap`), so the preview and the change agree.
 Every change is one write transaction that takes the programme lock before it reads the line.
 """
 
@@ -10,20 +11,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from . import domain, promotion
+from .context import RegistryContext
 from .domain import RegistryError, Standing
 from .ledger import Ledger
+from .reference import Reference
 from .roles import Permission, StaffView
+from .seats import Seats
 from .staff import pseudonym, record
 from .store import EnrolmentRow, Institution, Library, Patron, Place
-
-if TYPE_CHECKING:
-    from .services import RegistryService
 
 PAGE_SIZE = 50
 
@@ -106,9 +106,11 @@ class _Discard(Exception):  # noqa: N818 (not an error: how a preview leaves its
 
 
 class Waitlist:
-    def __init__(self, registry: RegistryService):
-        self.registry = registry
-        self.store = registry.store
+    def __init__(self, ctx: RegistryContext, *, seats: Seats, reference: Reference):
+        self.ctx = ctx
+        self.store = ctx.store
+        self.seats = seats
+        self.reference = reference
 
     # --- Reading the line ----------------------------------------------------------------
 
@@ -166,7 +168,7 @@ class Waitlist:
                                        .where(EnrolmentRow.patron_id.in_(ids))
                                        .order_by(EnrolmentRow.created_at, EnrolmentRow.id)):
                 courses[enrolment.patron_id].append(
-                    self.registry.text(enrolment.course, lang).title)
+                    self.reference.text(enrolment.course, lang).title)
         return [WaitingEntry(
             patron_id=r.patron_id, subject=pseudonym(r.patron_id),
             card_masked=mask_card(r.card_number), position=r.position, queue_no=r.queue_no,
@@ -182,8 +184,8 @@ class Waitlist:
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
             entry = self._entry(s, patron_id, viewer, "en")
-            self.registry.leave_waiting_list_for(s, patron_id)
-            record(s, self.registry.clock(), viewer.actor, "waiting_list_removed", where=where,
+            self.seats.leave_waiting_list_for(s, patron_id)
+            record(s, self.ctx.clock(), viewer.actor, "waiting_list_removed", where=where,
                    subject=entry.subject, institution=entry.institution_code,
                    assisted_by=viewer.assisted_label, position=entry.position, reason=reason)
 
@@ -196,10 +198,10 @@ class Waitlist:
             raise RegistryError("forbidden")
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
-            seats = self.registry.seats(s)
+            seats = self.ctx.seats(s)
             entry = self._entry(s, patron_id, viewer, "en")
             seats.move(patron_id, to_position)
-            record(s, self.registry.clock(), viewer.actor, "waiting_list_moved", where=where,
+            record(s, self.ctx.clock(), viewer.actor, "waiting_list_moved", where=where,
                    subject=entry.subject, institution=entry.institution_code,
                    **{"from": entry.position, "to": to_position, "reason": reason})
             return to_position
@@ -216,7 +218,7 @@ class Waitlist:
         # transaction that is always rolled back. Nothing of a preview is ever kept.
         try:
             with self.store.write() as s:
-                raise _Discard(self._preview(self.registry.seats(s), s, new_cap, lang))
+                raise _Discard(self._preview(self.ctx.seats(s), s, new_cap, lang))
         except _Discard as done:
             return done.preview
 
@@ -232,14 +234,14 @@ class Waitlist:
             raise RegistryError("invalid", {"cap": "cap_invalid"})
         reason = domain.clean_reason(reason)
         with self.store.write() as s:
-            seats = self.registry.seats(s)
+            seats = self.ctx.seats(s)
             # (_preview ends lapsed offers first, as set_cap's promotion would.)
             if (expected is not None
                     and self._preview(seats, s, new_cap, "en").fingerprint != expected):
                 raise RegistryError("preview_stale")
             # set_cap joins this transaction (store.write nests): it changes the cap, promotes
             # through the ledger and writes the audit entry (from, to, promoted, reason).
-            return self.registry.set_cap(new_cap, actor=actor, where=where, reason=reason)
+            return self.seats.set_cap(new_cap, actor=actor, where=where, reason=reason)
 
     def _preview(self, seats: Ledger, s: Session, new_cap: int, lang: str) -> CapPreview:
         """In a write transaction (the ledger proves the lock): lapsed offers are ended here,

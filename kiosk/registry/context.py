@@ -1,0 +1,41 @@
+"""What every use case of the registry needs, and nothing more: the store, the clock, and the
+seat ledger with its event sink.
+
+A use case is a small class built from this context plus the other use cases it calls,
+passed to its constructor (see `services.RegistryService`, which builds them all). Settings
+that only some use cases need (the minimum age, the log-in policy, session limits, the
+terminal cache) are given to those use cases, not put here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from . import ledger
+from .ledger import Ledger, SeatEvents
+from .store import Runner, Store
+
+# A patron session's (and a terminal's) last-seen time is written at most about this often,
+# not on every request.
+TOUCH_EVERY = timedelta(seconds=15)
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what both SQLite and PostgreSQL `timestamp` columns hold."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class RegistryContext:
+    """`events` is where seat events go once the ledger has written them
+    (`seat_events.tell`: e-mail notices, the audit entries of offers)."""
+
+    store: Store
+    clock: Callable[[], datetime]
+    events: SeatEvents
+
+    def seats(self, s: Runner) -> Ledger:
+        """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""
+        return ledger.lock(s, clock=self.clock, events=self.events)
