@@ -213,8 +213,9 @@ def _install_router() -> None:
 
 class _FileHandler(RotatingFileHandler):
     def __del__(self) -> None:  # the last app naming the file is gone (see _files)
-        if getattr(self, "stream", None) is not None:
-            self.stream.close()
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.close()
 
 
 def _app_handler(config: dict[str, Any]) -> logging.Handler:

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -336,7 +337,7 @@ class CatalogueAdmin:
             after = self._values(course)
             changed = sorted(k for k in after if before.get(k) != after[k])
             if changed:
-                detail: dict[str, object] = {"slug": course.slug, "changed": changed}
+                detail: dict[str, Any] = {"slug": course.slug, "changed": changed}
                 if course.slug != slug:
                     detail["old_slug"] = slug
                 record(s, self.ctx.clock(), actor, "course_changed", where=where,
@@ -352,7 +353,7 @@ class CatalogueAdmin:
             if course.retired:
                 return
             course.retired = True
-            detail: dict[str, object] = {"slug": course.slug}
+            detail: dict[str, Any] = {"slug": course.slug}
             if course.featured_until is not None and course.featured_until >= self.today():
                 detail["featured_cleared"] = True
                 course.featured_from = course.featured_until = None

@@ -52,8 +52,9 @@ def offer_ends(s: Runner, institution_ids: Iterable[int], offered_at: datetime,
     ids = set(institution_ids)
     if not ids:
         return {}
-    weekdays = dict(s.execute(select(Institution.id, Institution.opening_days)
-                              .where(Institution.id.in_(ids))).all())
+    weekdays: dict[int, list[int] | None] = {
+        i: days for i, days in s.execute(select(Institution.id, Institution.opening_days)
+                                         .where(Institution.id.in_(ids)))}
     closed = closed_days(s, ids, promotion.belgian_day(offered_at))
     return {i: promotion.offer_expiry(offered_at, weekdays.get(i), n,
                                       closed.get(i, frozenset())) for i in ids}

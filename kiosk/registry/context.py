@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from . import ledger
+from .domain import Standing
 from .ledger import Ledger, SeatEvents
 from .store import Runner, Store
 
@@ -39,3 +40,9 @@ class RegistryContext:
     def seats(self, s: Runner) -> Ledger:
         """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""
         return ledger.lock(s, clock=self.clock, events=self.events)
+
+    def release(self, s: Runner, patron_id: int,
+                only: Standing | None = None) -> Standing | None:
+        """A patron's place given up, their courses with it, a freed seat served (see
+        `ledger.release`: one round trip on PostgreSQL)."""
+        return ledger.release(s, patron_id, only=only, clock=self.clock, events=self.events)

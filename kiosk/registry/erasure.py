@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import seat_events
 from .context import RegistryContext
+from .domain import Standing
 from .staff import pseudonym, record
 from .store import Patron
 
@@ -25,7 +26,7 @@ class Erasure:
         the patron row; sessions and courses go with it (ON DELETE CASCADE). The audit
         entry keeps its meaning with a pseudonym, never a name, card number or e-mail."""
         institution = seat_events.institution_of(s, patron_id)
-        had = self.ctx.seats(s).release(patron_id)
+        had = self.ctx.release(s, patron_id) or Standing.NONE
         s.execute(delete(Patron).where(Patron.id == patron_id))
         record(s, self.ctx.clock(), actor, "patron_erased", where=where,
                subject=pseudonym(patron_id), institution=institution, had=had.value,

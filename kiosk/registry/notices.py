@@ -253,10 +253,10 @@ def render(kind: str, lang: str, *, first_name: str, card_number: str, library: 
             lines.append(_("Start learning at home on %(url)s") % {"url": url})
     elif kind == "waiting_list_joined":
         subject = _("You are on the waiting list")
-        position = params.get("position") or str(facts.place()[1] or "")
+        line_place = params.get("position") or str(facts.place()[1] or "")
         lines = [_("All seats are taken for now, so you are on the waiting list.")]
-        if position:
-            lines.append(_("Your place in line: %(position)s") % {"position": position})
+        if line_place:
+            lines.append(_("Your place in line: %(position)s") % {"position": line_place})
         if course:
             lines.append(_("Your course: %(course)s") % {"course": course})
         lines.append(_("We will write to you as soon as a seat is free for you."))
@@ -329,7 +329,7 @@ def purge_sent(store: Store, now: datetime) -> int:
     went."""
     cutoff = now - KEEP_SENT
     with store.write() as s:
-        result = s.execute(delete(Notice).where(or_(
+        result = s.connection().execute(delete(Notice).where(or_(
             Notice.sent_at < cutoff,
             Notice.obsolete_at < cutoff,
             and_(Notice.sent_at.is_(None), Notice.attempts >= MAX_ATTEMPTS,
@@ -399,9 +399,9 @@ class Notices:
         still never sent: the sender marks it obsolete instead."""
         now = self.ctx.clock()
         with self.ctx.store.write() as s:
-            result = s.execute(update(Notice).where(_given_up())
-                               .values(attempts=0, next_attempt_at=now, last_error="")
-                               .execution_options(synchronize_session=False))
+            result = s.connection().execute(
+                update(Notice).where(_given_up())
+                .values(attempts=0, next_attempt_at=now, last_error=""))
             count = result.rowcount or 0
             if count:
                 record(s, now, actor, "notices_resent", where=where, count=count)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from . import domain
 from .context import RegistryContext
@@ -210,7 +211,9 @@ class Reports:
             waiting=waiting or 0, seated_from_list=n, median_wait=median_wait,
             median_waited=max(timedelta(0), now - median_asked) if median_asked else None)
 
-    def _seconds_between(self, start: ColumnElement, end: ColumnElement) -> ColumnElement:
+    def _seconds_between(self, start: ColumnElement[Any] | QueryableAttribute[Any],
+                         end: ColumnElement[Any] | QueryableAttribute[Any]
+                         ) -> ColumnElement[Any]:
         if self.store.is_sqlite:
             return (func.julianday(end) - func.julianday(start)) * 86400.0
         return func.extract("epoch", end - start)

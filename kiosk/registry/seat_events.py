@@ -46,9 +46,12 @@ def tell(s: Runner, event: SeatEvent) -> None:
         enqueue(s, event.patron_id, "offer_made", event.at, until=until)
     elif event.kind is SeatEventKind.PROMOTED:
         enqueue(s, event.patron_id, "promoted", event.at)
-    elif event.kind in (SeatEventKind.EXPIRED, SeatEventKind.DECLINED):
-        audit(s, event.at, event.actor, f"offer_{event.kind.value}", where=event.where,
-              subject=who, institution=institution_of(s, event.patron_id))
+    elif event.kind is SeatEventKind.EXPIRED:
+        audit(s, event.at, event.actor, "offer_expired", where=event.where, subject=who,
+              institution=institution_of(s, event.patron_id))
+    elif event.kind is SeatEventKind.DECLINED:
+        audit(s, event.at, event.actor, "offer_declined", where=event.where, subject=who,
+              institution=institution_of(s, event.patron_id))
     elif event.kind is SeatEventKind.ACCEPTED:
         audit(s, event.at, event.actor, "offer_accepted", subject=who,
               institution=institution_of(s, event.patron_id))

@@ -144,7 +144,7 @@ class Seats:
             select(func.count()).where(EnrolmentRow.patron_id == patron.id)
         )
         if not remaining:
-            self.ctx.seats(s).release(patron.id)
+            self.ctx.release(s, patron.id)
         return self.status_of(s, patron.id, patron.language)
 
     def give_up_seat(self, token: str, *, assisted_by: StaffView | None = None,
@@ -157,11 +157,8 @@ class Seats:
                 self._assisted(s, assisted_by, "seat_given_up", patron_id, where, institution)
 
     def give_up_seat_for(self, s: Session, patron_id: int) -> None:
-        seats = self.ctx.seats(s)
-        place = seats.place(patron_id)
-        if place is None or place.status is not Standing.SEATED:
+        if self.ctx.release(s, patron_id, only=Standing.SEATED) is None:
             raise RegistryError("not_seated")
-        seats.release(patron_id)
 
     def leave_waiting_list(self, token: str, *, assisted_by: StaffView | None = None,
                            where: str = "") -> None:
@@ -195,11 +192,8 @@ class Seats:
                assisted_by=staff.assisted_label, **detail)
 
     def leave_waiting_list_for(self, s: Session, patron_id: int) -> None:
-        seats = self.ctx.seats(s)
-        place = seats.place(patron_id)
-        if place is None or place.status is not Standing.WAITING:
+        if self.ctx.release(s, patron_id, only=Standing.WAITING) is None:
             raise RegistryError("not_waiting")
-        seats.release(patron_id)
 
     def set_cap(self, cap: int, actor: str, where: str = "", reason: str = "") -> int:
         """Change the programme cap; a raise serves the waiting list at once, in order."""

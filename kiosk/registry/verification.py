@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from . import domain, ledger
@@ -133,7 +134,7 @@ class Verification:
             return [self._pending_view(r) for r in s.execute(stmt).all()]
 
     @staticmethod
-    def _pending_rows():  # type: ignore[no-untyped-def]
+    def _pending_rows() -> Select:
         return (select(Patron.id, Patron.first_name, Patron.last_name, Patron.birth_date,
                        Library.code, Library.name, Institution.code, Patron.pending_since,
                        _DAYS, Place.status)
@@ -143,7 +144,7 @@ class Verification:
                 .where(Patron.pending_since.is_not(None)))
 
     @staticmethod
-    def _pending_view(r) -> PendingAccount:  # type: ignore[no-untyped-def]
+    def _pending_view(r: Any) -> PendingAccount:
         return PendingAccount(
             patron_id=r[0], first_name=r[1], last_name=r[2], birth_date=r[3],
             library_code=r[4], library_name=r[5], institution_code=r[6], since=r[7],
@@ -208,7 +209,8 @@ class Verification:
         with self.store.read() as s:
             rows = s.execute(select(Patron.id, Patron.pending_since, _DAYS)
                              .where(Patron.pending_since.is_not(None))).all()
-        due = [pid for pid, since, days in rows if domain.pending_expired(since, days, now)]
+        due = [pid for pid, since, days in rows
+               if since is not None and domain.pending_expired(since, days, now)]
         erased = 0
         for patron_id in due:
             with self.store.write() as s:
@@ -358,11 +360,11 @@ class Verification:
             raise RegistryError("not_found")
         return patron, institution
 
-    def _open_flags(self, viewer: StaffView):  # type: ignore[no-untyped-def]
+    def _open_flags(self, viewer: StaffView) -> Select[Any]:
         return self._flags(viewer).where(DuplicateFlag.resolved_at.is_(None))
 
     @staticmethod
-    def _flags(viewer: StaffView):  # type: ignore[no-untyped-def]
+    def _flags(viewer: StaffView) -> Select[Any]:
         """The flags this staff member may see: either account in their institution."""
         stmt = select(DuplicateFlag)
         if viewer.programme_wide:

@@ -9,10 +9,12 @@ Every change is one write transaction that takes the programme lock before it re
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from . import domain, promotion
@@ -138,7 +140,7 @@ class Waitlist:
         with self.store.read() as s:
             return self._entry(s, patron_id, viewer, lang)
 
-    def _ranked(self):  # type: ignore[no-untyped-def]
+    def _ranked(self) -> Select[Any]:
         """Every waiting place with its global position (one window, both databases)."""
         return (
             select(
@@ -160,7 +162,7 @@ class Waitlist:
             raise RegistryError("not_found")
         return self._entries(s, [row], lang)[0]
 
-    def _entries(self, s: Session, rows: list, lang: str) -> list[WaitingEntry]:
+    def _entries(self, s: Session, rows: Sequence[Any], lang: str) -> list[WaitingEntry]:
         ids = [r.patron_id for r in rows]
         courses: dict[int, list[str]] = {i: [] for i in ids}
         if ids:
