@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from . import seat_events
@@ -207,10 +206,6 @@ class RegistryService:
     def erase_for(self, s: Session, patron_id: int, actor: str, where: str = "",
                   **detail: object) -> None:
         self.erasure.erase_for(s, patron_id, actor, where, **detail)
-
-    def _session(self, s: Runner, token: str, *, one_time_ok: bool = False) -> Row:
-        """Kept for tests/test_staff_seats.py, which reads a patron's session through it."""
-        return self.patron_sessions.session(s, token, one_time_ok=one_time_ok)
 
     # --- Seats and offers ----------------------------------------------------------------
 

@@ -34,7 +34,7 @@ def line(service, count: int, libraries: tuple[str, ...] = ("ANT-PERMEKE",)) -> 
 
 def patron_id(service, token: str) -> int:
     with service.store.read() as s:
-        return service._session(s, token).patron_id
+        return service.patron_sessions.session(s, token).patron_id
 
 
 def audit(service, action: str) -> list:

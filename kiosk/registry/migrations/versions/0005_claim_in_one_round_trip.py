@@ -20,10 +20,11 @@ depends_on = None
 # the place is read *after* the lock was granted, so a place committed by the lock's previous
 # holder (this patron's other claim) is seen. The rules are those of `Ledger.grant_or_queue`
 # (domain.decide_claim, promotion.may_take_seat): the contract and seat suites run both.
-# `p_now` is the caller's clock when it sent the call; the times the functions write are that
-# plus the time spent waiting for the lock (`clock_timestamp() - statement_timestamp()`): the
-# moment the patron's turn came, on the caller's clock, so places are stamped in lock order
-# (the course choice, written before the lock, keeps `p_now`).
+# `p_now` is the caller's clock when it sent the call. A claim stamps its place with it: the
+# moment the patron asked (the storm reports how far such stamps fall out of queue order, by
+# at most one wait for the lock). A release stamps the seats it hands out with `p_now` plus the
+# wait for the lock (`clock_timestamp() - statement_timestamp()`): the moment the seat was
+# given, on the caller's clock, so promotions are stamped in the order of the line.
 # `needs_sweep`: a newcomer on a full programme (or under a quota) while offers have lapsed;
 # nothing was changed, the lock is held, and the ledger ends those offers in Python first.
 CLAIM = """
@@ -36,7 +37,6 @@ LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     v_cap integer; v_taken integer; v_next integer; v_waiting integer; v_fair boolean;
     v_status varchar; v_queue integer; v_may boolean; v_held integer; v_new boolean;
-    v_now timestamp without time zone;
 BEGIN
     -- The course choice first, before the lock: the patron's own row, it decides nothing.
     INSERT INTO enrolments (patron_id, course_id, created_at)
@@ -48,7 +48,6 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'the programme is not set up';
     END IF;
-    v_now := p_now + (clock_timestamp() - statement_timestamp());
     SELECT pl.status, pl.queue_no INTO v_status, v_queue
       FROM places pl WHERE pl.patron_id = p_patron;
     IF FOUND THEN  -- a seat belongs to the patron: a second course takes no second seat
@@ -61,7 +60,7 @@ BEGIN
     END IF;
     IF (v_taken >= v_cap OR (v_fair AND p_quota IS NOT NULL))
        AND EXISTS (SELECT 1 FROM places o
-                    WHERE o.status = 'offered' AND o.offer_expires_at <= v_now) THEN
+                    WHERE o.status = 'offered' AND o.offer_expires_at <= p_now) THEN
         RETURN QUERY SELECT NULL::varchar, NULL::integer, false, false, true, v_new;
         RETURN;
     END IF;
@@ -78,7 +77,7 @@ BEGIN
          WHERE id = 1 AND seats_taken + 1 <= cap;
         IF FOUND THEN
             INSERT INTO places (patron_id, status, requested_at, seated_at)
-            VALUES (p_patron, 'seated', v_now, v_now);
+            VALUES (p_patron, 'seated', p_now, p_now);
             RETURN QUERY SELECT 'seated'::varchar, NULL::integer, true, false, false, v_new;
             RETURN;
         END IF;
@@ -86,7 +85,7 @@ BEGIN
     UPDATE programme SET next_queue_no = next_queue_no + 1, waiting = waiting + 1
      WHERE id = 1;
     INSERT INTO places (patron_id, status, queue_no, requested_at)
-    VALUES (p_patron, 'waiting', v_next, v_now);
+    VALUES (p_patron, 'waiting', v_next, p_now);
     RETURN QUERY SELECT 'waiting'::varchar, v_waiting + 1, false, true, false, v_new;
 END
 $fn$;
