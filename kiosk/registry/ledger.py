@@ -238,8 +238,9 @@ class Ledger:
                       row.waiting or 0, row.promotion, row.offer_days, bool(row.fair_share))
 
     def place(self, patron_id: int) -> PlaceRow | None:
-        row = self._run(select(*_PLACE).where(Place.patron_id == patron_id)).first()
-        return _place(row) if row else None
+        if isinstance(self._s, Session):
+            self._s.flush()
+        return place_of(self._conn, patron_id)
 
     def position(self, place: PlaceRow | None) -> int | None:
         return position_of(self._conn, place)

@@ -5,15 +5,12 @@ provisioning outbox hooks in here too."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from .ledger import SeatEvent, SeatEventKind
 from .notices import enqueue
 from .staff import pseudonym, record
-from .store import AuditEntry, Institution, Library, Patron, Runner
+from .store import Institution, Library, Patron, Runner
 
 
 def institution_of(s: Runner, patron_id: int) -> str:
@@ -23,37 +20,25 @@ def institution_of(s: Runner, patron_id: int) -> str:
                      .where(Patron.id == patron_id)).scalar() or ""
 
 
-def audit(s: Runner, at: datetime, actor: str, action: str, *, where: str = "",
-          subject: str = "", institution: str = "", **detail: object) -> None:
-    """An audit entry (`staff.record`) from a Session or a Connection alike."""
-    if isinstance(s, Session):
-        record(s, at, actor, action, where=where, subject=subject, institution=institution,
-               **detail)
-        return
-    s.execute(insert(AuditEntry).values(at=at, actor=actor[:80], action=action,
-                                        terminal=where[:80], subject=subject,
-                                        institution=institution, detail=detail))
-
-
 def tell(s: Runner, event: SeatEvent) -> None:
     """The ledger's sink (see ledger.SeatEvents)."""
     who = pseudonym(event.patron_id)
     if event.kind is SeatEventKind.OFFERED:
         assert event.until is not None
         until = event.until.isoformat()
-        audit(s, event.at, "registry", "offer_made", subject=who,
+        record(s, event.at, "registry", "offer_made", subject=who,
               institution=institution_of(s, event.patron_id), until=until)
         enqueue(s, event.patron_id, "offer_made", event.at, until=until)
     elif event.kind is SeatEventKind.PROMOTED:
         enqueue(s, event.patron_id, "promoted", event.at)
     elif event.kind is SeatEventKind.EXPIRED:
-        audit(s, event.at, event.actor, "offer_expired", where=event.where, subject=who,
+        record(s, event.at, event.actor, "offer_expired", where=event.where, subject=who,
               institution=institution_of(s, event.patron_id))
     elif event.kind is SeatEventKind.DECLINED:
-        audit(s, event.at, event.actor, "offer_declined", where=event.where, subject=who,
+        record(s, event.at, event.actor, "offer_declined", where=event.where, subject=who,
               institution=institution_of(s, event.patron_id))
     elif event.kind is SeatEventKind.ACCEPTED:
-        audit(s, event.at, event.actor, "offer_accepted", subject=who,
+        record(s, event.at, event.actor, "offer_accepted", subject=who,
               institution=institution_of(s, event.patron_id))
     # GRANTED, JOINED, RELEASED: the use case tells the patron (about the course they chose,
     # or the erasure it audits); nothing more to do here yet.

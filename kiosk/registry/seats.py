@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from . import domain, ledger, promotion, seat_events
+from . import domain, ledger, promotion
 from .context import RegistryContext
 from .domain import ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
 from .ledger import Claimant, SeatEventKind
@@ -268,8 +268,8 @@ class Seats:
                 if sent is not None:
                     continue
                 enqueue(s, patron_id, "offer_expiring", now, until=until.isoformat())
-                seat_events.audit(s, now, "registry", "offer_expiring",
-                                  subject=pseudonym(patron_id), until=until.isoformat())
+                record(s, now, "registry", "offer_expiring", subject=pseudonym(patron_id),
+                       until=until.isoformat())
                 reminded += 1
             return OfferSweep(expired=len(expired), promoted=promoted, reminded=reminded)
 

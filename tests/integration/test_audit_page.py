@@ -101,9 +101,9 @@ def test_only_coordinators_read_the_audit_log(staff_client) -> None:
 
 KIOSK = Path(__file__).resolve().parents[2] / "kiosk"
 # The audit writers, and where the action is among their positional arguments: record(s,
-# at, actor, action), seat_events' audit(s, at, actor, action), desk's _audit(s, staff,
-# patron, action) and the seats' _assisted(s, staff, action, …).
-WRITERS = {"record": 3, "audit": 3, "_audit": 3, "_assisted": 2}
+# at, actor, action), desk's _audit(s, staff, patron, action) and the seats' _assisted(s,
+# staff, action, …).
+WRITERS = {"record": 3, "_audit": 3, "_assisted": 2}
 # The writers' own parameters, not keys of the detail.
 NOT_DETAIL = {"where", "subject", "institution", "actor"}
 
@@ -160,8 +160,7 @@ def test_every_action_written_anywhere_has_a_label() -> None:
     assert len(actions) >= 40  # the scan finds them: it is not vacuously true
     assert {"settings_changed", "offer_made", "course_added", "patron_export",
             "module_of_the_month_set", "terminal_added", "notices_resent"} <= set(actions)
-    assert sorted(set(passed_on)) == ["desk.py:_audit", "seat_events.py:audit",
-                                      "seats.py:_assisted"]
+    assert sorted(set(passed_on)) == ["desk.py:_audit", "seats.py:_assisted"]
     missing = {a: where for a, where in actions.items() if a not in audit.ACTIONS}
     assert missing == {}
 
