@@ -20,8 +20,10 @@ from .catalogs import catalogue_problems, compile_catalogues
 from .config import read_env_file
 from .paths import resource_dir
 from .registry import schema
+from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
 from .registry.domain import REASON_MAX, RegistryError, terminal_state
 from .registry.mailer import SmtpConfig, send_due
+from .registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT, MemberSystemConfig
 from .registry.promotion import OfferSweep
 from .registry.sample_patrons import add_sample_patrons, has_patrons
 from .registry.services import RegistryService, utcnow
@@ -54,6 +56,8 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
                        "(first start only)…")
             add_sample_patrons(service, sample_patrons, utcnow())
     server = create_server(app, host=host, port=port, threads=threads)
+    if service is not None and app.config["SEED_DEMO"]:
+        _start_demo_member_system(app, service)
     if start_mail_sender(app):
         click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
     shown = f"[{host}]" if ":" in host else host
@@ -63,6 +67,28 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
         server.run()
     except KeyboardInterrupt:
         click.echo("Stopped.")
+
+
+def _start_demo_member_system(app: Flask, service: RegistryService) -> None:
+    """A member system with made-up library cards, for the kiosk's institution: a librarian
+    tries the "I have a library card" journey without any outside system. A kiosk stands in
+    a library (its member system checks the cards): without LIBRARY_CODE, the demo's first."""
+    institutions = service.institutions()
+    if not app.config["LIBRARY_CODE"]:
+        app.config["LIBRARY_CODE"] = institutions[0].libraries[0].code
+    institution = next(i.code for i in institutions
+                       if any(lib.code == app.config["LIBRARY_CODE"] for lib in i.libraries))
+    system = DemoMemberSystem(DEMO_CARDS, login=DEMO_LOGIN).start()
+    secret = Path(app.instance_path) / "demo-sip-password"
+    secret.write_text(DEMO_LOGIN[1], encoding="utf-8")
+    service.members.configure(institution, MemberSystemConfig(
+        host="127.0.0.1", port=system.port, login_user=DEMO_LOGIN[0],
+        password_file=str(secret)), actor="kiosk demo")
+    click.echo(f"The kiosk stands in {app.config['LIBRARY_CODE']}. Demo member system (SIP2) "
+               f"on 127.0.0.1:{system.port} for {institution}; library cards to try:")
+    for card in DEMO_CARDS:
+        what = "blocked" if card.blocked else "expired" if card.expired else "valid"
+        click.echo(f"  {card.barcode}  PIN {card.pin}  {what:<8} {card.name}")
 
 
 # --- The central registry ---------------------------------------------------------------
@@ -378,6 +404,90 @@ def set_end_date(database_url: str, ends_on: datetime | None, actor: str) -> Non
     account is erased by `purge`."""
     _service(database_url).set_end_date(ends_on.date() if ends_on else None, actor)
     click.echo(f"Programme end date: {ends_on.date() if ends_on else 'none'}.")
+
+
+@registry.group("member-system")
+def member_system() -> None:
+    """The institutions' member systems (SIP2): their members sign in with their library card."""
+
+
+@member_system.command("set")
+@database_option
+@click.argument("institution")
+@click.option("--host", required=True, help="The SIP2 server of the library management system.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--tls/--no-tls", default=False, show_default=True,
+              help="SIP2 over TLS (the server's certificate is checked against the system's "
+                   "CA list).")
+@click.option("--login", "login_user", default="", help="The SIP account (93 Login), if it "
+              "needs one.")
+@click.option("--password-file", type=click.Path(dir_okay=False, resolve_path=True),
+              default="", help="The file that holds the SIP account's password (readable by "
+              "the registry's service user only; never stored in the database).")
+@click.option("--location", "location_code", default="", help="The location code (CP).")
+@click.option("--sip-institution", default="", help="The institution id (AO) the member "
+              "system expects.")
+@click.option("--timeout", default=DEFAULT_TIMEOUT, show_default=True,
+              type=click.FloatRange(0.5, 30), help="Seconds for a whole check.")
+@click.option("--actor", default="cli", show_default=True, help="Who sets it (audit log).")
+def member_system_set(database_url: str, institution: str, host: str, port: int, tls: bool,
+                      login_user: str, password_file: str, location_code: str,
+                      sip_institution: str, timeout: float, actor: str) -> None:
+    """Set (or change) an institution's member system, e.g. `set ANT --host sip.antwerpen.be
+    --login kiosk --password-file /etc/kiosk/sip-ant.secret`."""
+    config = MemberSystemConfig(host=host, port=port, tls=tls, login_user=login_user,
+                                password_file=password_file, location_code=location_code,
+                                sip_institution=sip_institution, timeout=timeout)
+    try:
+        _service(database_url).members.configure(institution, config, actor=actor)
+    except RegistryError as refusal:
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in refusal.fields.items())
+                                   or refusal.code) from None
+    click.echo(f"{institution.upper()}: members sign in with their library card, checked at "
+               f"{config.address}. Try it: kiosk registry member-system check")
+
+
+@member_system.command("show")
+@database_option
+def member_system_show(database_url: str) -> None:
+    """The member systems set (never their passwords)."""
+    settings = _service(database_url).members.settings()
+    if not settings:
+        click.echo("No member system is set: patrons sign in with accounts made at the kiosk.")
+    for s in settings:
+        c = s.config
+        click.echo(f"{s.institution_code:<5} {c.address:<32} login={c.login_user or '-'} "
+                   f"password-file={c.password_file or '-'} location={c.location_code or '-'} "
+                   f"AO={c.sip_institution or '-'} timeout={c.timeout:g}s "
+                   f"(set {s.updated_at:%Y-%m-%d %H:%M} UTC)")
+
+
+@member_system.command("remove")
+@database_option
+@click.argument("institution")
+@click.option("--actor", default="cli", show_default=True, help="Who removes it (audit log).")
+def member_system_remove(database_url: str, institution: str, actor: str) -> None:
+    """Stop checking library cards for this institution (linked members can no longer sign
+    in until it is set again)."""
+    try:
+        _service(database_url).members.remove(institution, actor=actor)
+    except RegistryError as refusal:
+        raise click.ClickException(refusal.fields.get("institution", "no member system is set "
+                                                      "for it")) from None
+    click.echo(f"{institution.upper()}: member system removed.")
+
+
+@member_system.command("check")
+@database_option
+def member_system_check(database_url: str) -> None:
+    """Does each member system answer (SIP log-in, a question about a test card)?"""
+    results = _service(database_url).members.doctor()
+    if not results:
+        click.echo("No member system is set.")
+    for institution, ok, what in results:
+        click.echo(f"{'OK  ' if ok else 'FAIL'}  {institution:<5} {what}")
+    if not all(ok for _, ok, _ in results):
+        sys.exit(1)
 
 
 def _database_url(database_url: str) -> str:

@@ -216,11 +216,22 @@ def check_embedded(cfg: Mapping[str, Any]) -> list[Result]:
                 migrations = Result("migrations", FAIL, f"at {current}, head {head}: "
                                                         "run `kiosk registry upgrade`")
             return [Result("library", SKIP, "schema not current"), migrations]
-        codes = config_module.library_codes(RegistryService(Store(engine)).institutions())
+        service = RegistryService(Store(engine))
+        codes = config_module.library_codes(service.institutions())
+        members = check_member_systems(service.members.doctor())
     finally:
         engine.dispose()
     return [check_library(cfg["LIBRARY_CODE"], codes),
-            Result("migrations", OK, f"current ({head}) in {_safe_url(url)}")]
+            Result("migrations", OK, f"current ({head}) in {_safe_url(url)}"), members]
+
+
+def check_member_systems(answers: list[tuple[str, bool, str]]) -> Result:
+    """Each institution's member system (SIP2): does it answer? WARN, not FAIL, when one does
+    not: the kiosk still serves everyone else, and its members get a calm "try again"."""
+    if not answers:
+        return Result("member systems", SKIP, "none set: accounts made at the kiosk only")
+    detail = "; ".join(f"{institution} {what}" for institution, _, what in answers)
+    return Result("member systems", OK if all(ok for _, ok, _ in answers) else WARN, detail)
 
 
 def check_library(code: str, codes: set[str] | None) -> Result:

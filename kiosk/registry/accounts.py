@@ -8,7 +8,10 @@ the seat through `Erasure`, which the desk and the identity checks use too.
 from __future__ import annotations
 
 import secrets
+from datetime import datetime
+from typing import NoReturn
 
+from email_validator import EmailNotValidError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -16,6 +19,8 @@ from . import domain
 from .context import RegistryContext
 from .domain import LoginPolicy, NewPatron, PatronData, PatronView, Registration, RegistryError
 from .erasure import Erasure
+from .member_system import MemberCheck, MemberSystemConfig, Verdict, split_name
+from .members import MemberSystems
 from .notices import enqueue
 from .passwords import dummy_hash, hash_password, needs_rehash, verify
 from .patron_sessions import PatronSessions
@@ -28,13 +33,14 @@ from .verification import Verification
 
 class Accounts:
     def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions, seats: Seats,
-                 verification: Verification, erasure: Erasure, min_age: int,
-                 login_policy: LoginPolicy):
+                 verification: Verification, erasure: Erasure, members: MemberSystems,
+                 min_age: int, login_policy: LoginPolicy):
         self.ctx = ctx
         self.sessions = sessions
         self.seats = seats
         self.verification = verification
         self.erasure = erasure
+        self.members = members
         self.min_age = min_age
         self.login_policy = login_policy
 
@@ -114,13 +120,25 @@ class Accounts:
                 pending_until=domain.pending_until(now, library.institution.pending_days)
                 if pending else None)
 
-    def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
+    def login(self, identifier: str, password: str, *, library_code: str = "",
+              language: str = "") -> tuple[str, PatronView]:
         """Card number or e-mail plus password; answers a session token and the patron.
 
         Both are taken in the form registration stored them in (NFC, the e-mail tidied), so
-        'é' typed as e + accent on another keyboard is the same password."""
+        'é' typed as e + accent on another keyboard is the same password.
+
+        A number that is no account of ours, at a kiosk (`library_code`) whose institution
+        has a member system, is a library card: its PIN is checked there (`_member_login`);
+        `language` is then the new link's language for notices."""
         identifier = domain.normalise_login_identifier(identifier)
         password = domain.normalise_password(password)
+        if "@" not in identifier:
+            with self.ctx.store.read() as s:
+                own = self._find_patron(s, identifier) is not None
+                member_system = None if own else self.members.for_library(s, library_code)
+            if member_system is not None:
+                return self._member_login(identifier, password, library_code,
+                                          language, *member_system)
         now = self.ctx.clock()
         with self.ctx.store.write() as s:
             patron = self._find_patron(s, identifier)
@@ -130,32 +148,117 @@ class Accounts:
             if self.login_policy.is_locked(patron.locked_until, now):
                 raise RegistryError("account_locked", until=patron.locked_until)
             if not verify(patron.password_hash, self._as_stored(patron, password)):
-                patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
-                    patron.failed_logins, now
-                )
-                if patron.locked_until is not None:
-                    # Commit the lock, then refuse: raising here would roll it back.
-                    s.flush()
-                    s.connection().commit()
-                    raise RegistryError("account_locked", until=patron.locked_until)
-                s.flush()
-                s.connection().commit()
-                raise RegistryError(
-                    "login_failed",
-                    attempts_left=self.login_policy.max_failures - patron.failed_logins,
-                )
-            patron.failed_logins, patron.locked_until = 0, None
-            patron.last_active_at = now
+                self._refuse(s, patron, now)
             if needs_rehash(patron.password_hash):
                 patron.password_hash = hash_password(password)
-            token = secrets.token_urlsafe(32)
-            s.add(
-                PatronSession(
-                    token_hash=domain.token_hash(token), patron_id=patron.id, created_at=now,
-                    last_seen_at=now,
-                )
-            )
-            return token, self._patron_view(patron)
+            return self._open_session(s, patron, now), self._patron_view(patron)
+
+    def _member_login(self, identifier: str, pin: str, library_code: str, language: str,
+                      institution_id: int, config: MemberSystemConfig) -> tuple[str, PatronView]:
+        """A library card and its PIN, checked by the institution's member system, then linked
+        to its one account here (made at the first sign-in, its name and e-mail brought up to
+        date at each). Its own lock after wrong PINs applies; the member system being down or
+        confused counts against no one."""
+        barcode = domain.normalise_barcode(identifier)
+        if not domain.is_barcode(barcode):
+            raise RegistryError("login_failed")
+        with self.ctx.store.read() as s:
+            institution_code = s.scalar(select(Institution.code)
+                                        .where(Institution.id == institution_id)) or ""
+            locked_until = s.scalar(select(Patron.locked_until).where(
+                Patron.member_institution_id == institution_id,
+                Patron.member_barcode == barcode))
+        if self.login_policy.is_locked(locked_until, self.ctx.clock()):
+            raise RegistryError("account_locked", until=locked_until)
+        check = self.members.check(institution_code, config, barcode, pin)
+        now = self.ctx.clock()
+        with self.ctx.store.write() as s:
+            patron = s.scalar(select(Patron).where(Patron.member_institution_id == institution_id,
+                                                   Patron.member_barcode == barcode))
+            if check.verdict is Verdict.UNKNOWN:
+                raise RegistryError("login_failed")
+            if check.verdict is Verdict.WRONG_PIN:
+                if patron is None:
+                    raise RegistryError("login_failed")
+                self._refuse(s, patron, now)
+            if check.verdict is Verdict.NEEDS_ATTENTION:
+                raise RegistryError("card_needs_attention")
+            if patron is None:
+                institution = s.get(Institution, institution_id)
+                assert institution is not None
+                patron = self._link_member(s, institution, barcode, check, library_code,
+                                           language, now)
+            else:
+                self._refresh_member(s, patron, check)
+            return self._open_session(s, patron, now), self._patron_view(patron)
+
+    def _link_member(self, s: Session, institution: Institution, barcode: str,
+                     check: MemberCheck, library_code: str, language: str,
+                     now: datetime) -> Patron:
+        """The member's account, made at their first sign-in: only what the programme needs
+        (name, e-mail if their library has one, language, home library). No password and no
+        date of birth: the member system checks the one, their library the other."""
+        library = s.scalar(select(Library).where(Library.code == library_code,
+                                                 Library.institution_id == institution.id))
+        if library is None:  # a kiosk of another institution? Its first library, by name
+            library = institution.libraries[0]
+        first, last = split_name(check.name)
+        email = self._free_email(s, check.email, None)
+        row = Patron(
+            card_number=self._new_card_number(s, institution.card_prefix), email=email,
+            first_name=first[:60], last_name=last[:60],
+            search_name=domain.search_name(first, last), birth_date=None, postcode="",
+            phone="", library_id=library.id,
+            language=language if language in domain.LOCALES else "nl",
+            password_hash="", created_at=now, last_active_at=now, failed_logins=0,
+            member_institution_id=institution.id, member_barcode=barcode)
+        s.add(row)
+        s.flush()
+        record(s, now, pseudonym(row.id), "member_linked", subject=pseudonym(row.id),
+               institution=institution.code)
+        return row
+
+    def _refresh_member(self, s: Session, patron: Patron, check: MemberCheck) -> None:
+        """The member system is where a member's name and e-mail are kept up to date."""
+        first, last = split_name(check.name)
+        if first or last:
+            patron.first_name, patron.last_name = first[:60], last[:60]
+            patron.search_name = domain.search_name(first, last)
+        patron.email = self._free_email(s, check.email, patron.id)
+
+    @staticmethod
+    def _free_email(s: Session, email: str, patron_id: int | None) -> str | None:
+        """The member system's e-mail address, tidied, unless it is not one or another
+        account of ours has it (that patron's own account keeps it)."""
+        try:
+            tidy = domain.normalise_email(email) if email else None
+        except EmailNotValidError:
+            return None
+        if tidy is None:
+            return None
+        holder = s.scalar(select(Patron.id).where(Patron.email == tidy))
+        return tidy if holder in (None, patron_id) else None
+
+    def _refuse(self, s: Session, patron: Patron, now: datetime) -> NoReturn:
+        """A wrong password or PIN: counted, the account locked at the limit; the count is
+        committed, then the refusal raised (raising first would roll it back)."""
+        patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
+            patron.failed_logins, now)
+        s.flush()
+        s.connection().commit()
+        if patron.locked_until is not None:
+            raise RegistryError("account_locked", until=patron.locked_until)
+        raise RegistryError("login_failed",
+                            attempts_left=self.login_policy.max_failures - patron.failed_logins)
+
+    @staticmethod
+    def _open_session(s: Session, patron: Patron, now: datetime) -> str:
+        patron.failed_logins, patron.locked_until = 0, None
+        patron.last_active_at = now
+        token = secrets.token_urlsafe(32)
+        s.add(PatronSession(token_hash=domain.token_hash(token), patron_id=patron.id,
+                            created_at=now, last_seen_at=now))
+        return token
 
     def logout(self, token: str) -> None:
         """Log out everywhere: every session of this token's patron ends, on every kiosk."""
@@ -208,14 +311,30 @@ class Accounts:
                 card_number=p.card_number, first_name=p.first_name, last_name=p.last_name,
                 email=p.email, birth_date=p.birth_date, postcode=p.postcode, phone=p.phone,
                 library_code=p.library.code, language=p.language, created_at=p.created_at,
-                status=self.seats.status_of(s, p.id, lang))
+                status=self.seats.status_of(s, p.id, lang), library_card=p.member_barcode or "")
         return self.sessions.reading(token, read)
 
     def erase_account(self, token: str, password: str) -> None:
-        """The patron erases their own account, after typing their password again."""
+        """The patron erases their own account, after typing their password again (a member:
+        their PIN, which their member system checks; a blocked card may still be erased)."""
+        password = domain.normalise_password(password)
+        with self.ctx.store.read() as s:
+            patron = self.sessions.patron_for(s, token)
+            member = (patron.library.institution.code, patron.member_barcode,
+                      patron.library.code) if patron.is_member else None
+        if member is not None:
+            institution_code, barcode, library_code = member
+            assert barcode is not None
+            with self.ctx.store.read() as s:
+                found = self.members.for_library(s, library_code)
+            if found is None:  # its member system was removed since: nothing can check a PIN
+                raise RegistryError("member_system_unavailable")
+            check = self.members.check(institution_code, found[1], barcode, password)
+            if check.verdict not in (Verdict.MEMBER, Verdict.NEEDS_ATTENTION):
+                raise RegistryError("invalid", {"password": "pin_wrong"})
         with self.ctx.store.write() as s:
             patron = self.sessions.patron_for(s, token)
-            if not verify(patron.password_hash, domain.normalise_password(password)):
+            if member is None and not verify(patron.password_hash, password):
                 raise RegistryError("invalid", {"password": "password_wrong"})
             self.erasure.erase_for(s, patron.id, actor=pseudonym(patron.id))
 
@@ -246,13 +365,15 @@ class Accounts:
 
     @staticmethod
     def _find_patron(s: Session, identifier: str) -> Patron | None:
+        """An account that logs in with a password of ours (not a library-card member's)."""
         ident = (identifier or "").strip()
+        own = Patron.member_barcode.is_(None)
         if "@" in ident:
-            return s.scalar(select(Patron).where(Patron.email == ident.lower()))
+            return s.scalar(select(Patron).where(Patron.email == ident.lower(), own))
         card = domain.normalise_card_input(ident)
         if not domain.is_valid_card_number(card):
             return None
-        return s.scalar(select(Patron).where(Patron.card_number == card))
+        return s.scalar(select(Patron).where(Patron.card_number == card, own))
 
     @staticmethod
     def _as_stored(patron: Patron, password: str) -> str:
@@ -277,4 +398,5 @@ class Accounts:
             pending_until=domain.pending_until(
                 p.pending_since, p.pending_days or domain.DEFAULT_PENDING_DAYS)
             if p.pending_since else None,
+            library_card=p.member_barcode or "",
         )

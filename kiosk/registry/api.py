@@ -101,6 +101,9 @@ STATUS: dict[str, int] = {
     "unsupported_media_type": 415,
     "invalid": 422,
     "idempotency_key_reused": 422,
+    "card_needs_attention": 403,
+    # The member system did not answer: no retry by the terminal (the patron tries again).
+    "member_system_unavailable": 424,
     "account_locked": 429,
     "busy": 503,
     "not_set_up": 503,
@@ -458,10 +461,13 @@ def register_patron(call: Call) -> Registered:
     return Registered(made.card_number, made.possible_duplicate, made.pending_until)
 
 
-@operation("POST", "/sessions", "Log a patron in (card number or e-mail + password)",
-           body=LoginRequest, answer=SessionAnswer, status=201, errors=(429,))
+@operation("POST", "/sessions", "Log a patron in (card number or e-mail + password; or a "
+           "library card + PIN, checked by the member system of the terminal's institution)",
+           body=LoginRequest, answer=SessionAnswer, status=201, errors=(403, 424, 429))
 def log_in(call: Call) -> SessionAnswer:
-    token, patron = call.service.login(call.body.identifier, call.body.password)
+    token, patron = call.service.login(call.body.identifier, call.body.password,
+                                       library_code=call.terminal.library_code,
+                                       language=call.body.language)
     return SessionAnswer(token, patron)
 
 

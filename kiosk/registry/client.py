@@ -38,7 +38,10 @@ class RegistryClient(Protocol):
     # The same, answering also what the patron must be told (pending, possible duplicate).
     def register_account(self, data: NewPatron, *, staff_token: str | None = None,
                          identity_checked: bool = False) -> Registration: ...
-    def login(self, identifier: str, password: str) -> tuple[str, PatronView]: ...
+    def login(self, identifier: str, password: str, *, library_code: str = "",
+              language: str = "") -> tuple[str, PatronView]:
+        """`library_code`: the kiosk's library (whose member system checks a library card;
+        over HTTP the terminal's own); `language`: the patron's at the kiosk."""
     def logout(self, token: str) -> None: ...
     def whoami(self, token: str) -> PatronView: ...
     def claim(self, token: str, course_slug: str, *,
@@ -101,8 +104,10 @@ class LocalRegistryClient:
                                              identity_checked=identity_checked,
                                              where=self._where())
 
-    def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
-        return self.service.login(identifier, password)
+    def login(self, identifier: str, password: str, *, library_code: str = "",
+              language: str = "") -> tuple[str, PatronView]:
+        return self.service.login(identifier, password, library_code=library_code,
+                                  language=language)
 
     def logout(self, token: str) -> None:
         self.service.logout(token)

@@ -48,7 +48,8 @@ ONE_TIME_GROUPS, ONE_TIME_GROUP_SIZE = 3, 4
 
 @dataclass(frozen=True)
 class PatronQuery:
-    """What the desk searches on: `kind` is "card", "email" or "name"."""
+    """What the desk searches on: `kind` is "card", "library_card" (a member's), "email" or
+    "name"."""
 
     kind: str
     value: str
@@ -68,10 +69,13 @@ def read_query(text: str, birth_date: date | None) -> PatronQuery:
     if "@" in text:
         return PatronQuery("email", domain.normalise_login_identifier(text))
     card = domain.normalise_card_input(text)
-    if card.isascii() and card.isdigit():
-        if not domain.is_valid_card_number(card):
-            raise RegistryError("invalid", {"query": "card_invalid"})
+    if card.isascii() and card.isdigit() and domain.is_valid_card_number(card):
         return PatronQuery("card", card)
+    if card.isascii() and card.isdigit() and len(card) == domain.CARD_LENGTH:
+        raise RegistryError("invalid", {"query": "card_invalid"})  # ours, mistyped
+    barcode = domain.normalise_barcode(text)
+    if domain.is_barcode(barcode):  # a member's library card
+        return PatronQuery("library_card", barcode)
     name = domain.search_name(text, "")
     if not name:
         raise RegistryError("invalid", {"query": "required"})
@@ -98,7 +102,7 @@ class PatronHit:
     masked_card: str
     first_name: str
     last_name: str
-    birth_date: date
+    birth_date: date | None  # None: a library-card member
     library_name: str
     institution_code: str
 
@@ -111,8 +115,8 @@ class PatronRecord:
     card_number: str
     first_name: str
     last_name: str
-    email: str
-    birth_date: date
+    email: str | None
+    birth_date: date | None  # None: a library-card member
     postcode: str
     phone: str  # as stored (E.164); the page formats it
     library_code: str
@@ -163,6 +167,8 @@ class DeskService:
                 .join(Institution, Library.institution_id == Institution.id))
         if query.kind == "card":
             stmt = stmt.where(Patron.card_number == query.value)
+        elif query.kind == "library_card":
+            stmt = stmt.where(Patron.member_barcode == query.value)
         elif query.kind == "email":
             stmt = stmt.where(Patron.email == query.value)
         else:  # every word, in any order: "Dubois Élise" finds Élise Dubois

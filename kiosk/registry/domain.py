@@ -76,10 +76,27 @@ def normalise_card_input(text: str) -> str:
     return re.sub(r"[\s.\-]", "", ascii_digits(text))
 
 
+_BARCODE = re.compile(r"[0-9A-Z]{4,40}")
+
+
+def normalise_barcode(text: str) -> str:
+    """A library card of a member system as scanned or typed: without spaces, dots or dashes,
+    in capitals."""
+    return re.sub(r"[\s.\-]", "", ascii_digits(text or "")).upper()
+
+
+def is_barcode(text: str) -> bool:
+    """A normalised library card: letters and digits, at least one digit (a name has none)."""
+    return _BARCODE.fullmatch(text) is not None and any(c.isdigit() for c in text)
+
+
+CARD_LENGTH = 13  # the registry's own card numbers
+
+
 def is_valid_card_number(text: str) -> bool:
     # ASCII only: str.isdigit() also says yes to '²', which int() refuses.
     return (
-        len(text) == 13 and text.isascii() and text.isdigit()
+        len(text) == CARD_LENGTH and text.isascii() and text.isdigit()
         and luhn_check_digit(text[:-1]) == text[-1]
     )
 
@@ -533,14 +550,15 @@ class PatronData:
     card_number: str
     first_name: str
     last_name: str
-    email: str
-    birth_date: date
+    email: str | None  # None: a member whose library gave us no e-mail address
+    birth_date: date | None  # None: a member (their library checked it, we do not keep it)
     postcode: str
     phone: str
     library_code: str
     language: str
     created_at: datetime
     status: PatronStatus
+    library_card: str = ""  # see PatronView.library_card
 
 
 @dataclass(frozen=True)
@@ -554,6 +572,9 @@ class PatronView:
     # A printed one-time password was set at the desk: choose your own before anything else.
     must_change_password: bool = False
     pending_until: date | None = None  # see PatronStatus.pending_until
+    # A member who signs in with their library card: that card (they have no number of ours
+    # to remember, and no password of ours to change).
+    library_card: str = ""
 
 
 # --- What the catalogue and the library list look like to a terminal ---------------------
@@ -570,6 +591,8 @@ class InstitutionView:
     code: str
     names: dict[str, str]
     libraries: list[LibraryView]
+    # Its members sign in with their library card and PIN (it has a member system).
+    member_cards: bool = False
 
 
 @dataclass(frozen=True)

@@ -437,9 +437,11 @@ class HttpRegistryClient:
                           staff_token=staff_token)
         return Registration(made.card_number, made.possible_duplicate, made.pending_until)
 
-    def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
+    def login(self, identifier: str, password: str, *, library_code: str = "",
+              language: str = "") -> tuple[str, PatronView]:
+        # library_code: the registry knows this terminal's own, from its token.
         answer = self._call("POST", "/sessions", answer=SessionAnswer, ok=(201,),
-                            body=(LoginRequest, LoginRequest(identifier, password)))
+                            body=(LoginRequest, LoginRequest(identifier, password, language)))
         return answer.token, answer.patron
 
     def logout(self, token: str) -> None:

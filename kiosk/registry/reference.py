@@ -21,7 +21,16 @@ from .domain import (
     ProgrammeStatus,
     RegistryError,
 )
-from .store import THE_PROGRAMME, Category, Course, CourseText, Institution, Programme, Runner
+from .store import (
+    THE_PROGRAMME,
+    Category,
+    Course,
+    CourseText,
+    Institution,
+    MemberSystem,
+    Programme,
+    Runner,
+)
 
 
 class Reference:
@@ -31,11 +40,13 @@ class Reference:
     def institutions(self) -> list[InstitutionView]:
         with self.ctx.store.read() as s:
             rows = s.scalars(select(Institution).order_by(Institution.code)).all()
+            with_cards = set(s.scalars(select(MemberSystem.institution_id)))
             return [
                 InstitutionView(
                     code=i.code,
                     names=dict(i.names),
                     libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries],
+                    member_cards=i.id in with_cards,
                 )
                 for i in rows
             ]

@@ -333,6 +333,6 @@ class Reports:
                                   EnrolmentRow.id)):
                     chosen.setdefault(patron_id, []).append(titles[course_id])
                 for pid, card, first, last, email, library, status, created in batch:
-                    yield PatronRow(card, first, last, email, library, status or "none",
+                    yield PatronRow(card, first, last, email or "", library, status or "none",
                                     chosen.get(pid, []), created)
                 after = batch[-1][0]

@@ -18,10 +18,31 @@ def _config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    with engine.begin() as conn:
-        cfg = _config()
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    """Migrate to `revision`, in one transaction.
+
+    SQLite changes a column by copying its table and dropping the old one, and dropping a
+    table with foreign keys on deletes what refers to it (sessions, seats: ON DELETE
+    CASCADE). So, as SQLite's own procedure says, foreign keys are off while it migrates
+    (outside the transaction: inside it the PRAGMA does nothing), every reference is checked
+    before the commit, and they are on again after it."""
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as conn:
+        if sqlite:
+            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                cfg = _config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, revision)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration left broken references: {broken[:5]}")
+        finally:
+            if sqlite:
+                conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA foreign_keys = ON")
 
 
 def head_revision() -> str | None:

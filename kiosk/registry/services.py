@@ -43,6 +43,7 @@ from .domain import (
 from .erasure import Erasure
 from .ledger import Ledger
 from .maintenance import ProgrammeUpkeep
+from .members import MemberSystems
 from .notices import Notices
 from .patron_sessions import PatronSessions
 from .policies import Policies
@@ -86,9 +87,11 @@ class RegistryService:
         self.verification = Verification(ctx, erasure=self.erasure)
         self.seating = Seats(ctx, sessions=self.patron_sessions, reference=self.reference,
                              verification=self.verification)
+        self.members = MemberSystems(ctx)
         self.accounts = Accounts(ctx, sessions=self.patron_sessions, seats=self.seating,
                                  verification=self.verification, erasure=self.erasure,
-                                 min_age=min_age, login_policy=login_policy)
+                                 members=self.members, min_age=min_age,
+                                 login_policy=login_policy)
         self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
         self.upkeep = ProgrammeUpkeep(ctx)
         self.desk = DeskService(ctx, seats=self.seating, accounts=self.accounts,
@@ -179,8 +182,10 @@ class RegistryService:
         return self.accounts.register_account(data, assisted_by=assisted_by,
                                               identity_checked=identity_checked, where=where)
 
-    def login(self, identifier: str, password: str) -> tuple[str, PatronView]:
-        return self.accounts.login(identifier, password)
+    def login(self, identifier: str, password: str, *, library_code: str = "",
+              language: str = "") -> tuple[str, PatronView]:
+        return self.accounts.login(identifier, password, library_code=library_code,
+                                   language=language)
 
     def logout(self, token: str) -> None:
         self.accounts.logout(token)

@@ -130,12 +130,18 @@ class CourseText(Base):
 
 class Patron(Base):
     __tablename__ = "patrons"
+    __table_args__ = (
+        # A member of a library is known by their institution and library card: one account.
+        Index("ix_patrons_member", "member_institution_id", "member_barcode", unique=True),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     card_number: Mapped[str] = mapped_column(String(13), unique=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # None only for a member who signs in with their library card and gave their library no
+    # e-mail address; a member has no date of birth here either (their library checked it).
+    email: Mapped[str | None] = mapped_column(String(254), unique=True)
     first_name: Mapped[str] = mapped_column(String(60))
     last_name: Mapped[str] = mapped_column(String(60))
-    birth_date: Mapped[date] = mapped_column(Date)
+    birth_date: Mapped[date | None] = mapped_column(Date)
     postcode: Mapped[str] = mapped_column(String(4))
     phone: Mapped[str] = mapped_column(String(20), default="")
     library_id: Mapped[int] = mapped_column(ForeignKey("libraries.id"))
@@ -157,7 +163,35 @@ class Patron(Base):
     must_change_password: Mapped[bool] = mapped_column(default=False)
     # "first last" without accents or case, for the desk's search by name + date of birth.
     search_name: Mapped[str] = mapped_column(String(130), default="", index=True)
+    # A member of one of the programme's libraries who signs in with their library card and
+    # PIN, checked by their institution's member system (`MemberSystem`): no password of
+    # ours (password_hash is empty), and `card_number` is only the registry's own reference.
+    member_institution_id: Mapped[int | None] = mapped_column(ForeignKey("institutions.id"))
+    member_barcode: Mapped[str | None] = mapped_column(String(40))
     library: Mapped[Library] = relationship()
+
+    @property
+    def is_member(self) -> bool:
+        return self.member_barcode is not None
+
+
+class MemberSystem(Base):
+    """How the registry reaches an institution's member system over SIP2 (see
+    `member_system.MemberSystemConfig`). The SIP password is not here: only the path of the
+    file that holds it, on the registry's host."""
+
+    __tablename__ = "member_systems"
+    institution_id: Mapped[int] = mapped_column(
+        ForeignKey("institutions.id", ondelete="CASCADE"), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    tls: Mapped[bool] = mapped_column(default=False)
+    login_user: Mapped[str] = mapped_column(String(100), default="")
+    password_file: Mapped[str] = mapped_column(String(500), default="")
+    location_code: Mapped[str] = mapped_column(String(100), default="")
+    sip_institution: Mapped[str] = mapped_column(String(100), default="")
+    timeout_ms: Mapped[int] = mapped_column(Integer, default=5000)  # the whole check
+    updated_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class PatronSession(Base):

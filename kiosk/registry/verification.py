@@ -62,7 +62,7 @@ class AccountSide:
     card_number: str
     first_name: str
     last_name: str
-    birth_date: date
+    birth_date: date | None  # None: a library-card member
     email: str
     postcode: str
     library_code: str
@@ -407,7 +407,7 @@ class Verification:
             patron_id=p.id,
             card_number=mask_card_number(p.card_number) if masked else p.card_number,
             first_name=p.first_name, last_name=p.last_name, birth_date=p.birth_date,
-            email="" if masked else p.email, postcode=p.postcode, masked=masked,
+            email="" if masked else p.email or "", postcode=p.postcode, masked=masked,
             library_code=lib.code, library_name=lib.name,
             institution_code=lib.institution.code, created_at=p.created_at,
             last_active_at=p.last_active_at, pending=p.pending_since is not None,

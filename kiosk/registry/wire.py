@@ -37,6 +37,8 @@ T = TypeVar("T")
 class LoginRequest:
     identifier: str
     password: str
+    # The patron's language at the kiosk: a library card's new account gets it for notices.
+    language: str = ""
 
 
 @dataclass(frozen=True)

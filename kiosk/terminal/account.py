@@ -158,16 +158,22 @@ def created() -> str | Response:
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> str | Response:
     form = LoginForm()
+    cards = _member_cards()
+    if cards:
+        form.identifier.label.text = _("Library card number")
+        form.password.label.text = _("PIN or password")
     next_url = safe_next(request.args.get("next"), url_for("catalogue.index"))
     error = None
     if form.validate_on_submit():
         try:
-            token, patron = registry().login(form.identifier.data or "", form.password.data or "")
+            token, patron = registry().login(
+                form.identifier.data or "", form.password.data or "",
+                library_code=current_app.config["LIBRARY_CODE"], language=current_language())
         except RegistryError as refusal:
             if refusal.code == "account_locked":
                 until = refusal.detail["until"]
                 error = message("account_locked", time=format_time(until, "short"))
-            elif refusal.code in ("login_failed", *UNAVAILABLE):
+            elif refusal.code in ("login_failed", "card_needs_attention", *UNAVAILABLE):
                 error = message(refusal.code)
             else:
                 raise
@@ -177,7 +183,16 @@ def login() -> str | Response:
             if patron.must_change_password:  # a printed one-time password: theirs first
                 return redirect(url_for("account.change_password"))
             return _offer_first(token, next_url)
-    return render_template("account/login.html", form=form, error=error, step=1)
+    return render_template("account/login.html", form=form, error=error, step=1,
+                           member_cards=cards)
+
+
+def _member_cards() -> bool:
+    """The kiosk's institution checks library cards (the list may be out of reach: no)."""
+    try:
+        return reference.member_cards(current_app.config["LIBRARY_CODE"])
+    except RegistryError:
+        return False
 
 
 def _offer_first(token: str, then: str) -> Response:
@@ -205,7 +220,7 @@ def my_data() -> str:
     data = registry().my_data(current_user.token, current_language())
     library = reference.library_name(data.library_code)
     return render_template("account/data.html", data=data, library=library,
-                           card=format_card_number(data.card_number),
+                           card=data.library_card or format_card_number(data.card_number),
                            phone=format_phone(data.phone))
 
 
@@ -215,6 +230,8 @@ def erase() -> str | Response:
     """Erase the account, after the password is typed again: their seat goes to the next in
     line, and the visit ends."""
     form = EraseForm()
+    if current_user.view.library_card:
+        form.password.label.text = _("Your PIN")
     error = None
     if form.validate_on_submit():
         try:
@@ -253,6 +270,8 @@ def own_password_first() -> Response | None:
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def change_password() -> str | Response | tuple[str, int]:
+    if current_user.view.library_card:  # their PIN is their library's, changed there
+        return redirect(url_for("enrol.my_courses"))
     form = ChangePasswordForm()
     error = None
     if form.validate_on_submit():

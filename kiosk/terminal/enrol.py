@@ -73,7 +73,8 @@ def receipt(slug: str) -> str:
         status=status,
         academy=academy,
         qr=qr_svg(academy),
-        card=format_card_number(current_user.view.card_number),
+        card=current_user.view.library_card or format_card_number(current_user.view.card_number),
+        member=bool(current_user.view.library_card),
         step=4,
     )
 

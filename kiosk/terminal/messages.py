@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 
 # Registry answers that mean "not now": the patron may simply try again.
-UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked"}
+UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked",
+               "member_system_unavailable"}
 
 MESSAGES = {
     "required": _l("Please fill this in."),
@@ -21,7 +22,14 @@ MESSAGES = {
     "password_too_short": _l("Your password needs at least 8 characters."),
     "consent_required": _l("Please confirm that you have read the privacy statement."),
     "language_unknown": _l("Please choose a language."),
-    "login_failed": _l("The card number, e-mail address or password is not right."),
+    "login_failed": _l("The card number, e-mail address, password or PIN is not right."),
+    "card_needs_attention": _l(
+        "Your library card needs attention at the desk. A librarian can help you with it, "
+        "then you can log in here."),
+    "member_system_unavailable": _l(
+        "We cannot check library cards right now. Nothing was lost. Please try again in a "
+        "few minutes, or ask a librarian."),
+    "pin_wrong": _l("This PIN is not right. Nothing was erased."),
     "account_locked": _l(
         "Too many wrong passwords. For your safety this account is locked until %(time)s. "
         "A librarian can help you."

@@ -72,6 +72,13 @@ def maintenance() -> Maintenance | None:
     return found
 
 
+def member_cards(library_code: str) -> bool:
+    """Whether patrons at this library sign in with their library card and PIN."""
+    return any(institution.member_cards and any(lib.code == library_code
+                                                for lib in institution.libraries)
+               for institution in institutions())
+
+
 def library_name(code: str) -> str:
     """A library's name from its code; the code itself if the list no longer has it."""
     for institution in institutions():

@@ -13,7 +13,6 @@ missing, except in CI (CI=true), where a missing browser is an error.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from tests.support.browser import (
     Live,
     Servers,
     browser_missing,
+    t,
 )
 from tests.support.factories import IN_CI, add_patron
 
@@ -43,11 +43,9 @@ if _missing is not None:  # pragma: no cover - depends on the machine
 
 from axe_playwright_python.base import AxeResults  # noqa: E402
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
-from babel.support import Translations  # noqa: E402
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 
-from kiosk.paths import resource_dir  # noqa: E402
 from kiosk.registry.seed import load_demo_data  # noqa: E402
 
 pytestmark = pytest.mark.browser
@@ -57,19 +55,6 @@ PASSWORD = "longenough"
 DEMO = load_demo_data()  # what the registry is seeded with
 COURSES = {c["slug"]: c for c in DEMO["courses"]}
 CATEGORIES = {c["code"]: c for c in DEMO["categories"]}
-
-
-# --- Words in the patron's language, straight from the catalogues ---------------------------
-
-@functools.cache
-def _catalogue(lang: str) -> Translations:
-    return Translations.load(str(resource_dir("translations")), [lang])
-
-
-def t(lang: str, msgid: str, **params: object) -> str:
-    """What the app shows for `msgid` in `lang` (the same catalogue the app loads)."""
-    text = _catalogue(lang).gettext(msgid)
-    return text % params if params else text
 
 
 def exact(text: str) -> re.Pattern[str]:

@@ -6,15 +6,18 @@ Playwright is imported only by the browser tests themselves: this module loads w
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import waitress
+from babel.support import Translations
 from flask import Flask
 from waitress import wasyncore
 
+from kiosk.paths import resource_dir
 from kiosk.registry.services import RegistryService
 
 from .factories import build_app
@@ -33,6 +36,18 @@ AXE_OPTIONS = {
                 "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
     "resultTypes": ["violations"],
 }
+
+
+@functools.cache
+def _catalogue(lang: str) -> Translations:
+    return Translations.load(str(resource_dir("translations")), [lang])
+
+
+def t(lang: str, msgid: str, **params: object) -> str:
+    """What the app shows for `msgid` in `lang` (the same catalogue the app loads): words in
+    the patron's language, straight from the catalogues."""
+    text = _catalogue(lang).gettext(msgid)
+    return text % params if params else text
 
 
 def browser_missing() -> str | None:
