@@ -107,7 +107,8 @@ def _done(store: Store, patron_id: int, ids: list[int], outcome: str, now: datet
             .where(AcademyChange.id.in_(ids), AcademyChange.done_at.is_(None))
             .values(done_at=now, outcome=outcome, last_error=""))
         if outcome != "unchanged":
-            record(s, now, "registry", f"academy_{outcome}", subject=pseudonym(patron_id))
+            record(s, now, "registry", "academy_user_changed", subject=pseudonym(patron_id),
+                   change=outcome)
 
 
 def _failed(store: Store, change_id: int, reason: str, now: datetime, *,

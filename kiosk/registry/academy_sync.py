@@ -73,8 +73,8 @@ def reconcile(store: Store, link: AcademyLink, now: datetime, *, dry_run: bool =
                 patron_id=patron_id, external_id=external_id(patron_id), created_at=now,
                 attempts=0, next_attempt_at=now, done_at=now, outcome=outcome,
                 last_error=""))
-            record(s, now, actor, f"academy_{outcome}", subject=pseudonym(patron_id),
-                   why="sync")
+            record(s, now, actor, "academy_user_changed", subject=pseudonym(patron_id),
+                   change=outcome, why="sync")
     if not dry_run:
         with store.write() as s:
             record(s, now, actor, "academy_synced", counts=dict(sorted(report.counts.items())))
