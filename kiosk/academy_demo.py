@@ -8,20 +8,11 @@ down for a while).
 from __future__ import annotations
 
 import secrets
+import socket
 import threading
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from scim2_models import ScimProvider, User
-from scim2_server.memory import InMemoryStorage
-from scim2_server.service import ScimService
-from scim2_server.testserver.application import BEARER_TOKEN_SCHEME, BearerTokenApplication
-from scim2_server.utils import (
-    load_default_resource_types,
-    load_default_schemas,
-    load_default_service_provider_config,
-)
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -34,10 +25,35 @@ class _QuietHandler(WSGIRequestHandler):
         """No access lines: they would carry user ids (and the demo's console stays calm)."""
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now on loopback (the demo names its platform's address before it runs)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class ScimTestServer:
     """A SCIM 2.0 endpoint at `url` (…/v2) accepting `token`; `users()` lists what it holds."""
 
+    storage: Any
+    app: Any
+
     def __init__(self, token: str = "", host: str = "127.0.0.1", port: int = 0):
+        # Imported here, not at module level: `kiosk demo` builds its platform in the
+        # background, after its first page (scim2-server's models take a while to build).
+        from scim2_models import ScimProvider
+        from scim2_server.memory import InMemoryStorage
+        from scim2_server.service import ScimService
+        from scim2_server.testserver.application import (
+            BEARER_TOKEN_SCHEME,
+            BearerTokenApplication,
+        )
+        from scim2_server.utils import (
+            load_default_resource_types,
+            load_default_schemas,
+            load_default_service_provider_config,
+        )
+
         self.token = token or secrets.token_urlsafe(24)
         self.host, self.port = host, port
         config = load_default_service_provider_config()
@@ -77,5 +93,4 @@ class ScimTestServer:
     def users(self) -> list[Any]:
         """Every user the platform holds (read from its storage, not over HTTP; its users
         are of the server's own User[EnterpriseUser] model)."""
-        return [r for r in self.storage.resources
-                if isinstance(r, User) or type(r).__name__.startswith("User[")]
+        return [r for r in self.storage.resources if type(r).__name__.startswith("User")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import tempfile
 import threading
@@ -17,7 +18,7 @@ from flask import Flask
 
 from . import backup
 from . import doctor as checks
-from .academy_demo import ScimTestServer
+from .academy_demo import ScimTestServer, free_port
 from .app import base_app, create_app, create_registry_app
 from .catalogs import catalogue_problems, compile_catalogues
 from .config import read_env_file
@@ -51,9 +52,12 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
     from waitress import create_server  # only to serve: the other commands start without it
 
-    scim = None if os.environ.get("KIOSK_ACADEMY_SCIM_URL") else _demo_academy()
-    app = create_app({"ACADEMY_SCIM_URL": scim.url,
-                      "ACADEMY_SCIM_TOKEN_FILE": _token_file(scim.token)} if scim else None)
+    # The demo's academy: a SCIM test platform in this process, named now, built and filled
+    # in the background once the pages serve (the first page does not wait for it).
+    scim = None if os.environ.get("KIOSK_ACADEMY_SCIM_URL") else (
+        f"http://127.0.0.1:{free_port()}/v2", secrets.token_urlsafe(24))
+    app = create_app({"ACADEMY_SCIM_URL": scim[0],
+                      "ACADEMY_SCIM_TOKEN_FILE": _token_file(scim[1])} if scim else None)
     service = app.extensions.get("registry_service")
     if sample_patrons and service is not None and app.config["SEED_DEMO"]:
         if not has_patrons(service):
@@ -66,6 +70,8 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     if start_academy_sender(app, every=2.0 if scim else 10.0):
         click.echo(f"Seats go to the academy over SCIM at {app.config['ACADEMY_SCIM_URL']}"
                    + (" (a test platform in this process)." if scim else "."))
+    if scim and service is not None:
+        threading.Thread(target=_demo_academy, args=(app, scim[1]), daemon=True).start()
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
     click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
@@ -75,9 +81,17 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
         click.echo("Stopped.")
 
 
-def _demo_academy() -> ScimTestServer:
-    """The demo's academy: a SCIM test platform on loopback in this process."""
-    return ScimTestServer().start()
+def _demo_academy(app: Flask, token: str) -> None:
+    """Start the demo's platform on its port, then fill it: it starts empty each time, the
+    registry on disk does not. Until then the sender finds it down and tries again."""
+    time.sleep(1.0)  # the first page first
+    cfg = ScimConfig.from_config(app.config)
+    assert cfg is not None
+    port = int(cfg.url.rsplit(":", 1)[1].split("/", 1)[0])
+    ScimTestServer(token, port=port).start()
+    service = app.extensions["registry_service"]
+    with AcademyLink(cfg) as link:
+        reconcile(service.store, link, service.clock(), actor="demo")
 
 
 def _token_file(token: str) -> str:

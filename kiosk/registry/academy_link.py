@@ -10,28 +10,18 @@ Whose fault a failure is (the sender decides what it costs):
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx2
-from scim2_client import SCIMClientException
-from scim2_client.engines.httpx2 import SyncSCIMClient
-from scim2_client.errors import RequestNetworkException, SCIMResponseException
-from scim2_models import (
-    Email,
-    Entitlement,
-    ListResponse,
-    Name,
-    SCIMException,
-    ScimProvider,
-    SearchRequest,
-    User,
-)
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
 
 from .academy import Account
+
+if TYPE_CHECKING:
+    from scim2_models import SearchRequest, User
 
 # httpx2 logs every request at INFO: one line per patron change is noise, not a log.
 logging.getLogger("httpx2").setLevel(logging.WARNING)
@@ -41,6 +31,23 @@ OURS = "kiosk-"
 PAGE = 100
 # HTTP answers that say "the platform, not this user": try again later, count nothing bad.
 _DOWN_STATUSES = {401, 403, 404, 408, 429}
+
+
+@functools.cache
+def _lib() -> SimpleNamespace:
+    """scim2-client, scim2-models and httpx2, imported on first use (not at module level):
+    their pydantic models take about half a second to build, which `kiosk demo`'s first
+    page and every other `kiosk` command do without."""
+    import httpx2
+    import scim2_models
+    from scim2_client import SCIMClientException
+    from scim2_client.engines.httpx2 import SyncSCIMClient
+    from scim2_client.errors import RequestNetworkException, SCIMResponseException
+
+    return SimpleNamespace(
+        httpx2=httpx2, m=scim2_models, SyncSCIMClient=SyncSCIMClient,
+        errors=(SCIMClientException, scim2_models.SCIMException, httpx2.HTTPError),
+        network=(RequestNetworkException, httpx2.HTTPError), response=SCIMResponseException)
 
 
 class LinkDown(Exception):
@@ -83,7 +90,7 @@ def short_error(exc: BaseException) -> str:
 
 
 def _status(exc: BaseException) -> int | None:
-    if isinstance(exc, SCIMException):
+    if isinstance(exc, _lib().m.SCIMException):
         return int(exc.status)
     source = getattr(exc, "source", None)
     code = getattr(source, "status_code", None)
@@ -94,42 +101,45 @@ def _classify(exc: Exception) -> Exception:
     """LinkDown or Refused for a failed call (see the module's docstring)."""
     reason = short_error(exc)
     status = _status(exc)
-    if isinstance(exc, RequestNetworkException | httpx2.HTTPError):
+    if isinstance(exc, _lib().network):
         return LinkDown(reason)
     if status is not None and (status in _DOWN_STATUSES or status >= 500):
         return LinkDown(reason)
-    if isinstance(exc, SCIMResponseException) and status is None:
+    if isinstance(exc, _lib().response) and status is None:
         return LinkDown(reason)  # an answer that is not SCIM: a proxy's page, say
     return Refused(reason)
 
 
 def _search(scim_filter: str, start: int) -> SearchRequest:
     """A page of users matching a filter (the model parses the filter's text)."""
-    return SearchRequest.model_validate({"filter": scim_filter, "startIndex": start,
-                                         "count": PAGE})
+    request: SearchRequest = _lib().m.SearchRequest.model_validate(
+        {"filter": scim_filter, "startIndex": start, "count": PAGE})
+    return request
 
 
 def to_user(account: Account, existing: User | None = None) -> User:
     """The SCIM user for an account (keeping the platform's id when replacing one)."""
-    return User(
+    m = _lib().m
+    user: User = m.User(
         id=existing.id if existing is not None else None,
         external_id=account.external_id,
         user_name=account.user_name,
-        name=Name(given_name=account.given_name, family_name=account.family_name),
+        name=m.Name(given_name=account.given_name, family_name=account.family_name),
         display_name=f"{account.given_name} {account.family_name}".strip(),
         preferred_language=account.language,
         active=account.active,
-        emails=[Email(value=account.email, primary=True)] if account.email else None,
-        entitlements=[Entitlement(value=slug, type="course") for slug in account.courses]
+        emails=[m.Email(value=account.email, primary=True)] if account.email else None,
+        entitlements=[m.Entitlement(value=slug, type="course") for slug in account.courses]
         or None,
     )
+    return user
 
 
 def differs(account: Account, user: User) -> bool:
     """Whether the platform's user does not hold what the account says."""
     emails = sorted(e.value for e in user.emails or [] if e.value)
     courses = sorted(e.value for e in user.entitlements or [] if e.value)
-    name = user.name or Name()
+    name = user.name or _lib().m.Name()
     return (user.user_name != account.user_name or bool(user.active) != account.active
             or name.given_name != account.given_name
             or name.family_name != account.family_name
@@ -158,10 +168,14 @@ class AcademyLink:
 
     def __init__(self, cfg: ScimConfig):
         self.cfg = cfg
+        lib = _lib()
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
-        self._http = httpx2.Client(base_url=cfg.url, headers=headers,
-                                   timeout=httpx2.Timeout(cfg.timeout))
-        self._scim = SyncSCIMClient(self._http, provider=ScimProvider(models=[User]))
+        self._http = lib.httpx2.Client(base_url=cfg.url, headers=headers,
+                                       timeout=lib.httpx2.Timeout(cfg.timeout))
+        self._user = lib.m.User
+        self._list = lib.m.ListResponse
+        self._scim = lib.SyncSCIMClient(self._http,
+                                        provider=lib.m.ScimProvider(models=[lib.m.User]))
 
     def close(self) -> None:
         self._http.close()
@@ -175,30 +189,30 @@ class AcademyLink:
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SCIMClientException, SCIMException, httpx2.HTTPError) as exc:
+        except _lib().errors as exc:
             raise _classify(exc) from exc
 
     def _delete(self, user: User) -> None:
         """Delete one user; one that is gone already is fine (a repeated delete)."""
         try:
-            self._scim.delete(User, user.id)
-        except (SCIMClientException, SCIMException, httpx2.HTTPError) as exc:
+            self._scim.delete(self._user, user.id)
+        except _lib().errors as exc:
             if _status(exc) != 404:
                 raise _classify(exc) from exc
 
     def find(self, external_id: str) -> list[User]:
         """Our users with this externalId (one, or none; more only after someone's mistake)."""
-        found = self._call(self._scim.query, User, query_parameters=_search(
+        found = self._call(self._scim.query, self._user, query_parameters=_search(
             f'externalId eq "{external_id}"', 1))
-        return list(found.resources or []) if isinstance(found, ListResponse) else []
+        return list(found.resources or []) if isinstance(found, self._list) else []
 
     def users(self) -> Iterator[User]:
         """Every user of ours on the platform, page by page."""
         start = 1
         while True:
-            page = self._call(self._scim.query, User,
+            page = self._call(self._scim.query, self._user,
                               query_parameters=_search(f'externalId sw "{OURS}"', start))
-            if not isinstance(page, ListResponse):
+            if not isinstance(page, self._list):
                 return
             resources = list(page.resources or [])
             yield from resources

@@ -13,15 +13,17 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from scim2_models import User
 from sqlalchemy import insert
 
 from .academy import Account, account_of, external_id, seat_holders
 from .academy_link import OURS, AcademyLink, plan
 from .staff import pseudonym, record
 from .store import AcademyChange, Store
+
+if TYPE_CHECKING:
+    from scim2_models import User
 
 
 @dataclass
