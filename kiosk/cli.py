@@ -67,11 +67,12 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     server = create_server(app, host=host, port=port, threads=threads)
     if start_mail_sender(app):
         click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
-    if start_academy_sender(app, every=2.0 if scim else 10.0):
-        click.echo(f"Seats go to the academy over SCIM at {app.config['ACADEMY_SCIM_URL']}"
-                   + (" (a test platform in this process)." if scim else "."))
     if scim and service is not None:
         threading.Thread(target=_demo_academy, args=(app, scim[1]), daemon=True).start()
+        click.echo(f"Seats go to the academy over SCIM at {scim[0]} (a test platform in "
+                   "this process).")
+    elif start_academy_sender(app):
+        click.echo(f"Seats go to the academy over SCIM at {app.config['ACADEMY_SCIM_URL']}.")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
     click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
@@ -82,8 +83,8 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
 
 
 def _demo_academy(app: Flask, token: str) -> None:
-    """Start the demo's platform on its port, then fill it: it starts empty each time, the
-    registry on disk does not. Until then the sender finds it down and tries again."""
+    """Start the demo's platform on its port, fill it (it starts empty each time, the
+    registry on disk does not), then keep it in step."""
     time.sleep(1.0)  # the first page first
     cfg = ScimConfig.from_config(app.config)
     assert cfg is not None
@@ -92,6 +93,7 @@ def _demo_academy(app: Flask, token: str) -> None:
     service = app.extensions["registry_service"]
     with AcademyLink(cfg) as link:
         reconcile(service.store, link, service.clock(), actor="demo")
+    start_academy_sender(app, every=2.0)
 
 
 def _token_file(token: str) -> str:

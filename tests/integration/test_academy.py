@@ -5,9 +5,14 @@ the export. Every test runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
+import json
 import random
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -20,7 +25,14 @@ from kiosk.registry.academy_sync import export_csv, reconcile
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AcademyChange, AuditEntry, Patron
 from tests.support.factories import add_patron
-from tests.support.scim_server import platform_users, scim_config, start_platform
+from tests.support.scim_server import (
+    platform_users,
+    scim_config,
+    start_platform,
+    token_file,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -257,3 +269,36 @@ def test_the_csv_export_lists_the_seat_holders_with_their_courses(
     assert lines[0].startswith("external_id,user_name")
     assert lines[1].startswith(f"kiosk-{_id(service, card)},{card},") \
         and lines[1].endswith(",true,excel-basics")
+
+
+def test_a_registry_killed_mid_run_loses_no_change_for_the_academy(
+        make_service, platform: ScimTestServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = make_service(cap=6)
+    service.academy.enabled = True
+    tokens = [add_patron(service)[1] for _ in range(12)]
+    (tmp_path / "tokens.json").write_text(json.dumps(tokens), encoding="utf-8")
+    url = str(service.store.engine.url.render_as_string(hide_password=False))
+
+    def worker(seed: int, steps: int) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.support.academy_worker", url, platform.url,
+             token_file(tmp_path), str(tmp_path / "tokens.json"), str(seed), str(steps)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    first = worker(1, 400)
+    assert first.stdout is not None
+    for line in first.stdout:
+        if line.startswith("step 25"):
+            break
+    first.send_signal(signal.SIGKILL)  # mid-run: claims and the sender's syncs cut short
+    first.wait(timeout=10)
+    first.stdout.close()
+    assert first.returncode == -signal.SIGKILL
+    second = worker(2, 30)
+    out, _ = second.communicate(timeout=60)
+    assert second.returncode == 0 and out.rstrip().endswith("done")
+    # The killed sender's leases end; whatever is left is sent now.
+    later = service.clock() + timedelta(minutes=10)
+    send_due(service.store, scim_config(platform), later)
+    assert service.academy.state().backlog == 0
+    assert _active(platform) == _holders(service)
