@@ -148,7 +148,7 @@ class LinkState:
     given_up: int
     reasons: list[tuple[str, int]]  # the given-up ones by their last error (no personal data)
     last_success: datetime | None
-    last_error: str  # of the oldest waiting change, if it failed at least once
+    last_error: str  # the latest failure among the waiting changes ("" if none failed)
 
 
 class Academy:
@@ -175,8 +175,9 @@ class Academy:
                 .group_by(AcademyChange.last_error)
                 .order_by(func.count().desc(), AcademyChange.last_error))]
             last = s.scalar(select(func.max(AcademyChange.done_at)))
-            error = s.scalar(select(AcademyChange.last_error).where(_pending())
-                             .order_by(AcademyChange.id).limit(1)) or ""
+            error = s.scalar(select(AcademyChange.last_error)
+                             .where(_pending(), AcademyChange.last_error != "")
+                             .order_by(AcademyChange.next_attempt_at.desc()).limit(1)) or ""
         return LinkState(enabled=self.enabled, backlog=backlog, given_up=given_up,
                          reasons=reasons, last_success=last, last_error=error)
 

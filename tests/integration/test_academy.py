@@ -22,6 +22,7 @@ from kiosk.registry import academy
 from kiosk.registry.academy_link import AcademyLink, to_user
 from kiosk.registry.academy_sender import MAX_ATTEMPTS, send_due
 from kiosk.registry.academy_sync import export_csv, reconcile
+from kiosk.registry.domain import Standing
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AcademyChange, AuditEntry, Patron
 from tests.support.factories import add_patron
@@ -128,9 +129,49 @@ def test_the_next_in_line_is_provisioned_when_a_seat_is_freed(
     third = academy.external_id(_id(service, tokens[2][0]))
     assert third in _active(platform)
     assert _active(platform) == _holders(service)
-    service.set_cap(3, actor="coordinator")  # a raise with nobody waiting changes nothing
+    fourth = add_patron(service)
+    service.claim(fourth[1], "word-basics")  # waits: the programme is full
     _send(service, platform)
-    assert _active(platform) == _holders(service)
+    assert academy.external_id(_id(service, fourth[0])) not in platform_users(platform)
+    service.set_cap(3, actor="coordinator")  # a raise promotes the fourth
+    _send(service, platform)
+    assert academy.external_id(_id(service, fourth[0])) in _active(platform)
+    assert _active(platform) == _holders(service) and len(_holders(service)) == 3
+
+
+def test_an_offer_is_provisioned_once_accepted_and_not_when_it_lapses(
+        service: RegistryService, platform: ScimTestServer) -> None:
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    patrons = [add_patron(service) for _ in range(4)]  # cap 2: two wait
+    for _, token in patrons:
+        service.claim(token, "excel-basics")
+    service.give_up_seat(patrons[0][1])  # the third is offered the seat
+    _send(service, platform)
+    third = academy.external_id(_id(service, patrons[2][0]))
+    assert third not in platform_users(platform)  # an offer is not a seat yet
+    service.accept_offer(patrons[2][1])
+    _send(service, platform)
+    assert third in _active(platform)
+    service.give_up_seat(patrons[1][1])  # the fourth is offered, lets it lapse
+    later = service.clock() + timedelta(days=30)
+    service.clock = lambda: later
+    service.expire_offers()
+    _send(service, platform)
+    assert _active(platform) == _holders(service) == {third: (True, ("excel-basics",))}
+
+
+def test_done_changes_are_purged_after_30_days_but_each_patrons_last_is_kept(
+        service: RegistryService, platform: ScimTestServer) -> None:
+    card, token = add_patron(service)
+    service.claim(token, "excel-basics")
+    service.claim(token, "word-basics")
+    _send(service, platform)
+    assert _changes(service) == 2
+    later = service.clock() + timedelta(days=31)
+    service.clock = lambda: later
+    assert service.academy.purge() == 1
+    with service.store.read() as s:
+        assert academy.state_of(s, _id(service, card), Standing.SEATED) == "ready"
 
 
 def test_a_rolled_back_change_queues_and_sends_nothing(service: RegistryService,
