@@ -11,8 +11,9 @@ leaves the lease to expire; the sync is repeated, which is harmless (users are f
 externalId). No SCIM call happens inside a database transaction.
 
 Whose fault a failure is decides what it costs (see `academy_link`):
-- the platform cannot be used (`LinkDown`): the head waits longer each time and the round
-  stops; it is never given up (an outage of days loses nothing);
+- the platform cannot be used (`LinkDown`): the head waits longer each time, up to
+  OUTAGE_WAIT, and the round stops; it is never given up (an outage of days loses nothing,
+  and the platform's return is noticed within minutes);
 - the platform refuses this user (`Refused`): it waits longer each time and is given up after
   MAX_ATTEMPTS, for the coordinator (the dashboard counts it and can send it again).
 """
@@ -40,6 +41,9 @@ log = logging.getLogger("kiosk.academy")
 BACKOFF = (timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10),
            timedelta(hours=1), timedelta(hours=6), timedelta(hours=24))
 LEASE = timedelta(minutes=5)  # a claimed head is not claimed again before this
+# While the platform is down each round tries one patron's head; its waits grow only to this,
+# so every change goes within minutes of the platform's return, however long it was down.
+OUTAGE_WAIT = timedelta(minutes=5)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -117,12 +121,13 @@ def _failed(store: Store, change_id: int, reason: str, now: datetime, *,
     with store.write() as s:
         attempts = (s.scalar(select(AcademyChange.attempts)
                              .where(AcademyChange.id == change_id)) or 0) + 1
+        wait = backoff(attempts)
         if not give_up:
             attempts = min(attempts, MAX_ATTEMPTS - 1)
+            wait = min(wait, OUTAGE_WAIT)
         s.connection().execute(
             update(AcademyChange).where(AcademyChange.id == change_id)
-            .values(attempts=attempts, last_error=reason[:200],
-                    next_attempt_at=now + backoff(attempts)))
+            .values(attempts=attempts, last_error=reason[:200], next_attempt_at=now + wait))
     return attempts
 
 

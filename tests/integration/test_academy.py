@@ -219,6 +219,9 @@ def test_a_platform_down_for_a_while_is_retried_with_back_off_then_gets_everythi
         assert send_due(service.store, cfg, later).synced == 0
     assert service.academy.state().given_up == 0
     assert service.academy.state().backlog == _changes(service)
+    with service.store.read() as s:
+        waits = [w - later for w in s.scalars(select(AcademyChange.next_attempt_at))]
+    assert max(waits) <= timedelta(minutes=5)  # back within minutes of its return
 
     platform.start()  # back, on the same address
     later += timedelta(days=1)
