@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 
 from kiosk.academy_demo import ScimTestServer
 from kiosk.registry import academy
-from kiosk.registry.academy_link import AcademyLink, to_user
+from kiosk.registry.academy_link import AcademyLink
 from kiosk.registry.academy_sender import MAX_ATTEMPTS, send_due
 from kiosk.registry.academy_sync import export_csv, reconcile
 from kiosk.registry.domain import Standing
@@ -250,17 +251,14 @@ def test_sync_fixes_drift_both_ways_and_a_dry_run_changes_nothing(
         with service.store.read() as s:
             account = academy.account_of(s, _id(service, patrons[0][0]))
         assert account is not None
-        link.apply(account.__class__(**{**account.__dict__, "courses": ("word-basics",)}),
-                   link.find(keep), "updated")
+        link.apply(replace(account, courses=("word-basics",)), link.find(keep), "updated")
         stray_card, _ = add_patron(service)
         with service.store.read() as s:
             stray = academy.account_of(s, _id(service, stray_card))
         assert stray is not None
-        link.apply(stray.__class__(**{**stray.__dict__, "active": True}), [], "created")
-        link._scim.create(to_user(stray.__class__(**{**stray.__dict__,
-                                                      "external_id": "other-system-1",
-                                                      "user_name": "someone-else",
-                                                      "active": True})))
+        link.apply(replace(stray, active=True), [], "created")
+        link.apply(replace(stray, external_id="other-system-1", user_name="someone-else",
+                           active=True), [], "created")
         before = platform_users(platform)
 
         dry = reconcile(service.store, link, service.clock(), dry_run=True)
