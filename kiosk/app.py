@@ -54,6 +54,14 @@ def base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Fla
     return app
 
 
+def _academy(app: Flask) -> None:
+    """The academy link is on when the registry runs here and has a SCIM platform
+    (ACADEMY_SCIM_URL); off, seat changes are not even queued for it."""
+    service = app.extensions.get("registry_service")
+    if service is not None:
+        service.academy.enabled = bool(app.config["ACADEMY_SCIM_URL"].strip())
+
+
 def create_app(overrides: dict[str, Any] | None = None, instance_path: str | None = None) -> Flask:
     """The terminal: patron pages. Without REGISTRY_URL the registry runs in this process
     (the embedded default) and its API is served too; with it, the terminal talks HTTP."""
@@ -67,6 +75,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     registry_setup.init_app(app)
     if api.bp.name in app.blueprints:  # the embedded registry's API: no forms, no CSRF
         security.csrf.exempt(api.bp)
+    _academy(app)
     config_module.check_registry_at_start(app.config, app.extensions["registry"])
     terminal.init_app(app)
     staff.init_app(app)
@@ -82,6 +91,7 @@ def create_registry_app(
     logs.init_app(app)
     app.url_map.converters["lang"] = LanguageConverter
     registry_setup.init_service(app)
+    _academy(app)
     i18n.init_app(app)
     security.init_app(app)
     security.csrf.exempt(api.bp)

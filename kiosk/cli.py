@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,11 +18,14 @@ from flask import Flask
 
 from . import backup
 from . import doctor as checks
+from .academy_demo import ScimTestServer, free_port
 from .app import base_app, create_app, create_registry_app
 from .catalogs import catalogue_problems, compile_catalogues
 from .config import read_env_file
 from .paths import resource_dir
-from .registry import schema
+from .registry import academy_sender, schema
+from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
+from .registry.academy_sync import export_csv, reconcile
 from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
 from .registry.domain import REASON_MAX, RegistryError, terminal_state
 from .registry.mailer import SmtpConfig, send_due
@@ -48,7 +54,12 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
     from waitress import create_server  # only to serve: the other commands start without it
 
-    app = create_app()
+    # The demo's academy: a SCIM test platform in this process, named now, built and filled
+    # in the background once the pages serve (the first page does not wait for it).
+    scim_port = 0 if os.environ.get("KIOSK_ACADEMY_SCIM_URL") else free_port()
+    scim_url, scim_token = f"http://127.0.0.1:{scim_port}/v2", secrets.token_urlsafe(24)
+    app = create_app({"ACADEMY_SCIM_URL": scim_url,
+                      "ACADEMY_SCIM_TOKEN_FILE": _token_file(scim_token)} if scim_port else None)
     service = app.extensions.get("registry_service")
     if sample_patrons and service is not None and app.config["SEED_DEMO"]:
         if not has_patrons(service):
@@ -60,6 +71,13 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
         _start_demo_member_system(app, service)
     if start_mail_sender(app):
         click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
+    if scim_port and service is not None:
+        threading.Thread(target=_demo_academy, args=(app, scim_token, scim_port),
+                         daemon=True).start()
+        click.echo(f"Seats go to the academy over SCIM at {scim_url} (a test platform in "
+                   "this process).")
+    elif start_academy_sender(app):
+        click.echo(f"Seats go to the academy over SCIM at {app.config['ACADEMY_SCIM_URL']}.")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
     click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
@@ -89,6 +107,41 @@ def _start_demo_member_system(app: Flask, service: RegistryService) -> None:
     for card in DEMO_CARDS:
         what = "blocked" if card.blocked else "expired" if card.expired else "valid"
         click.echo(f"  {card.barcode}  PIN {card.pin}  {what:<8} {card.name}")
+
+
+def _demo_academy(app: Flask, token: str, port: int) -> None:
+    """Start the demo's platform on its port, fill it (it starts empty each time, the
+    registry on disk does not), then keep it in step."""
+    time.sleep(1.0)  # the first page first
+    cfg = ScimConfig.from_config(app.config)
+    service = app.extensions["registry_service"]
+    try:
+        assert cfg is not None
+        ScimTestServer(token, port=port).start()
+        with AcademyLink(cfg) as link:
+            reconcile(service.store, link, service.clock(), actor="demo")
+    except (OSError, LinkDown, Refused) as exc:
+        click.echo(f"The demo's academy did not start ({exc}); seats stay queued.", err=True)
+        return
+    start_academy_sender(app, every=2.0)
+
+
+def _token_file(token: str) -> str:
+    path = Path(tempfile.mkdtemp(prefix="kiosk-academy-")) / "token"
+    path.write_text(token, encoding="utf-8")
+    path.chmod(0o600)
+    return str(path)
+
+
+def start_academy_sender(app: Flask, every: float = 10.0) -> threading.Event | None:
+    """Sync the academy's outbox in the background while this registry serves (when
+    ACADEMY_SCIM_URL is set). Several senders may run side by side: each patron's changes
+    are leased before they are synced."""
+    cfg = ScimConfig.from_config(app.config)
+    service = app.extensions.get("registry_service")
+    if cfg is None or service is None:
+        return None
+    return academy_sender.start_sender(service.store, cfg, service.clock, every=every)
 
 
 # --- The central registry ---------------------------------------------------------------
@@ -150,6 +203,7 @@ def _with_mail_sender(app: Flask) -> Flask:
     """Each serving process (gunicorn worker) sends notices too, after the fork: senders
     claim notices one by one, so none goes twice."""
     start_mail_sender(app)
+    start_academy_sender(app)
     return app
 
 
@@ -177,6 +231,74 @@ def send_notices(database_url: str, loop: bool, every: int, limit: int) -> None:
             time.sleep(every)
         except KeyboardInterrupt:
             return
+
+
+@registry.group("academy")
+def academy_group() -> None:
+    """The academy's platform over SCIM: send the outbox, reconcile, export."""
+
+
+def _academy_config(app: Flask) -> ScimConfig:
+    cfg = ScimConfig.from_config(app.config)
+    if cfg is None:
+        raise click.ClickException("ACADEMY_SCIM_URL is not set: the academy link is off")
+    return cfg
+
+
+@academy_group.command("send")
+@database_option
+@click.option("--loop", is_flag=True, help="Keep sending every --every seconds (Ctrl+C stops).")
+@click.option("--every", default=10, show_default=True, type=click.IntRange(1, 3600))
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000),
+              help="At most this many patrons per round.")
+def academy_send(database_url: str, loop: bool, every: int, limit: int) -> None:
+    """Sync the patrons whose seat changed with the academy (a failure waits longer each
+    time)."""
+    app = _registry_app(database_url)
+    cfg = _academy_config(app)
+    service = app.extensions["registry_service"]
+    while True:
+        done = academy_sender.send_due(service.store, cfg, service.clock(), limit)
+        state = service.academy.state()
+        click.echo(f"Synced {done.synced} patron(s), {done.changed} changed on the platform; "
+                   f"{state.backlog} waiting, {state.given_up} given up."
+                   + (f" Platform unusable: {done.down}" if done.down else ""))
+        if not loop:
+            return
+        try:
+            time.sleep(every)
+        except KeyboardInterrupt:
+            return
+
+
+@academy_group.command("sync")
+@database_option
+@click.option("--dry-run", is_flag=True, help="Only print what would change.")
+def academy_sync(database_url: str, dry_run: bool) -> None:
+    """Reconcile the platform with the registry: create missing users, reactivate,
+    deactivate those without a seat, fix course lists, delete users of erased patrons."""
+    app = _registry_app(database_url)
+    service = app.extensions["registry_service"]
+    try:
+        with AcademyLink(_academy_config(app)) as link:
+            report = reconcile(service.store, link, service.clock(), dry_run=dry_run)
+    except (LinkDown, Refused) as exc:
+        raise click.ClickException(f"the academy's platform: {exc}") from exc
+    click.echo(report.summary())
+
+
+@academy_group.command("export")
+@database_option
+@click.option("--csv", "csv_file", required=True, type=click.Path(dir_okay=False),
+              help="Write the seat holders to this CSV file (for a platform without SCIM).")
+def academy_export(database_url: str, csv_file: str) -> None:
+    """The seat holders as the academy gets them over SCIM, as CSV (personal data: keep the
+    file safe and delete it once imported)."""
+    service = _service(database_url)
+    fd = os.open(csv_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8", newline="") as out:
+        count = export_csv(service.store, out, now=service.clock)
+    click.echo(f"Wrote {count} seat holder(s) to {csv_file}.")
 
 
 @registry.command("add-terminal")
@@ -378,6 +500,8 @@ def purge(database_url: str) -> None:
     click.echo(f"Erased {expired} pending account(s) whose identity was not checked in time.")
     notices = app.extensions["registry_service"].notices.purge()
     click.echo(f"Removed {notices} e-mail notice(s) sent (or given up) over 30 days ago.")
+    synced = app.extensions["registry_service"].academy.purge()
+    click.echo(f"Removed {synced} academy change(s) done over 30 days ago.")
     _echo_sweep(app.extensions["registry_service"].expire_offers())
 
 

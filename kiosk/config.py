@@ -51,6 +51,11 @@ class Config:
     SMTP_PASSWORD = ""
     SMTP_TIMEOUT = 10  # seconds to connect and for each answer of the server
     MAIL_FROM = ""  # e.g. "Online leren met de bib <noreply@bib.example.be>"
+    # The academy's platform over SCIM 2.0 (registry side, kiosk/registry/academy.py). Empty
+    # ACADEMY_SCIM_URL: the link is off and nothing is queued.
+    ACADEMY_SCIM_URL = ""  # e.g. https://academy.example.be/scim/v2
+    ACADEMY_SCIM_TOKEN_FILE = ""  # a file holding the bearer token (never in the config)
+    ACADEMY_TIMEOUT = 10  # seconds to connect and for each answer of the platform
     # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
     HTTPS = False
     # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
@@ -154,11 +159,11 @@ def apply_https(config: dict[str, Any]) -> None:
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
                   "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT",
                   "LOG_MAX_BYTES", "LOG_BACKUPS")
-_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "SMTP_TIMEOUT")
+_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "SMTP_TIMEOUT", "ACADEMY_TIMEOUT")
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
-          "LOG_FILE", "LOG_LEVEL")
+          "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -182,6 +187,7 @@ def check(config: Mapping[str, Any]) -> None:
     _check_registry_url(config)
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
+    _check_academy(config)
     _check_logs(config)
 
 
@@ -236,6 +242,32 @@ def _check_registry_url(config: Mapping[str, Any]) -> None:
                          "fragment or credentials)")
     if not token:
         raise SystemExit("REGISTRY_URL needs REGISTRY_TOKEN (from `kiosk registry add-terminal`)")
+
+
+def _check_academy(config: Mapping[str, Any]) -> None:
+    """The SCIM link, checked only when it is on (ACADEMY_SCIM_URL set): a URL, and a token
+    file that can be read (its content is never shown)."""
+    url = config["ACADEMY_SCIM_URL"].strip()
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
+            or parts.username or parts.password:
+        raise SystemExit(f"ACADEMY_SCIM_URL must be http(s)://host[:port]/path, got {url!r}")
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and not loopback:
+        raise SystemExit("ACADEMY_SCIM_URL must use https:// (the token would travel in "
+                         "clear text)")
+    token_file = config["ACADEMY_SCIM_TOKEN_FILE"].strip()
+    if not token_file:
+        raise SystemExit("ACADEMY_SCIM_URL needs ACADEMY_SCIM_TOKEN_FILE (a file holding "
+                         "the platform's bearer token)")
+    try:
+        token = Path(token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SystemExit(f"ACADEMY_SCIM_TOKEN_FILE cannot be read: {exc.strerror}") from None
+    if not token:
+        raise SystemExit("ACADEMY_SCIM_TOKEN_FILE is empty")
 
 
 def _check_mail(config: Mapping[str, Any]) -> None:

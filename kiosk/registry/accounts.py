@@ -15,7 +15,7 @@ from email_validator import EmailNotValidError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from . import domain
+from . import academy, domain
 from .context import RegistryContext
 from .domain import LoginPolicy, NewPatron, PatronData, PatronView, Registration, RegistryError
 from .erasure import Erasure
@@ -189,7 +189,7 @@ class Accounts:
                 patron = self._link_member(s, institution, barcode, check, library_code,
                                            language, now)
             else:
-                self._refresh_member(s, patron, check)
+                self._refresh_member(s, patron, check, now)
             return self._open_session(s, patron, now), self._patron_view(patron)
 
     def _link_member(self, s: Session, institution: Institution, barcode: str,
@@ -218,13 +218,18 @@ class Accounts:
                institution=institution.code)
         return row
 
-    def _refresh_member(self, s: Session, patron: Patron, check: MemberCheck) -> None:
-        """The member system is where a member's name and e-mail are kept up to date."""
+    def _refresh_member(self, s: Session, patron: Patron, check: MemberCheck,
+                        now: datetime) -> None:
+        """The member system is where a member's name and e-mail are kept up to date (and
+        the academy hears of a change)."""
+        before = (patron.first_name, patron.last_name, patron.email)
         first, last = split_name(check.name)
         if first or last:
             patron.first_name, patron.last_name = first[:60], last[:60]
             patron.search_name = domain.search_name(first, last)
         patron.email = self._free_email(s, check.email, patron.id)
+        if (patron.first_name, patron.last_name, patron.email) != before:
+            academy.enqueue(s, patron.id, now)
 
     @staticmethod
     def _free_email(s: Session, email: str, patron_id: int | None) -> str | None:

@@ -541,6 +541,9 @@ class PatronStatus:
     # Set while the account waits for an identity check at the desk ("verify" institutions):
     # the last day to show a document; until then no seat, but the waiting list is open.
     pending_until: date | None = None
+    # The academy link (kiosk/registry/academy.py): "" (no link, or no seat), "pending"
+    # (being set up on the platform) or "ready" (the platform holds their seat).
+    academy: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from . import seat_events
+from . import academy, seat_events
 from .context import RegistryContext
 from .domain import Standing
 from .staff import pseudonym, record
@@ -28,6 +28,8 @@ class Erasure:
         institution = seat_events.institution_of(s, patron_id)
         had = self.ctx.release(s, patron_id) or Standing.NONE
         s.execute(delete(Patron).where(Patron.id == patron_id))
+        # Erasure reaches the academy: its user is deleted (held a seat or not).
+        academy.enqueue(s, patron_id, self.ctx.clock())
         record(s, self.ctx.clock(), actor, "patron_erased", where=where,
                subject=pseudonym(patron_id), institution=institution, had=had.value,
                **detail)

@@ -1,12 +1,13 @@
 """Where seat events go once the ledger has written them: the patron's e-mail notices and
 the audit entries of offers, in the same transaction as the change they tell about (so a
-rolled-back change tells nothing). One function, the ledger's sink: the academy's
-provisioning outbox hooks in here too."""
+rolled-back change tells nothing). One function, the ledger's sink; the academy's
+provisioning outbox (`academy.enqueue`) is told of every change of who holds a seat."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
+from . import academy
 from .ledger import SeatEvent, SeatEventKind
 from .notices import enqueue
 from .staff import pseudonym, record
@@ -20,8 +21,15 @@ def institution_of(s: Runner, patron_id: int) -> str:
                      .where(Patron.id == patron_id)).scalar() or ""
 
 
+# Seat events after which the patron's user on the academy's platform may have to change.
+ACADEMY_EVENTS = (SeatEventKind.GRANTED, SeatEventKind.PROMOTED, SeatEventKind.ACCEPTED,
+                  SeatEventKind.RELEASED, SeatEventKind.EXPIRED)
+
+
 def tell(s: Runner, event: SeatEvent) -> None:
     """The ledger's sink (see ledger.SeatEvents)."""
+    if event.kind in ACADEMY_EVENTS:
+        academy.enqueue(s, event.patron_id, event.at)
     who = pseudonym(event.patron_id)
     if event.kind is SeatEventKind.OFFERED:
         assert event.until is not None

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from . import domain, ledger, promotion
+from . import academy, domain, ledger, promotion
 from .context import RegistryContext
 from .domain import ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
 from .ledger import Claimant, SeatEventKind
@@ -109,6 +109,8 @@ class Seats:
         """Tell the patron by e-mail what a claim gave them (a course chosen again: nothing)."""
         if new_course and result.standing is Standing.SEATED:
             enqueue(s, patron_id, "enrolled", now, course_slug=course_slug)
+            if not result.newly_granted:  # a course added to a seat: the academy's list
+                academy.enqueue(s, patron_id, now)
         elif new_course and result.standing is Standing.WAITING:
             enqueue(s, patron_id, "waiting_list_joined", now, course_slug=course_slug,
                     position=str(result.position or ""))
@@ -145,6 +147,8 @@ class Seats:
         )
         if not remaining:
             self.ctx.release(s, patron.id)
+        else:  # a course dropped, the seat kept: the academy's list
+            academy.enqueue(s, patron.id, self.ctx.clock())
         return self.status_of(s, patron.id, patron.language)
 
     def give_up_seat(self, token: str, *, assisted_by: StaffView | None = None,
@@ -299,4 +303,6 @@ class Seats:
             seated_at=place.seated_at if place else None,
             offer_expires_at=place.offer_expires_at if place else None,
             pending_until=self.verification.pending_until(s, patron_id),
+            academy=academy.state_of(s, patron_id,
+                                     place.status if place else Standing.NONE),
         )

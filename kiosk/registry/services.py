@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from . import seat_events
+from .academy import Academy
 from .accounts import Accounts
 from .assist import Assistance
 from .catalogue_admin import CatalogueAdmin
@@ -100,6 +101,7 @@ class RegistryService:
         self.courses_admin = CatalogueAdmin(ctx, reference=self.reference)
         self.assist = Assistance(self.staff)
         self.notices = Notices(ctx)
+        self.academy = Academy(ctx)
         self.policies = Policies(ctx)
         self.closures = Closures(ctx)
         self.reports = Reports(ctx, reference=self.reference)

@@ -548,3 +548,28 @@ def insert_ignoring_duplicates(model: type[Base], dialect: str) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING in this database's dialect."""
     dialect_insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
     return dialect_insert(model).on_conflict_do_nothing()
+
+
+class AcademyChange(Base):
+    """"This patron's seat, courses or account changed": the academy's platform must be made
+    to match the registry (the academy's outbox, `academy.py`; sent by `academy_sender.py`).
+
+    Level-triggered: a row carries no state, only whom to look at; the sender reads the
+    patron's state at send time, so several rows of one patron are satisfied by one sync and
+    their order cannot be got wrong. Written in the transaction of the change (a rolled-back
+    change leaves none). No foreign key: the row of an erased patron must outlive them, and
+    `external_id` still finds their user on the platform to delete it."""
+
+    __tablename__ = "academy_changes"
+    __table_args__ = (Index("ix_academy_changes_due", "done_at", "patron_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patron_id: Mapped[int] = mapped_column(Integer)
+    external_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # What the platform was made to do ("created", "updated", "deactivated", "deleted",
+    # "unchanged") once done; the kind of error while not (never personal data).
+    outcome: Mapped[str] = mapped_column(String(20), default="")
+    last_error: Mapped[str] = mapped_column(String(200), default="")

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
-from . import domain, ledger
+from . import academy, domain, ledger
 from .context import RegistryContext
 from .domain import RegistryError, Standing
 from .erasure import Erasure
@@ -324,6 +324,10 @@ class Verification:
                 keep.identity_checked_at = drop.identity_checked_at
                 keep.identity_checked_by = drop.identity_checked_by
             s.flush()
+
+            # The academy: the kept account as it now stands, the other one's user gone.
+            academy.enqueue(s, keep_id, now)
+            academy.enqueue(s, drop_id, now)
 
             flag.resolved_at, flag.resolved_by, flag.resolution = now, staff.actor, "merged"
             record(s, now, staff.actor, "merged", where=where,

@@ -65,6 +65,10 @@ ACTIONS: dict[str, Any] = {
     "module_of_the_month_set": _l("Module of the month set"),
     "module_of_the_month_cleared": _l("Module of the month removed"),
     "notices_resent": _l("Given-up e-mails sent again"),
+    "academy_user_changed": _l("Course platform account changed"),
+    "academy_synced": _l("Course platform checked against the registry"),
+    "academy_resent": _l("Given-up changes for the course platform sent again"),
+    "academy_exported": _l("Seat holders exported for the course platform"),
     "staff_login": _l("Staff log-in"),
     "staff_login_failed": _l("Staff log-in failed"),
     "staff_logout": _l("Staff log-out"),
@@ -83,6 +87,9 @@ ACTIONS: dict[str, Any] = {
 # "Quota ANT", title_nl "Title nl".
 DETAIL_KEYS: dict[str, Any] = {
     "from": _l("From"),
+    "change": _l("Change"),
+    "why": _l("Why"),
+    "counts": _l("Counts"),
     "to": _l("To"),
     "promoted": _l("Promoted"),
     "reason": _l("Reason"),

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
-from flask_babel import format_decimal, format_number, ngettext
+from flask_babel import format_datetime, format_decimal, format_number, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -184,7 +184,13 @@ def dashboard() -> str:
         total_signups=total_signups, institution_chart=institution_chart,
         library_chart=library_chart, count=_count, belgian_day=belgian_day,
         exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
-        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox())
+        top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox(),
+        academy=service().academy.state(), when=_when)
+
+
+def _when(moment: datetime | None) -> str:
+    """A naive-UTC moment in Belgian time, short ("6/12/26 23:40")."""
+    return format_datetime(moment, format="short") if moment else "—"
 
 
 @bp.post("/dashboard/notices/send-again")
@@ -198,6 +204,19 @@ def send_again() -> WerkzeugResponse:
         flash(ngettext("%(num)s e-mail will be sent again.",
                        "%(num)s e-mails will be sent again.", count))
     return redirect(url_for("staff.dashboard.dashboard", _anchor="mail-heading"))
+
+
+@bp.post("/dashboard/academy/send-again")
+@requires(Permission.DASHBOARD)
+def academy_send_again() -> WerkzeugResponse:
+    """The given-up academy changes get a fresh start (after the platform was fixed)."""
+    staff = current_staff()
+    assert staff is not None
+    if ActionForm().validate_on_submit():
+        count = service().academy.send_again(actor=staff.actor, where=place())
+        flash(ngettext("%(num)s change will be sent to the academy again.",
+                       "%(num)s changes will be sent to the academy again.", count))
+    return redirect(url_for("staff.dashboard.dashboard", _anchor="academy-heading"))
 
 
 # --- CSV exports of the aggregates (no personal data) ------------------------------------
