@@ -16,6 +16,7 @@ from pysip2 import PatronInformationResponse, decode_as
 from sqlalchemy import func, select
 
 from kiosk.cli import main as kiosk_cli
+from kiosk.registry.academy_sender import send_due
 from kiosk.registry.demo_member_system import Card, DemoMemberSystem
 from kiosk.registry.domain import LoginPolicy, RegistryError, Standing
 from kiosk.registry.member_system import (
@@ -30,6 +31,7 @@ from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Patron
 from tests.support.factories import build_app, patron_data
+from tests.support.scim_server import scim_config, start_platform
 from tests.support.sip_faults import Fault, FaultyLine, closed_port
 
 LIBRARY = "ANT-PERMEKE"
@@ -333,3 +335,17 @@ def test_branch_it_sets_shows_checks_and_removes_a_member_system(
         count = s.scalar(select(func.count()).select_from(AuditEntry)
                          .where(AuditEntry.action.like("member_system_%")))
     assert count == 2
+
+
+def test_a_seated_member_logs_in_at_the_academy_with_their_library_card(app: Flask) -> None:
+    registry = service(app)
+    registry.academy.enabled = True
+    token, _ = sign_in(app, "21000123456", "1234")
+    registry.claim(token, registry.catalogue("en").courses[0].slug)
+    platform = start_platform()
+    try:
+        assert send_due(registry.store, scim_config(platform), registry.clock()).down == ""
+        [user] = platform.users()
+    finally:
+        platform.stop()
+    assert user.user_name == "21000123456" and user.active
