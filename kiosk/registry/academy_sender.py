@@ -32,6 +32,7 @@ from sqlalchemy.orm import aliased
 
 from .academy import MAX_ATTEMPTS, account_of
 from .academy_link import AcademyLink, LinkDown, Refused, ScimConfig
+from .periodic import run_every
 from .staff import pseudonym, record
 from .store import AcademyChange, Store
 
@@ -182,17 +183,6 @@ def pending(store: Store) -> int:
 def start_sender(store: Store, cfg: ScimConfig, clock: Callable[[], datetime],
                  every: float = 10.0) -> threading.Event:
     """Sync due changes in the background every `every` seconds while the server runs;
-    answers an event that stops it. Errors are logged, never raised: the next round tries."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while True:
-            try:
-                send_due(store, cfg, clock())
-            except Exception:  # a database hiccup: log it, keep the thread alive
-                log.exception("academy sender round failed")
-            if stop.wait(every):
-                return
-
-    threading.Thread(target=run, name="kiosk-academy-sender", daemon=True).start()
-    return stop
+    answers an event that stops it."""
+    return run_every(every, lambda: send_due(store, cfg, clock()),
+                     name="kiosk-academy-sender", log=log)

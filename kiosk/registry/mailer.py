@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from .notices import MAX_ATTEMPTS, outdated
+from .periodic import run_every
 from .store import Notice, Store
 
 log = logging.getLogger("kiosk.mail")
@@ -274,17 +275,6 @@ def _close(smtp: smtplib.SMTP | None) -> None:
 def start_sender(store: Store, smtp_config: SmtpConfig, clock: Callable[[], datetime],
                  every: float = 30.0) -> threading.Event:
     """Send due notices in the background every `every` seconds while the server runs;
-    answers an event that stops it. Errors are logged, never raised: the next round tries."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while True:
-            try:
-                send_due(store, smtp_config, clock())
-            except Exception:  # a database hiccup: log it, keep the thread alive
-                log.exception("notice sender round failed")
-            if stop.wait(every):
-                return
-
-    threading.Thread(target=run, name="kiosk-mail-sender", daemon=True).start()
-    return stop
+    answers an event that stops it."""
+    return run_every(every, lambda: send_due(store, smtp_config, clock()),
+                     name="kiosk-mail-sender", log=log)
