@@ -271,6 +271,19 @@ def academy_send(database_url: str, loop: bool, every: int, limit: int) -> None:
             return
 
 
+@academy_group.command("check")
+@database_option
+def academy_check(database_url: str) -> None:
+    """Does the academy's platform answer and accept our token? (exits 1 if not)"""
+    app = _registry_app(database_url)
+    try:
+        with AcademyLink(_academy_config(app)) as link:
+            click.echo(f"OK    {link.cfg.url} {link.check()}")
+    except (LinkDown, Refused) as exc:
+        click.echo(f"FAIL  {exc}")
+        sys.exit(1)
+
+
 @academy_group.command("sync")
 @database_option
 @click.option("--dry-run", is_flag=True, help="Only print what would change.")

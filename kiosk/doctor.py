@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from . import config as config_module
 from .paths import resource_dir
 from .registry import schema
+from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
 from .registry.domain import RegistryError
 from .registry.http_client import API_PREFIX, HttpRegistryClient
 from .registry.services import RegistryService
@@ -222,16 +223,33 @@ def check_embedded(cfg: Mapping[str, Any]) -> list[Result]:
     finally:
         engine.dispose()
     return [check_library(cfg["LIBRARY_CODE"], codes),
-            Result("migrations", OK, f"current ({head}) in {_safe_url(url)}"), members]
+            Result("migrations", OK, f"current ({head}) in {_safe_url(url)}"), members,
+            check_academy(cfg)]
+
+
+def check_academy(cfg: Mapping[str, Any]) -> Result:
+    """The academy's platform (SCIM): does it answer, and take our token? WARN when not:
+    seat changes wait in the outbox meanwhile, nothing is lost."""
+    try:
+        scim = ScimConfig.from_config(cfg)
+    except OSError as exc:
+        return Result("academy", FAIL, f"ACADEMY_SCIM_TOKEN_FILE: {exc.strerror}")
+    if scim is None:
+        return Result("academy", SKIP, "ACADEMY_SCIM_URL not set: the academy link is off")
+    try:
+        with AcademyLink(scim) as link:
+            return Result("academy", OK, f"{scim.url} {link.check()}")
+    except (LinkDown, Refused) as exc:
+        return Result("academy", WARN, f"{scim.url}: {exc} (seat changes wait in the outbox)")
 
 
 def check_member_systems(answers: list[tuple[str, bool, str]]) -> Result:
     """Each institution's member system (SIP2): does it answer? WARN, not FAIL, when one does
     not: the kiosk still serves everyone else, and its members get a calm "try again"."""
     if not answers:
-        return Result("member systems", SKIP, "none set: accounts made at the kiosk only")
+        return Result("members", SKIP, "none set: accounts made at the kiosk only")
     detail = "; ".join(f"{institution} {what}" for institution, _, what in answers)
-    return Result("member systems", OK if all(ok for _, ok, _ in answers) else WARN, detail)
+    return Result("members", OK if all(ok for _, ok, _ in answers) else WARN, detail)
 
 
 def check_library(code: str, codes: set[str] | None) -> Result:

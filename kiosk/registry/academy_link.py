@@ -236,6 +236,14 @@ class AcademyLink:
             self._delete(extra)
         self._call(self._scim.replace, to_user(account, users[0]))
 
+    def check(self) -> str:
+        """For `kiosk doctor` and `academy check`: one authenticated search, answered as
+        "answers, N users of ours"; raises LinkDown or Refused."""
+        page = self._call(self._scim.query, self._user,
+                          query_parameters=_search(f'externalId sw "{OURS}"', 1))
+        total = page.total_results if isinstance(page, self._list) else None
+        return f"answers ({total or 0} users of ours)"
+
     def sync(self, account: Account | None, ext_id: str) -> str:
         """Make the platform hold `account` (None: the user of `ext_id` deleted); answers
         what it did. Safe to repeat: the user is found by our externalId first."""

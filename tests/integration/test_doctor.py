@@ -19,8 +19,11 @@ from kiosk import doctor as checks
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
 from kiosk.paths import resource_dir
+from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
+from kiosk.registry.member_system import MemberSystemConfig
 from tests.support.factories import build_app
 from tests.support.live_server import serve
+from tests.support.scim_server import start_platform, token_file
 
 
 @pytest.fixture(autouse=True)
@@ -226,3 +229,33 @@ def test_disk_fails_under_the_minimum(tmp_path: Path) -> None:
     assert checks.check_disk(tmp_path / "not-made-yet").status == "OK"
     low = checks.check_disk(tmp_path, minimum=1 << 60)
     assert low.status == "FAIL" and "under" in low.detail
+
+
+def test_embedded_doctor_tells_whether_the_member_system_and_the_academy_answer(
+        tmp_path: Path) -> None:
+    """Each link of an embedded registry: OK while it answers, WARN (exit 0: the kiosk still
+    serves) once it does not, with the reason."""
+    secret = tmp_path / "sip.secret"
+    secret.write_text(DEMO_LOGIN[1], encoding="utf-8")
+    platform = start_platform()
+    academy = {"ACADEMY_SCIM_URL": platform.url,
+               "ACADEMY_SCIM_TOKEN_FILE": token_file(tmp_path)}
+    app = create_app({"SECRET_KEY": "x"}, instance_path=str(tmp_path))
+    service = app.extensions["registry_service"]
+    try:
+        with DemoMemberSystem(DEMO_CARDS, login=DEMO_LOGIN) as system:
+            service.members.configure("MUN", MemberSystemConfig(
+                host="127.0.0.1", port=system.port, login_user=DEMO_LOGIN[0],
+                password_file=str(secret)), actor="test")
+            green = rows(doctor(tmp_path, LIBRARY_CODE="MUN-MUNTPUNT", **academy))
+        platform.stop()
+        red = doctor(tmp_path, LIBRARY_CODE="MUN-MUNTPUNT", **academy)
+    finally:
+        service.store.engine.dispose()
+        platform.stop()
+    assert green["members"][0] == "OK" and "log-in accepted" in green["members"][1]
+    assert green["academy"][0] == "OK" and "answers" in green["academy"][1]
+    assert red.exit_code == 0, red.output
+    assert rows(red)["members"][0] == "WARN" and "MUN" in rows(red)["members"][1]
+    assert rows(red)["academy"][0] == "WARN"
+    assert DEMO_LOGIN[1] not in red.output
