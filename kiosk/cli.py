@@ -30,6 +30,7 @@ from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSyste
 from .registry.domain import REASON_MAX, RegistryError, terminal_state
 from .registry.mailer import SmtpConfig, send_due
 from .registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT, MemberSystemConfig
+from .registry.members import PROBLEMS
 from .registry.promotion import OfferSweep
 from .registry.sample_patrons import add_sample_patrons, has_patrons
 from .registry.services import RegistryService, utcnow
@@ -578,8 +579,10 @@ def member_system_set(database_url: str, institution: str, host: str, port: int,
     try:
         _service(database_url).members.configure(institution, config, actor=actor)
     except RegistryError as refusal:
-        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in refusal.fields.items())
-                                   or refusal.code) from None
+        options = {"login_user": "--login", "location_code": "--location"}
+        raise click.ClickException("; ".join(
+            f"{options.get(k, '--' + k.replace('_', '-'))}: {PROBLEMS.get(v, v)}"
+            for k, v in refusal.fields.items()) or refusal.code) from None
     click.echo(f"{institution.upper()}: members sign in with their library card, checked at "
                f"{config.address}. Try it: kiosk registry member-system check")
 

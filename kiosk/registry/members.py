@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePath, PureWindowsPath
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
@@ -44,20 +45,38 @@ class MemberSystemSetting:
     updated_at: datetime
 
 
+MIN_TIMEOUT = 0.5
+# What `setting_problems` answers, in plain English (the CLI); the staff page shows the codes
+# in the staff member's language (kiosk.terminal.messages).
+PROBLEMS = {
+    "host_invalid": "a host name or address, without spaces",
+    "port_invalid": "a port between 1 and 65535",
+    "timeout_invalid": f"between {MIN_TIMEOUT:g} and {MAX_TIMEOUT:g} seconds",
+    "password_file_needed": "a SIP log-in needs the file that holds its password",
+    "password_file_not_absolute": "a full path (the registry's working folder may change)",
+    "text_invalid": "no | or control characters",
+}
+
+
 def setting_problems(config: MemberSystemConfig) -> dict[str, str]:
-    """What is wrong with these settings ({field: reason}), before they are stored."""
+    """What is wrong with these settings ({field: code of PROBLEMS}), before they are
+    stored."""
     problems: dict[str, str] = {}
-    if not config.host.strip() or any(c.isspace() for c in config.host):
-        problems["host"] = "a host name or address, without spaces"
+    if not config.host.strip() or any(c.isspace() or not c.isprintable() for c in config.host):
+        problems["host"] = "host_invalid"
     if not 1 <= config.port <= 65535:
-        problems["port"] = "between 1 and 65535"
-    if not 0.5 <= config.timeout <= MAX_TIMEOUT:
-        problems["timeout"] = f"between 0.5 and {MAX_TIMEOUT:g} seconds"
+        problems["port"] = "port_invalid"
+    if not MIN_TIMEOUT <= config.timeout <= MAX_TIMEOUT:
+        problems["timeout"] = "timeout_invalid"
     if config.login_user and not config.password_file:
-        problems["password_file"] = "a SIP login needs the file that holds its password"
-    if config.password_file and not config.password_file.startswith("/") \
-            and ":" not in config.password_file[:3]:
-        problems["password_file"] = "an absolute path (the registry's working folder changes)"
+        problems["password_file"] = "password_file_needed"
+    if config.password_file and not PurePath(config.password_file).is_absolute() \
+            and not PureWindowsPath(config.password_file).is_absolute():
+        problems["password_file"] = "password_file_not_absolute"
+    for name in ("login_user", "location_code", "sip_institution"):
+        value = getattr(config, name)
+        if any(c in "|\r\n" or not c.isprintable() for c in value):  # SIP2's delimiters
+            problems[name] = "text_invalid"
     return problems
 
 

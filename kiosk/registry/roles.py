@@ -34,6 +34,7 @@ class Permission(StrEnum):
     STAFF_ACCOUNTS = "staff_accounts"  # create and disable staff accounts
     TERMINALS = "terminals"  # list terminals, revoke a token
     MAINTENANCE = "maintenance"  # the message every kiosk shows instead of the journey
+    MEMBER_SYSTEMS = "member_systems"  # each institution's member system (library cards)
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -44,9 +45,10 @@ GRANTS: dict[Role, frozenset[Permission]] = {
         Permission.DESK, Permission.PENDING, Permission.DUPLICATES, Permission.WAITING_LIST,
         Permission.WAITING_LIST_MOVE, Permission.PROGRAMME, Permission.CATALOGUE,
         Permission.DASHBOARD, Permission.PATRON_EXPORT, Permission.AUDIT,
-        Permission.STAFF_ACCOUNTS, Permission.MAINTENANCE,
+        Permission.STAFF_ACCOUNTS, Permission.MAINTENANCE, Permission.MEMBER_SYSTEMS,
     }),
-    Role.IT_ADMIN: frozenset({Permission.TERMINALS, Permission.MAINTENANCE}),
+    Role.IT_ADMIN: frozenset({Permission.TERMINALS, Permission.MAINTENANCE,
+                              Permission.MEMBER_SYSTEMS}),
 }
 
 

@@ -8,6 +8,8 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeLocalField,
+    DecimalField,
+    IntegerField,
     PasswordField,
     SelectField,
     StringField,
@@ -15,6 +17,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
 
+from ..registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT
 from ..terminal.forms import RegisterForm, no_control_characters, options
 from ..terminal.messages import MESSAGES
 
@@ -28,6 +31,30 @@ class MaintenanceForm(FlaskForm):
                        render_kw={"lang": "en", "rows": 3})
     until = DateTimeLocalField(_l("Until (Belgian time)"), format="%Y-%m-%dT%H:%M",
                                validators=[Optional()])
+
+
+class MemberSystemForm(FlaskForm):
+    """An institution's member system (SIP2); the registry checks the values."""
+
+    host = StringField(_l("Server (host name or address)"),
+                       validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                       render_kw={"autocomplete": "off", "spellcheck": "false"})
+    port = IntegerField(_l("Port"), default=DEFAULT_PORT,
+                        validators=[InputRequired(MESSAGES["port_invalid"])])
+    tls = BooleanField(_l("Over TLS (encrypted)"))
+    login_user = StringField(_l("SIP account (if the member system asks for one)"),
+                             validators=[no_control_characters],
+                             render_kw={"autocomplete": "off", "spellcheck": "false"})
+    password_file = StringField(
+        _l("File that holds the SIP account's password, on the registry's server"),
+        validators=[no_control_characters],
+        render_kw={"autocomplete": "off", "spellcheck": "false"})
+    location_code = StringField(_l("Location code (CP)"), validators=[no_control_characters])
+    sip_institution = StringField(_l("Institution code the member system expects (AO)"),
+                                  validators=[no_control_characters])
+    timeout = DecimalField(_l("Seconds to wait for an answer"), default=DEFAULT_TIMEOUT,
+                           places=None,
+                           validators=[InputRequired(MESSAGES["timeout_invalid"])])
 
 
 class ReasonForm(FlaskForm):

@@ -1,29 +1,32 @@
-"""Branch IT: the terminals (online, offline, outdated, revoked) and the maintenance message."""
+"""Branch IT: the terminals (online, offline, outdated, revoked), the maintenance message, and
+each institution's member system (library cards)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..registry.domain import RegistryError, is_outdated, terminal_state
+from ..registry.member_system import MemberSystemConfig
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
 from ..version import __version__
 from .base import current_staff, nav_item, place, requires, service, show_refusal
-from .forms import MaintenanceForm
+from .forms import MaintenanceForm, MemberSystemForm
 
 bp = Blueprint("it", __name__)
 BELGIUM = ZoneInfo("Europe/Brussels")
 
 nav_item(Permission.TERMINALS, "staff.it.terminals", _l("Terminals"))
 nav_item(Permission.MAINTENANCE, "staff.it.maintenance", _l("Maintenance message"))
+nav_item(Permission.MEMBER_SYSTEMS, "staff.it.member_systems", _l("Library cards"))
 
 
 def _local(moment: datetime | None) -> str:
@@ -97,3 +100,78 @@ def clear_maintenance() -> Response:
         service().clear_maintenance(actor=staff.actor, where=place())
         flash(_("The maintenance message is gone: kiosks show the courses again."))
     return redirect(url_for("staff.it.maintenance"))
+
+
+# --- Library cards: each institution's member system (SIP2) ------------------------------
+
+
+@bp.get("/library-cards")
+@requires(Permission.MEMBER_SYSTEMS)
+def member_systems() -> str:
+    """Which institutions' members sign in with their library card, and how the registry
+    reaches their member system (never its password: only the file that holds it)."""
+    settings = {s.institution_code: s for s in service().members.settings()}
+    return render_template("staff/member_systems.html", institutions=service().institutions(),
+                           settings=settings, local=_local)
+
+
+@bp.route("/library-cards/<institution>", methods=["GET", "POST"])
+@requires(Permission.MEMBER_SYSTEMS)
+def member_system(institution: str) -> str | Response | tuple[str, int]:
+    staff = current_staff()
+    assert staff is not None
+    known = {i.code: i for i in service().institutions()}
+    if institution not in known:
+        abort(404)
+    current = next((s for s in service().members.settings()
+                    if s.institution_code == institution), None)
+    form = MemberSystemForm(obj=current.config if current else None)
+    if form.validate_on_submit():
+        config = MemberSystemConfig(
+            host=(form.host.data or "").strip(), port=form.port.data or 0,
+            tls=bool(form.tls.data), login_user=(form.login_user.data or "").strip(),
+            password_file=(form.password_file.data or "").strip(),
+            location_code=(form.location_code.data or "").strip(),
+            sip_institution=(form.sip_institution.data or "").strip(),
+            timeout=float(form.timeout.data or 0))
+        try:
+            service().members.configure(institution, config, actor=staff.actor)
+        except RegistryError as refusal:
+            show_refusal(form, refusal)
+        else:
+            flash(_("Members of %(institution)s now sign in with their library card. Check "
+                    "below that the member system answers.", institution=institution))
+            return redirect(url_for("staff.it.member_systems"))
+    status = 422 if form.errors else 200
+    return render_template("staff/member_system.html", form=form, institution=known[institution],
+                           current=current), status
+
+
+@bp.post("/library-cards/<institution>/remove")
+@requires(Permission.MEMBER_SYSTEMS)
+def remove_member_system(institution: str) -> Response:
+    staff = current_staff()
+    assert staff is not None
+    if ActionForm().validate_on_submit():
+        try:
+            service().members.remove(institution, actor=staff.actor)
+        except RegistryError:
+            abort(404)
+        flash(_("Members of %(institution)s no longer sign in with their library card.",
+                institution=institution))
+    return redirect(url_for("staff.it.member_systems"))
+
+
+@bp.post("/library-cards/check")
+@requires(Permission.MEMBER_SYSTEMS)
+def check_member_systems() -> Response:
+    """Ask each member system now (a SIP log-in and a question about a card that does not
+    exist): the answer, or why there is none, for each."""
+    if ActionForm().validate_on_submit():
+        for institution, ok, what in service().members.doctor():
+            if ok:
+                flash(_("%(institution)s: the member system answers.", institution=institution))
+            else:
+                flash(_("%(institution)s: the member system does not answer (%(why)s).",
+                        institution=institution, why=what))
+    return redirect(url_for("staff.it.member_systems"))

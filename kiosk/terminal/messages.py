@@ -65,6 +65,14 @@ MESSAGES = {
         "The waiting list changed since the preview. Nothing was changed: please check the "
         "new preview and confirm again."),
     "forbidden": _l("Your staff role does not allow this."),
+    # --- Member systems (library cards) ------------------------------------------------
+    "host_invalid": _l("Give a host name or address, without spaces."),
+    "port_invalid": _l("Give a port between 1 and 65535."),
+    "timeout_invalid": _l("Give a number of seconds between 0.5 and 30."),
+    "password_file_needed": _l("A SIP account needs the file that holds its password."),
+    "password_file_not_absolute": _l(
+        "Give the file's full path, for example /etc/kiosk/sip-ant.secret."),
+    "text_invalid": _l("This may not contain | or control characters."),
     # --- Catalogue (coordinator's console) ---------------------------------------------
     "slug_invalid": _l(
         "Use only lower-case letters a-z, digits and hyphens, for example word-basics."),

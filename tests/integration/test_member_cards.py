@@ -30,7 +30,7 @@ from kiosk.registry.member_system import (
 from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Patron
-from tests.support.factories import build_app, patron_data
+from tests.support.factories import build_app, log_in_staff, patron_data
 from tests.support.scim_server import scim_config, start_platform
 from tests.support.sip_faults import Fault, FaultyLine, closed_port
 
@@ -349,3 +349,29 @@ def test_a_seated_member_logs_in_at_the_academy_with_their_library_card(app: Fla
     finally:
         platform.stop()
     assert user.user_name == "21000123456" and user.active
+
+
+def test_branch_it_sets_and_checks_a_member_system_on_its_page(
+        member_system: DemoMemberSystem, secret: Path, tmp_path: Path) -> None:
+    app = build_app(tmp_path / "registry", registry=True)
+    client = app.test_client()
+    log_in_staff(client, "it.support", lang="fr")
+    refused = client.post("/fr/staff/library-cards/KOR", data={
+        "host": "sip host", "port": "70000", "timeout": "99", "login_user": "kiosk",
+        "password_file": "relative/secret"})
+    page = refused.get_data(as_text=True).replace("&#39;", "'")
+    assert refused.status_code == 422
+    assert "sans espaces" in page and "65535" in page and "chemin complet" in page
+    saved = client.post("/fr/staff/library-cards/KOR", data={
+        "host": "127.0.0.1", "port": str(member_system.port), "timeout": "1.5",
+        "login_user": LOGIN[0], "password_file": str(secret)})
+    assert saved.status_code == 302
+    listed = client.get("/fr/staff/library-cards").get_data(as_text=True)
+    assert f"127.0.0.1:{member_system.port}" in listed and LOGIN[1] not in listed
+    checked = client.post("/fr/staff/library-cards/check", follow_redirects=True)
+    assert "KOR" in checked.get_data(as_text=True)
+    assert "répond" in checked.get_data(as_text=True)
+    [setting] = service(app).members.settings()
+    assert setting.config.timeout == 1.5 and setting.config.password_file == str(secret)
+    assert client.post("/fr/staff/library-cards/KOR/remove").status_code == 302
+    assert service(app).members.settings() == []

@@ -103,6 +103,8 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
         "nl": "Onderhoud", "fr": "Maintenance", "en": "Maintenance",
         "until": f"{_in_a_week().isoformat()}T12:00"},
     "staff.settings.seats": lambda w, p: {"promotion": "grant", "offer_days": "3"},
+    "staff.it.member_system": lambda w, p: {"host": "127.0.0.1", "port": "6001",
+                                            "timeout": "5"},
     "staff.settings.institutions": _institution_settings,
 }
 

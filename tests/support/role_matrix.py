@@ -55,6 +55,7 @@ SAMPLES: dict[str, Callable[[World], object]] = {
     "username": lambda w: "an.peeters",
     "kind": lambda w: "seats",
     "export": lambda w: "seats",
+    "institution": lambda w: "ANT",
 }
 
 
