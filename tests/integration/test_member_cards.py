@@ -31,6 +31,7 @@ from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Patron
 from tests.support.factories import build_app, log_in_staff, patron_data
+from tests.support.live_server import serve
 from tests.support.scim_server import scim_config, start_platform
 from tests.support.sip_faults import Fault, FaultyLine, closed_port
 
@@ -375,3 +376,29 @@ def test_branch_it_sets_and_checks_a_member_system_on_its_page(
     assert setting.config.timeout == 1.5 and setting.config.password_file == str(secret)
     assert client.post("/fr/staff/library-cards/KOR/remove").status_code == 302
     assert service(app).members.settings() == []
+
+
+def test_a_terminal_over_http_signs_a_member_in_at_its_own_library(
+        member_system: DemoMemberSystem, secret: Path, tmp_path: Path) -> None:
+    """The registry checks the card with the member system of the terminal's institution
+    (from its token, not from what the terminal says), in the patron's language; a member
+    system that is down is a calm page, not a retry."""
+    registry_app = build_app(tmp_path / "registry", registry=True)
+    registry = service(registry_app)
+    registry.members.configure("ANT", config(member_system.port, secret), actor="test")
+    token, _ = registry.add_terminal("ANT-HOBOKEN", "member kiosk", actor="test")
+    with serve(registry_app) as url:
+        terminal = build_app(tmp_path / "terminal", REGISTRY_URL=url, REGISTRY_TOKEN=token,
+                             LIBRARY_CODE="ANT-HOBOKEN")
+        browser = terminal.test_client()
+        assert "pincode" in browser.get("/nl/login").get_data(as_text=True).lower()
+        assert _post_login(browser, "fr", "21000654321", "4321").endswith("/fr/courses/")
+        with closed_port() as port:
+            registry.members.configure("ANT", config(port, secret), actor="test")
+            started = time.monotonic()
+            down = _post_login(terminal.test_client(), "nl", "21000123456", "1234")
+            assert time.monotonic() - started < TIMEOUT + 1.5
+    assert "niets verloren" in down
+    [member] = members(registry_app)
+    assert member["language"] == "fr" and member["library"] == "ANT-HOBOKEN"
+    registry.store.engine.dispose()
