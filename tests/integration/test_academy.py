@@ -10,7 +10,9 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +25,7 @@ from kiosk.registry import academy
 from kiosk.registry.academy_link import AcademyLink
 from kiosk.registry.academy_sender import MAX_ATTEMPTS, send_due
 from kiosk.registry.academy_sync import export_csv, reconcile
-from kiosk.registry.domain import Standing
+from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AcademyChange, AuditEntry, Patron
 from tests.support.factories import add_patron
@@ -344,3 +346,49 @@ def test_a_registry_killed_mid_run_loses_no_change_for_the_academy(
     send_due(service.store, scim_config(platform), later)
     assert service.academy.state().backlog == 0
     assert _active(platform) == _holders(service)
+
+
+def test_concurrent_claims_and_releases_with_two_senders_running_leave_the_platform_equal(
+        make_service, platform: ScimTestServer) -> None:  # type: ignore[no-untyped-def]
+    """Eight patrons' kiosks at once (claims, give-ups, withdrawals), while two senders sync
+    side by side (leases, per-patron order): at the end the platform holds exactly the seat
+    holders, and nothing waits."""
+    service = make_service(cap=5)
+    service.academy.enabled = True
+    tokens = [add_patron(service)[1] for _ in range(16)]
+    courses = ["excel-basics", "word-basics", "email-outlook"]
+    stop = threading.Event()
+    senders = [threading.Thread(target=_keep_sending, args=(service, platform, stop))
+               for _ in range(2)]
+    for sender in senders:
+        sender.start()
+
+    def kiosk(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(12):
+            token = rng.choice(tokens)
+            try:
+                if rng.random() < 0.6:
+                    service.claim(token, rng.choice(courses))
+                elif rng.random() < 0.5:
+                    service.give_up_seat(token)
+                else:
+                    service.withdraw(token, rng.choice(courses))
+            except RegistryError as refusal:
+                assert refusal.code in ("not_seated", "not_enrolled", "busy"), refusal
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(kiosk, range(8)))
+    stop.set()
+    for sender in senders:
+        sender.join(30)
+    _send(service, platform)
+    assert service.academy.state().backlog == 0
+    assert _active(platform) == _holders(service)
+
+
+def _keep_sending(service: RegistryService, platform: ScimTestServer,
+                  stop: threading.Event) -> None:
+    while not stop.is_set():
+        send_due(service.store, scim_config(platform), service.clock())
+        stop.wait(0.05)
