@@ -8,6 +8,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -221,11 +222,20 @@ def send_notices(database_url: str, loop: bool, every: int, limit: int) -> None:
     if smtp is None:
         raise click.ClickException("SMTP_HOST is not set: e-mail notices are off")
     service = app.extensions["registry_service"]
-    while True:
+
+    def one_round() -> None:
         sent = send_due(service.store, smtp, service.clock(), limit)
         counts = service.notices.counts()
         click.echo(f"Sent {sent} notice(s); {counts['queued']} waiting, "
                    f"{counts['failed']} given up.")
+
+    _rounds(one_round, loop=loop, every=every)
+
+
+def _rounds(one_round: Callable[[], None], *, loop: bool, every: int) -> None:
+    """One round, or with --loop one every `every` seconds until Ctrl+C."""
+    while True:
+        one_round()
         if not loop:
             return
         try:
@@ -258,18 +268,15 @@ def academy_send(database_url: str, loop: bool, every: int, limit: int) -> None:
     app = _registry_app(database_url)
     cfg = _academy_config(app)
     service = app.extensions["registry_service"]
-    while True:
+
+    def one_round() -> None:
         done = academy_sender.send_due(service.store, cfg, service.clock(), limit)
         state = service.academy.state()
         click.echo(f"Synced {done.synced} patron(s), {done.changed} changed on the platform; "
                    f"{state.backlog} waiting, {state.given_up} given up."
                    + (f" Platform unusable: {done.down}" if done.down else ""))
-        if not loop:
-            return
-        try:
-            time.sleep(every)
-        except KeyboardInterrupt:
-            return
+
+    _rounds(one_round, loop=loop, every=every)
 
 
 @academy_group.command("check")
