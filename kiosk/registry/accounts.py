@@ -132,26 +132,24 @@ class Accounts:
         `language` is then the new link's language for notices."""
         identifier = domain.normalise_login_identifier(identifier)
         password = domain.normalise_password(password)
-        if "@" not in identifier:
-            with self.ctx.store.read() as s:
-                own = self._find_patron(s, identifier) is not None
-                member_system = None if own else self.members.for_library(s, library_code)
-            if member_system is not None:
-                return self._member_login(identifier, password, library_code,
-                                          language, *member_system)
         now = self.ctx.clock()
         with self.ctx.store.write() as s:
             patron = self._find_patron(s, identifier)
-            if patron is None:
+            if patron is not None:
+                if self.login_policy.is_locked(patron.locked_until, now):
+                    raise RegistryError("account_locked", until=patron.locked_until)
+                if not verify(patron.password_hash, self._as_stored(patron, password)):
+                    self._refuse(s, patron, now)
+                if needs_rehash(patron.password_hash):
+                    patron.password_hash = hash_password(password)
+                return self._open_session(s, patron, now), self._patron_view(patron)
+            member_system = (None if "@" in identifier
+                             else self.members.for_library(s, library_code))
+            if member_system is None:
                 verify(dummy_hash(), password)  # same cost whether or not the account exists
                 raise RegistryError("login_failed")
-            if self.login_policy.is_locked(patron.locked_until, now):
-                raise RegistryError("account_locked", until=patron.locked_until)
-            if not verify(patron.password_hash, self._as_stored(patron, password)):
-                self._refuse(s, patron, now)
-            if needs_rehash(patron.password_hash):
-                patron.password_hash = hash_password(password)
-            return self._open_session(s, patron, now), self._patron_view(patron)
+        # Out of the transaction: the member system may take its time.
+        return self._member_login(identifier, password, library_code, language, *member_system)
 
     def _member_login(self, identifier: str, pin: str, library_code: str, language: str,
                       institution_id: int, config: MemberSystemConfig) -> tuple[str, PatronView]:
@@ -325,16 +323,13 @@ class Accounts:
         password = domain.normalise_password(password)
         with self.ctx.store.read() as s:
             patron = self.sessions.patron_for(s, token)
-            member = (patron.library.institution.code, patron.member_barcode,
-                      patron.library.code) if patron.is_member else None
+            member = patron.member_barcode
+            institution_code = patron.library.institution.code
+            found = self.members.for_library(s, patron.library.code) if member else None
         if member is not None:
-            institution_code, barcode, library_code = member
-            assert barcode is not None
-            with self.ctx.store.read() as s:
-                found = self.members.for_library(s, library_code)
             if found is None:  # its member system was removed since: nothing can check a PIN
                 raise RegistryError("member_system_unavailable")
-            check = self.members.check(institution_code, found[1], barcode, password)
+            check = self.members.check(institution_code, found[1], member, password)
             if check.verdict not in (Verdict.MEMBER, Verdict.NEEDS_ATTENTION):
                 raise RegistryError("invalid", {"password": "pin_wrong"})
         with self.ctx.store.write() as s:

@@ -244,12 +244,13 @@ def check_card(config: MemberSystemConfig, barcode: str, pin: str, now: datetime
     """Is this a card of this member system, with this PIN, in good standing?
 
     `now`: local time for the transaction date and the expiry. May raise MemberSystemDown."""
+    secret = config.password()
     line = _Line(config, time.monotonic() + config.timeout)
     try:
         if config.login_user:
             answer, _ = line.ask(LoginRequest(
                 uid_algorithm="0", pwd_algorithm="0", login_user_id=config.login_user,
-                login_password=config.password(), location_code=config.location_code or None,
+                login_password=secret, location_code=config.location_code or None,
             ), LoginResponse)
             assert isinstance(answer, LoginResponse)
             if answer.ok != "1":
@@ -257,7 +258,7 @@ def check_card(config: MemberSystemConfig, barcode: str, pin: str, now: datetime
         info, raw = line.ask(PatronInformationRequest(
             language="000", transaction_date=sip_now(now), summary=" " * 10,
             institution_id=config.sip_institution, patron_identifier=barcode,
-            terminal_password=config.password() or None, patron_password=pin,
+            terminal_password=secret or None, patron_password=pin,
         ), PatronInformationResponse)
         assert isinstance(info, PatronInformationResponse)
         return judge(info, raw, now.date())
