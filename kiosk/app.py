@@ -71,6 +71,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     i18n.init_app(app)
+    terminal.init_page_budget(app)
     security.init_app(app)
     registry_setup.init_app(app)
     if api.bp.name in app.blueprints:  # the embedded registry's API: no forms, no CSRF

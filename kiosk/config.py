@@ -42,6 +42,9 @@ class Config:
     REGISTRY_TOKEN = ""
     REGISTRY_CONNECT_TIMEOUT = 3  # seconds to open a connection
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
+    # Seconds one kiosk page may wait for the registry, all its calls together: a registry
+    # that is down, frozen or slow never holds a patron longer (kiosk.registry.request_scope).
+    PAGE_BUDGET = 8
     # E-mail notices to patrons through this SMTP server (registry side). Empty SMTP_HOST:
     # mail is off and notices are not even queued.
     SMTP_HOST = ""
@@ -159,7 +162,8 @@ def apply_https(config: dict[str, Any]) -> None:
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
                   "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT",
                   "LOG_MAX_BYTES", "LOG_BACKUPS")
-_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "SMTP_TIMEOUT", "ACADEMY_TIMEOUT")
+_NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "PAGE_BUDGET", "SMTP_TIMEOUT",
+            "ACADEMY_TIMEOUT")
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",

@@ -10,6 +10,7 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.wrappers import Response
 
+from .registry import request_scope
 from .registry.domain import RegistryError
 from .registry_setup import registry
 
@@ -28,6 +29,7 @@ _MACHINE_BLUEPRINTS = {"api", "health"}  # terminals and probes, not a patron's 
 # keys: a take-over handed back to the patron must never open the staff pages.
 TAKE_OVER_TOKEN_KEY = "staff_token"
 STAFF_PAGES_TOKEN_KEY = "staff_page_token"
+REVOKE_BUDGET = 2.0  # seconds a visit's end may wait for the registry to revoke its sessions
 
 
 def now() -> float:
@@ -44,20 +46,23 @@ def idle_limit_seconds() -> int:
 def end_visit() -> None:
     """Revoke the registry session and wipe everything the browser holds for this visit."""
     token = getattr(current_user, "token", None)
-    if token:
-        try:
-            registry().logout(token)
-        except RegistryError:
-            pass
-    # A librarian's take-over (kiosk.terminal.assist) and a staff-page log-in on this same
-    # browser (kiosk.staff) end with the visit, in the registry too, not only in the cookie.
-    for key in (TAKE_OVER_TOKEN_KEY, STAFF_PAGES_TOKEN_KEY):
-        staff_token = session.get(key)
-        if staff_token and "registry" in current_app.extensions:
-            try:  # in-process or over HTTP alike
-                current_app.extensions["registry"].staff_logout(staff_token)
+    # The patron is leaving: the registry gets a short moment to revoke their sessions;
+    # unreachable, they end by themselves when idle, and the browser forgets them right now.
+    with request_scope.at_most(REVOKE_BUDGET):
+        if token:
+            try:
+                registry().logout(token)
             except RegistryError:
-                pass  # unreachable: the session still ends by itself when idle
+                pass
+        # A librarian's take-over (kiosk.terminal.assist) and a staff-page log-in on this
+        # browser (kiosk.staff) end with the visit, in the registry too, not only the cookie.
+        for key in (TAKE_OVER_TOKEN_KEY, STAFF_PAGES_TOKEN_KEY):
+            staff_token = session.get(key)
+            if staff_token and "registry" in current_app.extensions:
+                try:  # in-process or over HTTP alike
+                    current_app.extensions["registry"].staff_logout(staff_token)
+                except RegistryError:
+                    pass
     logout_user()
     session.clear()
     g.visit_ended = True  # the answer tells the browser to drop its cache and storage too

@@ -16,7 +16,8 @@ belongs to it and the API never sends it):
 is not set up". ``account_locked`` carries ``until`` (naive UTC, computed from the answer's
 ``retry_after``) like the in-process client does.
 
-How a call is bounded (``REGISTRY_DEADLINE`` seconds for everything, retries included):
+How a call is bounded (``REGISTRY_DEADLINE`` seconds for everything, retries included, and
+never past what is left of the page's budget, see `request_scope`):
 
 - every attempt gets ``timeout=(min(connect, remaining), remaining)``, recomputed per attempt;
 - urllib3's `Retry` (2 retries: connection refused/reset, 502/503/504 and 500) never sleeps
@@ -28,9 +29,10 @@ How a call is bounded (``REGISTRY_DEADLINE`` seconds for everything, retries inc
 
 Retrying writes is safe because every write carries an ``Idempotency-Key`` made once per
 logical call and reused by every retry of it: the registry runs the write at most once and
-replays its first answer. A 409 ``idempotency_in_progress`` (the first attempt is still
-running on the registry) is waited for and retried with the same key while the deadline
-allows.
+replays its first answer. A write answering a kiosk form derives its key from the form's
+(`request_scope.idempotency_key`): the same form sent again is the same call. A 409
+``idempotency_in_progress`` (the first attempt is still running on the registry) is waited
+for and retried with the same key while the deadline allows.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from urllib3.util import Retry, Timeout
 from ..logs import REQUEST_ID_HEADER
 from ..logs import request_id as current_request_id
 from ..version import __version__
+from . import request_scope
 from .domain import (
     Catalogue,
     ClaimResult,
@@ -441,13 +444,14 @@ class HttpRegistryClient:
               language: str = "") -> tuple[str, PatronView]:
         # library_code: the registry knows this terminal's own, from its token.
         answer = self._call("POST", "/sessions", answer=SessionAnswer, ok=(201,),
-                            body=(LoginRequest, LoginRequest(identifier, password, language)))
+                            body=(LoginRequest, LoginRequest(identifier, password, language)),
+                            by_form=False)
         return answer.token, answer.patron
 
     def logout(self, token: str) -> None:
         if not token:  # as in-process: logging out nobody is not an error
             return
-        self._call("DELETE", "/sessions/current", token=token, ok=(204,))
+        self._call("DELETE", "/sessions/current", token=token, ok=(204,), by_form=False)
 
     def whoami(self, token: str) -> PatronView:
         return self._call("GET", "/me", token=token, answer=PatronView)
@@ -504,7 +508,8 @@ class HttpRegistryClient:
 
     def staff_login(self, username: str, password: str) -> tuple[str, StaffView]:
         answer = self._call("POST", "/staff/sessions", answer=StaffSessionAnswer, ok=(201,),
-                            body=(StaffLoginRequest, StaffLoginRequest(username, password)))
+                            body=(StaffLoginRequest, StaffLoginRequest(username, password)),
+                            by_form=False)
         return answer.token, answer.staff
 
     def staff_whois(self, staff_token: str) -> StaffView:
@@ -513,7 +518,8 @@ class HttpRegistryClient:
     def staff_logout(self, staff_token: str) -> None:
         if not staff_token:  # as in-process: ending no session is not an error
             return
-        self._call("DELETE", "/staff/sessions", ok=(204,), staff_token=staff_token)
+        self._call("DELETE", "/staff/sessions", ok=(204,), staff_token=staff_token,
+                   by_form=False)
 
     def staff_hand_back(self, staff_token: str) -> None:
         self._call("POST", "/staff/sessions/hand-back", ok=(204,), staff_token=staff_token)
@@ -523,7 +529,9 @@ class HttpRegistryClient:
     def _call(self, method: str, path: str, *, token: str | None = None,
               params: dict[str, str] | None = None, body: tuple[Any, Any] | None = None,
               answer: Any = None, ok: tuple[int, ...] = (200,),
-              staff_token: str | None = None) -> Any:
+              staff_token: str | None = None, by_form: bool = True) -> Any:
+        """`by_form=False`: a write whose replay would be wrong (a log-in replayed would hand
+        out a session already ended) always gets a fresh key."""
         headers = {}
         request_id = current_request_id()
         if request_id:  # the patron's request: one id in the terminal's and the registry's log
@@ -536,10 +544,21 @@ class HttpRegistryClient:
         if body is not None:
             data = dump(body[0], body[1])
             headers["Content-Type"] = "application/json"
+        from_form = None
         if method != "GET":
             # Once per logical call: urllib3's retries and ours below resend the same key.
-            headers["Idempotency-Key"] = str(uuid.uuid4())
-        call = _Deadline(self.deadline)
+            # Answering a form, the key comes from the form's: sending it again replays.
+            if by_form:
+                from_form = request_scope.idempotency_key(method, path,
+                                                          f"{token or ''} {staff_token or ''}")
+            headers["Idempotency-Key"] = from_form or str(uuid.uuid4())
+        seconds = self.deadline
+        page_left = request_scope.remaining()
+        if page_left is not None:
+            seconds = min(seconds, page_left)
+        if seconds < _MIN_ATTEMPT:  # the page's budget is spent: no call can end in time
+            raise RegistryError(UNAVAILABLE)
+        call = _Deadline(seconds)
         reset = _current.set(call)
         call.start()
         try:
@@ -548,6 +567,10 @@ class HttpRegistryClient:
                 if result.status in ok:
                     return self._decode(result, answer)
                 error = self._refusal(result)
+                if error.code == "idempotency_key_reused" and from_form is not None:
+                    # The form was sent again with something changed: a new request.
+                    headers["Idempotency-Key"] = from_form = str(uuid.uuid4())
+                    continue
                 retry_after = error.detail.get("retry_after")
                 if error.code == "idempotency_in_progress":
                     wait = float(retry_after) if isinstance(retry_after, int) else 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from datetime import UTC
 from typing import Any
 
@@ -10,10 +11,12 @@ from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from ..config import LANGUAGES
+from ..registry import request_scope
 from ..registry.api import crash_response, http_error_response
 from ..registry.domain import RegistryError
 from ..security import end_visit, idle_limit_seconds
@@ -26,8 +29,51 @@ _PATRON_BLUEPRINTS = {"start", "account", "catalogue", "enrol"}
 _VISIT_ENDPOINTS = {"start.reset", "start.extend"}  # the idle timer keeps working
 
 
+def init_page_budget(app: Flask) -> None:
+    """Every page's registry calls share one budget (PAGE_BUDGET), and a form's writes carry
+    its key (see kiosk.registry.request_scope). Opened before any other hook of the request
+    may ask the registry (the visit's idle check ends a visit), closed at its very end."""
+
+    @app.before_request
+    def open_page_scope() -> None:
+        if api_request() or request.endpoint == "static":
+            return
+        form_key = None
+        if request.method == "POST":
+            form_key = request_scope.parse_form_key(
+                request.form.get(request_scope.FORM_KEY_FIELD))
+        stack = ExitStack()
+        stack.enter_context(request_scope.page(float(current_app.config["PAGE_BUDGET"]),
+                                               form_key))
+        g.page_scope = stack
+
+    @app.teardown_request
+    def close_page_scope(_error: BaseException | None) -> None:
+        stack = g.pop("page_scope", None)
+        if stack is not None:
+            stack.close()
+
+
+def form_key() -> str:
+    """The key of the form being shown: the one it was sent with when it is shown again (so
+    sending it again is the same request), else a new one. One per page: the writes of two
+    different buttons still get different Idempotency-Keys (request_scope)."""
+    if "form_key" not in g:
+        sent = (request_scope.parse_form_key(request.form.get(request_scope.FORM_KEY_FIELD))
+                if request.method == "POST" else None)
+        g.form_key = str(sent) if sent else request_scope.new_form_key()
+    return g.form_key
+
+
+def form_key_field() -> Markup:
+    """The hidden field every patron form carries (no id: a page has several forms)."""
+    return Markup('<input type="hidden" name="{}" value="{}">').format(
+        request_scope.FORM_KEY_FIELD, form_key())
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    app.jinja_env.globals["form_key_field"] = form_key_field
     app.jinja_env.globals["aria_for"] = aria_for
     for bp in (start.bp, account.bp, catalogue.bp, enrol.bp, assist.bp):
         app.register_blueprint(bp)
@@ -93,7 +139,7 @@ def init_app(app: Flask) -> None:
             return error_page(_("Page not found"), error_text(error), 404)
         if error.code in UNAVAILABLE:
             return error_page(_("The course service cannot be reached right now"),
-                              error_text(error), 503, retry=request.method == "GET")
+                              error_text(error), 503, retry=True)
         return error_page(_("This did not work"), error_text(error), 409)
 
     @app.errorhandler(CSRFError)
@@ -153,7 +199,18 @@ def _page_language() -> str:
     return g.lang
 
 
+# What a button's form sends (kiosk.terminal.forms.ActionForm): such a form can be sent again
+# from the error page as it was, its key included, so the retry is the same request.
+_BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD}
+
+
 def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
+    """`retry`: offer "Try again" — the same address, or for a button the same form again."""
     _page_language()
-    retry_url = request.full_path.rstrip("?") if retry else None
-    return render_template("errors/error.html", title=title, text=text, retry_url=retry_url), status
+    retry_url = retry_form = None
+    if retry and request.method == "GET":
+        retry_url = request.full_path.rstrip("?")
+    elif retry and request.method == "POST" and set(request.form) <= _BUTTON_FIELDS:
+        retry_form = request.full_path.rstrip("?")
+    return render_template("errors/error.html", title=title, text=text, retry_url=retry_url,
+                           retry_form=retry_form), status

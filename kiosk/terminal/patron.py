@@ -13,7 +13,9 @@ from flask_login import LoginManager, UserMixin
 from werkzeug.wrappers import Response
 
 from ..registry.domain import PatronView, RegistryError
+from ..registry.http_client import UNAVAILABLE as UNREACHABLE
 from ..registry_setup import registry
+from .messages import UNAVAILABLE
 
 login_manager = LoginManager()
 login_manager.session_protection = "strong"
@@ -21,10 +23,21 @@ login_manager.session_protection = "strong"
 
 @dataclass
 class Patron(UserMixin):
-    """The logged-in patron as the terminal knows them: a registry session token and a name."""
+    """The logged-in patron as the terminal knows them: a registry session token and who it
+    belongs to — `known` is None when the registry could not be asked during this request.
+
+    Such a patron stays logged in (the token is kept: when the registry is back, the visit
+    goes on) and the page still has its header, log-out and idle timer; only what needs the
+    patron's details (`view`) answers "unreachable", which the calm error page shows."""
 
     token: str
-    view: PatronView
+    known: PatronView | None
+
+    @property
+    def view(self) -> PatronView:
+        if self.known is None:
+            raise RegistryError(UNREACHABLE)
+        return self.known
 
     def get_id(self) -> str:
         return self.token
@@ -37,7 +50,11 @@ def load_patron(token: str) -> Patron | None:
     except RegistryError as refusal:
         if refusal.code == "session_invalid":
             return None
-        raise  # unreachable registry: an honest "try again" page, not a silent log-out
+        if refusal.code in UNAVAILABLE:
+            # Not a log-out, and not a crash of the page (or of the error page, whose header
+            # asks again): the patron is kept, unconfirmed, for this request.
+            return Patron(token, None)
+        raise
 
 
 @login_manager.unauthorized_handler

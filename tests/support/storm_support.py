@@ -261,15 +261,15 @@ class RegistryServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n"
                                    + self.log_tail())
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 conn.request("GET", "/readyz")
                 if conn.getresponse().status == 200:
-                    conn.close()
                     return self
-                conn.close()
             except OSError:
-                pass
+                pass  # not listening yet, or reset while its workers start
+            finally:
+                conn.close()
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("gunicorn did not become ready:\n" + self.log_tail())
