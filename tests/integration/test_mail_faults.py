@@ -190,6 +190,8 @@ def test_the_dashboard_shows_why_an_address_failed_and_sends_it_again(tmp_path: 
     assert "does not offer SMTPUTF8" in page  # what it means, in words
     assert "josé" not in page and "jos&" not in page
     assert "Send the 1 given-up e-mail again" in page
+    dutch = client.get("/nl/staff/dashboard").get_data(as_text=True)
+    assert "biedt geen SMTPUTF8 aan" in dutch  # in the coordinator's language
 
     assert client.post("/en/staff/dashboard/notices/send-again").status_code in (302, 400)
     assert service.notices.counts()["failed"] == 1  # no CSRF token, nothing done
