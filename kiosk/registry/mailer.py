@@ -8,13 +8,20 @@ database transaction.
 
 Whose fault a failure is decides what it costs:
 - the server or our account with it (no connection, TLS, log-in, our sender address
-  refused): every message would fail alike, so the batch stops, the notice is released
-  untouched and the problem is logged once, however long it lasts;
-- this message (its recipient or content refused): it counts an attempt and waits longer
-  each time, a permanent (5xx) refusal gives it up at once; after MAX_ATTEMPTS it stays,
-  unsent, for the coordinator (the dashboard counts it and can send it again);
+  refused, a 421 "closing the channel"): every message would fail alike, so the batch
+  stops, the notice is released untouched and the problem is logged once, however long it
+  lasts;
+- this message (its recipient or content refused, an address the server cannot carry: not
+  ASCII while the server offers no SMTPUTF8, or not encodable at all): it counts an attempt
+  and waits longer each time, a permanent refusal (5xx, or an address that can never go
+  through) gives it up at once; after MAX_ATTEMPTS it stays, unsent, for the coordinator
+  (the dashboard shows why and can send it again). The batch goes on with the next notice
+  on the same connection, reset first; a connection that does not survive the reset is
+  replaced by a new one, as if the batch had just begun;
 - a connection lost while sending: either one, so it counts one attempt and ends the batch
   (a message that always breaks the connection must not hold up the outbox for ever).
+Addresses that are not ASCII go with SMTPUTF8 when the server offers it (smtplib asks for
+it by itself).
 A notice about an offer that is over is never sent: it is marked obsolete instead.
 """
 
@@ -28,6 +35,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
@@ -79,6 +87,8 @@ def short_error(exc: BaseException) -> str:
     """What went wrong, without personal data: never the server's text (it may quote the
     address), only the kind of error and the SMTP code or the system's reason."""
     name = type(exc).__name__
+    if isinstance(exc, smtplib.SMTPNotSupportedError) and "SMTPUTF8" in str(exc):
+        return f"{name} SMTPUTF8"  # (smtplib's own words, never the address)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = sorted({code for code, _ in exc.recipients.values()})
         return f"{name} {','.join(map(str, codes))}"[:200]
@@ -90,13 +100,44 @@ def short_error(exc: BaseException) -> str:
     return name[:200]
 
 
+def _codes(exc: BaseException) -> set[int]:
+    """The SMTP reply codes an exception carries (several for refused recipients)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return {code for code, _ in exc.recipients.values()}
+    code = getattr(exc, "smtp_code", None)
+    return {code} if isinstance(code, int) else set()
+
+
 def _permanent(exc: BaseException) -> bool:
-    """A 5xx refusal of the recipient or the message: trying again will not help."""
+    """A 5xx refusal of the recipient or the message, or an address or text that cannot be
+    put on the wire at all: trying again will not help."""
+    if isinstance(exc, (smtplib.SMTPNotSupportedError, ValueError, MessageError)):
+        return True  # (UnicodeEncodeError is a ValueError)
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(500 <= code < 600 for code, _ in exc.recipients.values())
     if isinstance(exc, (smtplib.SMTPDataError, smtplib.SMTPSenderRefused)):
         return 500 <= exc.smtp_code < 600
     return False
+
+
+# What went wrong with one message, not with the server or the connection (see _fault).
+_MESSAGE_FAULTS = (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError,
+                   smtplib.SMTPSenderRefused, smtplib.SMTPNotSupportedError, ValueError,
+                   MessageError)
+
+
+def _fault(exc: Exception, to_address: str) -> str:
+    """Whose fault a failed send is (the module's docstring): "server", "message" or
+    "connection"."""
+    if 421 in _codes(exc):
+        return "server"  # the server closes the channel (and smtplib its end)
+    if isinstance(exc, smtplib.SMTPSenderRefused) and exc.smtp_code != 552:
+        return "server"  # our From address or account (552: this message's SIZE)
+    if isinstance(exc, smtplib.SMTPNotSupportedError) and to_address.isascii():
+        return "server"  # it is our From address that needs SMTPUTF8
+    if isinstance(exc, _MESSAGE_FAULTS):
+        return "message"
+    return "connection"
 
 
 # The server problem last logged, per registry (the sender threads of one process share
@@ -240,27 +281,39 @@ def send_due(store: Store, smtp_config: SmtpConfig, now: datetime, limit: int = 
                     _server_down(store, smtp_config, exc)
                     break
             try:
-                smtp.send_message(message(smtp_config, notice, now))
-            except smtplib.SMTPSenderRefused as exc:
-                if exc.smtp_code != 552:  # (552: too big, this message's SIZE)
-                    # Our From address or account: every message would be refused alike.
+                # One recipient, the notice's, whatever its To header would parse into.
+                smtp.send_message(message(smtp_config, notice, now),
+                                  to_addrs=[notice.to_address])
+            except (smtplib.SMTPException, OSError, ValueError, MessageError) as exc:
+                fault = _fault(exc, notice.to_address)
+                if fault == "server":
                     _release(store, notice_id, seen, now)
                     _server_down(store, smtp_config, exc)
                     break
                 _failed(store, notice_id, exc, now)
+                if fault == "connection":
+                    break  # the connection is gone; the next round opens a new one
+                if not _reset(smtp):
+                    _close(smtp)
+                    smtp = None  # the next notice opens a new one
                 continue
-            except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
-                _failed(store, notice_id, exc, now)  # this message; the connection is fine
-                continue
-            except (smtplib.SMTPException, OSError) as exc:
-                _failed(store, notice_id, exc, now)
-                break  # the connection is gone; the next round opens a new one
             _sent(store, notice_id, now)
             _server_up(store, smtp_config)
             sent += 1
     finally:
         _close(smtp)
     return sent
+
+
+def _reset(smtp: smtplib.SMTP) -> bool:
+    """RSET after a refused message, whatever state it left (smtplib does not reset after a
+    refused DATA command, nor after an address it failed to encode halfway); answers
+    whether the connection is fit for the next message."""
+    try:
+        code, _ = smtp.rset()
+    except (smtplib.SMTPException, OSError):
+        return False
+    return code == 250
 
 
 def _close(smtp: smtplib.SMTP | None) -> None:

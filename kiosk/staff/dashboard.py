@@ -185,7 +185,28 @@ def dashboard() -> str:
         library_chart=library_chart, count=_count, belgian_day=belgian_day,
         exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
         top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox(),
-        academy=service().academy.state(), when=_when)
+        mail_reason=mail_reason, academy=service().academy.state(), when=_when)
+
+
+# What the reason of a given-up e-mail (kiosk.registry.mailer.short_error) means, for the
+# reasons a coordinator can act on; by prefix, the first that fits. Others are shown bare.
+MAIL_REASONS = (
+    ("SMTPNotSupportedError SMTPUTF8",
+     _l("The address has a letter such as é that this mail server cannot take: it does not "
+        "offer SMTPUTF8. Whoever runs the mail server can turn that on.")),
+    ("SMTPRecipientsRefused 5",
+     _l("The mail server refused the address: check it with the patron.")),
+    ("SMTPDataError 5", _l("The mail server refused the message itself.")),
+    ("UnicodeEncodeError", _l("The address cannot be written in an e-mail: check it with the "
+                              "patron.")),
+    ("ValueError", _l("The address cannot be written in an e-mail: check it with the "
+                      "patron.")),
+)
+
+
+def mail_reason(reason: str) -> str:
+    """The explanation of a given-up e-mail's reason in the page's language, or ""."""
+    return next((str(text) for prefix, text in MAIL_REASONS if reason.startswith(prefix)), "")
 
 
 def _when(moment: datetime | None) -> str:
