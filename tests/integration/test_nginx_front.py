@@ -93,11 +93,15 @@ def _request(conn: http.client.HTTPConnection, method: str, path: str,
 
 def test_fifty_slow_and_idle_sockets_leave_every_request_through_nginx_answered_in_a_second(
         front: Front) -> None:
-    latencies = slow_socket_latencies("127.0.0.1", front.nginx.https_port,
-                                      tls=front.certificate.client_context(), path=PROGRAMME,
-                                      headers=front.auth, slow=50, normal=30, timeout=2.0)
-    print(f"\nthrough nginx, 50 slow sockets: p99 {p99(latencies) * 1000:.0f} ms, "
-          f"max {max(latencies) * 1000:.0f} ms over {len(latencies)} requests")
+    tls = front.certificate.client_context()
+    # First without slow sockets: each gunicorn worker's first call (~0.2 s) is not theirs.
+    quiet = slow_socket_latencies("127.0.0.1", front.nginx.https_port, tls=tls, path=PROGRAMME,
+                                  headers=front.auth, slow=0, normal=10, settle=0, timeout=5.0)
+    latencies = slow_socket_latencies("127.0.0.1", front.nginx.https_port, tls=tls,
+                                      path=PROGRAMME, headers=front.auth, slow=50, normal=30,
+                                      timeout=2.0)
+    print(f"\nthrough nginx: p99 {p99(quiet) * 1000:.0f} ms alone, {p99(latencies) * 1000:.0f} "
+          f"ms with 50 slow sockets ({len(latencies)} requests)")
     assert all(math.isfinite(x) for x in latencies), latencies
     assert p99(latencies) < 1.0, latencies
 
