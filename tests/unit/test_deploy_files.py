@@ -1,4 +1,5 @@
-"""The deploy files under deploy/: systemd units that systemd itself accepts, the Chromium
+"""The deploy files under deploy/: systemd units that systemd itself accepts, the nginx site
+before the registry (run for real in tests/integration/test_nginx_front.py), the Chromium
 policy, the browser's exact flags, and the Windows installer (parsed by PowerShell when it is
 there, checked for structure otherwise)."""
 
@@ -19,7 +20,10 @@ from click.testing import CliRunner
 
 from kiosk.cli import main as kiosk_cli
 from kiosk.config import Config, read_env_file
+from kiosk.registry.members import MAX_TIMEOUT as MEMBER_SYSTEM_MAX_TIMEOUT
 from tests.support.factories import IN_CI
+from tests.support.nginx import SITE as NGINX_SITE
+from tests.support.nginx import parse_config, seconds, size_bytes, unit_serve_options
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 LINUX = DEPLOY / "linux"
@@ -178,6 +182,47 @@ def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
     assert unit["Install"]["WantedBy"] == "graphical-session.target"
     # It waits for the terminal's port, the one the terminal unit listens on.
     assert "/dev/tcp/127.0.0.1/5000" in unit["Service"]["ExecStartPre"]
+
+
+# --- nginx before the registry ------------------------------------------------------------
+
+
+def test_nginx_site_fronts_the_registry_units_address_with_the_apps_limits() -> None:
+    """What the live test cannot see from outside: gunicorn's address is the unit's, the
+    limits follow the app's, the deadlines outlast the app's own, and both public ports exist."""
+    site = parse_config(NGINX_SITE.read_text(encoding="utf-8"))
+    options = unit_serve_options()
+    [upstream] = site.all("upstream")
+    assert upstream.one("server").args == (f"{options['--host']}:{options['--port']}",)
+    zone = site.one("limit_conn_zone").args[1].removeprefix("zone=").split(":")[0]
+    plain, tls = site.all("server")
+    assert [d.args for d in plain.all("listen")] == [("80",), ("[::]:80",)]
+    assert plain.one("return").args == ("301", "https://$host$request_uri")
+    assert [d.args for d in tls.all("listen")] == [("443", "ssl"), ("[::]:443", "ssl")]
+    for server in (plain, tls):
+        assert server.one("server_tokens").args == ("off",)
+    readme = (DEPLOY.parent / "README.md").read_text(encoding="utf-8")
+    for placeholder in ("ssl_certificate", "ssl_certificate_key"):
+        assert tls.one(placeholder).args[0] in readme  # the README says what to put there
+    assert size_bytes(tls.one("client_max_body_size").args[0]) == Config.MAX_CONTENT_LENGTH
+    assert size_bytes(tls.one("client_body_buffer_size").args[0]) >= Config.MAX_CONTENT_LENGTH
+    for name in ("client_header_timeout", "client_body_timeout", "send_timeout"):
+        assert 0 < seconds(tls.one(name).args[0]) <= 15, name
+    assert 0 < seconds(tls.one("keepalive_timeout").args[0]) <= 30
+    assert tls.one("limit_conn").args[0] == zone
+    location = tls.one("location")
+    assert location.args == ("/",)
+    assert location.one("proxy_pass").args == (f"http://{upstream.args[0]}",)
+    assert location.one("proxy_request_buffering").args == ("on",)
+    assert location.one("proxy_buffering").args == ("on",)
+    # gunicorn ends a worker after 30 s; a member system's card check may take MAX_TIMEOUT
+    read_timeout = seconds(location.one("proxy_read_timeout").args[0])
+    assert max(30, MEMBER_SYSTEM_MAX_TIMEOUT) < read_timeout <= 60
+    assert 0 < seconds(location.one("proxy_connect_timeout").args[0]) <= 10
+    headers = dict(d.args for d in location.all("proxy_set_header"))
+    assert headers["X-Forwarded-For"] == "$remote_addr"
+    assert headers["X-Forwarded-Proto"] == "$scheme"
+    assert headers["Host"] == headers["X-Forwarded-Host"] == "$host"
 
 
 # --- Chromium policy ----------------------------------------------------------------------
