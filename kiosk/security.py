@@ -45,10 +45,11 @@ def idle_limit_seconds() -> int:
 
 def end_visit() -> None:
     """Revoke the registry session and wipe everything the browser holds for this visit."""
-    token = getattr(current_user, "token", None)
-    # The patron is leaving: the registry gets a short moment to revoke their sessions;
-    # unreachable, they end by themselves when idle, and the browser forgets them right now.
+    # The patron is leaving: the registry gets a short moment to revoke their sessions (who
+    # is logged in may itself be asked of it); unreachable, they end by themselves when idle,
+    # and the browser forgets them right now.
     with request_scope.at_most(REVOKE_BUDGET):
+        token = getattr(current_user, "token", None)
         if token:
             try:
                 registry().logout(token)
