@@ -1,15 +1,16 @@
 """Patrons' library accounts: registration, log-in and log-out, who am I, a new password, the
 patron's own data, and erasure (by the patron, for them, and by retention).
 
-Each use case is one transaction. The session checks are `PatronSessions`'; erasing frees
-the seat through `Erasure`, which the desk and the identity checks use too.
+Each use case is one transaction, except a log-in: its attempt is counted, and committed,
+before the password is checked (`staff.count_attempt`). The session checks are
+`PatronSessions`'; erasing frees the seat through `Erasure`, which the desk and the identity
+checks use too.
 """
 
 from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import NoReturn
 
 from email_validator import EmailNotValidError
 from sqlalchemy import func, select, update
@@ -26,7 +27,7 @@ from .passwords import dummy_hash, hash_password, needs_rehash, verify
 from .patron_sessions import PatronSessions
 from .roles import StaffView
 from .seats import Seats
-from .staff import pseudonym, record
+from .staff import Attempt, count_attempt, pseudonym, record, uncount_attempt
 from .store import THE_PROGRAMME, Institution, Library, Patron, PatronSession, Programme
 from .verification import Verification
 
@@ -127,60 +128,80 @@ class Accounts:
         Both are taken in the form registration stored them in (NFC, the e-mail tidied), so
         'é' typed as e + accent on another keyboard is the same password.
 
+        The attempt is counted before the password is checked (`count_attempt`): however many
+        arrive at once, at most the policy's number of passwords is checked before the
+        account locks; the check (argon2) runs outside any transaction.
+
         A number that is no account of ours, at a kiosk (`library_code`) whose institution
         has a member system, is a library card: its PIN is checked there (`_member_login`);
         `language` is then the new link's language for notices."""
         identifier = domain.normalise_login_identifier(identifier)
         password = domain.normalise_password(password)
         now = self.ctx.clock()
+        attempt = member_system = None
         with self.ctx.store.write() as s:
             patron = self._find_patron(s, identifier)
             if patron is not None:
-                if self.login_policy.is_locked(patron.locked_until, now):
-                    raise RegistryError("account_locked", until=patron.locked_until)
-                if not verify(patron.password_hash, self._as_stored(patron, password)):
-                    self._refuse(s, patron, now)
-                if needs_rehash(patron.password_hash):
-                    patron.password_hash = hash_password(password)
-                return self._open_session(s, patron, now), self._patron_view(patron)
-            member_system = (None if "@" in identifier
-                             else self.members.for_library(s, library_code))
-            if member_system is None:
-                verify(dummy_hash(), password)  # same cost whether or not the account exists
-                raise RegistryError("login_failed")
-        # Out of the transaction: the member system may take its time.
+                patron_id, stored = patron.id, patron.password_hash
+                typed = self._as_stored(patron, password)
+                attempt = count_attempt(s, Patron, patron_id, self.login_policy, now)
+            elif "@" not in identifier:
+                member_system = self.members.for_library(s, library_code)
+        if attempt is not None:
+            if not verify(stored, typed):
+                raise self._wrong(attempt)
+            with self.ctx.store.write() as s:
+                found = s.get(Patron, patron_id, populate_existing=True)
+                if found is None:  # erased meanwhile
+                    raise RegistryError("login_failed")
+                if found.password_hash != stored:  # changed meanwhile: the new one decides
+                    typed = self._as_stored(found, password)
+                    if not verify(found.password_hash, typed):
+                        raise self._wrong(attempt)
+                if needs_rehash(found.password_hash):
+                    found.password_hash = hash_password(typed)
+                return self._open_session(s, found, now), self._patron_view(found)
+        if member_system is None:
+            verify(dummy_hash(), password)  # same cost whether or not the account exists
+            raise RegistryError("login_failed")
+        # The member system may take its time: asked out of any transaction.
         return self._member_login(identifier, password, library_code, language, *member_system)
 
     def _member_login(self, identifier: str, pin: str, library_code: str, language: str,
                       institution_id: int, config: MemberSystemConfig) -> tuple[str, PatronView]:
         """A library card and its PIN, checked by the institution's member system, then linked
         to its one account here (made at the first sign-in, its name and e-mail brought up to
-        date at each). Its own lock after wrong PINs applies; the member system being down or
-        confused counts against no one."""
+        date at each). Its own lock after wrong PINs applies, counted as a password's is
+        (before the member system is asked); the member system being down or confused
+        counts against no one (the attempt is taken back)."""
         barcode = domain.normalise_barcode(identifier)
         if not domain.is_barcode(barcode):
             raise RegistryError("login_failed")
-        with self.ctx.store.read() as s:
+        is_card = (Patron.member_institution_id == institution_id,
+                   Patron.member_barcode == barcode)
+        now = self.ctx.clock()
+        attempt = None
+        with self.ctx.store.write() as s:
             institution_code = s.scalar(select(Institution.code)
                                         .where(Institution.id == institution_id)) or ""
-            locked_until = s.scalar(select(Patron.locked_until).where(
-                Patron.member_institution_id == institution_id,
-                Patron.member_barcode == barcode))
-        if self.login_policy.is_locked(locked_until, self.ctx.clock()):
-            raise RegistryError("account_locked", until=locked_until)
-        check = self.members.check(institution_code, config, barcode, pin)
+            patron_id = s.scalar(select(Patron.id).where(*is_card))
+            if patron_id is not None:
+                attempt = count_attempt(s, Patron, patron_id, self.login_policy, now)
+        try:
+            check = self.members.check(institution_code, config, barcode, pin)
+        except Exception:  # unavailable, or a fault of ours: no verdict on the PIN
+            self._take_back(patron_id, attempt)
+            raise
+        if check.verdict in (Verdict.UNKNOWN, Verdict.NEEDS_ATTENTION):
+            self._take_back(patron_id, attempt)
+            raise RegistryError("login_failed" if check.verdict is Verdict.UNKNOWN
+                                else "card_needs_attention")
+        if check.verdict is Verdict.WRONG_PIN:
+            raise self._wrong(attempt) if attempt else RegistryError("login_failed")
         now = self.ctx.clock()
         with self.ctx.store.write() as s:
-            patron = s.scalar(select(Patron).where(Patron.member_institution_id == institution_id,
-                                                   Patron.member_barcode == barcode))
-            if check.verdict is Verdict.UNKNOWN:
-                raise RegistryError("login_failed")
-            if check.verdict is Verdict.WRONG_PIN:
-                if patron is None:
-                    raise RegistryError("login_failed")
-                self._refuse(s, patron, now)
-            if check.verdict is Verdict.NEEDS_ATTENTION:
-                raise RegistryError("card_needs_attention")
+            patron = s.scalar(select(Patron).where(*is_card)
+                              .execution_options(populate_existing=True))
             if patron is None:
                 institution = s.get(Institution, institution_id)
                 assert institution is not None
@@ -189,6 +210,18 @@ class Accounts:
             else:
                 self._refresh_member(s, patron, check, now)
             return self._open_session(s, patron, now), self._patron_view(patron)
+
+    def _take_back(self, patron_id: int | None, attempt: Attempt | None) -> None:
+        if patron_id is not None and attempt is not None:
+            with self.ctx.store.write() as s:
+                uncount_attempt(s, Patron, patron_id, attempt, self.login_policy)
+
+    def _wrong(self, attempt: Attempt) -> RegistryError:
+        """The answer to a wrong password or PIN: its attempt was counted already."""
+        if attempt.locked_until is not None:
+            return RegistryError("account_locked", until=attempt.locked_until)
+        return RegistryError("login_failed",
+                             attempts_left=self.login_policy.max_failures - attempt.failures)
 
     def _link_member(self, s: Session, institution: Institution, barcode: str,
                      check: MemberCheck, library_code: str, language: str,
@@ -241,18 +274,6 @@ class Accounts:
             return None
         holder = s.scalar(select(Patron.id).where(Patron.email == tidy))
         return tidy if holder in (None, patron_id) else None
-
-    def _refuse(self, s: Session, patron: Patron, now: datetime) -> NoReturn:
-        """A wrong password or PIN: counted, the account locked at the limit; the count is
-        committed, then the refusal raised (raising first would roll it back)."""
-        patron.failed_logins, patron.locked_until = self.login_policy.after_failure(
-            patron.failed_logins, now)
-        s.flush()
-        s.connection().commit()
-        if patron.locked_until is not None:
-            raise RegistryError("account_locked", until=patron.locked_until)
-        raise RegistryError("login_failed",
-                            attempts_left=self.login_policy.max_failures - patron.failed_logins)
 
     @staticmethod
     def _open_session(s: Session, patron: Patron, now: datetime) -> str:

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import DateTime, case, func, insert, literal, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import domain
 from .domain import LoginPolicy, RegistryError
 from .passwords import dummy_hash, hash_password, verify
 from .roles import Role, StaffView, validate_username
-from .store import AuditEntry, Institution, Library, Runner, Staff, StaffSession, Store
+from .store import AuditEntry, Institution, Library, Patron, Runner, Staff, StaffSession, Store
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,76 @@ def record(s: Runner, at: datetime, actor: str, action: str, *, where: str = "",
         s.add(AuditEntry(**values))
     else:
         s.execute(insert(AuditEntry).values(**values))
+
+
+# --- Counting log-in attempts (patrons and staff) --------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A log-in attempt counted as a failure before its password is checked (`count_attempt`).
+
+    `failures`: the count it left; `locked_until`: the lock it set by taking the policy's
+    last attempt (then `failures` is 0), else None."""
+
+    failures: int
+    locked_until: datetime | None
+
+
+def count_attempt(s: Session, account: type[Patron] | type[Staff], account_id: int,
+                  policy: LoginPolicy, now: datetime) -> Attempt:
+    """Count one log-in attempt on an account as a failure, BEFORE its password (or PIN) is
+    checked, and commit that at once (with the caller's transaction, if any); a right
+    password then puts the count back to 0. Raises "account_locked" while a lock lasts.
+
+    One conditional UPDATE: the database, not a read here, decides whether the account is
+    locked and what the count becomes (`LoginPolicy.after_failure`, done in SQL), so however
+    many attempts run at once, in however many workers and hosts, at most
+    `policy.max_failures` passwords are ever checked before the account locks, and none
+    while it is locked. The attempt that takes the last one sets the lock itself, before
+    its password is checked: an attempt cut short (a crash) can hold the account for the
+    lock's length at most, never for good."""
+    counted = account.failed_logins + 1
+    locks = counted >= policy.max_failures
+    taken = s.execute(
+        update(account)
+        .where(account.id == account_id,
+               or_(account.locked_until.is_(None), account.locked_until <= now))
+        .values(failed_logins=case((locks, 0), else_=counted),
+                locked_until=case((locks, literal(now + policy.lock_for, DateTime())),
+                                  else_=null()))
+        .returning(account.failed_logins, account.locked_until)
+        # The rows this session holds are read afresh by whoever uses them next.
+        .execution_options(synchronize_session=False)
+    ).first()
+    if taken is None:
+        until = s.scalar(select(account.locked_until).where(account.id == account_id))
+        raise RegistryError("account_locked", until=until) if until else RegistryError(
+            "login_failed")  # erased or removed meanwhile
+    s.flush()
+    s.connection().commit()  # seen by every other attempt before this one's check
+    return Attempt(failures=taken[0], locked_until=taken[1])
+
+
+def uncount_attempt(s: Session, account: type[Patron] | type[Staff], account_id: int,
+                    attempt: Attempt, policy: LoginPolicy) -> None:
+    """Take back an attempt that got no verdict (the member system did not answer), and
+    commit that at once: it counts against no one. Only ever lowers a count this attempt
+    raised: its own lock is lifted only if nothing happened since, and a count only while
+    no lock holds; otherwise the attempt stays counted (never one judgement too many)."""
+    if attempt.locked_until is not None:
+        stmt = (update(account)
+                .where(account.id == account_id, account.failed_logins == 0,
+                       account.locked_until == attempt.locked_until)
+                .values(failed_logins=policy.max_failures - 1, locked_until=None))
+    else:
+        stmt = (update(account)
+                .where(account.id == account_id, account.failed_logins > 0,
+                       account.locked_until.is_(None))
+                .values(failed_logins=account.failed_logins - 1))
+    s.execute(stmt.execution_options(synchronize_session=False))
+    s.flush()
+    s.connection().commit()
 
 
 class StaffAccounts:
@@ -154,31 +224,40 @@ class StaffAccounts:
     # --- Log-in --------------------------------------------------------------------------
 
     def login(self, username: str, password: str, where: str = "") -> tuple[str, StaffView]:
+        """The attempt is counted before the password is checked (`count_attempt`), and the
+        check runs outside any transaction: argon2 holds no lock."""
         username = (username or "").strip().lower()
         password = domain.normalise_password(password)
         now = self.clock()
+        attempt = None
         with self.store.write() as s:
             row = s.scalar(select(Staff).where(Staff.username == username))
-            if row is None or row.disabled_at is not None:
-                verify(dummy_hash(), password)  # the same time either way
-                raise RegistryError("login_failed")
-            if self.login_policy.is_locked(row.locked_until, now):
-                raise RegistryError("account_locked", until=row.locked_until)
-            if not verify(row.password_hash, password):
-                row.failed_logins, row.locked_until = self.login_policy.after_failure(
-                    row.failed_logins, now)
-                record(s, now, f"staff:{row.username}", "staff_login_failed", where=where)
+            if row is not None and row.disabled_at is None:
+                staff_id, stored = row.id, row.password_hash
+                attempt = count_attempt(s, Staff, staff_id, self.login_policy, now)
+        if attempt is None:
+            verify(dummy_hash(), password)  # the same time either way
+            raise RegistryError("login_failed")
+        if not verify(stored, password):
+            with self.store.write() as s:
+                record(s, now, f"staff:{username}", "staff_login_failed", where=where)
                 s.flush()
-                s.connection().commit()  # the count survives the refusal
-                if row.locked_until is not None:
-                    raise RegistryError("account_locked", until=row.locked_until)
+                s.connection().commit()  # the entry survives the refusal
+            if attempt.locked_until is not None:
+                raise RegistryError("account_locked", until=attempt.locked_until)
+            raise RegistryError("login_failed")
+        with self.store.write() as s:
+            found = s.get(Staff, staff_id, populate_existing=True)
+            # Disabled, or the password changed, while this one was checked?
+            if found is None or found.disabled_at is not None or (
+                    found.password_hash != stored and not verify(found.password_hash, password)):
                 raise RegistryError("login_failed")
-            row.failed_logins, row.locked_until = 0, None
+            found.failed_logins, found.locked_until = 0, None
             token = "ks_" + secrets.token_urlsafe(32)
-            s.add(StaffSession(token_hash=domain.token_hash(token), staff_id=row.id,
+            s.add(StaffSession(token_hash=domain.token_hash(token), staff_id=found.id,
                                created_at=now, last_seen_at=now, place=where[:80]))
-            record(s, now, f"staff:{row.username}", "staff_login", where=where)
-            return token, self._view(row)
+            record(s, now, f"staff:{found.username}", "staff_login", where=where)
+            return token, self._view(found)
 
     def whois(self, token: str) -> StaffView:
         """The staff member behind a live session; keeps it alive."""

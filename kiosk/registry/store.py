@@ -133,6 +133,10 @@ class Patron(Base):
     __table_args__ = (
         # A member of a library is known by their institution and library card: one account.
         Index("ix_patrons_member", "member_institution_id", "member_barcode", unique=True),
+        # An id is never given again, not even an erased patron's: the audit log's pseudonym
+        # (patron#id) and the academy's external id keep meaning one person. PostgreSQL's
+        # sequence never reuses; SQLite needs AUTOINCREMENT (migration 0008).
+        {"sqlite_autoincrement": True},
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     card_number: Mapped[str] = mapped_column(String(13), unique=True)

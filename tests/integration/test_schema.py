@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from kiosk.registry import schema
 from kiosk.registry.domain import ProgrammeStatus
-from kiosk.registry.services import RegistryService
+from kiosk.registry.services import RegistryService, pseudonym, utcnow
 from kiosk.registry.store import Base, Store, make_engine
 from tests.support.factories import patron_data
 
@@ -153,4 +153,42 @@ def test_a_registry_of_schema_0003_upgrades_with_no_loss(db_url) -> None:  # typ
     # A patron of before logs in and claims.
     token, _ = service.login("an.1@example.be", "correct horse")
     assert service.status(token).standing.name == "SEATED"
+    engine.dispose()
+
+
+def test_a_registry_of_schema_0007_never_gives_an_erased_patrons_id_again(db_url) -> None:  # type: ignore[no-untyped-def]
+    """0008: the patron erased last before the upgrade had the highest id; after the upgrade
+    (every row kept, the schema the models'), the next patron gets a new id, and so does the
+    one after a new erasure. SQLite's counter starts past the ids the audit log names."""
+    engine = make_engine(db_url())
+    schema.upgrade(engine, "0003")
+    tables = _load(engine, FIXTURE_0003)
+    schema.upgrade(engine, "0007")
+    with engine.begin() as conn:  # an erasure of before: the row goes, its pseudonym stays
+        erased = conn.execute(text("SELECT max(id) FROM patrons")).scalar()
+        conn.execute(text("DELETE FROM patrons WHERE id = :id"), {"id": erased})
+        conn.execute(text("INSERT INTO audit_log (at, actor, action, terminal, detail, subject, "
+                          "institution) VALUES (:at, 'test', 'patron_erased', '', '{}', "
+                          ":subject, '')"), {"at": utcnow(), "subject": pseudonym(erased)})
+    before = _by_name(engine, tables)
+    schema.upgrade(engine)
+    assert schema.is_current(engine)
+    after = _by_name(engine, tables)
+    for table, rows in before.items():
+        assert [{k: row[k] for k in rows[0]} for row in after[table]] == rows, table
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+    service = RegistryService(Store(engine))
+    first = service.register(patron_data())
+    with engine.connect() as conn:
+        first_id = conn.execute(text("SELECT id FROM patrons WHERE card_number = :c"),
+                                {"c": first}).scalar()
+    assert first_id > erased
+    service.erase_by_card(first, actor="test")
+    second = service.register(patron_data())
+    with engine.connect() as conn:
+        second_id = conn.execute(text("SELECT id FROM patrons WHERE card_number = :c"),
+                                 {"c": second}).scalar()
+    assert second_id > first_id
     engine.dispose()
