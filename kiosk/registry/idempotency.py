@@ -10,9 +10,10 @@ The protocol, per terminal and key, in the write's OWN transaction:
 3. an answer that executed nothing (validation, conflict, busy) leaves no record.
 
 No mark is ever committed ahead of its write, so no failed attempt leaves a key "running".
-The exception: a use case that commits part of its work before refusing (a log-in's lock,
-an offer found lapsed) commits the mark with it; that refusal then removes it (`abandon`),
-and a *running* record older than `stale_after` (a crash in between) may be taken over.
+The exception: a use case that commits part of its work early (a log-in counts its attempt
+before the password is checked; an offer found lapsed) commits the mark with it; a refusal
+then removes it (`abandon`), success completes it, and a *running* record older than
+`stale_after` (a crash in between) may be taken over.
 """
 
 from __future__ import annotations
