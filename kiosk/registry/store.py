@@ -417,9 +417,16 @@ class IdempotencyRecord(Base):
 
 
 PING_AFTER_IDLE = 5.0  # seconds
+# A write waiting for the programme row (PostgreSQL) queues for at most two locks in turn —
+# the row's tuple lock behind the other waiters, then the transaction holding the row — and
+# lock_timeout bounds each wait, not their sum: so whoever holds the row (a long transaction,
+# an operator, a stuck vacuum), every waiter answers "busy" within 2 × LOCK_TIMEOUT_MS, under
+# the 3 s the terminals are promised, whatever its place in the queue.
+LOCK_TIMEOUT_MS = 1200
 
 
-def make_engine(url: str, isolation: str = "READ COMMITTED", lock_timeout_ms: int = 5000) -> Engine:
+def make_engine(url: str, isolation: str = "READ COMMITTED",
+                lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Engine:
     """An engine with the locking behaviour the seat rules rely on.
 
     `isolation` is for PostgreSQL and only tests change it (to show why it is pinned)."""
