@@ -15,7 +15,7 @@ fi
 out="$(mktemp)"
 trap 'rm -f "$out"' EXIT
 status=0
-for bench in page_weight render memory; do
+for bench in page_weight render memory faults; do
   echo "=== $bench ==="
   "$python" "$here/$bench.py" "$@" 2>&1 | tee -a "$out"
   rc=${PIPESTATUS[0]}
