@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run the three benchmarks in order: page weight (browser), render time (in process),
-# start-up and memory of `kiosk demo`; then repeat their budget lines together.
+# Run the benchmarks in order: page weight (browser), render time (in process),
+# start-up and memory of `kiosk demo`, recovery under faults; then their budget lines together.
 # Arguments (only --strict is understood by all three) go to each of them.
 # Exit status: 0 when all ran (and, with --strict, met their budgets); otherwise the
 # highest status of the three (1 = a budget missed with --strict, 2 = could not measure).

@@ -25,6 +25,20 @@
     doc.querySelectorAll('[data-toggle-password]').forEach(function (btn) { setShown(btn, false); });
   }, true);
 
+  /* A second press while the first is on its way is not sent again: a double tap would
+     otherwise cancel the first answer (a new card number, a seat) for a second request.
+     (Sent again later, the form's key makes the registry answer it once all the same.) */
+  var SENT_FOR_MS = 10000;
+  doc.addEventListener('submit', function (e) {
+    var form = e.target;
+    var sent = Number(form.getAttribute('data-sent-at') || 0);
+    if (Date.now() - sent < SENT_FOR_MS) { e.preventDefault(); return; }
+    form.setAttribute('data-sent-at', String(Date.now()));
+  });
+  window.addEventListener('pageshow', function () {  /* back to a page the browser kept */
+    doc.querySelectorAll('form[data-sent-at]').forEach(function (f) { f.removeAttribute('data-sent-at'); });
+  });
+
   /* A barcode scanner types the card number, then Enter: when the next field is an empty
      password box, Enter moves there instead of sending a form that can only fail. */
   doc.addEventListener('keydown', function (e) {

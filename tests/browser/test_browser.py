@@ -45,6 +45,7 @@ from axe_playwright_python.base import AxeResults  # noqa: E402
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from kiosk.registry.seed import load_demo_data  # noqa: E402
 
@@ -647,3 +648,23 @@ def test_g_back_button_after_log_out_shows_no_personal_data(browser: Browser,
         console.assert_clean()
     finally:
         kiosk_browser.close()
+
+
+# --- h. A double tap ------------------------------------------------------------------------
+
+
+def test_h_two_quick_presses_on_create_my_account_make_one_account_and_show_its_card(
+        page: Page, live_server) -> None:
+    live = live_server()
+    page.goto(live.url("/fr/account/new"))
+    fill_registration(page, "fr", "Josette", "josette.double@example.be")
+    # Two presses 0.1 s apart, as an impatient finger: the second would replace the first
+    # navigation, whose answer (the new card number) would then never be shown.
+    page.locator("#register-form").evaluate(
+        "f => { f.requestSubmit(); setTimeout(() => f.requestSubmit(), 100); }")
+    page.wait_for_url("**/fr/account/created")
+    card = re.sub(r"\D", "", page.locator(".card-number").inner_text())
+    with live.service.store.read() as s:
+        made = s.execute(text("SELECT card_number FROM patrons WHERE email = :e"),
+                         {"e": "josette.double@example.be"}).scalars().all()
+    assert made == [card]
