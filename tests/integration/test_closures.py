@@ -14,20 +14,13 @@ from kiosk.registry.closures import CLOSED_DAYS_MAX, Closures, parse_closed_days
 from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution
+from tests.support.clock import Clock
 from tests.support.factories import add_patron
 
 # Wednesday 23 December 2026, 10:00 in Brussels (CET, UTC+1): Christmas is on the Friday.
 WEDNESDAY_23_DEC = datetime(2026, 12, 23, 9, 0)
 TUE_SAT = [2, 3, 4, 5, 6]
 MON_SAT = [1, 2, 3, 4, 5, 6]
-
-
-class Clock:
-    def __init__(self, at: datetime):
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def closing(day: date) -> datetime:

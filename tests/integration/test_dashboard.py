@@ -18,6 +18,7 @@ from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Course, CourseText, Patron
 from kiosk.staff import charts
 from kiosk.staff.dashboard import BOM, csv_cell, csv_document, decimal_comma
+from tests.support.clock import Clock
 from tests.support.factories import add_patron
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -31,14 +32,6 @@ def audit_rows(service: RegistryService, action: str) -> list:  # type: ignore[t
                               .where(AuditEntry.action == action).order_by(AuditEntry.id)).all())
 
 
-class Clock:
-    def __init__(self, at: datetime):
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
 def known_programme(make_service) -> tuple[RegistryService, Clock]:  # type: ignore[no-untyped-def]
     """Cap 2. A and B take the two seats at T0; C, D, E, F, G join the line at T0+1h…+6h;
     A gives up at T0+2d+1h (C is seated after 2 days), B at T0+4d+2h (D after 4 days).
@@ -46,7 +39,7 @@ def known_programme(make_service) -> tuple[RegistryService, Clock]:  # type: ign
     clock = Clock(T0 - timedelta(days=70))
     service = make_service(cap=2, clock=clock)
     add_patron(service, library_code="MUN-MUNTPUNT")  # I: outside the 60 days
-    clock.at = T0
+    clock.now = T0
     cards = {}
     plan = [("A", "ANT-PERMEKE", 0, ["spanish-beginners"]),
             ("B", "ANT-HOBOKEN", 0, ["spanish-beginners"]),
@@ -56,19 +49,19 @@ def known_programme(make_service) -> tuple[RegistryService, Clock]:  # type: ign
             ("F", "KOR-HEULE", 5, ["excel-basics"]),
             ("G", "MUN-MUNTPUNT", 6, ["excel-basics"])]
     for name, library, hours, courses in plan:
-        clock.at = T0 + timedelta(hours=hours)
+        clock.now = T0 + timedelta(hours=hours)
         card, token = add_patron(service, library_code=library)
         cards[name] = card
         for slug in courses:
             service.claim(token, slug)
-    clock.at = datetime(2025, 3, 20, 23, 30)
+    clock.now = datetime(2025, 3, 20, 23, 30)
     add_patron(service, library_code="KOR-CENTRUM")  # H
     for name, at in (("A", T0 + timedelta(days=2, hours=1)),
                      ("B", T0 + timedelta(days=4, hours=2))):
-        clock.at = at
+        clock.now = at
         token, _ = service.login(cards[name], PASSWORD)
         service.give_up_seat(token)
-    clock.at = T0 + timedelta(days=10)  # 2025-03-30 09:00 UTC: Belgian summer time began
+    clock.now = T0 + timedelta(days=10)  # 2025-03-30 09:00 UTC: Belgian summer time began
     return service, clock
 
 
@@ -84,7 +77,7 @@ def test_the_figures_from_known_data(make_service) -> None:  # type: ignore[no-u
     assert s.seated_from_list == 2  # A and B were seated at once: no wait, not counted
     assert s.median_wait == timedelta(days=3)  # C waited 2 days, D 4
     # E, F and G asked at T0+3h, +5h, +6h: the middle one asked at T0+5h.
-    assert s.median_waited == clock.at - (T0 + timedelta(hours=5))
+    assert s.median_waited == clock.now - (T0 + timedelta(hours=5))
 
     assert [(c.slug, c.enrolments, c.seated, c.waiting) for c in board.courses] == [
         ("excel-basics", 3, 0, 3), ("word-basics", 2, 2, 0), ("spanish-beginners", 1, 0, 1)]
@@ -108,7 +101,7 @@ def test_the_figures_from_known_data(make_service) -> None:  # type: ignore[no-u
     assert board.institutions[0].name == "Bibliotheken Antwerpen"
 
     # A hundred days on, C and D were seated too long ago to count.
-    clock.at = T0 + timedelta(days=100)
+    clock.now = T0 + timedelta(days=100)
     later = service.reports.summary()
     assert later.seated_from_list == 0 and later.median_wait is None
 

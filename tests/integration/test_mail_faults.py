@@ -15,6 +15,7 @@ from sqlalchemy import select
 from kiosk.registry.mailer import MAX_ATTEMPTS, send_due
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Notice
+from tests.support.clock import Clock
 from tests.support.factories import STAFF_PASSWORDS, build_app, patron_data
 from tests.support.smtp_server import config, free_port, smtp_server
 
@@ -22,20 +23,8 @@ START = datetime(2026, 3, 2, 9, 0)  # naive UTC, as the database holds it
 JOSE = "josé.peeters@example.be"  # as the demo data has them: a non-ASCII local part
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
 def mail_service(make_service) -> tuple[RegistryService, Clock]:  # type: ignore[no-untyped-def]
-    clock = Clock()
+    clock = Clock(START)
     service = make_service(clock=clock)
     service.notices.enabled = True  # what SMTP_HOST does
     return service, clock

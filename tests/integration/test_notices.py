@@ -32,21 +32,10 @@ from kiosk.registry.mailer import MAX_ATTEMPTS, SmtpConfig, send_due
 from kiosk.registry.notices import enqueue
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Notice, Patron, Place
+from tests.support.clock import Clock
 from tests.support.factories import add_patron, new_store, patron_data
 
 START = datetime(2026, 3, 2, 9, 0)  # a Monday, naive UTC like the database
-
-
-class Clock:
-    def __init__(self, now: datetime = START):
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
 
 
 class Inbox:
@@ -167,7 +156,7 @@ def smtp_server(ca, monkeypatch) -> Iterator[Callable[..., tuple[Inbox, SmtpConf
 
 
 def mail_service(make_service, **kwargs: object) -> tuple[RegistryService, Clock]:  # type: ignore[no-untyped-def]
-    clock = Clock()
+    clock = Clock(START)
     service = make_service(clock=clock, **kwargs)
     service.notices.enabled = True  # what SMTP_HOST does
     return service, clock

@@ -17,23 +17,11 @@ from kiosk.registry.domain import RegistryError, Standing
 from kiosk.registry.promotion import Candidate
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution, Library, Patron, Place, Programme
+from tests.support.clock import Clock
 from tests.support.contract import Registry, refusal
 from tests.support.factories import add_patron, patron_data
 
 PASSWORD = "correct horse"
-
-
-class Clock:
-    """A frozen clock the test moves by hand (naive UTC, as the registry keeps time)."""
-
-    def __init__(self, at: datetime):
-        self.now = at
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def set(self, at: datetime) -> None:
-        self.now = at
 
 
 # --- Opening-day arithmetic (pure) ---------------------------------------------------------------

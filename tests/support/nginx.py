@@ -20,7 +20,6 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -37,6 +36,7 @@ import trustme
 from click.testing import CliRunner
 
 from kiosk.cli import main as kiosk_cli
+from tests.support.storm_support import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = REPO / "deploy" / "linux" / "kiosk-registry.nginx"
@@ -49,13 +49,6 @@ def find_nginx() -> str | None:
     if os.access("/usr/sbin/nginx", os.X_OK):
         return "/usr/sbin/nginx"
     return shutil.which("nginx")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -291,16 +284,8 @@ class GunicornRegistry:
         raise RuntimeError(f"the registry did not become ready:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        if self.proc is not None:
+            stop_process_group(self.proc)
         self.proc = None
 
 
