@@ -149,8 +149,9 @@ def test_registry_units_pass_systemd_analyze_verify(path: Path, tmp_path: Path) 
 
 
 def test_registry_units_run_real_commands() -> None:
-    """The server serves the API and the staff pages on loopback (the TLS proxy in front);
-    the timer runs the housekeeping every hour: offers past their time, retention."""
+    """The server serves the API and the staff pages on loopback (nginx in front, with
+    kiosk-registry.nginx); the timer runs the housekeeping every hour: offers past their
+    time, retention."""
     command = _exec_start(REGISTRY_UNIT)
     assert command[:3] == ["/opt/kiosk/venv/bin/kiosk", "registry", "serve"]
     options = dict(zip(command[3::2], command[4::2], strict=True))
