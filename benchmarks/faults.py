@@ -149,7 +149,7 @@ def lock_wait() -> None:
         registry = ss.prepare_registry(url, cap=50, terminals=1)
         patrons = ss.bulk_patrons(url, 14)
         course = registry.courses[0]
-        with ss.RegistryServer(url, workers=2, threads=8) as server:
+        with ss.RegistryServer(url, workers=2, threads=16) as server:  # a thread per waiter
             ss.drive(server.base_url, [ss.claim_job(p.token, course) for p in patrons[:4]],
                      registry.terminal_tokens, processes=1, threads=4)
             with psycopg.connect(url) as holder:

@@ -89,7 +89,9 @@ def test_every_waiter_for_a_held_programme_row_is_answered_busy_within_3_s(
         registry = prepare_registry(url, cap=50, terminals=1)
         patrons = bulk_patrons(url, 14)
         course = registry.courses[0]
-        with RegistryServer(url, workers=2, threads=8) as server:
+        # 16 threads a worker: each of the 14 waiters has a thread of its own even if one
+        # worker takes them all (a request queued for a thread is a capacity question).
+        with RegistryServer(url, workers=2, threads=16) as server:
             seated = drive(server.base_url, [claim_job(p.token, course) for p in patrons[:4]],
                            registry.terminal_tokens, processes=1, threads=4)
             assert {o.status for o in seated.outcomes} == {200}, seated.summary()
