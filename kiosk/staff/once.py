@@ -184,8 +184,8 @@ def once(view: F) -> F:
             if found.request_hash != sent:
                 return staff_error(
                     _("This page was already sent"),
-                    _("This page was already sent with other values, and that was done. "
-                      "Open the page again to make another change."), 422)
+                    _("This page was already sent with other values. Open the page again "
+                      "to make another change."), 422)
             return _replay(found)
 
     return cast(F, answered_once)
