@@ -100,6 +100,9 @@ def create_registry_app(
     staff.init_app(app)
     # What the shared form macros (templates/macros.html) need, as on the terminal.
     app.jinja_env.globals["aria_for"] = terminal.aria_for
+    # Every staff form's hidden key, which makes a form sent again answered once
+    # (kiosk.staff.once).
+    app.jinja_env.globals["form_key_field"] = terminal.form_key_field
     app.context_processor(lambda: {"action_form": ActionForm(formdata=None)})
     app.register_error_handler(api.RegistryError, api.error_response)
     app.register_error_handler(api.HTTPException, staff.http_error)

@@ -27,7 +27,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from .domain import RegistryError
-from .store import IdempotencyRecord, Store
+from .store import IdempotencyRecord, StaffFormAnswer, Store
 
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 100
@@ -127,7 +127,13 @@ class IdempotencyKeys:
                 IdempotencyRecord.state == "running"))
 
     def purge(self, keep_for: timedelta = KEEP_FOR) -> int:
+        """Forget the keys older than `keep_for`: the terminals' and the staff forms' (their
+        answers, kiosk.staff.once, are kept exactly as long). Answers how many went."""
+        cutoff = self.clock() - keep_for
         with self.store.write() as s:
-            done = s.connection().execute(delete(IdempotencyRecord).where(
-                IdempotencyRecord.created_at < self.clock() - keep_for))
-            return done.rowcount
+            conn = s.connection()
+            keys = conn.execute(delete(IdempotencyRecord).where(
+                IdempotencyRecord.created_at < cutoff))
+            forms = conn.execute(delete(StaffFormAnswer).where(
+                StaffFormAnswer.created_at < cutoff))
+            return keys.rowcount + forms.rowcount

@@ -584,3 +584,26 @@ class AcademyChange(Base):
     # "unchanged") once done; the kind of error while not (never personal data).
     outcome: Mapped[str] = mapped_column(String(20), default="")
     last_error: Mapped[str] = mapped_column(String(200), default="")
+
+
+class StaffFormAnswer(Base):
+    """A staff form sent with its hidden key (kiosk.staff.once): *running* while its view
+    runs, then *done* with the answer to replay (the redirect and the messages it flashed) if
+    the same form is sent again. `key` names the form key and the address together, so two
+    buttons of one page never share a row; `request_hash` names what was sent. Purged with
+    the idempotency keys, after 24 hours."""
+
+    __tablename__ = "staff_form_answers"
+    __table_args__ = (
+        UniqueConstraint("staff_id", "key"),
+        CheckConstraint("state IN ('running', 'done')", name="state_known"),
+        Index("ix_staff_form_answers_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10))
+    location: Mapped[str | None] = mapped_column(Text)
+    messages: Mapped[list | None] = mapped_column(JSON)  # [[category, text], …]
+    created_at: Mapped[datetime] = mapped_column(DateTime)

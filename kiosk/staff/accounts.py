@@ -14,6 +14,7 @@ from ..registry.roles import Permission, Role
 from ..terminal.forms import ActionForm, options
 from .base import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
 from .forms import StaffAccountForm
+from .once import once
 
 bp = Blueprint("accounts", __name__)
 
@@ -32,6 +33,7 @@ def _prepare(form: StaffAccountForm) -> None:
 
 @bp.route("/accounts", methods=["GET", "POST"])
 @requires(Permission.STAFF_ACCOUNTS)
+@once
 def index() -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -56,6 +58,7 @@ def index() -> str | Response | tuple[str, int]:
 
 @bp.post("/accounts/<username>/disable")
 @requires(Permission.STAFF_ACCOUNTS)
+@once
 def disable(username: str) -> Response:
     staff = current_staff()
     assert staff is not None

@@ -22,6 +22,7 @@ from ..registry.roles import Permission
 from ..terminal.forms import ActionForm, options
 from ..terminal.reference import FRESH_FOR
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .once import once
 
 bp = Blueprint("courses", __name__)
 
@@ -119,6 +120,7 @@ def _draft(form: CourseForm) -> CourseDraft:
 
 @bp.route("/courses/new", methods=["GET", "POST"])
 @requires(Permission.CATALOGUE)
+@once
 def add() -> str | Response | tuple[str, int]:
     form = CourseForm()
     _category_choices(form)
@@ -138,6 +140,7 @@ def add() -> str | Response | tuple[str, int]:
 
 @bp.route("/courses/<slug>/edit", methods=["GET", "POST"])
 @requires(Permission.CATALOGUE)
+@once
 def edit(slug: str) -> str | Response | tuple[str, int]:
     details = admin().details(slug)  # an unknown slug: "not found" (404)
     form = CourseForm()
@@ -172,6 +175,7 @@ def _title(slug: str) -> str:
 
 @bp.post("/courses/<slug>/retire")
 @requires(Permission.CATALOGUE)
+@once
 def retire(slug: str) -> Response:
     if ActionForm().validate_on_submit():
         admin().retire(slug, actor=_actor(), where=place())
@@ -188,6 +192,7 @@ def retire(slug: str) -> Response:
 
 @bp.post("/courses/<slug>/restore")
 @requires(Permission.CATALOGUE)
+@once
 def restore(slug: str) -> Response:
     if ActionForm().validate_on_submit():
         admin().restore(slug, actor=_actor(), where=place())
@@ -207,6 +212,7 @@ def _next_month(today: date) -> tuple[date, date]:
 
 @bp.route("/courses/module-of-the-month", methods=["GET", "POST"])
 @requires(Permission.CATALOGUE)
+@once
 def module_of_the_month() -> str | Response | tuple[str, int]:
     rows = admin().courses(current_language())
     today = admin().today()
@@ -245,6 +251,7 @@ def module_of_the_month() -> str | Response | tuple[str, int]:
 
 @bp.post("/courses/<slug>/module-of-the-month/clear")
 @requires(Permission.CATALOGUE)
+@once
 def clear_module_of_the_month(slug: str) -> Response:
     if ActionForm().validate_on_submit():
         admin().clear_module_of_the_month(slug, actor=_actor(), where=place())

@@ -37,6 +37,7 @@ from ..terminal.forms import ActionForm, no_control_characters
 from ..terminal.messages import MESSAGES
 from . import charts
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .once import once
 
 bp = Blueprint("dashboard", __name__)
 
@@ -216,6 +217,7 @@ def _when(moment: datetime | None) -> str:
 
 @bp.post("/dashboard/notices/send-again")
 @requires(Permission.DASHBOARD)
+@once
 def send_again() -> WerkzeugResponse:
     """The given-up e-mails get a fresh start (after the coordinator fixed their cause)."""
     staff = current_staff()
@@ -229,6 +231,7 @@ def send_again() -> WerkzeugResponse:
 
 @bp.post("/dashboard/academy/send-again")
 @requires(Permission.DASHBOARD)
+@once
 def academy_send_again() -> WerkzeugResponse:
     """The given-up academy changes get a fresh start (after the platform was fixed)."""
     staff = current_staff()

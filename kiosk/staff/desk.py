@@ -28,6 +28,7 @@ from .forms import (
     DeskSearchForm,
     ReasonForm,
 )
+from .once import once
 
 bp = Blueprint("desk", __name__)
 
@@ -124,6 +125,7 @@ def _act(patron_id: int, action: Callable[[], object], done: str) -> Response:
 
 @bp.post("/desk/patrons/<int:patron_id>/enrol")
 @requires(Permission.DESK)
+@once
 def enrol(patron_id: int) -> Response | tuple[str, int]:
     form = DeskEnrolForm()
     if not form.validate_on_submit():
@@ -147,6 +149,7 @@ def enrol(patron_id: int) -> Response | tuple[str, int]:
 
 @bp.post("/desk/patrons/<int:patron_id>/withdraw/<slug>")
 @requires(Permission.DESK)
+@once
 def withdraw(patron_id: int, slug: str) -> Response:
     return _act(patron_id,
                 lambda: service().desk.withdraw(_staff(), patron_id, slug, where=place()),
@@ -155,6 +158,7 @@ def withdraw(patron_id: int, slug: str) -> Response:
 
 @bp.post("/desk/patrons/<int:patron_id>/give-up-seat")
 @requires(Permission.DESK)
+@once
 def give_up_seat(patron_id: int) -> Response:
     return _act(patron_id,
                 lambda: service().desk.give_up_seat(_staff(), patron_id, where=place()),
@@ -163,6 +167,7 @@ def give_up_seat(patron_id: int) -> Response:
 
 @bp.post("/desk/patrons/<int:patron_id>/leave-waiting-list")
 @requires(Permission.DESK)
+@once
 def leave_waiting_list(patron_id: int) -> Response:
     return _act(patron_id,
                 lambda: service().desk.leave_waiting_list(_staff(), patron_id, where=place()),
@@ -171,6 +176,7 @@ def leave_waiting_list(patron_id: int) -> Response:
 
 @bp.post("/desk/patrons/<int:patron_id>/receipt/email")
 @requires(Permission.DESK)
+@once
 def email_receipt(patron_id: int) -> Response:
     return _act(patron_id,
                 lambda: service().desk.email_receipt(_staff(), patron_id, where=place()),
@@ -204,6 +210,7 @@ def receipt(patron_id: int) -> Response:
 
 @bp.route("/desk/patrons/<int:patron_id>/password", methods=["GET", "POST"])
 @requires(Permission.DESK)
+@once
 def password(patron_id: int) -> Response | tuple[str, int]:
     staff = _staff()
     found = service().desk.patron(staff, patron_id, current_language(), where=place())
@@ -240,6 +247,7 @@ def one_time_password(patron_id: int) -> Response:
 
 @bp.route("/desk/patrons/<int:patron_id>/erase", methods=["GET", "POST"])
 @requires(Permission.DESK)
+@once
 def erase(patron_id: int) -> Response | tuple[str, int]:
     staff = _staff()
     found = service().desk.patron(staff, patron_id, current_language(), where=place())
@@ -269,6 +277,7 @@ def _library_groups(staff: StaffView) -> list[tuple[str, list[tuple[str, str]]]]
 
 @bp.route("/desk/new", methods=["GET", "POST"])
 @requires(Permission.DESK)
+@once
 def register() -> Response | tuple[str, int]:
     staff = _staff()
     form = DeskRegisterForm()

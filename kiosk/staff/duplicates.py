@@ -23,6 +23,7 @@ from ..registry.verification import DuplicatePair
 from ..terminal.forms import ActionForm, options
 from ..terminal.messages import MESSAGES, message
 from .base import current_staff, nav_item, place, requires, service
+from .once import once
 
 bp = Blueprint("duplicates", __name__)
 
@@ -99,6 +100,7 @@ def _compare_page(pair: DuplicatePair, form: MergeForm,
 
 @bp.post("/duplicates/<int:flag_id>/merge")
 @requires(Permission.DUPLICATES)
+@once
 def merge(flag_id: int) -> Response | tuple[str, int] | str:
     staff = current_staff()
     assert staff is not None
@@ -125,6 +127,7 @@ def merge(flag_id: int) -> Response | tuple[str, int] | str:
 
 @bp.post("/duplicates/<int:flag_id>/dismiss")
 @requires(Permission.DUPLICATES)
+@once
 def dismiss(flag_id: int) -> Response:
     staff = current_staff()
     assert staff is not None

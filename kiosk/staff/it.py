@@ -20,6 +20,7 @@ from ..terminal.messages import message
 from ..version import __version__
 from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import MaintenanceForm, MemberSystemForm
+from .once import once
 
 bp = Blueprint("it", __name__)
 BELGIUM = ZoneInfo("Europe/Brussels")
@@ -49,6 +50,7 @@ def terminals() -> str:
 
 @bp.post("/terminals/<int:terminal_id>/revoke")
 @requires(Permission.TERMINALS)
+@once
 def revoke(terminal_id: int) -> Response:
     if ActionForm().validate_on_submit():
         staff = current_staff()
@@ -61,6 +63,7 @@ def revoke(terminal_id: int) -> Response:
 
 @bp.route("/maintenance", methods=["GET", "POST"])
 @requires(Permission.MAINTENANCE)
+@once
 def maintenance() -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -93,6 +96,7 @@ def maintenance() -> str | Response | tuple[str, int]:
 
 @bp.post("/maintenance/clear")
 @requires(Permission.MAINTENANCE)
+@once
 def clear_maintenance() -> Response:
     staff = current_staff()
     assert staff is not None
@@ -117,6 +121,7 @@ def member_systems() -> str:
 
 @bp.route("/library-cards/<institution>", methods=["GET", "POST"])
 @requires(Permission.MEMBER_SYSTEMS)
+@once
 def member_system(institution: str) -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -149,6 +154,7 @@ def member_system(institution: str) -> str | Response | tuple[str, int]:
 
 @bp.post("/library-cards/<institution>/remove")
 @requires(Permission.MEMBER_SYSTEMS)
+@once
 def remove_member_system(institution: str) -> Response:
     staff = current_staff()
     assert staff is not None

@@ -20,6 +20,7 @@ from ..terminal.forms import ActionForm
 from ..terminal.messages import message
 from .base import current_staff, nav_item, place, requires, service, serving
 from .forms import ReasonForm
+from .once import once
 
 bp = Blueprint("pending", __name__)
 
@@ -65,6 +66,7 @@ def index() -> str:
 
 @bp.post("/pending/<int:patron_id>/confirm")
 @requires(Permission.PENDING)
+@once
 def confirm(patron_id: int) -> Response:
     staff = current_staff()
     assert staff is not None
@@ -84,6 +86,7 @@ def confirm(patron_id: int) -> Response:
 
 @bp.route("/pending/<int:patron_id>/erase", methods=["GET", "POST"])
 @requires(Permission.PENDING)
+@once
 def erase(patron_id: int) -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None

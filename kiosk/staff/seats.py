@@ -24,6 +24,7 @@ from ..registry.waitlist import PAGE_SIZE, CapPreview, WaitingEntry
 from ..terminal.forms import no_control_characters
 from ..terminal.messages import MESSAGES, message
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .once import once
 
 bp = Blueprint("seats", __name__)
 
@@ -101,6 +102,7 @@ def _preview_page(preview: CapPreview, reason: str, stale: bool = False,
 
 @bp.post("/seats/confirm")
 @requires(Permission.PROGRAMME)
+@once
 def confirm_cap() -> Response | tuple[str, int]:
     """Step 3: apply, in one transaction, exactly the previewed change, or nothing."""
     staff = current_staff()
@@ -148,6 +150,7 @@ def waiting_list() -> str:
 
 @bp.route("/waiting-list/<int:patron_id>/remove", methods=["GET", "POST"])
 @requires(Permission.WAITING_LIST)
+@once
 def remove(patron_id: int) -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -169,6 +172,7 @@ def remove(patron_id: int) -> str | Response | tuple[str, int]:
 
 @bp.route("/waiting-list/<int:patron_id>/move", methods=["GET", "POST"])
 @requires(Permission.WAITING_LIST_MOVE)
+@once
 def move(patron_id: int) -> str | Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None

@@ -19,6 +19,7 @@ from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
 from .base import current_staff, nav_item, place, requires, service
+from .once import once
 
 bp = Blueprint("settings", __name__)
 
@@ -93,6 +94,7 @@ def index() -> tuple[str, int]:
 
 @bp.post("/settings/seats")
 @requires(Permission.PROGRAMME)
+@once
 def seats() -> Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -120,6 +122,7 @@ def seats() -> Response | tuple[str, int]:
 
 @bp.post("/settings/institutions")
 @requires(Permission.PROGRAMME)
+@once
 def institutions() -> Response | tuple[str, int]:
     staff = current_staff()
     assert staff is not None
@@ -150,6 +153,7 @@ def institutions() -> Response | tuple[str, int]:
 
 @bp.post("/settings/closed-days")
 @requires(Permission.PROGRAMME)
+@once
 def closed_days() -> Response | tuple[str, int]:
     """Public holidays and closures per institution: an offer's hold skips them."""
     staff = current_staff()
