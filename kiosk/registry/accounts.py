@@ -23,7 +23,7 @@ from .erasure import Erasure
 from .member_system import MemberCheck, MemberSystemConfig, Verdict, split_name
 from .members import MemberSystems
 from .notices import enqueue
-from .passwords import dummy_hash, hash_password, needs_rehash, verify
+from .passwords import dummy_hash, needs_rehash, verify
 from .patron_sessions import PatronSessions
 from .roles import StaffView
 from .seats import Seats
@@ -94,7 +94,8 @@ class Accounts:
                 phone=clean.phone,
                 library_id=library.id,
                 language=clean.language,
-                password_hash=hash_password(domain.normalise_password(data.password)),
+                password_hash=self.ctx.hash_password(
+                    domain.normalise_password(data.password)),
                 created_at=self.ctx.clock(),
                 last_active_at=self.ctx.clock(),
                 failed_logins=0,
@@ -159,7 +160,7 @@ class Accounts:
                     if not verify(found.password_hash, typed):
                         raise self._wrong(attempt)
                 if needs_rehash(found.password_hash):
-                    found.password_hash = hash_password(typed)
+                    found.password_hash = self.ctx.hash_password(typed)
                 return self._open_session(s, found, now), self._patron_view(found)
         if member_system is None:
             verify(dummy_hash(), password)  # same cost whether or not the account exists
@@ -317,7 +318,7 @@ class Accounts:
                 problem = "password_unchanged"
             if problem is not None:
                 raise RegistryError("invalid", {"new_password": problem})
-            patron.password_hash = hash_password(new)
+            patron.password_hash = self.ctx.hash_password(new)
             patron.must_change_password = False
             patron.failed_logins, patron.locked_until = 0, None
             s.execute(update(PatronSession)

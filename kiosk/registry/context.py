@@ -1,5 +1,5 @@
-"""What every use case of the registry needs, and nothing more: the store, the clock, and the
-seat ledger with its event sink.
+"""What every use case of the registry needs, and nothing more: the store, the clock, the
+seat ledger with its event sink, and how a patron's password is hashed.
 
 A use case is a small class built from this context plus the other use cases it calls,
 passed to its constructor (see `services.RegistryService`, which builds them all). Settings
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from . import ledger
 from .domain import Standing
 from .ledger import Ledger, SeatEvents
+from .passwords import hash_password
 from .store import Runner, Store
 
 # A patron session's (and a terminal's) last-seen time is written at most about this often,
@@ -31,11 +32,14 @@ def utcnow() -> datetime:
 @dataclass(frozen=True)
 class RegistryContext:
     """`events` is where seat events go once the ledger has written them
-    (`seat_events.tell`: e-mail notices, the audit entries of offers)."""
+    (`seat_events.tell`: e-mail notices, the audit entries of offers). `hash_password`: argon2id
+    (passwords.py) in every registry; only the demo's fictional patrons, who share one
+    password, get one that hashes it once (`sample_patrons`)."""
 
     store: Store
     clock: Callable[[], datetime]
     events: SeatEvents
+    hash_password: Callable[[str], str] = hash_password
 
     def seats(self, s: Runner) -> Ledger:
         """The seat ledger, the programme lock taken in `s`'s transaction (see ledger.py)."""

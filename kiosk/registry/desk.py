@@ -29,7 +29,6 @@ from .domain import ClaimResult, NewPatron, PatronStatus, Registration, Registry
 from .erasure import Erasure
 from .masking import mask_card_number
 from .notices import enabled, enqueue
-from .passwords import hash_password
 from .roles import StaffView
 from .seats import Seats
 from .staff import pseudonym, record
@@ -288,7 +287,7 @@ class DeskService:
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             was_locked = domain.LoginPolicy.is_locked(patron.locked_until, now)
-            patron.password_hash = hash_password(
+            patron.password_hash = self.ctx.hash_password(
                 domain.one_time_form(password) if one_time else password)
             patron.must_change_password = one_time
             patron.failed_logins, patron.locked_until = 0, None

@@ -46,6 +46,7 @@ from .ledger import Ledger
 from .maintenance import ProgrammeUpkeep
 from .members import MemberSystems
 from .notices import Notices
+from .passwords import hash_password
 from .patron_sessions import PatronSessions
 from .policies import Policies
 from .promotion import OfferSweep
@@ -74,13 +75,15 @@ class RegistryService:
         session_idle: timedelta = timedelta(minutes=10),
         session_max: timedelta = timedelta(minutes=30),
         terminal_cache: timedelta = timedelta(seconds=10),
+        hash_password: Callable[[str], str] = hash_password,
     ):
         self.store = store
         self.clock = clock
         login_policy = login_policy or LoginPolicy()
         # Every use case reads the time through `_now`: a clock set on this object later
         # (tests step time) is theirs too.
-        self.context = ctx = RegistryContext(store, clock=self._now, events=seat_events.tell)
+        self.context = ctx = RegistryContext(store, clock=self._now, events=seat_events.tell,
+                                              hash_password=hash_password)
         self.staff = StaffAccounts(store, self._now, login_policy=login_policy)
         self.reference = Reference(ctx)
         self.patron_sessions = PatronSessions(ctx, idle=session_idle, max_age=session_max)
