@@ -26,6 +26,9 @@ from tests.support.factories import (
     serial,
 )
 
+# The run's header, --quick, a line per long test, the `progress` fixture.
+pytest_plugins = ["tests.support.progress"]
+
 
 @pytest.fixture
 def app(tmp_path: Path) -> Flask:

@@ -12,7 +12,8 @@ driven over HTTP by hundreds of keep-alive clients in several processes.
    connections mid-storm; retried with the same keys, nothing is lost or done twice.
 
 Sizes follow the brief; KIOSK_STORM_SCALE (e.g. 0.2) shrinks every storm for a quick run.
-Run with `-s` to see the figures. Linux only (gunicorn, process groups).
+Each phase and its figures are written as the run goes (the `progress` fixture). Linux only
+(gunicorn, process groups).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from tests.support.factories import IN_CI
+from tests.support.progress import Say
 from tests.support.storm_support import (
     CONNECTION_ERROR,
     Load,
@@ -99,8 +101,9 @@ def _assert_all_answered(load: Load, expected: int = 200, what: str = "claims") 
     assert finals == {expected: len(load.outcomes)}, f"{what}: final answers {dict(finals)}"
 
 
-def _report(title: str, load: Load, seats: Seats) -> None:
-    print(f"\n[{title}] {load.summary()}\n[{title}] database: {seats.summary()}")
+def _report(say: Say, title: str, load: Load, seats: Seats) -> None:
+    say(f"[{title}] {load.summary()}")
+    say(f"[{title}] database: {seats.summary()}")
 
 
 def _assert_answers_match(seats: Seats, owners: list[int], answers: list[dict | None]) -> None:
@@ -121,7 +124,7 @@ def _assert_answers_match(seats: Seats, owners: list[int], answers: list[dict | 
 # --- 1. The storm ----------------------------------------------------------------------------
 
 
-def test_storm_never_oversells_and_serves_the_line_in_order(storm_db) -> None:
+def test_storm_never_oversells_and_serves_the_line_in_order(storm_db, progress) -> None:
     cap, n = scaled(2000), scaled(10_000)
     releases, newcomers_n = scaled(500), scaled(2000)
     url = storm_db("storm")
@@ -137,14 +140,16 @@ def test_storm_never_oversells_and_serves_the_line_in_order(storm_db) -> None:
     rng.shuffle(work)
     owners = [pid for pid, _ in work]
 
+    progress(f"[storm phase 1] {len(work)} claims by {n} patrons for {cap} seats…")
     with RegistryServer(url, workers=WORKERS, threads=THREADS) as server:
         load = drive(server.base_url, [job for _, job in work], registry.terminal_tokens,
                      processes=4, threads=50)
         seats = read_seats(url)
-        _report("storm phase 1", load, seats)
+        _report(progress, "storm phase 1", load, seats)
         inversions, worst = requested_at_inversion(seats)
-        print(f"[storm phase 1] requested_at earlier than someone queued ahead: {inversions} "
-              f"waiting patron(s), by up to {worst * 1000:.0f} ms (stamped before the lock)")
+        progress(f"[storm phase 1] requested_at earlier than someone queued ahead: "
+                 f"{inversions} waiting patron(s), by up to {worst * 1000:.0f} ms (stamped "
+                 "before the lock)")
 
         # Under READ COMMITTED no claim fails: every first attempt answered 200.
         assert load.first_statuses() == {200: len(work)}, "a claim failed at first attempt"
@@ -178,10 +183,12 @@ def test_storm_never_oversells_and_serves_the_line_in_order(storm_db) -> None:
         work2 = ([(pid, release_job(token_of[pid])) for pid in leaving]
                  + [(p.id, claim_job(p.token, first_course)) for p in newcomers])
         rng.shuffle(work2)
+        progress(f"[storm phase 2] {releases} seats given up amid {newcomers_n} newcomers' "
+                 "claims…")
         load2 = drive(server.base_url, [job for _, job in work2], registry.terminal_tokens,
                       processes=4, threads=50)
         after = read_seats(url)
-        _report("storm phase 2", load2, after)
+        _report(progress, "storm phase 2", load2, after)
 
     leaving_set = set(leaving)
     expected = {pid: (204 if pid in leaving_set else 200) for pid, _ in work2}
@@ -210,42 +217,44 @@ def test_storm_never_oversells_and_serves_the_line_in_order(storm_db) -> None:
 # --- 2. and 3. The same kind of storm with the guard off, or under REPEATABLE READ --------
 
 
-def _small_storm(storm_db, label: str, cap: int = 200, n: int = 2000,  # type: ignore[no-untyped-def]
-                 **server_options: object):
+def _small_storm(storm_db, progress: Say, label: str, cap: int = 200,  # type: ignore[no-untyped-def]
+                 n: int = 2000, **server_options: object):
     cap, n = scaled(cap), scaled(n)
     url = storm_db(label)
     registry = prepare_registry(url, cap)
     patrons = bulk_patrons(url, n)
     jobs = [claim_job(p.token, registry.courses[0]) for p in patrons]
+    progress(f"[{label}] {n} claims for {cap} seats…")
     with RegistryServer(url, workers=WORKERS, threads=THREADS, **server_options) as server:
         load = drive(server.base_url, jobs, registry.terminal_tokens, processes=2, threads=50,
                      policy=RETRY)
         errors_logged = server.errors_logged()
     seats = read_seats(url)
-    _report(label, load, seats)
+    _report(progress, label, load, seats)
     return cap, n, load, seats, errors_logged
 
 
-def test_negative_control_the_unguarded_claim_oversells(storm_db) -> None:
+def test_negative_control_the_unguarded_claim_oversells(storm_db, progress) -> None:
     """Check-then-act without the lock (tests/support/unguarded.py): the storm must catch it."""
-    cap, n, load, seats, _ = _small_storm(storm_db, "unguarded", guard=False, race_pause=0.002)
+    cap, n, load, seats, _ = _small_storm(storm_db, progress, "unguarded", guard=False,
+                                          race_pause=0.002)
     _assert_all_answered(load)
-    print(f"[unguarded] {len(seats.seated)} seated for {cap} seats (programme says "
-          f"{seats.seats_taken}); its 500s are its other race: two waiting patrons given one "
-          f"queue number (the unique index refuses), retried with the same key")
+    progress(f"[unguarded] {len(seats.seated)} seated for {cap} seats (programme says "
+             f"{seats.seats_taken}); its 500s are its other race: two waiting patrons given one "
+             f"queue number (the unique index refuses), retried with the same key")
     assert len(seats.seated) > cap, "the storm did not catch a broken guard: it proves nothing"
 
 
-def test_repeatable_read_fails_claims_that_read_committed_serves(storm_db) -> None:
+def test_repeatable_read_fails_claims_that_read_committed_serves(storm_db, progress) -> None:
     """Why READ COMMITTED is pinned: under REPEATABLE READ a claim that locks the programme
     row after another claim changed it fails (serialization error) instead of waiting."""
     # A third of the others' size: every claim that fails is retried until it is served, so
     # this storm costs the most time per claim, and 800 claims already show it plainly.
-    cap, n, load, seats, errors_logged = _small_storm(storm_db, "repeatable_read", cap=80,
-                                                      n=800, isolation="REPEATABLE READ")
+    cap, n, load, seats, errors_logged = _small_storm(
+        storm_db, progress, "repeatable_read", cap=80, n=800, isolation="REPEATABLE READ")
     failed = {s: c for s, c in load.first_statuses().items() if s != 200}
-    print(f"[repeatable_read] first attempts not served: {failed} of {n}; attempts in all "
-          f"{dict(load.all_statuses())}; 500s logged by the app: {errors_logged}")
+    progress(f"[repeatable_read] first attempts not served: {failed} of {n}; attempts in all "
+             f"{dict(load.all_statuses())}; 500s logged by the app: {errors_logged}")
     _assert_all_answered(load)  # every claim got through in the end, by retrying its key
     assert sum(failed.values()) >= n // 10, "REPEATABLE READ should fail many first attempts"
     assert not seats.problems(), seats.problems()
@@ -256,7 +265,7 @@ def test_repeatable_read_fails_claims_that_read_committed_serves(storm_db) -> No
 # --- 4. A client that hangs up before the answer -------------------------------------------
 
 
-def test_a_claim_whose_client_hung_up_counts_once_when_retried(storm_db) -> None:
+def test_a_claim_whose_client_hung_up_counts_once_when_retried(storm_db, progress) -> None:
     cap, n = 20, 60
     url = storm_db("dropped")
     registry = prepare_registry(url, cap, terminals=1)
@@ -272,11 +281,11 @@ def test_a_claim_whose_client_hung_up_counts_once_when_retried(storm_db) -> None
         status = drive(server.base_url, [status_job(p.token) for p in patrons], [terminal],
                        processes=1, threads=10)
     seats = read_seats(url)
-    _report("dropped", retried, seats)
+    _report(progress, "dropped", retried, seats)
     replayed = [o.replayed for o in retried.outcomes]
-    print(f"[dropped] {ran} of {n} dropped claims ran; retries answered from the first run: "
-          f"{sum(replayed[0::2])}/{n // 2} after FIN, {sum(replayed[1::2])}/{n // 2} after RST "
-          f"(the others never ran, so the retry ran them)")
+    progress(f"[dropped] {ran} of {n} dropped claims ran; retries answered from the first run: "
+             f"{sum(replayed[0::2])}/{n // 2} after FIN, {sum(replayed[1::2])}/{n // 2} after RST "
+             f"(the others never ran, so the retry ran them)")
     _assert_all_answered(retried)
     _assert_all_answered(status, what="status")
     assert all(replayed[0::2]), "a request whose client closed normally did not run once"
@@ -291,11 +300,13 @@ def test_a_claim_whose_client_hung_up_counts_once_when_retried(storm_db) -> None
 # --- 5. Faults -----------------------------------------------------------------------------
 
 
-def _fault_storm(storm_db, label: str, cap: int, n: int, fault):  # type: ignore[no-untyped-def]
+def _fault_storm(storm_db, progress: Say, label: str, cap: int, n: int,  # type: ignore[no-untyped-def]
+                 fault):
     url = storm_db(label)
     registry = prepare_registry(url, cap)
     patrons = bulk_patrons(url, n)
     jobs = [claim_job(p.token, registry.courses[0]) for p in patrons]
+    progress(f"[{label}] {n} claims for {cap} seats, with a fault on the way…")
     server = RegistryServer(url, workers=WORKERS, threads=THREADS, stale_after=STALE_AFTER)
     server.start()
     try:
@@ -306,7 +317,7 @@ def _fault_storm(storm_db, label: str, cap: int, n: int, fault):  # type: ignore
     finally:
         server.close()
     seats = read_seats(url)
-    _report(label, load, seats)
+    _report(progress, label, load, seats)
     _assert_all_answered(load)
     assert not seats.problems(), seats.problems()
     assert len(seats.seated) == min(cap, n) and len(seats.waiting) == max(0, n - cap)
@@ -316,7 +327,8 @@ def _fault_storm(storm_db, label: str, cap: int, n: int, fault):  # type: ignore
     return load, errors_logged, extra
 
 
-def test_kill_9_of_gunicorn_mid_storm_loses_nothing_and_doubles_nothing(storm_db) -> None:
+def test_kill_9_of_gunicorn_mid_storm_loses_nothing_and_doubles_nothing(storm_db,
+                                                                        progress) -> None:
     n = scaled(3000)
     seen: dict[str, float] = {}
 
@@ -329,18 +341,19 @@ def test_kill_9_of_gunicorn_mid_storm_loses_nothing_and_doubles_nothing(storm_db
         server.start()
         seen["down_s"] = time.monotonic() - down
 
-    load, _, _ = _fault_storm(storm_db, "kill9", scaled(2000), n, kill_and_restart)
+    load, _, _ = _fault_storm(storm_db, progress, "kill9", scaled(2000), n, kill_and_restart)
     hit = sum(CONNECTION_ERROR in o.statuses for o in load.outcomes)
     in_progress = sum(409 in o.statuses for o in load.outcomes)
     replayed = sum(o.replayed for o in load.outcomes)
-    print(f"[kill9] killed {seen['processes_killed']:.0f} processes at "
-          f"{seen['places_at_kill']:.0f} places, down {seen['down_s']:.1f} s; claims that "
-          f"met a dead server {hit}, met 'in progress' {in_progress}, answered by replay "
-          f"{replayed}; attempts {dict(load.all_statuses())}")
+    progress(f"[kill9] killed {seen['processes_killed']:.0f} processes at "
+             f"{seen['places_at_kill']:.0f} places, down {seen['down_s']:.1f} s; claims that "
+             f"met a dead server {hit}, met 'in progress' {in_progress}, answered by replay "
+             f"{replayed}; attempts {dict(load.all_statuses())}")
     assert hit > 0, "the kill hit no request: the test proved nothing"
 
 
-def test_terminated_database_connections_mid_storm(storm_db, postgres_admin) -> None:
+def test_terminated_database_connections_mid_storm(storm_db, postgres_admin,
+                                                   progress) -> None:
     n = scaled(1500)
     terminated: list[int] = []
 
@@ -357,14 +370,14 @@ def test_terminated_database_connections_mid_storm(storm_db, postgres_admin) -> 
                      registry.terminal_tokens, processes=1, threads=20)
 
     terminate.after = then_idle  # type: ignore[attr-defined]
-    load, errors_logged, next_requests = _fault_storm(storm_db, "terminated", scaled(1000), n,
-                                               terminate)
+    load, errors_logged, next_requests = _fault_storm(storm_db, progress, "terminated",
+                                                      scaled(1000), n, terminate)
     busy = sum(503 in o.statuses for o in load.outcomes)
     crashed = sum(500 in o.statuses for o in load.outcomes)
-    print(f"[terminated] backends terminated {terminated}; claims answered 503 then retried "
-          f"{busy}, 500 {crashed}; attempts {dict(load.all_statuses())}; app tracebacks "
-          f"{errors_logged}\n[terminated] after the last kill: "
-          f"{dict(next_requests.first_statuses())}")
+    progress(f"[terminated] backends terminated {terminated}; claims answered 503 then retried "
+             f"{busy}, 500 {crashed}; attempts {dict(load.all_statuses())}; app tracebacks "
+             f"{errors_logged}; after the last kill: "
+             f"{dict(next_requests.first_statuses())}")
     assert sum(terminated[:-1]) > 0, "no backend was terminated: the test proved nothing"
     assert next_requests.first_statuses() == {200: 60}, "a dead pooled connection was reused"
     assert crashed == 0, (
