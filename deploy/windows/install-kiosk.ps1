@@ -25,7 +25,8 @@
 #>
 [CmdletBinding()]
 param(
-    # The kiosk wheel built by `python -m build` (library_course_kiosk-*.whl).
+    # The kiosk wheel built by `python -m build` (library_course_kiosk-*.whl); put the
+    # checkout's constraints.txt beside it, so pip installs the versions CI tested.
     [Parameter(Mandatory)]
     [ValidateScript({ (Test-Path -LiteralPath $_ -PathType Leaf) -and $_ -like '*.whl' })]
     [string] $WheelPath,
@@ -112,7 +113,15 @@ if (-not (Test-Path -LiteralPath $venvPython)) {
 
 $pipArgs = @('-m', 'pip', 'install', '--no-input', '--disable-pip-version-check', '--upgrade')
 if ($WheelHouse) { $pipArgs += @('--no-index', '--find-links', $WheelHouse) }
-& $venvPython @pipArgs (Resolve-Path -LiteralPath $WheelPath).Path
+# The checkout's constraints.txt, copied next to the wheel: the versions CI tested.
+$wheelFile = (Resolve-Path -LiteralPath $WheelPath).Path
+$constraints = Join-Path (Split-Path -Parent $wheelFile) 'constraints.txt'
+if (Test-Path -LiteralPath $constraints -PathType Leaf) {
+    $pipArgs += @('--constraint', $constraints)
+} else {
+    Write-Warning "No constraints.txt next to the wheel: pip takes the newest versions setup.cfg allows, not the ones tested."
+}
+& $venvPython @pipArgs $wheelFile
 if ($LASTEXITCODE -ne 0) { throw 'pip could not install the kiosk wheel.' }
 
 # --- Instance folder and configuration -----------------------------------------------------

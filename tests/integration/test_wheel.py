@@ -106,11 +106,17 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert not source.resolve().is_relative_to(REPO), "pytest's tmp dir is inside the repo"
     shutil.copytree(REPO, source, ignore=_ignore, symlinks=True)
     outdir = tmp_path_factory.mktemp("wheel-dist")
-    _run(
+    built = _run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(outdir), "."],
         cwd=source,
         timeout=600,
     )
+    # No warning from the build either, as filterwarnings=error has it for the tests: e.g.
+    # setuptools' for a License :: classifier (it refuses one beside the licence expression).
+    output = built.stdout + built.stderr
+    lines = output.splitlines()
+    warned = [line for line in lines if line.startswith("WARNING") or "Warning:" in line]
+    assert not warned, "\n".join(warned) + "\n--- build output ---\n" + output[-6000:]
     wheels = sorted(outdir.glob("*.whl"))
     assert len(wheels) == 1, f"expected one wheel in {outdir}, got {wheels}"
     return wheels[0]
@@ -122,8 +128,10 @@ def installed_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     assert not venv_dir.resolve().is_relative_to(REPO)
     _run([sys.executable, "-m", "venv", str(venv_dir)], cwd=venv_dir.parent, timeout=300)
     python = _venv_bin(venv_dir, "python")
+    # As the deploy files install it: the versions CI tested.
     _run(
-        [str(python), "-m", "pip", "install", "--quiet", str(wheel)],
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"),
+         str(wheel)],
         cwd=venv_dir.parent,
         timeout=1200,
     )
@@ -159,6 +167,18 @@ def test_wheel_contents(wheel: Path) -> None:
         expected.add("kiosk/" + path.relative_to(REPO).as_posix())
     missing = sorted(expected - names)
     assert not missing, f"in the checkout but not in the wheel (see setup.cfg): {missing}"
+
+
+def test_wheel_declares_the_licence(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        dist_info = next(n.split("/")[0] for n in archive.namelist() if ".dist-info/" in n)
+        metadata = archive.read(f"{dist_info}/METADATA").decode("utf-8")
+        licence = archive.read(f"{dist_info}/licenses/LICENSE").decode("utf-8")
+    headers = metadata.split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: EUPL-1.2" in headers, headers
+    assert "License-File: LICENSE" in headers, headers
+    assert licence == (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert licence.startswith("EUROPEAN UNION PUBLIC LICENCE v. 1.2\n")
 
 
 _SMOKE_SCRIPT = textwrap.dedent(
