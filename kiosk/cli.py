@@ -698,31 +698,70 @@ def _load_env_file(path: str | None) -> None:
         os.environ.update(read_env_file(path))
 
 
+def _token_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--token and --token-file. A command line is visible to every user of the machine
+    (`ps`, /proc), so the token belongs in the environment file or a file of its own;
+    --token still works, with a warning, for a quick try."""
+    command = click.option(
+        "--token-file", metavar="FILE", default=None,  # read below: every refusal the same way
+        help="Read this terminal's token from a file (owner-readable only), which keeps it "
+             "off the command line.")(command)
+    return click.option(
+        "--token", default=None,
+        help="This terminal's token from `kiosk registry add-terminal` (default: "
+             "REGISTRY_TOKEN of kiosk.cfg or KIOSK_REGISTRY_TOKEN). Other users of this "
+             "machine see a command line: prefer --env-file or --token-file.")(command)
+
+
+def _token(token: str | None, token_file: str | None) -> str | None:
+    """The token given on the command line or in --token-file; None if neither. A file
+    that is missing, unreadable or empty stops the command with its reason, as a bad
+    --env-file does (SystemExit)."""
+    if token is not None and token_file is not None:
+        raise click.UsageError("give --token or --token-file, not both")
+    if token is not None:
+        click.echo("Warning: --token is visible to other users of this machine (ps); put the "
+                   "token in --env-file or --token-file instead.", err=True)
+        return token
+    if token_file is None:
+        return None
+    try:
+        value = Path(token_file).read_text(encoding="utf-8-sig").strip()  # Notepad adds a BOM
+    except OSError as exc:
+        raise SystemExit(f"--token-file {token_file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise SystemExit(f"--token-file {token_file}: not a text file") from None
+    if not value:
+        raise SystemExit(f"--token-file {token_file}: empty (it should hold the token from "
+                         "`kiosk registry add-terminal`)")
+    return value
+
+
 @terminal.command("serve")
 @click.option("--registry-url", default=None,
               help="The registry's address, e.g. https://registry.example.be "
                    "(default: REGISTRY_URL of kiosk.cfg or KIOSK_REGISTRY_URL).")
-@click.option("--token", default=None,
-              help="This terminal's token from `kiosk registry add-terminal` "
-                   "(default: REGISTRY_TOKEN of kiosk.cfg or KIOSK_REGISTRY_TOKEN).")
+@_token_options
 @click.option("--host", envvar="KIOSK_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="KIOSK_PORT", default=5000, show_default=True,
               type=click.IntRange(1, 65535))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 64))
 @_env_file_option
-def terminal_serve(registry_url: str | None, token: str | None, host: str, port: int,
-                   threads: int, env_file: str | None) -> None:
+def terminal_serve(registry_url: str | None, token: str | None, token_file: str | None,
+                   host: str, port: int, threads: int, env_file: str | None) -> None:
     """Serve the patron pages (waitress), talking to the registry over HTTP."""
     from waitress import serve as waitress_serve  # only to serve, as in `demo`
 
     _load_env_file(env_file)
+    token = _token(token, token_file)
     overrides = {k: v for k, v in (("REGISTRY_URL", registry_url), ("REGISTRY_TOKEN", token))
                  if v}
     cfg, _ = checks.load_config(overrides)  # the same configuration as `kiosk doctor` checks
     if not cfg["REGISTRY_URL"]:
         raise click.UsageError("no registry: set REGISTRY_URL and REGISTRY_TOKEN in kiosk.cfg, "
-                               "KIOSK_REGISTRY_URL/KIOSK_REGISTRY_TOKEN, or --registry-url "
-                               "and --token (`kiosk demo` runs without one)")
+                               "KIOSK_REGISTRY_URL/KIOSK_REGISTRY_TOKEN (--env-file), or "
+                               "--registry-url and --token-file (`kiosk demo` runs without "
+                               "one)")
     app = create_app(overrides)
     start_heartbeat(app)
     click.echo(f"Kiosk terminal on http://{host}:{port}/ → registry {app.config['REGISTRY_URL']}")
@@ -732,16 +771,17 @@ def terminal_serve(registry_url: str | None, token: str | None, host: str, port:
 @main.command()
 @click.option("--registry-url", default=None,
               help="Check against this registry (default: REGISTRY_URL of the configuration).")
-@click.option("--token", default=None, help="With this terminal token (default: REGISTRY_TOKEN).")
+@_token_options
 @click.option("--instance-path", type=click.Path(file_okay=False), default=None,
               help="The instance folder (kiosk.cfg, registry.sqlite3); default: the app's.")
 @_env_file_option
-def doctor(registry_url: str | None, token: str | None, instance_path: str | None,
-           env_file: str | None) -> None:
+def doctor(registry_url: str | None, token: str | None, token_file: str | None,
+           instance_path: str | None, env_file: str | None) -> None:
     """Check this kiosk's configuration, registry, token, library, migrations, translations,
     clock and disk; exit 1 on any FAIL."""
     try:
         _load_env_file(env_file)
+        token = _token(token, token_file)
     except SystemExit as exc:
         checks.render([checks.Result("config", checks.FAIL, str(exc))], click.echo)
         sys.exit(1)
