@@ -17,16 +17,19 @@
 
     The registry token is a secret: it is written to terminal.env in the instance folder,
     readable only by Administrators, SYSTEM and LOCAL SERVICE - not by the patron account.
+    Leave -RegistryToken out of the command, as in the example: PowerShell then asks for it
+    (a mandatory parameter), so the token is not part of any command line.
 
 .EXAMPLE
     .\install-kiosk.ps1 -WheelPath .\library_course_kiosk-0.1.0-py3-none-any.whl `
-        -RegistryUrl https://registry.example.be -RegistryToken kt_... `
+        -RegistryUrl https://registry.example.be `
         -LibraryCode ANT-PERMEKE -Language nl -KioskUser kiosk
+    # PowerShell then asks for RegistryToken: paste the token from add-terminal there.
 #>
 [CmdletBinding()]
 param(
-    # The kiosk wheel built by `python -m build` (library_course_kiosk-*.whl); put the
-    # checkout's constraints.txt beside it, so pip installs the versions CI tested.
+    # The kiosk wheel built by `pip wheel --no-deps -w dist .` (library_course_kiosk-*.whl);
+    # put the checkout's constraints.txt beside it, so pip installs the versions CI tested.
     [Parameter(Mandatory)]
     [ValidateScript({ (Test-Path -LiteralPath $_ -PathType Leaf) -and $_ -like '*.whl' })]
     [string] $WheelPath,
