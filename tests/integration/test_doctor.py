@@ -45,9 +45,10 @@ def doctor(instance: Path, *args: str, **env: str) -> Result:
 
 
 def rows(result: Result) -> dict[str, tuple[str, str]]:
-    """check → (status, detail) from the printed table."""
+    """check → (status, detail) from the printed table (stdout: --token's warning goes to
+    stderr)."""
     out = {}
-    for line in result.output.splitlines()[1:]:
+    for line in result.stdout.splitlines()[1:]:
         name, status, detail = line.split(None, 2)
         out[name] = (status, detail)
     return out
