@@ -24,7 +24,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     table with foreign keys on deletes what refers to it (sessions, seats: ON DELETE
     CASCADE). So, as SQLite's own procedure says, foreign keys are off while it migrates
     (outside the transaction: inside it the PRAGMA does nothing), every reference is checked
-    before the commit, and they are on again after it."""
+    before the commit, and they are on again after it.
+
+    A database already at head is left alone without loading the migration environment:
+    every start of a process (and every test's app) checks, few have anything to do."""
+    if revision == "head" and is_current(engine):
+        return
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         if sqlite:

@@ -277,6 +277,7 @@ def test_sync_fixes_drift_both_ways_and_a_dry_run_changes_nothing(
     assert service.status(patrons[1][1]).academy == "ready"
 
 
+@pytest.mark.slow
 def test_a_mini_storm_of_claims_releases_and_promotions_leaves_the_platform_equal_to_the_seat_holders(  # noqa: E501
         make_service, platform: ScimTestServer) -> None:  # type: ignore[no-untyped-def]
     service = make_service(cap=8)
@@ -315,6 +316,7 @@ def test_the_csv_export_lists_the_seat_holders_with_their_courses(
         and lines[1].endswith(",true,excel-basics")
 
 
+@pytest.mark.slow
 def test_a_registry_killed_mid_run_loses_no_change_for_the_academy(
         make_service, platform: ScimTestServer, tmp_path) -> None:  # type: ignore[no-untyped-def]
     service = make_service(cap=6)
@@ -348,6 +350,7 @@ def test_a_registry_killed_mid_run_loses_no_change_for_the_academy(
     assert _active(platform) == _holders(service)
 
 
+@pytest.mark.slow
 def test_concurrent_claims_and_releases_with_two_senders_running_leave_the_platform_equal(
         make_service, platform: ScimTestServer) -> None:  # type: ignore[no-untyped-def]
     """Eight patrons' kiosks at once (claims, give-ups, withdrawals), while two senders sync

@@ -41,6 +41,8 @@ from kiosk.registry.store import Patron
 from kiosk.terminal.messages import MESSAGES
 from tests.support.factories import TODAY, build_app, patron_data
 
+pytestmark = pytest.mark.slow  # property-based: hundreds of forms a test
+
 LANGS = ("nl", "fr", "en")
 MIN_AGE = 16
 _unique = itertools.count(1)

@@ -23,6 +23,8 @@ from kiosk.registry import http_client
 from kiosk.registry.domain import ClaimResult, PatronView, RegistryError, Standing
 from kiosk.registry.http_client import HttpRegistryClient
 
+pytestmark = pytest.mark.slow  # waits out deadlines by design
+
 DEADLINE = 2.0
 MARGIN = 1.5  # generous: this checks a behaviour, it is not a speed benchmark
 

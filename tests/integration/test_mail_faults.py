@@ -10,6 +10,7 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from kiosk.registry.mailer import MAX_ATTEMPTS, send_due
@@ -18,6 +19,8 @@ from kiosk.registry.store import Notice
 from tests.support.clock import Clock
 from tests.support.factories import STAFF_PASSWORDS, build_app, patron_data
 from tests.support.smtp_server import config, free_port, smtp_server
+
+pytestmark = pytest.mark.slow  # SMTP servers that stall and refuse
 
 START = datetime(2026, 3, 2, 9, 0)  # naive UTC, as the database holds it
 JOSE = "josé.peeters@example.be"  # as the demo data has them: a non-ASCII local part

@@ -36,6 +36,8 @@ from tests.support.nginx import (
     slow_socket_latencies,
 )
 
+pytestmark = pytest.mark.slow  # nginx, gunicorn and fifty slow sockets
+
 PROGRAMME = "/api/v1/programme"
 
 

@@ -23,8 +23,10 @@ from tests.support.storm_support import RegistryServer, prepare_registry
 BUDGET = 3.0  # PAGE_BUDGET here (8 by default): small, so that the waits stay short
 SLACK = 1.0  # what the test client and the page itself may add to the budget
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32" and not IN_CI,
-                                reason="a registry process to stop and freeze: gunicorn (Linux)")
+pytestmark = [pytest.mark.slow,  # waits out deadlines and page budgets by design
+              pytest.mark.skipif(sys.platform == "win32" and not IN_CI,
+                                 reason="a registry process to stop and freeze: gunicorn "
+                                        "(Linux)")]
 
 
 @pytest.fixture
