@@ -236,8 +236,9 @@ def _small_storm(storm_db, progress: Say, label: str, cap: int = 200,  # type: i
 
 def test_negative_control_the_unguarded_claim_oversells(storm_db, progress) -> None:
     """Check-then-act without the lock (tests/support/unguarded.py): the storm must catch it."""
-    cap, n, load, seats, _ = _small_storm(storm_db, progress, "unguarded", guard=False,
-                                          race_pause=0.002)
+    # Half the others' size: at a tenth of it the broken guard already oversells threefold.
+    cap, n, load, seats, _ = _small_storm(storm_db, progress, "unguarded", cap=100, n=1000,
+                                          guard=False, race_pause=0.002)
     _assert_all_answered(load)
     progress(f"[unguarded] {len(seats.seated)} seated for {cap} seats (programme says "
              f"{seats.seats_taken}); its 500s are its other race: two waiting patrons given one "
@@ -329,7 +330,7 @@ def _fault_storm(storm_db, progress: Say, label: str, cap: int, n: int,  # type:
 
 def test_kill_9_of_gunicorn_mid_storm_loses_nothing_and_doubles_nothing(storm_db,
                                                                         progress) -> None:
-    n = scaled(3000)
+    n = scaled(1500)
     seen: dict[str, float] = {}
 
     def kill_and_restart(server: RegistryServer, url: str) -> None:
@@ -341,7 +342,7 @@ def test_kill_9_of_gunicorn_mid_storm_loses_nothing_and_doubles_nothing(storm_db
         server.start()
         seen["down_s"] = time.monotonic() - down
 
-    load, _, _ = _fault_storm(storm_db, progress, "kill9", scaled(2000), n, kill_and_restart)
+    load, _, _ = _fault_storm(storm_db, progress, "kill9", scaled(1000), n, kill_and_restart)
     hit = sum(CONNECTION_ERROR in o.statuses for o in load.outcomes)
     in_progress = sum(409 in o.statuses for o in load.outcomes)
     replayed = sum(o.replayed for o in load.outcomes)
