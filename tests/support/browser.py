@@ -7,20 +7,19 @@ Playwright is imported only by the browser tests themselves: this module loads w
 from __future__ import annotations
 
 import functools
-import threading
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import waitress
 from babel.support import Translations
 from flask import Flask
-from waitress import wasyncore
 
 from kiosk.paths import resource_dir
 from kiosk.registry.services import RegistryService
 
 from .factories import build_app
+from .live_server import serve
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -75,25 +74,18 @@ class Live:
 
 
 class Servers:
-    """Apps served by waitress on free ports, each in a daemon thread."""
+    """Apps served by waitress on free ports until `close` (see `live_server.serve`, which
+    stops each event loop in its own thread)."""
 
     def __init__(self) -> None:
-        self.running: list = []  # waitress servers
+        self.running = ExitStack()
 
     def start(self, folder: Path, **overrides: object) -> Live:
         app = build_app(folder, WTF_CSRF_ENABLED=True, **overrides)
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        thread = threading.Thread(target=server.run, name="waitress", daemon=True)
-        thread.start()
-        self.running.append(server)
-        return Live(app, f"http://127.0.0.1:{server.effective_port}")
+        return Live(app, self.running.enter_context(serve(app, threads=4)))
 
     def close(self) -> None:
-        for server in self.running:
-            server.close()  # the listening socket
-            wasyncore.close_all(server._map)  # keep-alive channels: the thread's loop ends
-            server.task_dispatcher.shutdown()
-        self.running.clear()
+        self.running.close()
 
 
 class Console:
