@@ -26,8 +26,9 @@ from tests.support.factories import (
     serial,
 )
 
-# The run's header, --quick, a line per long test, the `progress` fixture.
-pytest_plugins = ["tests.support.progress"]
+# The run's header, --quick, a line per long test, the `progress` fixture; the CLI tests' clean
+# environment.
+pytest_plugins = ["tests.support.progress", "tests.support.cli_environment"]
 
 
 @pytest.fixture

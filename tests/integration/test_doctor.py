@@ -18,25 +18,13 @@ from kiosk import create_app
 from kiosk import doctor as checks
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
-from kiosk.paths import resource_dir
 from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
 from kiosk.registry.member_system import MemberSystemConfig
 from tests.support.factories import build_app
 from tests.support.live_server import serve
 from tests.support.scim_server import start_platform, token_file
 
-
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No KIOSK_* of the developer's; the catalogues compiled as any start would leave them.
-    `--env-file` sets KIOSK_* in this process, as the service would: gone after the test."""
-    for key in list(os.environ):
-        if key.startswith("KIOSK_"):
-            monkeypatch.delenv(key)
-    compile_catalogues(resource_dir("translations"))
-    yield
-    for key in [key for key in os.environ if key.startswith("KIOSK_")]:
-        del os.environ[key]
+pytestmark = pytest.mark.usefixtures("clean_kiosk_environment")
 
 
 def doctor(instance: Path, *args: str, **env: str) -> Result:

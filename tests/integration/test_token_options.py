@@ -4,7 +4,6 @@ reason, and still take `--token`, with a one-line warning on stderr that others 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,7 @@ import waitress
 from click.testing import CliRunner, Result
 
 import kiosk.cli
-from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
-from kiosk.paths import resource_dir
 from tests.support.factories import build_app
 from tests.support.live_server import serve
 
@@ -24,16 +21,7 @@ WARNING = ("Warning: --token is visible to other users of this machine (ps); put
            "--env-file or --token-file instead.")
 
 
-@pytest.fixture(autouse=True)
-def _clean(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No KIOSK_* of the developer's; catalogues compiled, or doctor's translations row fails."""
-    for key in list(os.environ):
-        if key.startswith("KIOSK_"):
-            monkeypatch.delenv(key)
-    compile_catalogues(resource_dir("translations"))
-    yield
-    for key in [key for key in os.environ if key.startswith("KIOSK_")]:
-        del os.environ[key]
+pytestmark = pytest.mark.usefixtures("clean_kiosk_environment")
 
 
 @pytest.fixture(scope="module")
