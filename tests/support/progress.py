@@ -12,7 +12,7 @@ A pytest plugin: tests/conftest.py loads it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import pytest
 
@@ -58,20 +58,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _long_tests = pytest.StashKey[set[str]]()
 
 
+# Not a path the reporter will meet: it then ends its line and starts one with the file.
+_NEW_LINE = "<a line of its own>"
+
+
 class _LongTestLines:
-    """A line when a long test starts (verbose runs already print one for every test)."""
+    """A long test gets a line of its own, its name first and its result after it:
+    `tests/browser/test_browser.py test_a_whole_journey[nl] … .` (verbose runs already print
+    a line for every test)."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
 
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
+    def _reporter(self, nodeid: str) -> pytest.TerminalReporter | None:
         if self.config.get_verbosity() > 0 or nodeid not in self.config.stash.get(
                 _long_tests, set()):
-            return
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            return None
+        return self.config.pluginmanager.get_plugin("terminalreporter")
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_logstart(self, nodeid: str) -> Generator[None, None, None]:
+        reporter = self._reporter(nodeid)
         if reporter is not None:
-            reporter.ensure_newline()
-            reporter.write_line(f"{nodeid} …")
+            reporter.currentfspath = _NEW_LINE
+        yield  # the reporter writes the file's name (not with -q)
+        if reporter is not None:
+            writer = self.config.get_terminal_writer()
+            path, _, name = nodeid.partition("::")
+            if reporter.showfspath:
+                writer.write(f"{name} … ")
+            else:
+                if writer.width_of_current_line:
+                    writer.line()
+                writer.write(f"{path} {name} … ")
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        reporter = self._reporter(nodeid)
+        if reporter is not None:
+            reporter.currentfspath = _NEW_LINE
+            if not reporter.showfspath:
+                self.config.get_terminal_writer().line()
 
 
 def pytest_configure(config: pytest.Config) -> None:
