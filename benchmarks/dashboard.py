@@ -29,7 +29,7 @@ COURSES_PER_PATRON = (1, 2, 3)
 
 
 def make_app(instance: Path) -> Any:
-    from kiosk import create_app
+    from kiosk.app import create_app
 
     return create_app({
         "SECRET_KEY": "dashboard-benchmark",

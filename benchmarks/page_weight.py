@@ -101,7 +101,7 @@ def start_server(instance: Path) -> tuple[Any, int]:
     """The real app (CSRF on, seeded demo registry) under waitress, in a daemon thread."""
     from waitress import create_server
 
-    from kiosk import create_app
+    from kiosk.app import create_app
 
     app = create_app(
         {

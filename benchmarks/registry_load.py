@@ -261,7 +261,7 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
     import psycopg
     from sqlalchemy import event
 
-    from kiosk import create_registry_app
+    from kiosk.app import create_registry_app
 
     url = ss.create_storm_database(args.admin_url, "profile")
     restore = psycopg.Connection.commit

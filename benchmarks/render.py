@@ -69,7 +69,7 @@ class Timing:
 
 
 def make_app(instance: Path) -> Any:
-    from kiosk import create_app
+    from kiosk.app import create_app
 
     return create_app(
         {

@@ -1,12 +1,12 @@
 """The library course kiosk: a terminal app and, embedded or central, the seat registry.
 
-The app factories live in kiosk.app; `kiosk.create_app` and `kiosk.create_registry_app` are
-the names everyone uses.
+The app factories are `kiosk.app.create_app` and `kiosk.app.create_registry_app`. Importing
+the package itself loads nothing more than its version, so that a light module (the demo's
+partner systems, `kiosk.paths`) starts without Flask and the registry.
 """
 
 from __future__ import annotations
 
-from .app import create_app, create_registry_app
 from .version import __version__
 
-__all__ = ["__version__", "create_app", "create_registry_app"]
+__all__ = ["__version__"]

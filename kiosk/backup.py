@@ -298,7 +298,7 @@ def inspect(url: str) -> Restored:
     finally:
         engine.dispose()
     return Restored(
-        revision=revision, current=revision == schema.head_revision(), patrons=patrons,
+        revision=revision, current=revision == schema.HEAD_REVISION, patrons=patrons,
         seated=seated, waiting=waiting,
         counters_match=counters is not None and tuple(counters) == (seated, waiting),
     )

@@ -204,7 +204,7 @@ def check_embedded(cfg: Mapping[str, Any]) -> list[Result]:
     engine = make_engine(url)
     try:
         try:
-            current, head = schema.current_revision(engine), schema.head_revision()
+            current, head = schema.current_revision(engine), schema.HEAD_REVISION
         except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding
             reason = f"{_safe_url(url)}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
             return [Result("library", SKIP, "registry database unreadable"),

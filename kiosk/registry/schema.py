@@ -1,17 +1,33 @@
-"""Schema versions: apply the Alembic migrations, and tell whether a database is current."""
+"""Schema versions: apply the Alembic migrations, and tell whether a database is current.
+
+Alembic (with mako and pygments) costs a serving process about 10 MB and a fifth of a second
+to import, and most starts have nothing to migrate. So whether a database is current is read
+with plain SQL against `HEAD_REVISION`, and Alembic is imported only when a migration or a
+new revision is made (tests/integration/test_schema.py holds the constant to Alembic's head).
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from importlib import resources
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
+
+from .store import make_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# The newest migration in migrations/versions: update it with each new revision.
+HEAD_REVISION = "0009"
+VERSION_TABLE = "alembic_version"
 
 
 def _config() -> Config:
+    from alembic.config import Config  # only to migrate (see the module's docstring)
+
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("kiosk.registry") / "migrations"))
     return cfg
@@ -26,10 +42,12 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     (outside the transaction: inside it the PRAGMA does nothing), every reference is checked
     before the commit, and they are on again after it.
 
-    A database already at head is left alone without loading the migration environment:
-    every start of a process (and every test's app) checks, few have anything to do."""
+    A database already at head is left alone without loading Alembic: every start of a
+    process (and every test's app) checks, few have anything to do."""
     if revision == "head" and is_current(engine):
         return
+    from alembic import command  # only to migrate (see the module's docstring)
+
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
         if sqlite:
@@ -50,22 +68,49 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                     "PRAGMA foreign_keys = ON")
 
 
-def head_revision() -> str | None:
+def upgrade_in_child(database_url: str) -> bool:
+    """Migrate the database at `database_url` to head in a short-lived child process, so
+    that a serving process that finds it behind (a new demo) never holds Alembic. Answers
+    whether there was anything to do; raises if the migration failed."""
+    engine = make_engine(database_url)
+    try:
+        if is_current(engine):
+            return False
+    finally:
+        engine.dispose()
+    subprocess.run([sys.executable, "-m", __name__, database_url], check=True)
+    return True
+
+
+def alembic_head() -> str | None:
+    """The head as Alembic reads it from the migration scripts (for the check of
+    HEAD_REVISION)."""
+    from alembic.script import ScriptDirectory  # only for this check
+
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: no schema yet), as Alembic records it."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def is_current(engine: Engine) -> bool:
-    return current_revision(engine) == head_revision()
+    return current_revision(engine) == HEAD_REVISION
 
 
 def make_revision(engine: Engine, message: str) -> None:
     """For developers: autogenerate a migration from the models against a current database."""
+    from alembic import command  # only for developers
+
     with engine.begin() as conn:
         cfg = _config()
         cfg.attributes["connection"] = conn
         command.revision(cfg, message=message, autogenerate=True)
+
+
+if __name__ == "__main__":  # upgrade_in_child's child: python -m kiosk.registry.schema URL
+    upgrade(make_engine(sys.argv[1]))

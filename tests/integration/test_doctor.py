@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from kiosk import create_app
 from kiosk import doctor as checks
+from kiosk.app import create_app
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
 from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem

@@ -16,6 +16,28 @@ from kiosk.registry.store import Base, Store, make_engine
 from tests.support.factories import patron_data
 
 
+def test_the_head_revision_named_in_the_code_is_the_newest_migration() -> None:
+    """is_current reads HEAD_REVISION, not Alembic: a new migration must update it."""
+    assert schema.HEAD_REVISION == schema.alembic_head()
+
+
+def test_a_database_one_migration_behind_is_not_current(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    assert schema.current_revision(engine) is None
+    schema.upgrade(engine, "0008")
+    assert schema.current_revision(engine) == "0008" and not schema.is_current(engine)
+    engine.dispose()
+
+
+def test_a_new_database_is_migrated_in_a_child_process_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    assert schema.upgrade_in_child(url)
+    engine = make_engine(url)
+    assert schema.is_current(engine)
+    engine.dispose()
+    assert not schema.upgrade_in_child(url)  # at head: no child at all
+
+
 def test_migrations_match_the_models_and_are_current(db_url) -> None:
     engine = make_engine(db_url())
     assert not schema.is_current(engine)

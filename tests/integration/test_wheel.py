@@ -189,6 +189,7 @@ _SMOKE_SCRIPT = textwrap.dedent(
     venv_dir, repo, instance = (Path(arg).resolve() for arg in sys.argv[1:4])
 
     import kiosk
+    from kiosk.app import create_app
     from kiosk.paths import resource_dir
 
     package = Path(kiosk.__file__).resolve().parent
@@ -200,7 +201,7 @@ _SMOKE_SCRIPT = textwrap.dedent(
         mo = package / "translations" / lang / "LC_MESSAGES" / "messages.mo"
         assert mo.is_file(), f"missing {mo}"
 
-    app = kiosk.create_app(
+    app = create_app(
         {"TESTING": True, "SECRET_KEY": "x", "WTF_CSRF_ENABLED": False},
         instance_path=str(instance),
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from kiosk import create_app, create_registry_app
+from kiosk.app import create_app, create_registry_app
 from kiosk.registry import schema
 from kiosk.registry.domain import NewPatron
 from kiosk.registry.seed import load_demo_data, seed, seed_staff

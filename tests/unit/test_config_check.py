@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import create_app
+from kiosk.app import create_app
 
 LANGS = "nl, fr, en"
 URL = "https://registry.example.be"
