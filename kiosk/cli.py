@@ -19,15 +19,15 @@ from flask import Flask
 
 from . import backup
 from . import doctor as checks
-from .academy_demo import ScimTestServer, free_port
 from .app import base_app, create_app, create_registry_app
 from .catalogs import catalogue_problems, compile_catalogues
 from .config import read_env_file
+from .demo_partners import DemoPartners
 from .paths import resource_dir
 from .registry import academy_sender, schema
 from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
 from .registry.academy_sync import export_csv, reconcile
-from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
+from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN
 from .registry.domain import REASON_MAX, RegistryError, terminal_state
 from .registry.mailer import SmtpConfig, send_due
 from .registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT, MemberSystemConfig
@@ -53,43 +53,65 @@ def main() -> None:
               help="Fictional patrons added to a new demo registry (0: none), so that the "
                    "staff pages have something to show.")
 def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
-    """Run everything in one process: terminal pages and the registry on SQLite, seeded."""
+    """Run the demo: the terminal's pages and the registry (SQLite, seeded) in this process,
+    a member system and the academy's platform beside it."""
     from waitress import create_server  # only to serve: the other commands start without it
 
-    # The demo's academy: a SCIM test platform in this process, named now, built and filled
-    # in the background once the pages serve (the first page does not wait for it).
-    scim_port = 0 if os.environ.get("KIOSK_ACADEMY_SCIM_URL") else free_port()
-    scim_url, scim_token = f"http://127.0.0.1:{scim_port}/v2", secrets.token_urlsafe(24)
-    app = create_app({"ACADEMY_SCIM_URL": scim_url,
-                      "ACADEMY_SCIM_TOKEN_FILE": _token_file(scim_token)} if scim_port else None)
+    settings = base_app(None, None).config
+    embedded = not settings["REGISTRY_URL"]  # else the registry and its partners are elsewhere
+    if embedded and settings["AUTO_MIGRATE"]:
+        schema.upgrade_in_child(settings["DATABASE_URL"])  # Alembic never in this process
+    # The outside systems (the member system, the academy's platform and the sync with it)
+    # run in a child process, on ports named now.
+    own_academy = bool(settings["ACADEMY_SCIM_URL"])
+    partners = DemoPartners(
+        member_system=embedded and settings["SEED_DEMO"],
+        academy_token_file=None if own_academy or not embedded
+        else _token_file(secrets.token_urlsafe(24)))
+    app = create_app(partners.academy_config() or None)
     service = app.extensions.get("registry_service")
+    server = create_server(app, host=host, port=port, threads=threads)
     if sample_patrons and service is not None and app.config["SEED_DEMO"]:
         if not has_patrons(service):
             click.echo(f"Adding {sample_patrons} fictional patrons to the new demo registry "
-                       "(first start only)…")
-            add_sample_patrons(service, sample_patrons, utcnow())
-    server = create_server(app, host=host, port=port, threads=threads)
-    if service is not None and app.config["SEED_DEMO"]:
-        _start_demo_member_system(app, service)
+                       "in the background (first start only)…")
+            threading.Thread(target=_add_sample_patrons, args=(service, sample_patrons),
+                             name="sample-patrons", daemon=True).start()
+    partners.start(app.config["DATABASE_URL"])
+    if service is not None and partners.sip_port:
+        _configure_demo_member_system(app, service, partners.sip_port)
     if start_mail_sender(app):
         click.echo(f"E-mail notices go out through {app.config['SMTP_HOST']}.")
-    if scim_port and service is not None:
-        threading.Thread(target=_demo_academy, args=(app, scim_token, scim_port),
-                         daemon=True).start()
-        click.echo(f"Seats go to the academy over SCIM at {scim_url} (a test platform in "
-                   "this process).")
+    if partners.scim_port:
+        click.echo(f"Seats go to the academy over SCIM at {partners.scim_url} (a test "
+                   "platform beside the demo).")
     elif start_academy_sender(app):
         click.echo(f"Seats go to the academy over SCIM at {app.config['ACADEMY_SCIM_URL']}.")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"Library course kiosk (demo) running at http://{shown}:{port}/")
     click.echo(f"Data and secret key: {app.instance_path}   Stop with Ctrl+C.")
     try:
-        server.run()
+        server.run()  # returns on Ctrl+C (waitress catches it)
     except KeyboardInterrupt:
-        click.echo("Stopped.")
+        pass
+    finally:
+        partners.stop()
+    click.echo("Stopped.")
 
 
-def _start_demo_member_system(app: Flask, service: RegistryService) -> None:
+def _add_sample_patrons(service: RegistryService, count: int) -> None:
+    """After the port is bound, so the first page does not wait for them (about a second).
+    Each sign-up and each claim is committed as the kiosk's own are: every page shows the
+    registry as it is while they arrive."""
+    try:
+        made = add_sample_patrons(service, count, utcnow())
+    except Exception as exc:  # a demo convenience: say so, and the demo serves on without them
+        click.echo(f"The fictional patrons could not be added ({exc!r}).", err=True)
+        return
+    click.echo(f"{made} fictional patrons added.")
+
+
+def _configure_demo_member_system(app: Flask, service: RegistryService, port: int) -> None:
     """A member system with made-up library cards, for the kiosk's institution: a librarian
     tries the "I have a library card" journey without any outside system. A kiosk stands in
     a library (its member system checks the cards): without LIBRARY_CODE, the demo's first."""
@@ -98,34 +120,17 @@ def _start_demo_member_system(app: Flask, service: RegistryService) -> None:
         app.config["LIBRARY_CODE"] = institutions[0].libraries[0].code
     institution = next(i.code for i in institutions
                        if any(lib.code == app.config["LIBRARY_CODE"] for lib in i.libraries))
-    system = DemoMemberSystem(DEMO_CARDS, login=DEMO_LOGIN).start()
     secret = Path(app.instance_path) / "demo-sip-password"
+    secret.parent.mkdir(parents=True, exist_ok=True)  # not made yet if the data lives elsewhere
     secret.write_text(DEMO_LOGIN[1], encoding="utf-8")
     service.members.configure(institution, MemberSystemConfig(
-        host="127.0.0.1", port=system.port, login_user=DEMO_LOGIN[0],
+        host="127.0.0.1", port=port, login_user=DEMO_LOGIN[0],
         password_file=str(secret)), actor="kiosk demo")
     click.echo(f"The kiosk stands in {app.config['LIBRARY_CODE']}. Demo member system (SIP2) "
-               f"on 127.0.0.1:{system.port} for {institution}; library cards to try:")
+               f"on 127.0.0.1:{port} for {institution}; library cards to try:")
     for card in DEMO_CARDS:
         what = "blocked" if card.blocked else "expired" if card.expired else "valid"
         click.echo(f"  {card.barcode}  PIN {card.pin}  {what:<8} {card.name}")
-
-
-def _demo_academy(app: Flask, token: str, port: int) -> None:
-    """Start the demo's platform on its port, fill it (it starts empty each time, the
-    registry on disk does not), then keep it in step."""
-    time.sleep(1.0)  # the first page first
-    cfg = ScimConfig.from_config(app.config)
-    service = app.extensions["registry_service"]
-    try:
-        assert cfg is not None
-        ScimTestServer(token, port=port).start()
-        with AcademyLink(cfg) as link:
-            reconcile(service.store, link, service.clock(), actor="demo")
-    except (OSError, LinkDown, Refused) as exc:
-        click.echo(f"The demo's academy did not start ({exc}); seats stay queued.", err=True)
-        return
-    start_academy_sender(app, every=2.0)
 
 
 def _token_file(token: str) -> str:
@@ -675,7 +680,7 @@ def registry_restore(database_url: str, src: Path, force: bool) -> None:
     if not restored.current:  # an older backup: its data is back, but serve would refuse it
         raise click.ClickException(
             f"the restored schema is at revision {restored.revision}, this kiosk expects "
-            f"{schema.head_revision()}: run `kiosk registry upgrade` before serving")
+            f"{schema.HEAD_REVISION}: run `kiosk registry upgrade` before serving")
 
 
 # --- A library terminal ------------------------------------------------------------------

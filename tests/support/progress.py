@@ -92,12 +92,14 @@ class _LongTestLines:
                     writer.line()
                 writer.write(f"{path} {name} … ")
 
+    @pytest.hookimpl(trylast=True)  # after the reporter's progress ("[ 95%]", maybe a newline)
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
         reporter = self._reporter(nodeid)
         if reporter is not None:
             reporter.currentfspath = _NEW_LINE
-            if not reporter.showfspath:
-                self.config.get_terminal_writer().line()
+            writer = self.config.get_terminal_writer()
+            if not reporter.showfspath and writer.width_of_current_line:
+                writer.line()
 
 
 def pytest_configure(config: pytest.Config) -> None:
