@@ -370,7 +370,7 @@ class Accounts:
             self.erasure.erase_for(s, patron_id, actor=actor)
 
     def erase_inactive(self) -> int:
-        """Retention (run daily by `kiosk registry purge`): erase the accounts past their time,
+        """Retention (run every hour by `kiosk registry purge`): erase the accounts past their time,
         each in its own transaction so the seat lock is held briefly; answers how many."""
         with self.ctx.store.read() as s:
             ends_on = s.scalar(select(Programme.ends_on).where(THE_PROGRAMME))

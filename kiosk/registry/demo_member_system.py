@@ -58,7 +58,7 @@ class Card:
     delay: float = 0.0  # seconds before it answers about this card (a slow system)
 
 
-# The demo's cards (README "Try a library card"): one of each kind a librarian meets.
+# The demo's cards (README, "The demo"): one of each kind a librarian meets.
 DEMO_CARDS = (
     Card("21000123456", "1234", "Peeters, An", "an.peeters@example.be"),
     Card("21000654321", "4321", "Mohamed El Amrani"),

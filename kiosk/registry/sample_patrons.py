@@ -22,7 +22,7 @@ FIRST = ("Emma", "Lucas", "Marie", "Noah", "Louise", "Arthur", "Elise", "Jules",
 LAST = ("Peeters", "Janssens", "Maes", "Jacobs", "Mertens", "Willems", "Claes", "Goossens",
         "Wouters", "De Smet", "Dubois", "Lambert", "Dupont", "Martin", "El Amrani", "Vermeulen",
         "Van den Broeck", "Leclercq", "Nowak", "Öztürk", "Declercq", "Michiels")
-PASSWORD = "demo-patron"  # every sample patron's (README, "Demo accounts")
+PASSWORD = "demo-patron"  # every sample patron's (README, "The demo")
 
 
 def has_patrons(service: RegistryService) -> bool:
@@ -34,7 +34,7 @@ def add_sample_patrons(service: RegistryService, count: int, now: datetime,
                        seed: int = 2026) -> int:
     """Register `count` sample patrons if the registry has none yet; answers how many.
 
-    In well under a second for the default 80: they all share one password, hashed once
+    In about a second for the default 80: they all share one password, hashed once
     (argon2 costs ~60 ms a time, which would make `kiosk demo` miss its 3 s to the first
     page), and their courses are claimed for them, not through a log-in (another hash)."""
     if has_patrons(service):

@@ -259,6 +259,27 @@ def test_every_link_inside_the_readme_lands_on_a_heading() -> None:
     assert slug("Checking a terminal: `kiosk doctor`") == "checking-a-terminal-kiosk-doctor"
 
 
+# A comment pointing at a README section: README, "The demo" (or README "…", README's "…").
+README_REFERENCE = re.compile(r"README(?:,|'s)? [\"“]([^\"”]+)[\"”]")
+
+
+def test_every_readme_section_the_code_points_to_exists() -> None:
+    headings = set(readme().headings)
+    wrong = []
+    for folder in ("kiosk", "deploy", "benchmarks", "tests", "tools"):
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".py", ".service", ".timer", ".nginx", ".ps1", ".sh", ".md",
+                                   ".example", ".html") or not path.is_file() \
+                    or path == Path(__file__).resolve():  # this file's own examples
+                continue
+            for title in README_REFERENCE.findall(path.read_text(encoding="utf-8")):
+                if title not in headings:
+                    wrong.append(f"{path.relative_to(ROOT)}: {title!r}")
+    assert not wrong, f"no such README heading: {wrong}"
+    assert README_REFERENCE.findall('# (README, "The demo") and README "Try a card"') == [
+        "The demo", "Try a card"]
+
+
 def tree_paths(tree: list[str]) -> tuple[set[str], set[str]]:
     """The paths the tree names, and the directories it names with nothing listed under
     them (e.g. migrations/: what is inside is covered by the directory)."""
