@@ -28,12 +28,21 @@ from .registry import academy_sender, schema
 from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
 from .registry.academy_sync import export_csv, reconcile
 from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN
-from .registry.domain import REASON_MAX, RegistryError, terminal_state
+from .registry.domain import (
+    REASON_MAX,
+    RegistryError,
+    clean_name,
+    normalise_password,
+    terminal_state,
+)
 from .registry.mailer import SmtpConfig, send_due
 from .registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT, MemberSystemConfig
 from .registry.members import PROBLEMS
+from .registry.programme_file import ProgrammeFileError, read_programme, template_text
 from .registry.promotion import OfferSweep
+from .registry.roles import Role, check_account
 from .registry.sample_patrons import add_sample_patrons, has_patrons
+from .registry.seed import is_seeded, seed
 from .registry.services import RegistryService, utcnow
 from .serving import default_server, serve, start_heartbeat, start_mail_sender
 from .version import __version__
@@ -177,12 +186,102 @@ def registry() -> None:
 
 @registry.command("upgrade")
 @database_option
-@click.option("--demo-data", is_flag=True, help="Seed an empty database with the demo data.")
+@click.option("--demo-data", is_flag=True,
+              help="Fill a new, empty database with the demo's programme and staff (for a "
+                   "training or test registry; refused on a database that holds a programme).")
 def registry_upgrade(database_url: str, demo_data: bool) -> None:
     """Apply the database migrations (safe to run again)."""
-    app = _registry_app(database_url, migrate=True, demo=demo_data)
-    engine = app.extensions["registry_service"].store.engine
-    click.echo(f"Database schema is at revision {schema.current_revision(engine)} (current).")
+    store = _registry_app(database_url, migrate=True).extensions["registry_service"].store
+    try:
+        if demo_data:
+            if is_seeded(store):
+                raise click.ClickException(
+                    "--demo-data only fills a new, empty registry, and this one holds a "
+                    "programme: nothing was changed.")
+            _registry_app(database_url, demo=True).extensions[
+                "registry_service"].store.engine.dispose()
+        click.echo(f"Database schema is at revision {schema.current_revision(store.engine)} "
+                   "(current).")
+    finally:
+        store.engine.dispose()
+
+
+# The words for check_account's codes, for `kiosk registry init`.
+ACCOUNT_PROBLEMS = {
+    "required": "is missing", "too_long": "is too long",
+    "username_invalid": "must be 3 to 60 lower-case letters, digits, dots, hyphens or "
+                        "underscores, e.g. an.peeters",
+    "invalid_characters": "has characters that cannot be shown",
+    "staff_password_too_short": "must have at least 12 characters",
+}
+
+
+@registry.command("init")
+@database_option
+@click.argument("programme_file", required=False,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--coordinator", "username", help="The first coordinator's log-in name, e.g. "
+              "an.peeters.")
+@click.option("--coordinator-name", "display_name", help="Their name as staff see it in the "
+              "audit log, e.g. 'An Peeters'.")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+              help="Read their password from this file's first line (-: standard input) "
+                   "instead of asking twice.")
+@click.option("--write-template", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a programme file to fill in at this path, and stop.")
+def registry_init(database_url: str, programme_file: Path | None, username: str | None,
+                  display_name: str | None, password_file: str | None,
+                  write_template: Path | None) -> None:
+    """Start a real registry, once, on an empty database: the migrations, the programme
+    from PROGRAMME_FILE (institutions, libraries, categories, courses, the cap), and its
+    first coordinator. No demo data, no demo account."""
+    if write_template is not None:
+        if write_template.exists():
+            raise click.ClickException(f"{write_template} exists: not overwritten.")
+        write_template.write_text(template_text(), encoding="utf-8")
+        click.echo(f"Programme template written to {write_template}: fill it in, then run "
+                   f"`kiosk registry init {write_template} --coordinator … "
+                   "--coordinator-name …`.")
+        return
+    if programme_file is None or not username or not display_name:
+        raise click.UsageError("give the programme file, --coordinator and --coordinator-name "
+                               "(or --write-template FILE for a file to fill in)")
+    try:
+        data = read_programme(programme_file)
+    except ProgrammeFileError as error:
+        raise click.ClickException(
+            f"{programme_file} was not loaded, nothing was changed:\n  "
+            + "\n  ".join(error.problems)) from None
+    if password_file is not None:
+        with click.open_file(password_file, encoding="utf-8") as source:
+            password = source.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("The coordinator's password (at least 12 characters)",
+                                hide_input=True, confirmation_prompt=True)
+    problems = check_account(username.strip().lower(), clean_name(display_name),
+                             Role.COORDINATOR, normalise_password(password))
+    if problems:
+        names = {"username": "--coordinator", "display_name": "--coordinator-name",
+                 "password": "the password"}
+        raise click.ClickException("; ".join(
+            f"{names.get(field, field)} {ACCOUNT_PROBLEMS.get(code, code)}"
+            for field, code in problems.items()) + ". Nothing was changed.")
+    service: RegistryService = _registry_app(database_url, migrate=True).extensions[
+        "registry_service"]
+    try:
+        if not seed(service.store, data, utcnow().date()):
+            raise click.ClickException(
+                "This registry already holds a programme: nothing was changed. (Another "
+                "coordinator: `kiosk registry add-staff --role coordinator`.)")
+        service.staff.create(username, display_name, Role.COORDINATOR, password,
+                             actor="kiosk registry init", where="cli")
+    finally:
+        service.store.engine.dispose()
+    libraries = sum(len(i["libraries"]) for i in data["institutions"])
+    click.echo(f"Registry ready: {len(data['institutions'])} institution(s), {libraries} "
+               f"library(ies), {len(data['categories'])} categories, {len(data['courses'])} "
+               f"course(s), cap {data['programme']['cap']:,}. {username.strip().lower()} can "
+               "log in as coordinator at /nl/staff/ (or /fr/, /en/).")
 
 
 @registry.command("serve")

@@ -538,10 +538,11 @@ def quotas_by_institution(s: Runner) -> dict[int, int | None]:
 # --- The programme row's other columns ---------------------------------------------------
 
 
-def create_programme(s: Session, *, cap: int, academy_url: str) -> None:
+def create_programme(s: Session, *, cap: int, academy_url: str,
+                     ends_on: date | None = None) -> None:
     """The one programme row, on an empty registry (seeding)."""
     s.add(Programme(id=1, cap=cap, seats_taken=0, over_cap=0, next_queue_no=1, waiting=0,
-                    academy_url=academy_url))
+                    academy_url=academy_url, ends_on=ends_on))
 
 
 _DETAILS = {"maintenance", "maintenance_until", "ends_on", "academy_url"}

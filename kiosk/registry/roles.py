@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from . import domain
+
 
 class Role(StrEnum):
     LIBRARIAN = "librarian"
@@ -101,3 +103,24 @@ def validate_username(value: str) -> str | None:
     if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{2,}", value):
         return "username_invalid"
     return None
+
+
+def check_account(username: str, display_name: str, role: str, password: str) -> dict[str, str]:
+    """What is wrong with a new staff account's own values ({field: code}; empty: nothing),
+    before the database is asked (`kiosk registry init` checks its coordinator first). The
+    values as the caller cleaned them (lower-case username, `domain.clean_name`,
+    `domain.normalise_password`)."""
+    errors: dict[str, str] = {}
+    if (problem := validate_username(username)) is not None:
+        errors["username"] = problem
+    if not display_name or not domain.has_visible_chars(display_name):
+        errors["display_name"] = "required"
+    elif len(display_name) > 80 or domain.has_control_chars(display_name):
+        errors["display_name"] = "too_long" if len(display_name) > 80 else "invalid_characters"
+    if role not in Role.__members__.values():
+        errors["role"] = "role_unknown"
+    if len(password) < domain.MIN_PASSWORD_LENGTH + 4:
+        errors["password"] = "staff_password_too_short"
+    elif len(password) > domain.MAX_PASSWORD_LENGTH:
+        errors["password"] = "too_long"
+    return errors

@@ -1,4 +1,5 @@
-"""Load the editable demo data file (kiosk/data/demo_data.json) into an empty registry."""
+"""Load a programme into an empty registry: the demo's (kiosk/data/demo_data.json) or a real
+one, read and checked by `programme_file` (`kiosk registry init`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import ledger
+from .domain import DEFAULT_PENDING_DAYS
 from .store import (
     THE_PROGRAMME,
     Category,
@@ -39,10 +41,12 @@ def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None
             return False
         prog = data["programme"]
         ledger.create_programme(s, cap=cap if cap is not None else prog["cap"],
-                                academy_url=prog["academy_url"])
+                                academy_url=prog["academy_url"], ends_on=prog.get("ends_on"))
         for inst in data["institutions"]:
             row = Institution(code=inst["code"], card_prefix=inst["card_prefix"],
-                              names=inst["name"])
+                              names=inst["name"],
+                              verification=inst.get("verification", "open"),
+                              pending_days=inst.get("pending_days", DEFAULT_PENDING_DAYS))
             row.libraries = [Library(code=lib["code"], name=lib["name"])
                              for lib in inst["libraries"]]
             s.add(row)
@@ -52,7 +56,7 @@ def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None
         # The module of the month is featured for the current calendar month.
         first = today.replace(day=1)
         last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-        for pos, c in enumerate(data["courses"]):
+        for pos, c in enumerate(data.get("courses", [])):
             featured = c["slug"] == data.get("module_of_the_month")
             course = Course(slug=c["slug"], category_code=c["category"], hours=c["hours"],
                             position=pos, retired=False,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import domain
 from .domain import LoginPolicy, RegistryError
 from .passwords import dummy_hash, hash_password, verify
-from .roles import Role, StaffView, validate_username
+from .roles import Role, StaffView, check_account
 from .store import AuditEntry, Institution, Library, Patron, Runner, Staff, StaffSession, Store
 
 
@@ -153,19 +153,7 @@ class StaffAccounts:
         username = (username or "").strip().lower()
         display_name = domain.clean_name(display_name)
         password = domain.normalise_password(password)
-        errors: dict[str, str] = {}
-        if (problem := validate_username(username)) is not None:
-            errors["username"] = problem
-        if not display_name or not domain.has_visible_chars(display_name):
-            errors["display_name"] = "required"
-        elif len(display_name) > 80 or domain.has_control_chars(display_name):
-            errors["display_name"] = "too_long" if len(display_name) > 80 else "invalid_characters"
-        if role not in Role.__members__.values():
-            errors["role"] = "role_unknown"
-        if len(password) < domain.MIN_PASSWORD_LENGTH + 4:
-            errors["password"] = "staff_password_too_short"
-        elif len(password) > domain.MAX_PASSWORD_LENGTH:
-            errors["password"] = "too_long"
+        errors = check_account(username, display_name, role, password)
         with self.store.write() as s:
             institution = library = None
             if library_code:
