@@ -96,9 +96,8 @@ class DetailReader:
             return "–"
         if isinstance(value, (list, tuple)):
             return ", ".join(self(v, key) for v in value)
-        if isinstance(value, dict):  # French puts a space before the colon
-            return "; ".join(_("%(label)s: %(value)s", label=detail_label(k), value=self(v, k))
-                             for k, v in value.items())
+        if isinstance(value, dict):
+            return "; ".join(f"{detail_label(k)}: {self(v, k)}" for k, v in value.items())
         return self._item(value, key)
 
     def _item(self, value: object, key: str) -> str:
