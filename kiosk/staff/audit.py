@@ -23,7 +23,7 @@ from ..registry.staff import AuditQuery, AuditView
 from ..terminal.forms import no_control_characters, options
 from . import labels
 from .base import current_staff, nav_item, requires, service
-from .labels import ACTIONS, Names, actor_text, detail_label, label_of
+from .labels import Names, action_text, actor_text, detail_label, label_of
 
 bp = Blueprint("audit", __name__)
 PAGE_SIZE = 50
@@ -167,7 +167,3 @@ def log() -> tuple[str, int]:
                            label=detail_label,
                            readable=DetailReader(names, current_language())), \
         200 if valid else 422
-
-
-def action_text(action: str) -> str:
-    return str(ACTIONS.get(action, action.replace("_", " ")))

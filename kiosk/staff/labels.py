@@ -86,52 +86,6 @@ PLACES: dict[str, Any] = {
 }
 STAFF_ACTOR_PREFIX = "staff:"
 
-
-def label_of(mapping: Mapping[str, Any], code: object) -> str:
-    """The label of a code in its mapping, or the code itself."""
-    text = "" if code is None else str(code)
-    return str(mapping.get(text, text))
-
-
-def actor_text(actor: str) -> str:
-    """Who did it: a staff member's user name, a patron's pseudonym, or what the registry
-    did by itself."""
-    if actor.startswith(STAFF_ACTOR_PREFIX):
-        return _("%(username)s (staff)", username=actor.removeprefix(STAFF_ACTOR_PREFIX))
-    return label_of(ACTORS, actor)
-
-
-@dataclass(frozen=True)
-class Names:
-    """The registry's names in the page's language: courses by code, categories, libraries
-    and institutions."""
-
-    courses: dict[str, str]
-    categories: dict[str, str]
-    libraries: dict[str, str]
-    institutions: dict[str, str]
-
-    @classmethod
-    def read(cls, service: RegistryService, lang: str) -> Names:
-        rows = service.courses_admin.courses(lang)  # retired courses too
-        institutions = service.institutions()
-        return cls(
-            courses={r.slug: r.title for r in rows},
-            categories={r.category_code: r.category for r in rows},
-            libraries={lib.code: lib.name for i in institutions for lib in i.libraries},
-            institutions={i.code: i.names.get(lang) or i.code for i in institutions})
-
-    def course(self, slug: str) -> str:
-        return self.courses.get(slug, slug)
-
-    def place(self, where: str) -> str:
-        """"desk 10.0.0.5" or "ANT-PERMEKE 10.0.0.5" as "desk 10.0.0.5", "Permeke
-        10.0.0.5": the kind of place or the library, then the address."""
-        code, _sep, address = where.partition(" ")
-        name = self.libraries.get(code) or label_of(PLACES, code)
-        return f"{name} {address}".strip()
-
-
 # The audit log's actions and the keys of its details
 # (tests/integration/test_audit_page.py checks that every action and key written anywhere in
 # kiosk/ has one); anything else is still shown, as written.
@@ -254,6 +208,12 @@ PARTS: dict[str, Any] = {
 }
 
 
+def label_of(mapping: Mapping[str, Any], code: object) -> str:
+    """The label of a code in its mapping, or the code itself."""
+    text = "" if code is None else str(code)
+    return str(mapping.get(text, text))
+
+
 def detail_label(key: str) -> str:
     """A detail key as a person reads it: its label, "Quota ANT" for quota_ANT, or the key
     with spaces."""
@@ -263,3 +223,48 @@ def detail_label(key: str) -> str:
     if prefix in DETAIL_KEYS and rest:
         return f"{DETAIL_KEYS[prefix]} {rest}"
     return key.replace("_", " ")
+
+
+def action_text(action: str) -> str:
+    """An audit entry's action; one this version does not know, with spaces."""
+    return str(ACTIONS.get(action, action.replace("_", " ")))
+
+
+def actor_text(actor: str) -> str:
+    """Who did it: a staff member's user name, a patron's pseudonym, or what the registry
+    did by itself."""
+    if actor.startswith(STAFF_ACTOR_PREFIX):
+        return _("%(username)s (staff)", username=actor.removeprefix(STAFF_ACTOR_PREFIX))
+    return label_of(ACTORS, actor)
+
+
+@dataclass(frozen=True)
+class Names:
+    """The registry's names in the page's language: courses by code, categories, libraries
+    and institutions."""
+
+    courses: dict[str, str]
+    categories: dict[str, str]
+    libraries: dict[str, str]
+    institutions: dict[str, str]
+
+    @classmethod
+    def read(cls, service: RegistryService, lang: str) -> Names:
+        rows = service.courses_admin.courses(lang)  # retired courses too
+        institutions = service.institutions()
+        return cls(
+            courses={r.slug: r.title for r in rows},
+            categories={r.category_code: r.category for r in rows},
+            libraries={lib.code: lib.name for i in institutions for lib in i.libraries},
+            institutions={i.code: i.names.get(lang) or i.code for i in institutions})
+
+    def course(self, slug: str) -> str:
+        return self.courses.get(slug, slug)
+
+    def place(self, where: str) -> str:
+        """Where an action came from ("desk 10.0.0.5", "ANT-PERMEKE 10.0.0.5") as the kind
+        of place in words, or the library's name, then the address: "balie 10.0.0.5",
+        "Bibliotheek Permeke 10.0.0.5"."""
+        code, _sep, address = where.partition(" ")
+        name = self.libraries.get(code) or label_of(PLACES, code)
+        return f"{name} {address}".strip()
