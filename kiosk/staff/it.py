@@ -36,7 +36,8 @@ def terminals() -> str:
     rows = [(t, terminal_state(t, now, __version__)) for t in service().terminals()]
     counts = {state: sum(1 for _t, s in rows if s == state)
               for state in ("online", "offline", "outdated", "revoked")}
-    return render_template("staff/terminals.html", rows=rows, counts=counts,
+    libraries = {lib.code: lib.name for i in service().institutions() for lib in i.libraries}
+    return render_template("staff/terminals.html", rows=rows, counts=counts, libraries=libraries,
                            version=__version__,
                            outdated=lambda t: is_outdated(t, __version__))
 

@@ -77,6 +77,8 @@ ACTORS: dict[str, Any] = {
     "registry": _l("the registry (automatic)"),
     "retention": _l("automatic erasure (retention rules)"),
     "cli": _l("command line"),
+    "kiosk demo": _l("the demo, at start-up"),
+    "demo": _l("the demo, at start-up"),
 }
 # Where an action came from, when no library is configured there (kiosk.staff.base.place,
 # kiosk.registry_setup): the staff pages on a desk PC, or a kiosk.

@@ -74,7 +74,8 @@ def history(app: Flask, staff_client) -> dict[str, int]:  # type: ignore[no-unty
     seat policy (grant → offer), an institution switched to "verify", a course added in
     "office", a patron signed up at a kiosk, two enrolled at the desk (one seated, one
     waiting), a seat given up (so an offer by the registry, until 23:59 Belgian time), a
-    one-time password, a possible duplicate choosing a course, an account pending a check."""
+    one-time password, a possible duplicate choosing a course, an account pending a check,
+    a terminal added on the command line."""
     service: RegistryService = app.extensions["registry_service"]
     service.clock = Clock(T0)
     service.set_cap(1, actor="staff:coordinator", where=DESK, reason="Budget")
@@ -101,6 +102,7 @@ def history(app: Flask, staff_client) -> dict[str, int]:  # type: ignore[no-unty
     _card, token = add_patron(service, last_name="Dubbel")
     service.claim(token, "french-beginners")
     add_patron(service, library_code="KOR-CENTRUM")
+    service.add_terminal("ANT-PERMEKE", "PC 1", actor="cli")
     return {"seated": seated, "offered": waiting}
 
 
@@ -133,15 +135,19 @@ def test_no_stored_code_or_course_slug_reaches_a_staff_page(app, staff_client, l
         "nl": ["Word voor beginners", "Rekenbladtrucs", "Bureautica", "heeft een plaats",
                "op de wachtlijst", "het register (automatisch)", "an.peeters (personeel)",
                "balie 127.0.0.1", "cursuszuil 127.0.0.1", "afgedrukt eenmalig wachtwoord",
-               "Bibliotheken Antwerpen"],
+               "Bibliotheken Antwerpen", "opdrachtregel"],
         "fr": ["Word pour débutants", "Astuces de tableur", "Bureautique", "a une place",
                "sur la liste d’attente", "le registre (automatique)",
                "an.peeters (personnel)", "accueil 127.0.0.1", "borne 127.0.0.1",
-               "mot de passe à usage unique imprimé", "Bibliothèques d'Anvers"],
+               "mot de passe à usage unique imprimé", "Bibliothèques d'Anvers",
+               "ligne de commande"],
     }[lang]
     assert [w for w in words if w not in audit] == []
     chosen = {"nl": "Frans voor beginners", "fr": "Français pour débutants"}[lang]
     assert chosen in pages["duplicate"]
+    terminals = visible(staff_client("it.support", lang).get(f"/{lang}/staff/terminals"))
+    assert raw_codes(terminals) == [] and "ANT-PERMEKE" not in terminals
+    assert "Bibliotheek Permeke" in terminals
 
 
 @pytest.mark.parametrize("lang", ["nl", "fr", "en"])
