@@ -105,7 +105,6 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["moment"] = moment_text
     app.jinja_env.filters["day"] = day_text
-    app.jinja_env.filters["clock"] = time_text
 
     def other_language_url(lang: str) -> str:
         """The same page in another language."""
