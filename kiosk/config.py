@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .registry.days import BELGIUM
 from .registry.domain import RegistryError
 
 _log = logging.getLogger("kiosk.config")
@@ -74,7 +75,7 @@ class Config:
     MAX_CONTENT_LENGTH = 64 * 1024
     WTF_CSRF_TIME_LIMIT = SESSION_MAX_SECONDS
     TEMPLATES_AUTO_RELOAD = False
-    BABEL_DEFAULT_TIMEZONE = "Europe/Brussels"
+    BABEL_DEFAULT_TIMEZONE = BELGIUM.key  # flask_babel's format_* on patron pages
 
 
 def _cast(value: str, default: Any) -> Any:

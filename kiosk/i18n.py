@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from babel.dates import format_date
+from babel.dates import format_date, format_time, get_datetime_format
 from flask import Flask, current_app, g, request, url_for
 from flask_babel import Babel, get_locale
 
 from .catalogs import compile_catalogues
 from .config import LANGUAGES
 from .paths import resource_dir
+from .registry.days import BELGIUM
 from .registry.domain import LOCALES
 
 babel = Babel()
@@ -26,8 +27,50 @@ def current_language() -> str:
     return current_app.config["DEFAULT_LANGUAGE"]
 
 
+def _locale(lang: str | None = None) -> str:
+    """Belgian Dutch and French; British English, so a date reads day before month."""
+    return LOCALES.get(lang or current_language(), LOCALES["en"])
+
+
 def long_date(value: date | datetime) -> str:
-    return format_date(value, format="long", locale=LOCALES[current_language()])
+    """A day written out ("6 December 2026"); a naive-UTC moment counts as its Belgian day."""
+    day = belgian_time(value).date() if isinstance(value, datetime) else value
+    return format_date(day, format="long", locale=_locale())
+
+
+# The registry keeps naive UTC; people read Belgian time. Every page (staff and patron alike)
+# turns one into the other here, with the zone of kiosk.registry.days.
+
+
+def belgian_time(moment: datetime) -> datetime:
+    """A naive-UTC (or aware) moment as the clock on a Belgian wall shows it."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(BELGIUM)
+
+
+def moment_text(moment: datetime | None, lang: str | None = None) -> str:
+    """Date and time in Belgian time, day before month: "6 Dec 2026, 22:59", "6 déc. 2026,
+    22:59"; "–" for none. In the page's language unless `lang` says otherwise."""
+    if moment is None:
+        return "–"
+    here = belgian_time(moment)
+    return (str(get_datetime_format("medium", locale=_locale(lang))).replace("'", "")
+            .replace("{0}", time_text(here, lang)).replace("{1}", day_text(here.date(), lang)))
+
+
+def time_text(moment: datetime, lang: str | None = None) -> str:
+    """The time of day in Belgian time: "22:59"."""
+    return format_time(belgian_time(moment), format="short", locale=_locale(lang))
+
+
+def day_text(day: date | datetime | None, lang: str | None = None) -> str:
+    """A day, short: "6 Dec 2026", "6 déc. 2026"; a naive-UTC moment counts as its Belgian
+    day; "–" for none."""
+    if day is None:
+        return "–"
+    if isinstance(day, datetime):
+        day = belgian_time(day).date()
+    return format_date(day, format="medium", locale=_locale(lang))
 
 
 def init_app(app: Flask) -> None:
@@ -59,6 +102,9 @@ def init_app(app: Flask) -> None:
             "language_names": LANGUAGE_NAMES,
             "long_date": long_date,
         }
+
+    app.jinja_env.filters["moment"] = moment_text
+    app.jinja_env.filters["day"] = day_text
 
     def other_language_url(lang: str) -> str:
         """The same page in another language."""

@@ -12,8 +12,9 @@ from ..i18n import current_language
 from ..registry.domain import RegistryError
 from ..registry.roles import Permission, Role
 from ..terminal.forms import ActionForm, options
-from .base import ROLE_NAMES, current_staff, nav_item, place, requires, service, show_refusal
+from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import StaffAccountForm
+from .labels import ROLES
 from .once import once
 
 bp = Blueprint("accounts", __name__)
@@ -25,7 +26,7 @@ _FIELDS = {"library_code": "library", "institution_code": "library"}
 
 def _prepare(form: StaffAccountForm) -> None:
     lang = current_language()
-    form.role.choices = options([("", "–")] + [(role.value, ROLE_NAMES[role]) for role in Role])
+    form.role.choices = options([("", "–")] + [(role.value, ROLES[role]) for role in Role])
     form.library.choices = options([("", "–")] + [
         (lib.code, f"{lib.name} ({inst.names.get(lang, inst.code)})")
         for inst in service().institutions() for lib in inst.libraries])

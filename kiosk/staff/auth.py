@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask import flash, redirect, render_template, request, session, url_for
-from flask_babel import format_time
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
+from ..i18n import time_text
 from ..registry.domain import RegistryError
 from ..security import safe_next
 from ..terminal.forms import ActionForm, StaffLoginForm
@@ -24,8 +26,9 @@ def login() -> tuple[str, int] | Response:
                                                  form.password.data or "", where=place())
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                problem = message("account_locked",
-                                  time=format_time(refusal.detail["until"], "short"))
+                until = refusal.detail["until"]
+                problem = message("account_locked", time=time_text(until)
+                                  if isinstance(until, datetime) else "")
             elif refusal.code == "login_failed":
                 problem = _("The user name or password is not right.")
             else:

@@ -22,14 +22,14 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from ..registry.domain import RegistryError
-from ..registry.roles import Permission, Role, StaffView
+from ..registry.domain import RegistryError, Standing
+from ..registry.roles import Permission, StaffView
 from ..registry.services import RegistryService
 from ..security import STAFF_PAGES_TOKEN_KEY
 from ..terminal.messages import message
+from . import labels
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -157,11 +157,8 @@ def staff_context() -> dict:
         return {}
     staff = current_staff()
     items = [item for item in NAV if staff and staff.can(item.permission)]
-    return {"staff": staff, "staff_nav": items, "role_names": ROLE_NAMES,
-            "state_names": TERMINAL_STATES}
-
-
-ROLE_NAMES = {Role.LIBRARIAN: _l("librarian"), Role.COORDINATOR: _l("coordinator"),
-              Role.IT_ADMIN: _l("IT admin")}
-TERMINAL_STATES = {"online": _l("online"), "offline": _l("offline"),
-                   "outdated": _l("outdated version"), "revoked": _l("revoked")}
+    # The codes every staff template may show, through their labels (kiosk.staff.labels).
+    return {"staff": staff, "staff_nav": items, "role_names": labels.ROLES,
+            "state_names": labels.TERMINAL_STATES, "standings": labels.STANDINGS,
+            "Standing": Standing, "label_of": labels.label_of,
+            "actor_text": labels.actor_text}

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
-from flask_babel import format_datetime, format_decimal, format_number, ngettext
+from flask_babel import format_decimal, format_number, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -29,14 +30,16 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from ..i18n import current_language
+from ..i18n import belgian_time, current_language
+from ..registry.days import BELGIUM
 from ..registry.domain import REASON_MAX, RegistryError
-from ..registry.reports import BELGIUM, SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
+from ..registry.reports import SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm, no_control_characters
 from ..terminal.messages import MESSAGES
 from . import charts
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .labels import STANDINGS
 from .once import once
 
 bp = Blueprint("dashboard", __name__)
@@ -95,15 +98,24 @@ def belgian_day(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def belgian_time(moment: datetime) -> str:
+def csv_time(moment: datetime) -> str:
     """A naive-UTC moment in Belgian time, for a CSV cell: 2025-03-03 14:05."""
-    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).strftime("%Y-%m-%d %H:%M")
+    return belgian_time(moment).strftime("%Y-%m-%d %H:%M")
+
+
+def file_name(words: str) -> str:
+    """Words as a file name any system takes: "Inscriptions par formation" is
+    "inscriptions-par-formation" (no accents, spaces or quotes)."""
+    plain = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "export"
 
 
 def _attachment(body: Iterable[str] | str, name: str, *, private: bool = False) -> Response:
+    """A CSV download, named in the page's language and dated (Belgian day)."""
     today = datetime.now(BELGIUM).date().isoformat()
     response = Response(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="{name}-{today}.csv"'
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="{file_name(name)}-{today}.csv"')
     response.headers["X-Content-Type-Options"] = "nosniff"
     if private:  # personal data: in no cache, not even the browser's
         response.headers["Cache-Control"] = "no-store, max-age=0"
@@ -186,7 +198,7 @@ def dashboard() -> str:
         library_chart=library_chart, count=_count, belgian_day=belgian_day,
         exports=EXPORTS, can_export_patrons=staff.can(Permission.PATRON_EXPORT),
         top_n=TOP_COURSES, signup_days=SIGNUP_DAYS, outbox=service().notices.outbox(),
-        mail_reason=mail_reason, academy=service().academy.state(), when=_when)
+        mail_reason=mail_reason, academy=service().academy.state())
 
 
 # What the reason of a given-up e-mail (kiosk.registry.mailer.short_error) means, for the
@@ -208,11 +220,6 @@ MAIL_REASONS = (
 def mail_reason(reason: str) -> str:
     """The explanation of a given-up e-mail's reason in the page's language, or ""."""
     return next((str(text) for prefix, text in MAIL_REASONS if reason.startswith(prefix)), "")
-
-
-def _when(moment: datetime | None) -> str:
-    """A naive-UTC moment in Belgian time, short ("6/12/26 23:40")."""
-    return format_datetime(moment, format="short") if moment else "—"
 
 
 @bp.post("/dashboard/notices/send-again")
@@ -285,15 +292,16 @@ def _export_signups(lang: str) -> tuple[list[str], list[list[object]]]:
     return [_("Date"), _("Sign-ups")], [[d.day.isoformat(), d.signups] for d in rows]
 
 
-# kind → (file name, what it holds, rows); the seat export is the one per institution.
+# kind → (file name, what it holds, rows); the seat export is the one per institution. The
+# file names are words in the staff member's language (see file_name).
 EXPORTS = {
-    "summary": ("waiting-list-summary", _l("Seats, cap and waiting list (summary)"),
+    "summary": (_l("waiting list summary"), _l("Seats, cap and waiting list (summary)"),
                 _export_summary),
-    "seats": ("seats-per-institution", _l("Seats per institution"), _export_institutions),
-    "libraries": ("seats-per-library", _l("Seats per library"), _export_libraries),
-    "courses": ("enrolments-per-course", _l("Enrolments per course (all courses)"),
+    "seats": (_l("seats per institution"), _l("Seats per institution"), _export_institutions),
+    "libraries": (_l("seats per library"), _l("Seats per library"), _export_libraries),
+    "courses": (_l("enrolments per course"), _l("Enrolments per course (all courses)"),
                 _export_courses),
-    "signups": ("sign-ups-per-day", _l("Sign-ups per day, last 60 days"), _export_signups),
+    "signups": (_l("sign-ups per day"), _l("Sign-ups per day, last 60 days"), _export_signups),
 }
 
 
@@ -304,7 +312,7 @@ def export(kind: str) -> Response:
         abort(404)
     name, _what, build = EXPORTS[kind]
     header, rows = build(current_language())
-    return _attachment(csv_document(header, rows), name)
+    return _attachment(csv_document(header, rows), str(name))
 
 
 # --- The audited patron export -----------------------------------------------------------
@@ -316,10 +324,6 @@ class PatronExportForm(FlaskForm):
                          render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
 
 
-STANDINGS = {"seated": _l("seat"), "offered": _l("offer"), "waiting": _l("waiting list"),
-             "none": _l("none")}
-
-
 def patron_csv(header: Sequence[str], rows: Iterator[PatronRow],
                standings: dict[str, str]) -> Iterator[str]:
     """The export as CSV text in pieces, so 165,000 rows never sit in memory at once."""
@@ -328,7 +332,7 @@ def patron_csv(header: Sequence[str], rows: Iterator[PatronRow],
     chunk: list[str] = []
     lines = csv_lines([r.card_number, r.first_name, r.last_name, r.email, r.library_code,
                        standings.get(r.standing, r.standing), " | ".join(r.courses),
-                       belgian_time(r.created_at)] for r in rows)
+                       csv_time(r.created_at)] for r in rows)
     for line in lines:
         chunk.append(line)
         if len(chunk) == 500:
@@ -355,7 +359,7 @@ def patron_export() -> str | Response | tuple[str, int]:
             header = [_("Card number"), _("First name"), _("Last name"), _("E-mail"),
                       _("Library"), _("Standing"), _("Courses"), _("Created (Belgian time)")]
             standings = {code: str(text) for code, text in STANDINGS.items()}
-            return _attachment(patron_csv(header, result.rows, standings), "patrons",
+            return _attachment(patron_csv(header, result.rows, standings), _("patrons"),
                                private=True)
     status = 422 if form.errors else 200
     return render_template("staff/dashboard/patron_export.html", form=form), status

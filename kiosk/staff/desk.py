@@ -7,16 +7,21 @@ would otherwise land in access logs and the browser history.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_babel import force_locale, format_date, format_datetime
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
-from ..i18n import current_language
-from ..registry.domain import NewPatron, RegistryError, format_card_number, format_phone
+from ..i18n import current_language, moment_text
+from ..registry.domain import (
+    NewPatron,
+    RegistryError,
+    Standing,
+    format_card_number,
+    format_phone,
+)
 from ..registry.roles import Permission, StaffView
 from ..terminal.forms import ActionForm, month_options, options
 from ..terminal.messages import message
@@ -35,8 +40,6 @@ bp = Blueprint("desk", __name__)
 nav_item(Permission.DESK, "staff.desk.search", _l("Find a patron"))
 nav_item(Permission.DESK, "staff.desk.register", _l("New patron account"))
 
-STANDINGS = {"seated": _l("has a seat"), "waiting": _l("on the waiting list"),
-             "offered": _l("a seat is offered"), "none": _l("no seat, not waiting")}
 # Refusals an action can meet because the patron's situation changed meanwhile: a message
 # on their page, not an error page.
 _ACTION_REFUSALS = {"not_enrolled", "not_seated", "not_waiting", "course_not_found", "busy",
@@ -47,16 +50,6 @@ def _staff() -> StaffView:
     staff = current_staff()
     assert staff is not None  # `requires` let the request in
     return staff
-
-
-def _local(moment: datetime | None) -> str:
-    if moment is None:
-        return "–"
-    return format_datetime(moment.replace(tzinfo=UTC), "medium")
-
-
-def _long_date(day: date | None) -> str:
-    return format_date(day, "long") if day else "–"
 
 
 # --- Find -------------------------------------------------------------------------------------
@@ -75,8 +68,7 @@ def search() -> tuple[str, int]:
     if form.birth_date.errors:  # wtforms' own text is in English only
         form.birth_date.errors = [message("birth_date_invalid")]
     status = 422 if form.errors else 200
-    return render_template("staff/desk/search.html", form=form, hits=hits,
-                           long_date=_long_date), status
+    return render_template("staff/desk/search.html", form=form, hits=hits), status
 
 
 # --- One patron -------------------------------------------------------------------------------
@@ -94,7 +86,6 @@ def _patron_page(patron_id: int, enrol_form: DeskEnrolForm | None = None,
     return render_template(
         "staff/desk/patron.html", patron=found, enrol_form=form,
         card=format_card_number(found.card_number), phone=format_phone(found.phone),
-        standings=STANDINGS, local=_local, long_date=_long_date,
         mail_on=service().desk.mail_on()), status
 
 
@@ -138,7 +129,7 @@ def enrol(patron_id: int) -> Response | tuple[str, int]:
             raise
         form.course.errors = [message(refusal.code)]
         return _patron_page(patron_id, form, 422)
-    if result.standing.value == "waiting":
+    if result.standing is Standing.WAITING:
         flash(_("Enrolled on the waiting list: place %(position)s.", position=result.position))
     elif result.newly_granted:
         flash(_("Enrolled: the patron now has a seat."))
@@ -198,8 +189,7 @@ def receipt(patron_id: int) -> Response:
     if not ActionForm().validate_on_submit():
         return _back(patron_id)
     found = service().desk.receipt(_staff(), patron_id, where=place())
-    with force_locale(found.language):
-        printed_at = _local(found.printed_at)
+    printed_at = moment_text(found.printed_at, found.language)
     return _printed("staff/desk/receipt.html", found.language, receipt=found,
                     card=format_card_number(found.card_number), printed_at=printed_at,
                     patron_id=patron_id)
@@ -261,8 +251,7 @@ def erase(patron_id: int) -> Response | tuple[str, int]:
             flash(_("The account is erased. A seat it held went to the next in line."))
             return redirect(url_for("staff.desk.search"))
     status = 422 if form.errors else 200
-    return render_template("staff/desk/erase.html", patron=found, form=form,
-                           standings=STANDINGS), status
+    return render_template("staff/desk/erase.html", patron=found, form=form), status
 
 
 # --- A new account ---------------------------------------------------------------------------

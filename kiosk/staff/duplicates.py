@@ -6,10 +6,7 @@ here: the rules are in kiosk.registry.verification."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -17,35 +14,25 @@ from werkzeug.wrappers import Response
 from wtforms import RadioField
 from wtforms.validators import InputRequired
 
+from ..i18n import current_language
 from ..registry.domain import RegistryError, format_card_number, format_phone
 from ..registry.roles import Permission
 from ..registry.verification import DuplicatePair
 from ..terminal.forms import ActionForm, options
 from ..terminal.messages import MESSAGES, message
 from .base import current_staff, nav_item, place, requires, service
+from .labels import Names
 from .once import once
 
 bp = Blueprint("duplicates", __name__)
 
 nav_item(Permission.DUPLICATES, "staff.duplicates.index", _l("Possible duplicates"))
 
-STANDINGS = {"none": _l("no seat, not waiting"), "seated": _l("has a seat"),
-             "offered": _l("has been offered a seat"), "waiting": _l("on the waiting list")}
 
 
 class MergeForm(FlaskForm):
     keep = RadioField(_l("Keep this account"), coerce=int, choices=[],
                       validators=[InputRequired(MESSAGES["keep_unknown"])])
-
-
-def _moment(moment: datetime | None) -> str:
-    if moment is None:
-        return "–"
-    return format_datetime(moment.replace(tzinfo=UTC), "medium")
-
-
-def _day(day: date) -> str:
-    return format_date(day, "medium")
 
 
 def _pair(flag_id: int) -> DuplicatePair | Response:
@@ -77,8 +64,7 @@ def index() -> str:
     staff = current_staff()
     assert staff is not None
     pairs = service().verification.duplicates(staff)
-    return render_template("staff/duplicates/index.html", pairs=pairs, moment=_moment,
-                           day=_day)
+    return render_template("staff/duplicates/index.html", pairs=pairs)
 
 
 @bp.get("/duplicates/<int:flag_id>")
@@ -93,7 +79,7 @@ def compare(flag_id: int) -> str | tuple[str, int] | Response:
 def _compare_page(pair: DuplicatePair, form: MergeForm,
                   status: int = 200) -> tuple[str, int] | str:
     page = render_template("staff/duplicates/compare.html", pair=pair, form=form,
-                           moment=_moment, day=_day, standings=STANDINGS,
+                           course=Names.read(service(), current_language()).course,
                            card=format_card_number, phone=format_phone)
     return (page, status) if status != 200 else page
 

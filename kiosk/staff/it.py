@@ -3,15 +3,15 @@ each institution's member system (library cards)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
+from datetime import UTC
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
+from ..i18n import belgian_time
+from ..registry.days import BELGIUM
 from ..registry.domain import RegistryError, is_outdated, terminal_state
 from ..registry.member_system import MemberSystemConfig
 from ..registry.roles import Permission
@@ -23,17 +23,10 @@ from .forms import MaintenanceForm, MemberSystemForm
 from .once import once
 
 bp = Blueprint("it", __name__)
-BELGIUM = ZoneInfo("Europe/Brussels")
 
 nav_item(Permission.TERMINALS, "staff.it.terminals", _l("Terminals"))
 nav_item(Permission.MAINTENANCE, "staff.it.maintenance", _l("Maintenance message"))
 nav_item(Permission.MEMBER_SYSTEMS, "staff.it.member_systems", _l("Library cards"))
-
-
-def _local(moment: datetime | None) -> str:
-    if moment is None:
-        return "–"
-    return format_datetime(moment.replace(tzinfo=UTC), "medium")
 
 
 @bp.get("/terminals")
@@ -43,7 +36,8 @@ def terminals() -> str:
     rows = [(t, terminal_state(t, now, __version__)) for t in service().terminals()]
     counts = {state: sum(1 for _t, s in rows if s == state)
               for state in ("online", "offline", "outdated", "revoked")}
-    return render_template("staff/terminals.html", rows=rows, counts=counts, local=_local,
+    libraries = {lib.code: lib.name for i in service().institutions() for lib in i.libraries}
+    return render_template("staff/terminals.html", rows=rows, counts=counts, libraries=libraries,
                            version=__version__,
                            outdated=lambda t: is_outdated(t, __version__))
 
@@ -72,8 +66,7 @@ def maintenance() -> str | Response | tuple[str, int]:
     if not form.is_submitted() and current is not None:
         form.nl.data, form.fr.data, form.en.data = (current.messages.get(k, "")
                                                     for k in ("nl", "fr", "en"))
-        form.until.data = current.until.replace(tzinfo=UTC).astimezone(BELGIUM).replace(
-            tzinfo=None)
+        form.until.data = belgian_time(current.until).replace(tzinfo=None)
     if form.validate_on_submit():
         until = form.until.data
         if until is None:
@@ -90,8 +83,7 @@ def maintenance() -> str | Response | tuple[str, int]:
                 flash(_("Every kiosk now shows the maintenance message."))
                 return redirect(url_for("staff.it.maintenance"))
     status = 422 if form.errors else 200
-    return render_template("staff/maintenance.html", form=form, current=current,
-                           local=_local), status
+    return render_template("staff/maintenance.html", form=form, current=current), status
 
 
 @bp.post("/maintenance/clear")
@@ -116,7 +108,7 @@ def member_systems() -> str:
     reaches their member system (never its password: only the file that holds it)."""
     settings = {s.institution_code: s for s in service().members.settings()}
     return render_template("staff/member_systems.html", institutions=service().institutions(),
-                           settings=settings, local=_local)
+                           settings=settings)
 
 
 @bp.route("/library-cards/<institution>", methods=["GET", "POST"])

@@ -5,10 +5,7 @@ with a reason. Only translation happens here: the rules are in kiosk.registry.ve
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_babel import format_date, format_datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
@@ -25,16 +22,6 @@ from .once import once
 bp = Blueprint("pending", __name__)
 
 nav_item(Permission.PENDING, "staff.pending.index", _l("Pending accounts"))
-
-
-def _moment(moment: datetime) -> str:
-    return format_datetime(moment.replace(tzinfo=UTC), "medium")
-
-
-def _day(moment: datetime | date) -> str:
-    if isinstance(moment, datetime):  # naive UTC: the day it is in Belgium
-        moment = moment.replace(tzinfo=UTC)
-    return format_date(moment, "medium")
 
 
 def _account(patron_id: int) -> PendingAccount | Response:
@@ -60,8 +47,7 @@ def index() -> str:
     staff = current_staff()
     assert staff is not None
     accounts = service().verification.pending(staff)
-    return render_template("staff/pending/index.html", accounts=accounts, moment=_moment,
-                           day=_day)
+    return render_template("staff/pending/index.html", accounts=accounts)
 
 
 @bp.post("/pending/<int:patron_id>/confirm")
@@ -107,5 +93,4 @@ def erase(patron_id: int) -> str | Response | tuple[str, int]:
             flash(_("The account of %(who)s is erased.", who=who))
             return redirect(url_for("staff.pending.index"))
     status = 422 if form.errors else 200
-    return render_template("staff/pending/erase.html", account=account, form=form,
-                           moment=_moment, day=_day), status
+    return render_template("staff/pending/erase.html", account=account, form=form), status

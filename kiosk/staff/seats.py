@@ -6,12 +6,10 @@ kiosk.registry.waitlist (`service().waitlist`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_babel import format_datetime, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import HiddenField, IntegerField, StringField
@@ -66,12 +64,6 @@ class MoveForm(FlaskForm):
     reason = _reason_field()
 
 
-def _local(moment: datetime | None) -> str:
-    if moment is None:
-        return "–"
-    return format_datetime(moment.replace(tzinfo=UTC), "medium")
-
-
 # --- The cap ------------------------------------------------------------------------------
 
 @bp.route("/seats", methods=["GET", "POST"])
@@ -96,7 +88,7 @@ def _preview_page(preview: CapPreview, reason: str, stale: bool = False,
     confirm = CapConfirmForm(formdata=None, cap=preview.new_cap, reason=reason,
                              fingerprint=preview.fingerprint)
     return render_template("staff/seats/preview.html", preview=preview, reason=reason,
-                           confirm=confirm, stale=stale, local=_local,
+                           confirm=confirm, stale=stale,
                            message_stale=message("preview_stale")), status
 
 
@@ -143,7 +135,7 @@ def waiting_list() -> str:
     page = service().waitlist.page(staff, current_language(),
                                    page=request.args.get("page", 1, type=int) or 1,
                                    institution=institution)
-    return render_template("staff/seats/waiting_list.html", listing=page, local=_local,
+    return render_template("staff/seats/waiting_list.html", listing=page,
                            institution=institution, institutions=institutions,
                            may_move=staff.can(Permission.WAITING_LIST_MOVE))
 
@@ -166,8 +158,7 @@ def remove(patron_id: int) -> str | Response | tuple[str, int]:
                     "place.", who=entry.subject))
             return redirect(url_for("staff.seats.waiting_list"))
     status = 422 if form.errors else 200
-    return render_template("staff/seats/remove.html", entry=entry, form=form,
-                           local=_local), status
+    return render_template("staff/seats/remove.html", entry=entry, form=form), status
 
 
 @bp.route("/waiting-list/<int:patron_id>/move", methods=["GET", "POST"])
@@ -196,7 +187,7 @@ def move(patron_id: int) -> str | Response | tuple[str, int]:
                 return redirect(url_for("staff.seats.waiting_list",
                                         page=(moved_to - 1) // PAGE_SIZE + 1))
     status = 422 if form.errors else 200
-    return render_template("staff/seats/move.html", entry=entry, form=form, local=_local,
+    return render_template("staff/seats/move.html", entry=entry, form=form,
                            waiting=service().programme_status().waiting), status
 
 

@@ -19,17 +19,13 @@ from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
 from ..terminal.messages import message
 from .base import current_staff, nav_item, place, requires, service
+from .labels import PROMOTIONS, VERIFICATIONS
 from .once import once
 
 bp = Blueprint("settings", __name__)
 
 nav_item(Permission.PROGRAMME, "staff.settings.index", _l("Settings"))
 
-PROMOTIONS = {"grant": _l("Give the seat at once to the first in line"),
-              "offer": _l("Offer the seat and hold it for a number of opening days")}
-VERIFICATIONS = {"open": _l("Open: self-registered accounts are active at once"),
-                 "verify": _l("Verify at the desk: pending until an identity document is "
-                              "checked")}
 
 
 def _weekdays() -> list[tuple[int, str, str]]:

@@ -335,7 +335,7 @@ def test_the_patron_export_needs_a_reason_and_is_audited_first(staff_client, ser
     assert audit_rows(service, "patron_export") == [
         ("staff:coordinator", {"reason": "rapport annuel", "row_count": 1}, "")]
     assert response.headers["Cache-Control"].startswith("no-store")
-    assert response.headers["Content-Disposition"].startswith('attachment; filename="patrons-')
+    assert response.headers["Content-Disposition"].startswith('attachment; filename="usagers-')
     rows = read_csv(response)
     response.close()
     assert len(rows) == 2 and len(rows[0]) == 8
