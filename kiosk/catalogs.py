@@ -14,7 +14,7 @@ from pathlib import Path
 
 from babel.core import Locale, UnknownLocaleError
 from babel.messages.catalog import Catalog, Message
-from babel.messages.mofile import write_mo
+from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 DOMAIN = "messages"
@@ -44,20 +44,46 @@ def _read(po: Path, lang: str, abort_invalid: bool = False) -> Catalog:
         return read_po(fh, locale=locale, domain=DOMAIN, abort_invalid=abort_invalid)
 
 
+def _compiled(catalog: Catalog) -> dict[object, object]:
+    """What a .mo made from `catalog` holds: its translated, non-fuzzy messages (a plural's
+    forms as a tuple, whether read from a .po or a .mo)."""
+    def plain(value: object) -> object:
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    return {plain(m.id): plain(m.string) for m in catalog if m.id and m.string
+            and not m.fuzzy and (not isinstance(m.string, list | tuple) or all(m.string))}
+
+
+def is_compiled(po: Path, lang: str) -> bool:
+    """Whether messages.mo beside `po` holds exactly what `po` says. The file times decide
+    when they can (a .mo not older than its .po); when they cannot, the contents do: an
+    install may write a .mo a moment before its .po (pip does), and a read-only install
+    cannot compile again."""
+    mo = po.with_suffix(".mo")
+    if not mo.exists():
+        return False
+    if mo.stat().st_mtime >= po.stat().st_mtime:
+        return True
+    with mo.open("rb") as fh:
+        held = _compiled(read_mo(fh))
+    return held == _compiled(_read(po, lang))
+
+
 def compile_catalogues(directory: Path, force: bool = False) -> list[Path]:
     """Compile every <lang>/LC_MESSAGES/messages.po under directory to messages.mo.
 
-    A catalogue is compiled when its .mo is missing or older than the .po (or always with
-    force=True). Fuzzy entries are left out, as with ``pybabel compile``; unlike pybabel, a
-    catalogue whose header is marked fuzzy is still compiled (its non-fuzzy entries), so that
-    it never silently falls back to English. The .mo is written atomically.
+    A catalogue is compiled when its .mo is missing or does not hold what the .po says
+    (`is_compiled`; always with force=True). Fuzzy entries are left out, as with ``pybabel
+    compile``; unlike pybabel, a catalogue whose header is marked fuzzy is still compiled (its
+    non-fuzzy entries), so that it never silently falls back to English. The .mo is written
+    atomically.
 
     Returns the .mo files written (empty when everything was up to date).
     """
     written: list[Path] = []
     for lang, po in _po_files(directory):
         mo = po.with_suffix(".mo")
-        if not force and mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        if not force and is_compiled(po, lang):
             continue
         catalog = _read(po, lang, abort_invalid=True)
         fd, tmp_name = tempfile.mkstemp(prefix=".messages-", suffix=".mo.tmp", dir=po.parent)

@@ -23,6 +23,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from . import config as config_module
+from .catalogs import is_compiled
 from .paths import resource_dir
 from .registry import schema
 from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
@@ -268,7 +269,8 @@ def check_library(code: str, codes: set[str] | None) -> Result:
 
 
 def check_translations(directory: Path) -> Result:
-    """Every language's .mo present and not older than its .po. A stale catalogue in a
+    """Every language's .mo present and holding what its .po says (`catalogs.is_compiled`:
+    by the file times, or by the contents when the times disagree). A stale catalogue in a
     writable folder is compiled at start (kiosk/i18n.py): a warning; otherwise a failure,
     since the pages would fall back to English or to old texts."""
     problems = []
@@ -277,8 +279,8 @@ def check_translations(directory: Path) -> Result:
         po, mo = folder / "messages.po", folder / "messages.mo"
         if not mo.exists():
             problems.append(f"{lang}: no messages.mo" if po.exists() else f"{lang}: missing")
-        elif po.exists() and mo.stat().st_mtime < po.stat().st_mtime:
-            problems.append(f"{lang}: messages.mo older than messages.po")
+        elif po.exists() and not is_compiled(po, lang):
+            problems.append(f"{lang}: messages.mo differs from messages.po")
     if not problems:
         return Result("translations", OK, f"{', '.join(config_module.LANGUAGES)} compiled")
     fixable = all(not p.endswith("missing") for p in problems) and os.access(directory, os.W_OK)
