@@ -162,9 +162,25 @@ def start_academy_sender(app: Flask, every: float = 10.0) -> threading.Event | N
 
 # --- The central registry ---------------------------------------------------------------
 
-database_option = click.option(
-    "--database-url", envvar="KIOSK_DATABASE_URL", default="", show_envvar=True,
-    help="SQLAlchemy URL, e.g. postgresql://kiosk@db/kiosk (default: SQLite in the instance).")
+def _read_registry_env_file(ctx: click.Context, param: click.Parameter,
+                            path: str | None) -> None:
+    if path:
+        os.environ.update(read_env_file(path))
+
+
+def database_option(command: Callable[..., None]) -> Callable[..., None]:
+    """Every registry command's --database-url, and --env-file: the service's own settings
+    file, read before the other options (eager), so that `kiosk registry purge --env-file
+    /etc/kiosk/registry.env` runs with exactly the service's settings."""
+    command = click.option(
+        "--database-url", envvar="KIOSK_DATABASE_URL", default="", show_envvar=True,
+        help="SQLAlchemy URL, e.g. postgresql://kiosk@db/kiosk (default: SQLite in the "
+             "instance).")(command)
+    return click.option(
+        "--env-file", type=click.Path(dir_okay=False), default=None, is_eager=True,
+        expose_value=False, callback=_read_registry_env_file,
+        help="Read KIOSK_* settings from this file first, over this shell's, as the service "
+             "does (/etc/kiosk/registry.env).")(command)
 
 
 def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = False) -> Flask:

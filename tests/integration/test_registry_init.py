@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
@@ -105,3 +106,36 @@ def test_the_template_is_written_once_and_never_over_a_file(tmp_path: Path) -> N
     again = kiosk(url, "init", "--write-template", str(target))
     assert again.exit_code == 1 and "exists: not overwritten" in again.output
     assert target.read_text(encoding="utf-8") == "{}"
+
+
+def test_registry_commands_run_with_the_service_env_file(programme: Path, tmp_path: Path) -> None:
+    env = tmp_path / "registry.env"
+    database = tmp_path / "svc.sqlite3"
+    env.write_text(f"# as /etc/kiosk/registry.env\nKIOSK_DATABASE_URL=sqlite:///{database}\n",
+                   encoding="utf-8")
+    made = CliRunner().invoke(main, ["registry", "init", str(programme), "--env-file", str(env),
+                                     "--coordinator", "an.peeters", "--coordinator-name", "An",
+                                     "--password-file", "-"], input=PASSWORD + "\n")
+    assert made.exit_code == 0, made.output
+    assert database.exists()
+    listed = CliRunner().invoke(main, ["registry", "staff", "--env-file", str(env)])
+    assert "an.peeters" in listed.output
+    missing = CliRunner().invoke(main, ["registry", "staff", "--env-file", str(tmp_path / "no")])
+    assert missing.exit_code == 1
+
+
+def test_every_registry_command_takes_the_env_file() -> None:
+    def commands(group: click.Group, path: str) -> list[tuple[str, click.Command]]:
+        found = []
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                found += commands(command, f"{path} {name}")
+            else:
+                found.append((f"{path} {name}", command))
+        return found
+
+    registry = main.commands["registry"]
+    assert isinstance(registry, click.Group)
+    without = [name for name, command in commands(registry, "registry")
+               if "--env-file" not in {o for p in command.params for o in p.opts}]
+    assert not without
