@@ -44,6 +44,7 @@ def base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Fla
     instance = Path(app.instance_path)
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = config_module.instance_secret_key(instance)
+        app.config["SECRET_KEY_OF_THIS_HOST"] = True  # made here: no other host shares it
     if not app.config["DATABASE_URL"]:
         instance.mkdir(parents=True, exist_ok=True)
         app.config["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"

@@ -8,7 +8,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from .registry.roles import Role, check_account
 from .registry.sample_patrons import add_sample_patrons, has_patrons
 from .registry.seed import is_seeded, seed
 from .registry.services import RegistryService, utcnow
+from .registry.store import Store
 from .serving import default_server, serve, start_heartbeat, start_mail_sender
 from .version import __version__
 
@@ -190,6 +192,15 @@ def _registry_app(database_url: str, *, migrate: bool = False, demo: bool = Fals
     return create_registry_app(overrides)
 
 
+@contextmanager
+def closing_engine(store: Store) -> Iterator[None]:
+    """The command's connections closed when it ends (not left to the garbage collector)."""
+    try:
+        yield
+    finally:
+        store.engine.dispose()
+
+
 def _service(database_url: str) -> RegistryService:
     service: RegistryService = _registry_app(database_url).extensions["registry_service"]
     return service
@@ -208,18 +219,17 @@ def registry() -> None:
 def registry_upgrade(database_url: str, demo_data: bool) -> None:
     """Apply the database migrations (safe to run again)."""
     store = _registry_app(database_url, migrate=True).extensions["registry_service"].store
-    try:
+    with closing_engine(store):
         if demo_data:
             if is_seeded(store):
                 raise click.ClickException(
                     "--demo-data only fills a new, empty registry, and this one holds a "
                     "programme: nothing was changed.")
-            _registry_app(database_url, demo=True).extensions[
-                "registry_service"].store.engine.dispose()
+            with closing_engine(_registry_app(database_url, demo=True).extensions[
+                    "registry_service"].store):
+                pass  # the app's start seeded the demo's programme and staff
         click.echo(f"Database schema is at revision {schema.current_revision(store.engine)} "
                    "(current).")
-    finally:
-        store.engine.dispose()
 
 
 # The words for check_account's codes, for `kiosk registry init`.
@@ -284,15 +294,13 @@ def registry_init(database_url: str, programme_file: Path | None, username: str 
             for field, code in problems.items()) + ". Nothing was changed.")
     service: RegistryService = _registry_app(database_url, migrate=True).extensions[
         "registry_service"]
-    try:
+    with closing_engine(service.store):
         if not seed(service.store, data, utcnow().date()):
             raise click.ClickException(
                 "This registry already holds a programme: nothing was changed. (Another "
                 "coordinator: `kiosk registry add-staff --role coordinator`.)")
         service.staff.create(username, display_name, Role.COORDINATOR, password,
                              actor="kiosk registry init", where="cli")
-    finally:
-        service.store.engine.dispose()
     libraries = sum(len(i["libraries"]) for i in data["institutions"])
     click.echo(f"Registry ready: {len(data['institutions'])} institution(s), {libraries} "
                f"library(ies), {len(data['categories'])} categories, {len(data['courses'])} "
@@ -314,7 +322,15 @@ def registry_init(database_url: str, programme_file: Path | None, username: str 
 def registry_serve(database_url: str, host: str, port: int, workers: int, threads: int,
                    server: str | None) -> None:
     """Serve the registry API (/api/v1), /healthz, /readyz and the staff pages (/nl/staff/)."""
-    _registry_app(database_url)  # refuse to start on a bad config or a stale schema
+    app = _registry_app(database_url)  # refuse to start on a bad config or a stale schema
+    with closing_engine(app.extensions["registry_service"].store):
+        pass  # each serving process opens its own
+    if app.config.get("SECRET_KEY_OF_THIS_HOST") and not app.config["SEED_DEMO"]:
+        raise click.ClickException(
+            "the registry needs its secret key in its settings (KIOSK_SECRET_KEY in "
+            "/etc/kiosk/registry.env), the same on every registry host: staff log-ins and "
+            "forms are signed with it, and a key made by one host is not known to another. "
+            "Make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
     click.echo(f"Seat registry on http://{host}:{port}/api/v1, staff pages on "
                f"http://{host}:{port}/nl/staff/ ({server or default_server()})")
     serve(lambda: _with_mail_sender(_registry_app(database_url)), host=host, port=port,
@@ -633,17 +649,23 @@ def purge(database_url: str) -> None:
     years without activity or two years after the programme ended, pending accounts past
     their institution's days for an identity check, e-mail notices 30 days after sending."""
     app = _registry_app(database_url)
-    removed = app.extensions["registry_idempotency"].purge()
-    click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")
-    erased = app.extensions["registry_service"].erase_inactive()
-    click.echo(f"Erased {erased} account(s) past their retention time.")
-    expired = app.extensions["registry_service"].verification.erase_expired_pending()
-    click.echo(f"Erased {expired} pending account(s) whose identity was not checked in time.")
-    notices = app.extensions["registry_service"].notices.purge()
-    click.echo(f"Removed {notices} e-mail notice(s) sent (or given up) over 30 days ago.")
-    synced = app.extensions["registry_service"].academy.purge()
-    click.echo(f"Removed {synced} academy change(s) done over 30 days ago.")
-    _echo_sweep(app.extensions["registry_service"].expire_offers())
+    service: RegistryService = app.extensions["registry_service"]
+    with closing_engine(service.store), service.store.alone("housekeeping") as mine:
+        if not mine:  # two registry hosts' timers at the same hour: one does it
+            click.echo("Housekeeping is running from another process or host: skipped.")
+            return
+        removed = app.extensions["registry_idempotency"].purge()
+        click.echo(f"Removed {removed} idempotency key(s) older than 24 hours.")
+        erased = service.erase_inactive()
+        click.echo(f"Erased {erased} account(s) past their retention time.")
+        expired = service.verification.erase_expired_pending()
+        click.echo(f"Erased {expired} pending account(s) whose identity was not checked in "
+                   "time.")
+        notices = service.notices.purge()
+        click.echo(f"Removed {notices} e-mail notice(s) sent (or given up) over 30 days ago.")
+        synced = service.academy.purge()
+        click.echo(f"Removed {synced} academy change(s) done over 30 days ago.")
+        _echo_sweep(service.expire_offers())
 
 
 @registry.command("expire-offers")

@@ -6,6 +6,7 @@ write of seats, is the seat ledger's (`ledger.py`).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -550,6 +552,28 @@ class Store:
             if _means_busy(exc):
                 raise _busy(exc) from exc
             raise
+
+    @contextmanager
+    def alone(self, job: str) -> Iterator[bool]:
+        """`with store.alone("housekeeping") as mine:` True when no other process, on any
+        host, runs `job` on this database meanwhile (a PostgreSQL advisory lock, held on a
+        connection of its own and released at the end, or when that connection dies); False
+        when one does: skip. SQLite is one host's file: always True."""
+        if self.is_sqlite:
+            yield True
+            return
+        key = int.from_bytes(hashlib.sha256(f"kiosk:{job}".encode()).digest()[:8], "big",
+                             signed=True)
+        with self.engine.connect() as conn:
+            mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
+                        .scalar())
+            conn.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    conn.commit()
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         return insert_ignoring_duplicates(model, self.engine.dialect.name)

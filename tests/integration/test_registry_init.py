@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
 
+from kiosk import cli
 from kiosk.app import create_registry_app
 from kiosk.cli import main
 from kiosk.registry.programme_file import template_text
@@ -139,3 +140,17 @@ def test_every_registry_command_takes_the_env_file() -> None:
     without = [name for name, command in commands(registry, "registry")
                if "--env-file" not in {o for p in command.params for o in p.opts}]
     assert not without
+
+
+def test_the_registry_server_refuses_to_start_without_its_shared_secret_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[str] = []
+    monkeypatch.setattr(cli, "serve", lambda *args, **kwargs: served.append("served"))
+    monkeypatch.setenv("KIOSK_INSTANCE_PATH", str(tmp_path / "instance"))
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    assert kiosk(url, "upgrade").exit_code == 0
+    refused = kiosk(url, "serve")
+    assert refused.exit_code == 1 and "needs its secret key in its settings" in refused.output
+    assert served == []
+    monkeypatch.setenv("KIOSK_SECRET_KEY", "the-same-on-every-host")
+    assert kiosk(url, "serve").exit_code == 0 and served == ["served"]

@@ -97,3 +97,19 @@ def test_purge_and_set_end_date_commands(app) -> None:
     assert "Erased 1 account(s)" in purged.output
     bad = CliRunner().invoke(main, ["registry", "set-end-date", "30/06/2020", *url])
     assert bad.exit_code == 2 and "30/06/2020" in bad.output  # click names the bad value
+
+
+def test_housekeeping_runs_on_one_host_at_a_time(make_service, db_url) -> None:  # type: ignore[no-untyped-def]
+    """Two registry hosts' hourly timers fire together: on PostgreSQL the second skips (an
+    advisory lock, held by the first); SQLite is one host's file and has no second."""
+    service = make_service()
+    url = str(service.store.engine.url.render_as_string(hide_password=False))
+    with service.store.alone("housekeeping") as first:
+        assert first
+        with service.store.alone("housekeeping") as second:
+            assert second is service.store.is_sqlite
+        purged = CliRunner().invoke(main, ["registry", "purge", "--database-url", url])
+        assert purged.exit_code == 0, purged.output
+        assert ("skipped" in purged.output) is not service.store.is_sqlite
+    with service.store.alone("housekeeping") as again:
+        assert again  # released at the end

@@ -328,7 +328,8 @@ class _Registry:
         self.kiosk, self.root = str(_venv_bin(venv, "kiosk")), root
         database = (root / "registry.sqlite3").as_posix()
         self.env = _clean_env(
-            KIOSK_INSTANCE_PATH=str(root / "instance"), KIOSK_DATABASE_URL=f"sqlite:///{database}"
+            KIOSK_INSTANCE_PATH=str(root / "instance"), KIOSK_DATABASE_URL=f"sqlite:///{database}",
+            KIOSK_SECRET_KEY="wheel-test-registry-key",
         )
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -243,6 +243,7 @@ class GunicornRegistry:
         # the test's own folder, so it clashes with no other server.
         self.env.update(KIOSK_INSTANCE_PATH=str(folder / "instance"),
                         KIOSK_DATABASE_URL=f"sqlite:///{database}",
+                        KIOSK_SECRET_KEY="nginx-test-registry-key",
                         XDG_RUNTIME_DIR=str(folder))
         self.log = folder / "registry.log"
         self.token = ""
