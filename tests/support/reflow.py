@@ -45,7 +45,7 @@ _OVERFLOW_JS = """() => {
     if (style.appearance === 'base-select') return null;
     canvas.font = style.font;
     const room = select.clientWidth - parseFloat(style.paddingLeft)
-      - parseFloat(style.paddingRight) - parseFloat(style.fontSize);  // the arrow
+      - parseFloat(style.paddingRight) - parseFloat(style.fontSize) / 2;  // the arrow
     const widest = [...select.options].reduce((a, o) =>
       canvas.measureText(o.text).width > canvas.measureText(a.text).width ? o : a);
     return canvas.measureText(widest.text).width > room + 1 ? widest.text : null;
