@@ -121,12 +121,18 @@ class PatronWalk:
         page.get_by_role("button", name=t(lang, "Yes, enrol me")).click()
         page.wait_for_url(f"**/courses/{SLUG}/done")
         self.look("receipt")
-        self.go("/my", "my courses")
         self.go(f"/my/withdraw/{SLUG}", "stop a course?")
         self.go("/my/give-up", "give up the seat?")
         self.go("/my/data", "my data")
         self.go("/my/erase", "erase my account?")
         self.go("/assist/", "a librarian's log-in")
+        # "Are you still there?": the browser's clock run past the warning.
+        self.go("/my", "my courses")
+        page.clock.install()
+        page.reload()
+        page.clock.fast_forward((self.live.app.config["IDLE_WARNING_SECONDS"] + 2) * 1000)
+        expect(page.locator("dialog#idle-dialog")).to_be_visible()
+        self.look("are you still there?")
         return self.seen
 
 
@@ -149,7 +155,7 @@ def report(problems: dict[str, list[str]]) -> str:
 
 
 def test_a_patron_pages_reflow_at_320_px_at_every_text_size(patron_walk: Seen) -> None:
-    assert len(patron_walk.pages) == 17, patron_walk.pages
+    assert len(patron_walk.pages) == 18, patron_walk.pages
     assert not patron_walk.problems, (
         f"in {patron_walk.lang}, past the right edge or out of its box:\n"
         f"{report(patron_walk.problems)}")
