@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import AnyConverter
 
 from . import config as config_module
@@ -81,6 +82,23 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     config_module.check_registry_at_start(app.config, app.extensions["registry"])
     terminal.init_app(app)
     staff.init_app(app)
+    staff_pages = "staff" in app.blueprints
+
+    # Where the staff pages are mounted, an error at a staff address (no such page, a wrong
+    # method, a librarian of another institution) is a staff page; elsewhere a patron's.
+    # Both speak the address's language (kiosk.i18n.current_language).
+    def http_error(error: HTTPException) -> Any:
+        if staff_pages and staff.on_staff_page():
+            return staff.http_error(error)
+        return terminal.http_error(error)
+
+    def crash(error: Exception) -> Any:
+        if staff_pages and staff.on_staff_page():
+            return staff.crash(error)
+        return terminal.crash(error)
+
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, crash)
     return app
 
 

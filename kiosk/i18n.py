@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from babel.dates import format_date, format_time, get_datetime_format
-from flask import Flask, current_app, g, request, url_for
+from flask import Flask, current_app, g, has_request_context, request, url_for
 from flask_babel import Babel, get_locale
 
 from .catalogs import compile_catalogues
@@ -20,11 +20,21 @@ babel = Babel()
 LANGUAGE_NAMES = {"nl": "Nederlands", "fr": "Français", "en": "English"}
 
 
+def language_in_path(path: str) -> str | None:
+    """The language an address names in its first segment (`/fr/…`), if it names one."""
+    first = path.lstrip("/").split("/", 1)[0]
+    return first if first in LANGUAGES else None
+
+
 def current_language() -> str:
+    """The page's language: its route's `lang`; where no route matched (a 404, a 405) or
+    before it is read, the address's first segment; else the branch's default. Flask-Babel
+    keeps the first answer for the whole request, so it must be right from the start."""
     lang = getattr(g, "lang", None)
     if lang in LANGUAGES:
         return lang
-    return current_app.config["DEFAULT_LANGUAGE"]
+    in_path = language_in_path(request.path) if has_request_context() else None
+    return in_path or current_app.config["DEFAULT_LANGUAGE"]
 
 
 def _locale(lang: str | None = None) -> str:

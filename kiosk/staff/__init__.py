@@ -51,7 +51,7 @@ NAV.sort(key=_menu_position)  # stable: a page's own links keep their order
 _STAFF_PATH = re.compile(r"^/(?:nl|fr|en)/staff(?:/|$)")
 
 
-def _on_staff_page() -> bool:
+def on_staff_page() -> bool:
     """On the registry server only /<lang>/staff/… are pages; everything else (the API, the
     probes, an unknown path a terminal asked for) is answered in JSON."""
     return bool(_STAFF_PATH.match(request.path))
@@ -59,7 +59,7 @@ def _on_staff_page() -> bool:
 
 def http_error(error: Any) -> Any:
     """On the registry server: JSON for the API, a staff page for the rest."""
-    if not _on_staff_page():
+    if not on_staff_page():
         return http_error_response(error)
     if error.code == 404:
         return staff_error(_("Not found"), _("This page does not exist."), 404)
@@ -69,7 +69,7 @@ def http_error(error: Any) -> Any:
 
 
 def crash(error: Exception) -> Any:
-    if not _on_staff_page():
+    if not on_staff_page():
         return crash_response()
     current_app.logger.exception("unhandled error")
     return staff_error(_("Something went wrong"), _("Please try again."), 500)

@@ -15,7 +15,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ..config import LANGUAGES
+from ..i18n import current_language
 from ..registry import request_scope
 from ..registry.api import crash_response, http_error_response
 from ..registry.domain import RegistryError
@@ -111,7 +111,7 @@ def init_app(app: Flask) -> None:
             return None  # the page itself tells the patron the service cannot be reached
         if found is None:
             return None
-        lang = _page_language()
+        lang = current_language()
         until = format_datetime(found.until.replace(tzinfo=UTC), "short")
         text = found.messages.get(lang) or found.messages.get("en", "")
         response = render_template("errors/maintenance.html", text=text, until=until)
@@ -150,26 +150,27 @@ def init_app(app: Flask) -> None:
             400,
         )
 
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int] | Response:
-        if api_request():
-            return http_error_response(error)
-        if error.code == 404:
-            return error_page(_("Page not found"),
-                              _("We cannot find this page. Let us start over."), 404)
-        if error.code == 413:
-            return error_page(_("Too much text"),
-                              _("What you sent is too long. Please try again."), 413)
-        return error_page(_("Something went wrong"),
-                          _("Please try again, or ask a librarian for help."), error.code or 400)
+def http_error(error: HTTPException) -> tuple[str, int] | Response:
+    """A 404, a 405…: a patron page in the address's language (kiosk.i18n.current_language),
+    JSON under /api/."""
+    if api_request():
+        return http_error_response(error)
+    if error.code == 404:
+        return error_page(_("Page not found"),
+                          _("We cannot find this page. Let us start over."), 404)
+    if error.code == 413:
+        return error_page(_("Too much text"),
+                          _("What you sent is too long. Please try again."), 413)
+    return error_page(_("Something went wrong"),
+                      _("Please try again, or ask a librarian for help."), error.code or 400)
 
-    @app.errorhandler(Exception)
-    def crash(error: Exception) -> tuple[str, int] | Response:
-        if api_request():
-            return crash_response()
-        current_app.logger.exception("unhandled error")
-        return error_page(_("Something went wrong"),
-                          _("Please try again, or ask a librarian for help."), 500)
+
+def crash(error: Exception) -> tuple[str, int] | Response:
+    if api_request():
+        return crash_response()
+    current_app.logger.exception("unhandled error")
+    return error_page(_("Something went wrong"),
+                      _("Please try again, or ask a librarian for help."), 500)
 
 
 def api_request() -> bool:
@@ -191,14 +192,6 @@ def error_text(error: RegistryError) -> str:
     return message(error.code)
 
 
-def _page_language() -> str:
-    """The page's language, also where no view ran: from the address if it names one."""
-    if getattr(g, "lang", None) not in LANGUAGES:
-        first = request.path.strip("/").split("/", 1)[0]
-        g.lang = first if first in LANGUAGES else current_app.config["DEFAULT_LANGUAGE"]
-    return g.lang
-
-
 # What a button's form sends (kiosk.terminal.forms.ActionForm): such a form can be sent again
 # from the error page as it was, its key included, so the retry is the same request.
 _BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD}
@@ -206,7 +199,6 @@ _BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD}
 
 def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
     """`retry`: offer "Try again" — the same address, or for a button the same form again."""
-    _page_language()
     retry_url = retry_form = None
     if retry and request.method == "GET":
         retry_url = request.full_path.rstrip("?")
