@@ -112,7 +112,8 @@ def seats() -> Response | tuple[str, int]:
         return _page(settings, refusal.fields, posted)
     flash(_("The seat settings are saved."))
     if promoted:
-        flash(_("%(num)s patron(s) in line were served at once.", num=promoted))
+        flash(ngettext("%(num)s patron in line got a seat at once.",
+                       "%(num)s patrons in line got a seat at once.", promoted))
     return redirect(url_for("staff.settings.index"))
 
 
@@ -142,8 +143,9 @@ def institutions() -> Response | tuple[str, int]:
         if refusal.code != "invalid":
             raise
         return _page(settings, refusal.fields, posted)
-    flash(_("Opening days and verification are saved for %(num)s institution(s).",
-            num=changed))
+    flash(ngettext("Opening days and verification are saved for %(num)s institution.",
+                   "Opening days and verification are saved for %(num)s institutions.",
+                   changed))
     return redirect(url_for("staff.settings.index"))
 
 

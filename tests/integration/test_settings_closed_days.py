@@ -33,7 +33,7 @@ def test_closed_days_are_saved_shown_and_checked(app, service) -> None:  # type:
         "KOR": [date(next_year, 11, 11)]}
     shown = coordinator.get("/nl/staff/settings").get_data(as_text=True)
     assert f"25/12/{next_year}\n26/12/{next_year}" in shown
-    assert "De sluitingsdagen van 2 instellingen zijn opgeslagen." in shown
+    assert "De sluitingsdagen van 2 organisaties zijn opgeslagen." in shown
     same = coordinator.post("/nl/staff/settings/closed-days", data=_form(
         service, ANT=f"25/12/{next_year}\n26/12/{next_year}", KOR=f"11/11/{next_year}"),
         follow_redirects=True).get_data(as_text=True)

@@ -259,7 +259,7 @@ def test_a_librarian_acts_for_no_patron_of_another_institution(
         assert response.status_code == 302, (path, text(response))
         page = text(client.get(response.location))
         assert "De begeleide modus is beëindigd: dit account hoort bij een bibliotheek van " \
-            "een andere instelling" in page, path
+            "een andere organisatie" in page, path
         assert staff_token(client) is None
     status = service.status(token)
     assert [e.course_slug for e in status.enrolments] == ["instagram"]  # nothing changed
