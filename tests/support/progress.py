@@ -18,7 +18,7 @@ import pytest
 
 # Measured with `time bash .ci/run` on the 2-core machine (README, "Tests and benchmarks").
 FULL_RUN = "about 22 minutes"
-QUICK_RUN = "about 3 minutes"
+QUICK_RUN = "about 4 minutes"
 LONG_MARKS = ("slow", "browser")
 QUICK_SKIPS = ("slow", "browser", "postgres")
 
