@@ -79,6 +79,7 @@ ACTORS: dict[str, Any] = {
     "cli": _l("command line"),
     "kiosk demo": _l("the demo, at start-up"),
     "demo": _l("the demo, at start-up"),
+    "kiosk registry init": _l("the registry's first start (kiosk registry init)"),
 }
 # Where an action came from, when no library is configured there (kiosk.staff.base.place,
 # kiosk.registry_setup): the staff pages on a desk PC, or a kiosk.

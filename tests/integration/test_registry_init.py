@@ -66,6 +66,8 @@ def test_a_new_registry_gets_the_programme_and_its_coordinator_and_no_demo(
     assert demo.status_code != 302  # no demo account in a real registry
     real = client.post("/en/staff/login", data={"username": "an.peeters", "password": PASSWORD})
     assert real.status_code == 302, real.get_data(as_text=True)
+    audit = client.get("/nl/staff/audit").get_data(as_text=True)
+    assert "de eerste start van het register" in audit  # who made the account, in words
     app.extensions["registry_service"].store.engine.dispose()
 
     again = init(url, programme, input=f"{PASSWORD}\n{PASSWORD}\n")
