@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import ssl
 from collections.abc import Iterable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
@@ -43,6 +44,8 @@ class Config:
     REGISTRY_TOKEN = ""
     REGISTRY_CONNECT_TIMEOUT = 3  # seconds to open a connection
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
+    # A library network's own CA (PEM), trusted beside the system's store (registry/network.py)
+    REGISTRY_CA_FILE = ""
     # Seconds one kiosk page may wait for the registry, all its calls together: a registry
     # that is down, frozen or slow never holds a patron longer (kiosk.registry.request_scope).
     PAGE_BUDGET = 8
@@ -168,7 +171,8 @@ _NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "PAGE_BUDGET", "SMT
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
-          "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE")
+          "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE",
+          "REGISTRY_CA_FILE")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -190,6 +194,7 @@ def check(config: Mapping[str, Any]) -> None:
     if not config.get("TESTING") and config["DATABASE_ISOLATION"] != "READ COMMITTED":
         raise SystemExit("DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
+    _check_ca_file(config["REGISTRY_CA_FILE"])
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
     _check_academy(config)
@@ -247,6 +252,17 @@ def _check_registry_url(config: Mapping[str, Any]) -> None:
                          "fragment or credentials)")
     if not token:
         raise SystemExit("REGISTRY_URL needs REGISTRY_TOKEN (from `kiosk registry add-terminal`)")
+
+
+def _check_ca_file(path: str) -> None:
+    """A CA file that cannot be used would fail every registry call, not the start."""
+    if not path.strip():
+        return
+    try:
+        ssl.create_default_context(cafile=path.strip())
+    except OSError as exc:  # ssl.SSLError (no certificate in it) is an OSError too
+        why = "no PEM certificate in it" if isinstance(exc, ssl.SSLError) else exc.strerror
+        raise SystemExit(f"REGISTRY_CA_FILE {path}: {why}") from None
 
 
 def _check_academy(config: Mapping[str, Any]) -> None:
