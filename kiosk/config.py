@@ -65,6 +65,9 @@ class Config:
     ACADEMY_TIMEOUT = 10  # seconds to connect and for each answer of the platform
     # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
     HTTPS = False
+    # Reverse proxies in front of this app whose X-Forwarded-For/-Proto/-Host are believed
+    # (nginx: 1). 0: none, so a client cannot make up its address for the audit log.
+    TRUSTED_PROXIES = 0
     # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
     LOG_FILE = ""  # empty: stderr (a service manager collects it)
     LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -178,6 +181,7 @@ MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (
 SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+MAX_TRUSTED_PROXIES = 5  # more proxies in a row than this is a typo, not a network
 
 
 def check(config: Mapping[str, Any]) -> None:
@@ -195,6 +199,7 @@ def check(config: Mapping[str, Any]) -> None:
         raise SystemExit("DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
     _check_ca_file(config["REGISTRY_CA_FILE"])
+    _check_trusted_proxies(config["TRUSTED_PROXIES"])
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
     _check_academy(config)
@@ -263,6 +268,13 @@ def _check_ca_file(path: str) -> None:
     except OSError as exc:  # ssl.SSLError (no certificate in it) is an OSError too
         why = "no PEM certificate in it" if isinstance(exc, ssl.SSLError) else exc.strerror
         raise SystemExit(f"REGISTRY_CA_FILE {path}: {why}") from None
+
+
+def _check_trusted_proxies(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= MAX_TRUSTED_PROXIES:
+        raise SystemExit(f"TRUSTED_PROXIES must be a whole number from 0 (no proxy in front) "
+                         f"to {MAX_TRUSTED_PROXIES}, got {value!r}")
 
 
 def _check_academy(config: Mapping[str, Any]) -> None:
