@@ -104,10 +104,16 @@ def instance_folder(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get("KIOSK_INSTANCE_PATH") or None
 
 
+# The standard proxy variables a library network may need (kiosk/registry/network.py), in
+# either case: an environment file may set them beside the KIOSK_* settings.
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+
+
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """KIOSK_* settings from a systemd-style environment file (`KEY=value` lines, `#`
-    comments, optional quotes): the file the service loads, so `kiosk doctor --env-file`
-    checks exactly what the service runs with. Refuses anything else with its line number."""
+    """KIOSK_* settings and proxy variables (PROXY_VARIABLES) from a systemd-style environment
+    file (`KEY=value` lines, `#` comments, optional quotes): the file the service loads, so
+    `kiosk doctor --env-file` checks exactly what the service runs with. Refuses anything
+    else with its line number."""
     found: dict[str, str] = {}
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # Windows editors add a BOM
@@ -119,7 +125,8 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         key, value = key.strip(), value.strip()
-        if not sep or not key.startswith("KIOSK_") or not key.replace("_", "").isalnum():
+        known = key.startswith("KIOSK_") or key.lower() in PROXY_VARIABLES
+        if not sep or not known or not key.replace("_", "").isalnum():
             raise SystemExit(f"{path}, line {number}: expected KIOSK_<SETTING>=value")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]

@@ -20,14 +20,13 @@ from click.testing import Result as CliResult
 
 from kiosk.app import create_app
 from kiosk.cli import main
+from kiosk.config import PROXY_VARIABLES
 from kiosk.registry import network
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.http_client import HttpRegistryClient
 from tests.support.factories import build_app
 from tests.support.library_network import ConnectProxy, names_resolved, serve_tls
 from tests.support.nginx import HOSTNAME, Certificate, make_certificate
-
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 
 
 @dataclass
@@ -64,12 +63,13 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 @pytest.fixture(autouse=True)
 def no_network_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """None of the developer's proxy or CA variables: each test sets its own."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
+    """None of the developer's proxy or CA variables: each test sets its own, and what a test
+    sets, even through `--env-file`, is gone after it (set first, so that it is undone)."""
+    names = [*PROXY_VARIABLES, *(name.upper() for name in PROXY_VARIABLES), "SSL_CERT_FILE",
+             "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
@@ -260,3 +260,20 @@ def test_doctor_says_when_no_proxy_matches(registry: Registry, proxy: ConnectPro
     assert result.exit_code == 0, result.output
     assert rows(result)["proxy"] == ("OK", f"none (NO_PROXY matches {HOSTNAME})")
     assert proxy.tunnels == []
+
+
+@pytest.mark.usefixtures("clean_kiosk_environment", "network_names")
+def test_the_proxy_in_the_services_env_file_is_the_one_doctor_checks(
+        registry: Registry, proxy: ConnectProxy, tmp_path: Path) -> None:
+    """systemd reads HTTPS_PROXY from the terminal's env file: `--env-file` reads it too."""
+    env_file = tmp_path / "terminal.env"
+    env_file.write_text(f"KIOSK_REGISTRY_URL={registry.by_name}\n"
+                        f"KIOSK_REGISTRY_TOKEN={registry.token}\n"
+                        f"KIOSK_REGISTRY_CA_FILE={registry.certificate.ca}\n"
+                        f"KIOSK_INSTANCE_PATH={tmp_path / 'terminal'}\n"
+                        f"HTTPS_PROXY={proxy.url}\n"
+                        "no_proxy=intranet.example\n")
+    result = CliRunner().invoke(main, ["doctor", "--env-file", str(env_file)], env={})
+    assert result.exit_code == 0, result.output
+    assert rows(result)["proxy"] == ("OK", f"{proxy.url} (from HTTPS_PROXY)")
+    assert len(proxy.tunnels) >= 2
