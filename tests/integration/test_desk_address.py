@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 import requests
 from click.testing import CliRunner
+from flask import request
 from requests.adapters import HTTPAdapter
 
 from kiosk.app import create_app
 from kiosk.cli import main as kiosk_cli
 from kiosk.config import read_env_file
-from tests.support.factories import IN_CI
+from tests.support.factories import IN_CI, build_app
 from tests.support.nginx import (
     REPO,
     SITE,
@@ -171,6 +172,20 @@ def test_trusting_no_proxy_a_made_up_address_sent_straight_to_the_app_is_ignored
         untrusting: Front) -> None:
     log_in(untrusting.straight, untrusting.certificate, {"X-Forwarded-For": MADE_UP})
     assert untrusting.last_login_place() == f"desk {DESK}"
+
+
+@pytest.mark.parametrize(("trusted", "seen"), [(1, DESK), (0, "127.0.0.1")])
+def test_the_terminal_app_believes_as_many_proxies_as_the_registry(tmp_path: Path, trusted: int,
+                                                                  seen: str) -> None:
+    """The kiosk terminal, behind a proxy of its own, records a librarian's take-over at
+    the kiosk with the address the same way (kiosk.registry_setup)."""
+    app = build_app(tmp_path, TRUSTED_PROXIES=trusted)
+    addresses: list[str | None] = []
+    app.before_request(lambda: addresses.append(request.remote_addr))
+    app.test_client().get("/", headers={"X-Forwarded-For": DESK},
+                          environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    app.extensions["registry_service"].store.engine.dispose()
+    assert addresses == [seen]
 
 
 RANGE = "TRUSTED_PROXIES must be a whole number from 0 (no proxy in front) to 5, got"
