@@ -88,9 +88,9 @@ def _why(exc: Exception, seconds: float) -> str:
     text = str(exc)
     if isinstance(exc, requests.Timeout):
         return f"no answer within {seconds:g} s"
-    tls = network.tls_failure(exc)
-    if tls is not None:
-        return tls
+    refused = network.certificate_refusal(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS error: " + text[:120]
     if "refused" in text.lower():

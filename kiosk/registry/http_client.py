@@ -603,12 +603,12 @@ class HttpRegistryClient:
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
                 ValueError) as exc:
-            tls = network.tls_failure(exc)
-            if tls is None:
+            refused = network.certificate_refusal(exc)
+            if refused is None:
                 raise RegistryError(UNAVAILABLE) from exc
             # Not an outage that passes: branch IT must hear why (and doctor says the same).
-            _log.warning("%s (%s)", tls, self.base_url)
-            raise RegistryError(UNAVAILABLE, reason=tls) from exc
+            _log.warning("%s (%s)", refused, self.base_url)
+            raise RegistryError(UNAVAILABLE, reason=refused) from exc
         try:
             body = self._read_body(call, response)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,

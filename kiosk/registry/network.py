@@ -174,9 +174,13 @@ def session_for(url: str, ca_file: str = "") -> requests.Session:
     return session
 
 
-def tls_failure(exc: BaseException) -> str | None:
-    """Why TLS with the registry failed, in words, when that is what `exc` (as requests or
-    urllib3 raised it) comes down to; None for any other failure."""
+_HOSTNAME_MISMATCH = 62  # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH
+
+
+def certificate_refusal(exc: BaseException) -> str | None:
+    """Why the registry's certificate was refused, in words, when that is what `exc` (as
+    requests or urllib3 raised it) comes down to; None for any other failure (other TLS
+    errors too: a socket cut at the deadline mid-handshake is an outage, not a setting)."""
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -185,10 +189,11 @@ def tls_failure(exc: BaseException) -> str | None:
             continue
         seen.add(id(current))
         if isinstance(current, ssl.SSLCertVerificationError):
+            if current.verify_code == _HOSTNAME_MISMATCH:
+                return (f"the registry's certificate is for another name "
+                        f"({current.verify_message}): check the host in REGISTRY_URL")
             return (f"the registry's certificate is not trusted ({current.verify_message}): "
                     f"set REGISTRY_CA_FILE to the CA file of the library network")
-        if isinstance(current, ssl.SSLError):
-            return f"TLS with the registry failed ({current.reason or current})"
         todo += [*current.args, getattr(current, "reason", None), current.__cause__,
                  current.__context__]
     return None

@@ -107,6 +107,16 @@ def test_without_the_networks_ca_a_call_fails_and_says_to_set_registry_ca_file(
     assert any(reason in record.getMessage() for record in caplog.records), caplog.text
 
 
+def test_a_certificate_for_another_name_says_to_check_the_url(registry: Registry) -> None:
+    """The test's certificate names registry.test and 127.0.0.1, not localhost."""
+    client = registry.client(f"https://localhost:{registry.port}",
+                             ca_file=str(registry.certificate.ca))
+    with pytest.raises(RegistryError) as refused:
+        libraries(client)
+    reason = str(refused.value.detail["reason"])
+    assert "for another name" in reason and "REGISTRY_URL" in reason, reason
+
+
 def test_with_the_networks_ca_in_registry_ca_file_the_call_works(registry: Registry) -> None:
     client = registry.client(registry.on_loopback, ca_file=str(registry.certificate.ca))
     assert libraries(client) == 27
