@@ -139,7 +139,7 @@ def test_no_stored_code_or_course_slug_reaches_a_staff_page(app, staff_client, l
         "fr": ["Word pour débutants", "Astuces de tableur", "Bureautique", "a une place",
                "sur la liste d’attente", "le registre (automatique)",
                "an.peeters (personnel)", "accueil 127.0.0.1", "borne 127.0.0.1",
-               "mot de passe à usage unique imprimé", "Bibliothèques d'Anvers",
+               "mot de passe à usage unique imprimé", "Bibliothèques d’Anvers",
                "ligne de commande"],
     }[lang]
     assert [w for w in words if w not in audit] == []

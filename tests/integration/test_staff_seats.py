@@ -210,7 +210,7 @@ def test_the_preview_says_why_freed_seats_stay_empty(make_service) -> None:
     assert [(q.institution_code, q.institution_name, q.quota, q.waiting)
             for q in preview.over_quota] == [("ANT", "Antwerp Public Libraries", 1, 3)]
     assert service.waitlist.preview_cap(6, "fr").over_quota[0].institution_name == (
-        "Bibliothèques d'Anvers")
+        "Bibliothèques d’Anvers")
     assert service.waitlist.change_cap(6, "Budget", actor="c",
                                        expected=preview.fingerprint) == 1
     assert service.programme_status().seats_taken == 2  # four seats stay empty, as said
