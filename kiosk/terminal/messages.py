@@ -130,7 +130,7 @@ REQUIRED = {
     "first_name": _l("Type the first name."),
     "last_name": _l("Type the last name."),
     "email": _l("Type the e-mail address."),
-    "birth_date": _l("Type the date of birth: day, month and year."),
+    "birth_date": _l("Type the day, month and year."),
     "postcode": _l("Type the postcode."),
     "library": _l("Choose the library from the list."),
     "library_code": _l("Choose the library from the list."),
