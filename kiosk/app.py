@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import AnyConverter
 
 from . import config as config_module
@@ -53,7 +54,18 @@ def base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Fla
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
     config_module.apply_https(app.config)
     config_module.check(app.config)
+    _behind_proxies(app)
     return app
+
+
+def _behind_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies (the nginx front: 1), the client's address,
+    scheme and host are what the nearest of them say in X-Forwarded-*: the audit log's desk
+    address. None by default, so that a client reaching the app directly cannot make them up."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def _academy(app: Flask) -> None:

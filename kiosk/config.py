@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import ssl
 from collections.abc import Iterable, Mapping
 from email.utils import parseaddr
 from pathlib import Path
@@ -43,6 +44,8 @@ class Config:
     REGISTRY_TOKEN = ""
     REGISTRY_CONNECT_TIMEOUT = 3  # seconds to open a connection
     REGISTRY_DEADLINE = 8  # seconds a whole call may take, retries included
+    # A library network's own CA (PEM), trusted beside the system's store (registry/network.py)
+    REGISTRY_CA_FILE = ""
     # Seconds one kiosk page may wait for the registry, all its calls together: a registry
     # that is down, frozen or slow never holds a patron longer (kiosk.registry.request_scope).
     PAGE_BUDGET = 8
@@ -62,6 +65,9 @@ class Config:
     ACADEMY_TIMEOUT = 10  # seconds to connect and for each answer of the platform
     # Served over HTTPS (directly or behind a TLS proxy): Secure, "__Host-" session cookie, HSTS
     HTTPS = False
+    # Reverse proxies in front of this app whose X-Forwarded-For/-Proto/-Host are believed
+    # (nginx: 1). 0: none, so a client cannot make up its address for the audit log.
+    TRUSTED_PROXIES = 0
     # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
     LOG_FILE = ""  # empty: stderr (a service manager collects it)
     LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -98,10 +104,16 @@ def instance_folder(explicit: str | None = None) -> str | None:
     return explicit or os.environ.get("KIOSK_INSTANCE_PATH") or None
 
 
+# The standard proxy variables a library network may need (kiosk/registry/network.py), in
+# either case: an environment file may set them beside the KIOSK_* settings.
+PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy", "no_proxy")
+
+
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """KIOSK_* settings from a systemd-style environment file (`KEY=value` lines, `#`
-    comments, optional quotes): the file the service loads, so `kiosk doctor --env-file`
-    checks exactly what the service runs with. Refuses anything else with its line number."""
+    """KIOSK_* settings and proxy variables (PROXY_VARIABLES) from a systemd-style environment
+    file (`KEY=value` lines, `#` comments, optional quotes): the file the service loads, so
+    `kiosk doctor --env-file` checks exactly what the service runs with. Refuses anything
+    else with its line number."""
     found: dict[str, str] = {}
     try:
         text = Path(path).read_text(encoding="utf-8-sig")  # Windows editors add a BOM
@@ -113,7 +125,8 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         key, value = key.strip(), value.strip()
-        if not sep or not key.startswith("KIOSK_") or not key.replace("_", "").isalnum():
+        known = key.startswith("KIOSK_") or key.lower() in PROXY_VARIABLES
+        if not sep or not known or not key.replace("_", "").isalnum():
             raise SystemExit(f"{path}, line {number}: expected KIOSK_<SETTING>=value")
         if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
             value = value[1:-1]
@@ -168,12 +181,14 @@ _NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "PAGE_BUDGET", "SMT
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
-          "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE")
+          "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE",
+          "REGISTRY_CA_FILE")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+MAX_TRUSTED_PROXIES = 5  # more proxies in a row than this is a typo, not a network
 
 
 def check(config: Mapping[str, Any]) -> None:
@@ -190,6 +205,8 @@ def check(config: Mapping[str, Any]) -> None:
     if not config.get("TESTING") and config["DATABASE_ISOLATION"] != "READ COMMITTED":
         raise SystemExit("DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
+    _check_ca_file(config["REGISTRY_CA_FILE"])
+    _check_trusted_proxies(config["TRUSTED_PROXIES"])
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
     _check_academy(config)
@@ -247,6 +264,24 @@ def _check_registry_url(config: Mapping[str, Any]) -> None:
                          "fragment or credentials)")
     if not token:
         raise SystemExit("REGISTRY_URL needs REGISTRY_TOKEN (from `kiosk registry add-terminal`)")
+
+
+def _check_ca_file(path: str) -> None:
+    """A CA file that cannot be used would fail every registry call, not the start."""
+    if not path.strip():
+        return
+    try:
+        ssl.create_default_context(cafile=path.strip())
+    except OSError as exc:  # ssl.SSLError (no certificate in it) is an OSError too
+        why = "no PEM certificate in it" if isinstance(exc, ssl.SSLError) else exc.strerror
+        raise SystemExit(f"REGISTRY_CA_FILE {path}: {why}") from None
+
+
+def _check_trusted_proxies(value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 0 <= value <= MAX_TRUSTED_PROXIES:
+        raise SystemExit(f"TRUSTED_PROXIES must be a whole number from 0 (no proxy in front) "
+                         f"to {MAX_TRUSTED_PROXIES}, got {value!r}")
 
 
 def _check_academy(config: Mapping[str, Any]) -> None:

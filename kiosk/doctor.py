@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 from . import config as config_module
 from .catalogs import is_compiled
 from .paths import resource_dir
-from .registry import schema
+from .registry import network, schema
 from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
 from .registry.domain import RegistryError
 from .registry.http_client import API_PREFIX, HttpRegistryClient
@@ -88,6 +88,9 @@ def _why(exc: Exception, seconds: float) -> str:
     text = str(exc)
     if isinstance(exc, requests.Timeout):
         return f"no answer within {seconds:g} s"
+    refused = network.certificate_refusal(exc)
+    if refused is not None:
+        return refused
     if isinstance(exc, requests.exceptions.SSLError):
         return "TLS error: " + text[:120]
     if "refused" in text.lower():
@@ -106,12 +109,30 @@ class Probe:
     local_time: float = 0.0  # our clock half-way through the request
 
 
+def _get(cfg: Mapping[str, Any], url: str, timeout: tuple[float, float]) -> requests.Response:
+    """GET `url` trusting the CAs and through the proxy the terminal's client would."""
+    with network.session_for(url, cfg["REGISTRY_CA_FILE"]) as session:
+        return session.get(url, timeout=timeout, allow_redirects=False)
+
+
+def check_trust(cfg: Mapping[str, Any]) -> Result:
+    """The certificate authorities the terminal trusts for the registry's certificate."""
+    if not cfg["REGISTRY_URL"].startswith("https:"):
+        return Result("ca", SKIP, "the registry's URL is not https://")
+    return Result("ca", OK, network.trust_report(cfg["REGISTRY_CA_FILE"]))
+
+
+def check_proxy(cfg: Mapping[str, Any]) -> Result:
+    """The proxy the terminal's registry calls go through (never its credentials)."""
+    return Result("proxy", OK, network.route_report(cfg["REGISTRY_URL"]))
+
+
 def probe_registry(cfg: Mapping[str, Any]) -> Probe:
     url = _root(cfg["REGISTRY_URL"]) + "/healthz"
     timeout = (float(cfg["REGISTRY_CONNECT_TIMEOUT"]), float(cfg["REGISTRY_DEADLINE"]))
     before = time.time()
     try:
-        answer = requests.get(url, timeout=timeout, allow_redirects=False)
+        answer = _get(cfg, url, timeout)
     except requests.RequestException as exc:
         return Probe(Result("registry", FAIL, f"unreachable at {url}: "
                                               f"{_why(exc, timeout[1])}"))
@@ -150,7 +171,7 @@ def check_remote_schema(cfg: Mapping[str, Any]) -> Result:
     url = _root(cfg["REGISTRY_URL"]) + "/readyz"
     timeout = (float(cfg["REGISTRY_CONNECT_TIMEOUT"]), float(cfg["REGISTRY_DEADLINE"]))
     try:
-        answer = requests.get(url, timeout=timeout, allow_redirects=False)
+        answer = _get(cfg, url, timeout)
         reason = answer.json().get("reason", "") if answer.status_code != 200 else ""
     except (requests.RequestException, ValueError) as exc:
         return Result("migrations", FAIL, f"{url}: {_why(exc, timeout[1])}")
@@ -317,6 +338,7 @@ def run_all(overrides: Mapping[str, Any] | None = None, instance_path: str | Non
         cfg["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
     configured = results[0].status == OK
     if not cfg["REGISTRY_URL"]:
+        results += _skipped(("ca", "proxy"), "embedded: no registry calls")
         results.append(Result("registry", OK, "embedded: runs in this process"))
         results.append(Result("token", SKIP, "embedded: no token"))
         if configured:
@@ -325,9 +347,10 @@ def run_all(overrides: Mapping[str, Any] | None = None, instance_path: str | Non
             results += _skipped(("library", "migrations"), "configuration refused")
         results.append(Result("clock", SKIP, "embedded: one clock"))
     elif not configured:
-        results += _skipped(("registry", "token", "library", "migrations", "clock"),
-                            "configuration refused")
+        results += _skipped(("ca", "proxy", "registry", "token", "library", "migrations",
+                             "clock"), "configuration refused")
     else:
+        results += [check_trust(cfg), check_proxy(cfg)]
         probe = probe_registry(cfg)
         results.append(probe.result)
         if probe.result.status != OK:

@@ -64,8 +64,11 @@ class Accounts:
         identity check ("verify" institutions), or may duplicate an existing one."""
         now = self.ctx.clock()
         with self.ctx.store.write() as s:
+            # Only the libraries the kiosks offer: a retired one takes no new patrons.
             rows = s.execute(select(Library.code, Library.id, Institution.code)
-                             .join(Institution, Library.institution_id == Institution.id)).all()
+                             .join(Institution, Library.institution_id == Institution.id)
+                             .where(Library.retired.is_(False),
+                                    Institution.retired.is_(False))).all()
             libraries = {code: lib_id for code, lib_id, _ in rows}
             institution = {code: inst for code, _, inst in rows}.get(data.library_code)
             # Before the other fields, as the desk always did: no account at a library of

@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import json
+import logging
 import os
 import socket
 import threading
@@ -54,7 +55,6 @@ from urllib.parse import quote
 import requests
 import urllib3
 from pydantic import ValidationError
-from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
@@ -63,7 +63,7 @@ from urllib3.util import Retry, Timeout
 from ..logs import REQUEST_ID_HEADER
 from ..logs import request_id as current_request_id
 from ..version import __version__
-from . import request_scope
+from . import network, request_scope
 from .domain import (
     Catalogue,
     ClaimResult,
@@ -105,6 +105,7 @@ _MIN_ATTEMPT = 0.05  # seconds: an attempt with less time left than this is not 
 _RETRY_STATUSES = (500, 502, 503, 504)
 # 5xx refusals that are the registry's own answer, not a failure of it: they keep their code.
 _SERVER_CODES = {"busy", "not_set_up"}
+_log = logging.getLogger("kiosk.registry_client")
 
 
 def _utcnow() -> datetime:
@@ -309,7 +310,7 @@ class _WatchedHTTPSPool(HTTPSConnectionPool):
 _POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
-class _WatchedAdapter(HTTPAdapter):
+class _WatchedAdapter(network.TrustingAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
@@ -357,7 +358,7 @@ class HttpRegistryClient:
 
     def __init__(self, url: str, token: str, *, connect_timeout: float = 3.0,
                  deadline: float = 8.0, retries: int = 2, backoff_factor: float = 0.2,
-                 pool_size: int = 16):
+                 pool_size: int = 16, ca_file: str = ""):
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"REGISTRY_URL must start with http:// or https://, got {url!r}")
@@ -382,10 +383,12 @@ class HttpRegistryClient:
             raise_on_status=False,
             raise_on_redirect=False,
         )
-        adapter = _WatchedAdapter(max_retries=retry, pool_connections=2, pool_maxsize=pool_size)
+        # What a library network needs: its own CA (REGISTRY_CA_FILE) beside the system's
+        # store, and its HTTPS proxy (kiosk.registry.network).
+        adapter = _WatchedAdapter(network.ssl_context(ca_file), max_retries=retry,
+                                  pool_connections=2, pool_maxsize=pool_size)
         session = requests.Session()
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+        self.route = network.configure(session, url, adapter)
         session.auth = _BearerAuth(token)
         session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         # The session is configured once here and never changed afterwards: requests' Session
@@ -399,6 +402,7 @@ class HttpRegistryClient:
             config.get("REGISTRY_TOKEN", ""),
             connect_timeout=float(config.get("REGISTRY_CONNECT_TIMEOUT", 3)),
             deadline=float(config.get("REGISTRY_DEADLINE", 8)),
+            ca_file=config.get("REGISTRY_CA_FILE", ""),
         )
 
     def close(self) -> None:
@@ -599,7 +603,12 @@ class HttpRegistryClient:
             )
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,
                 ValueError) as exc:
-            raise RegistryError(UNAVAILABLE) from exc
+            refused = network.certificate_refusal(exc)
+            if refused is None:
+                raise RegistryError(UNAVAILABLE) from exc
+            # Not an outage that passes: branch IT must hear why (and doctor says the same).
+            _log.warning("%s (%s)", refused, self.base_url)
+            raise RegistryError(UNAVAILABLE, reason=refused) from exc
         try:
             body = self._read_body(call, response)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError,

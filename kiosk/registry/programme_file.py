@@ -20,12 +20,14 @@ from typing import Any
 
 from .catalogue_admin import CourseDraft, validate_course
 from .domain import DEFAULT_PENDING_DAYS, LANGUAGES, RegistryError
+from .libraries_admin import (
+    NAME_MAX,
+    card_prefix_problem,
+    institution_code_problem,
+    library_code_problem,
+)
 
-INSTITUTION_CODE = re.compile(r"[A-Z][A-Z0-9]{1,11}")  # institutions.code: String(12)
-LIBRARY_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 CATEGORY_CODE = re.compile(r"[a-z][a-z0-9-]{0,19}")  # categories.code: String(20)
-CARD_PREFIX = re.compile(r"[0-9]{4}")
-NAME_MAX = 120
 CAP_MAX = 1_000_000
 VERIFICATION = ("open", "verify")
 
@@ -208,13 +210,13 @@ class _Checker:
         code = inst.get("code")
         what = f"institution {code!r}" if isinstance(code, str) else "an institution"
         out: dict[str, Any] = {"name": self.names(inst, "name", what)}
-        if not isinstance(code, str) or not INSTITUTION_CODE.fullmatch(code):
+        if not isinstance(code, str) or institution_code_problem(code):
             self.problem(inst, f"{what}: \"code\" must be 2 to 12 capital letters or digits, "
                                "e.g. ANT")
         else:
             out["code"] = code
         prefix = inst.get("card_prefix")
-        if not isinstance(prefix, str) or not CARD_PREFIX.fullmatch(prefix):
+        if not isinstance(prefix, str) or card_prefix_problem(prefix):
             self.problem(inst, key="card_prefix", message=(
                 f"{what}: \"card_prefix\" must be 4 digits in quotes, e.g. "
                 "\"2101\" (the start of its card numbers)"))
@@ -237,8 +239,7 @@ class _Checker:
         libraries = []
         for lib in self.items(inst, "libraries", "libraries"):
             lib_code, name = lib.get("code"), lib.get("name")
-            if not isinstance(lib_code, str) or not LIBRARY_CODE.fullmatch(lib_code) \
-                    or len(lib_code) > 40:
+            if not isinstance(lib_code, str) or library_code_problem(lib_code):
                 self.problem(lib, f"{what}: a library's \"code\" must be capital letters, "
                                   "digits and hyphens, e.g. ANT-PERMEKE")
                 continue

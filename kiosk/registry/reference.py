@@ -38,14 +38,18 @@ class Reference:
         self.ctx = ctx
 
     def institutions(self) -> list[InstitutionView]:
+        """The institutions and libraries the kiosks offer: the retired ones left out (the
+        console lists every one: `libraries_admin`)."""
         with self.ctx.store.read() as s:
-            rows = s.scalars(select(Institution).order_by(Institution.code)).all()
+            rows = s.scalars(select(Institution).where(Institution.retired.is_(False))
+                             .order_by(Institution.code)).all()
             with_cards = set(s.scalars(select(MemberSystem.institution_id)))
             return [
                 InstitutionView(
                     code=i.code,
                     names=dict(i.names),
-                    libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries],
+                    libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries
+                               if not lib.retired],
                     member_cards=i.id in with_cards,
                 )
                 for i in rows

@@ -43,6 +43,7 @@ from .domain import (
 )
 from .erasure import Erasure
 from .ledger import Ledger
+from .libraries_admin import LibrariesAdmin
 from .maintenance import ProgrammeUpkeep
 from .members import MemberSystems
 from .notices import Notices
@@ -102,6 +103,7 @@ class RegistryService:
                                 erasure=self.erasure)
         self.waitlist = Waitlist(ctx, seats=self.seating, reference=self.reference)
         self.courses_admin = CatalogueAdmin(ctx, reference=self.reference)
+        self.libraries_admin = LibrariesAdmin(ctx)
         self.assist = Assistance(self.staff)
         self.notices = Notices(ctx)
         self.academy = Academy(ctx)

@@ -31,6 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    false,
     text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -77,6 +78,8 @@ class Institution(Base):
                                                default=lambda: [1, 2, 3, 4, 5, 6])
     # Fair share: the most seats this institution's patrons may hold (None: no quota).
     seat_quota: Mapped[int | None] = mapped_column(Integer)
+    # Retired by the coordinator: no longer offered at the kiosks, its patrons stay.
+    retired: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Public holidays and other closures on its opening weekdays: `ClosedDay`.
     libraries: Mapped[list[Library]] = relationship(
         back_populates="institution", order_by="Library.name"
@@ -99,6 +102,8 @@ class Library(Base):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     institution_id: Mapped[int] = mapped_column(ForeignKey("institutions.id"))
+    # Retired by the coordinator: no longer offered at the kiosks, its patrons stay.
+    retired: Mapped[bool] = mapped_column(default=False, server_default=false())
     institution: Mapped[Institution] = relationship(back_populates="libraries")
 
 

@@ -26,6 +26,7 @@ from . import (
     desk,
     duplicates,
     it,
+    libraries,
     pending,
     seats,
     settings,
@@ -33,8 +34,8 @@ from . import (
 from .base import NAV, NavItem, bp, forbidden, staff_error
 
 # The staff page modules, in the order of the menu: the desk, the console, branch IT.
-PAGES = (auth, desk, pending, duplicates, seats, settings, courses, dashboard, audit, accounts,
-         it)
+PAGES = (auth, desk, pending, duplicates, seats, settings, libraries, courses, dashboard, audit,
+         accounts, it)
 _ATTACHED: set[str] = set()
 
 

@@ -144,6 +144,14 @@ ACTIONS: dict[str, Any] = {
     "maintenance_set": _l("Maintenance message set"),
     "maintenance_cleared": _l("Maintenance message removed"),
     "programme_end_set": _l("Programme end date set"),
+    "institution_added": _l("Institution added"),
+    "institution_renamed": _l("Institution renamed"),
+    "institution_retired": _l("Institution retired"),
+    "institution_restored": _l("Institution offered again"),
+    "library_added": _l("Library added"),
+    "library_renamed": _l("Library renamed"),
+    "library_retired": _l("Library retired"),
+    "library_restored": _l("Library offered again"),
 }
 # Keys of the details, and of the settings inside "before" and "after". A key ending in
 # "_<something>" whose first part is here reads as that label and the rest: quota_ANT is
@@ -166,6 +174,7 @@ DETAIL_KEYS: dict[str, Any] = {
     "role": _l("Role"),
     "terminal": _l("Terminal"),
     "library": _l("Library"),
+    "institution": _l("Institution"),
     "identity_checked": _l("Identity document checked"),
     "ends_on": _l("Ends on"),
     "before": _l("Before"),

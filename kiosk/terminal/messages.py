@@ -120,6 +120,17 @@ MESSAGES = {
     "no_offer": _l("There is no seat offer for you at the moment."),
     "offer_expired": _l("The time to take this seat has passed: it went to the next person "
                         "in line."),
+    # --- Institutions and libraries (the coordinator's console) --------------------------
+    "institution_code_invalid": _l("Use 2 to 12 capital letters or digits, starting with a "
+                                   "letter, for example ANT."),
+    "institution_code_taken": _l("Another institution already has this code."),
+    "card_prefix_invalid": _l("Use the 4 digits the institution's card numbers start with, "
+                              "for example 2101."),
+    "card_prefix_taken": _l("Another institution's card numbers already start with these "
+                            "digits."),
+    "library_code_invalid": _l("Use capital letters, digits and hyphens, for example "
+                               "ANT-PERMEKE."),
+    "library_code_taken": _l("Another library already has this code."),
 }
 
 

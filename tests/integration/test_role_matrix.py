@@ -106,6 +106,16 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
     "staff.it.member_system": lambda w, p: {"host": "127.0.0.1", "port": "6001",
                                             "timeout": "5"},
     "staff.settings.institutions": _institution_settings,
+    "staff.libraries.add_institution": lambda w, p: {
+        "code": "MTX", "card_prefix": "2199", "name_nl": "Matrix", "name_fr": "Matrix",
+        "name_en": "Matrix"},
+    "staff.libraries.edit_institution": lambda w, p: {
+        "name_nl": "Bibliotheken Antwerpen", "name_fr": "Bibliothèques d’Anvers",
+        "name_en": "Antwerp Public Libraries"},
+    "staff.libraries.add_library": lambda w, p: {"library_code": "ANT-MATRIX",
+                                                 "library_name": "Matrix"},
+    "staff.libraries.edit_library": lambda w, p: {"library_code": "ANT-PERMEKE",
+                                                  "library_name": "Bibliotheek Permeke"},
 }
 
 

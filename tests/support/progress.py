@@ -12,6 +12,7 @@ A pytest plugin: tests/conftest.py loads it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator
 
 import pytest
@@ -58,48 +59,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _long_tests = pytest.StashKey[set[str]]()
 
 
-# Not a path the reporter will meet: it then ends its line and starts one with the file.
-_NEW_LINE = "<a line of its own>"
-
-
 class _LongTestLines:
     """A long test gets a line of its own, its name first and its result after it:
-    `tests/browser/test_browser.py test_a_whole_journey[nl] … .` (verbose runs already print
-    a line for every test)."""
+    `tests/browser/test_browser.py test_a_whole_journey[nl] … .`, and the tests after it
+    start a new line (verbose runs already print a line for every test)."""
 
     def __init__(self, config: pytest.Config):
         self.config = config
+        self.after_long = False  # the last test had a line of its own: start a new one
 
-    def _reporter(self, nodeid: str) -> pytest.TerminalReporter | None:
-        if self.config.get_verbosity() > 0 or nodeid not in self.config.stash.get(
-                _long_tests, set()):
+    def _is_long(self, nodeid: str) -> bool:
+        return nodeid in self.config.stash.get(_long_tests, set())
+
+    def _reporter(self) -> pytest.TerminalReporter | None:
+        if self.config.get_verbosity() > 0:
             return None
         return self.config.pluginmanager.get_plugin("terminalreporter")
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_logstart(self, nodeid: str) -> Generator[None, None, None]:
-        reporter = self._reporter(nodeid)
-        if reporter is not None:
-            reporter.currentfspath = _NEW_LINE
-        yield  # the reporter writes the file's name (not with -q)
-        if reporter is not None:
-            writer = self.config.get_terminal_writer()
-            path, _, name = nodeid.partition("::")
-            if reporter.showfspath:
-                writer.write(f"{name} … ")
-            else:
-                if writer.width_of_current_line:
-                    writer.line()
-                writer.write(f"{path} {name} … ")
-
-    @pytest.hookimpl(trylast=True)  # after the reporter's progress ("[ 95%]", maybe a newline)
-    def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        reporter = self._reporter(nodeid)
-        if reporter is not None:
-            reporter.currentfspath = _NEW_LINE
-            writer = self.config.get_terminal_writer()
-            if not reporter.showfspath and writer.width_of_current_line:
+        reporter, long = self._reporter(), self._is_long(nodeid)
+        writer = self.config.get_terminal_writer()
+        path, _, name = nodeid.partition("::")
+        if reporter is not None and (long or self.after_long):
+            if writer.width_of_current_line:
                 writer.line()
+            if reporter.showfspath:  # the file's name as the reporter would write it
+                fspath = self.config.rootpath / path
+                writer.write(os.path.relpath(fspath, self.config.invocation_params.dir) + " ")
+                reporter.currentfspath = fspath  # so it writes nothing more here
+            self.after_long = long
+        yield
+        if reporter is not None and long:
+            writer.write(f"{name} … " if reporter.showfspath else f"{path} {name} … ")
 
 
 def pytest_configure(config: pytest.Config) -> None:

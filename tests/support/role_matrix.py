@@ -56,11 +56,14 @@ SAMPLES: dict[str, Callable[[World], object]] = {
     "kind": lambda w: "seats",
     "export": lambda w: "seats",
     "institution": lambda w: "ANT",
+    "library": lambda w: "ANT-PERMEKE",
 }
 
 
-# Done last: after an erasure the patron's other pages would be "not found".
-LAST = {"staff.desk.erase"}
+# Done last: after an erasure the patron's other pages would be "not found"; a retired
+# institution or library is no longer offered to the other pages.
+LAST = {"staff.desk.erase", "staff.libraries.retire_institution",
+        "staff.libraries.retire_library"}
 
 
 def populate(app: Flask) -> World:

@@ -1,11 +1,14 @@
 """The deploy files under deploy/: systemd units that systemd itself accepts, the nginx site
 before the registry (run for real in tests/integration/test_nginx_front.py), the Chromium
-policy, the browser's exact flags, and the Windows installer (parsed by PowerShell when it is
-there, checked for structure otherwise)."""
+policies, the browser's exact flags, the locked-down screen (Chromium under cage on tty1: its
+session, and every package and command it names found in Debian's archive; cage itself is never
+installed here), and the Windows installer (parsed by PowerShell when it is there, checked for
+structure otherwise)."""
 
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import shlex
@@ -36,6 +39,11 @@ JOBS_UNIT = LINUX / "kiosk-registry-jobs.service"
 JOBS_TIMER = LINUX / "kiosk-registry-jobs.timer"
 REGISTRY_ENV = LINUX / "registry.env.example"
 INSTALLER = DEPLOY / "windows" / "install-kiosk.ps1"
+SCREEN_UNIT = LINUX / "kiosk-screen.service"
+SCREEN_POLICY = LINUX / "policies" / "kiosk-screen.json"
+README = DEPLOY.parent / "README.md"
+CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")  # /usr/bin/chromium is Debian's wrapper
+APT_LISTS = Path("/var/lib/apt/lists")
 
 KIOSK_URL = "http://127.0.0.1:5000/"
 BROWSER_FLAGS = [
@@ -43,6 +51,18 @@ BROWSER_FLAGS = [
     "--disable-pinch", "--overscroll-history-navigation=0", "--disable-component-update",
     "--lang=nl-BE",
 ]
+SCREEN_USER = "kiosk-screen"
+SCREEN_PROFILE = "/run/kiosk-screen/chromium"
+SCREEN_FLAGS = [
+    "--ozone-platform=wayland", "--kiosk", "--incognito", f"--user-data-dir={SCREEN_PROFILE}",
+    "--no-first-run", "--noerrdialogs", "--disable-session-crashed-bubble", "--disable-translate",
+    "--disable-features=Translate", "--check-for-update-interval=31536000",
+    "--disable-component-update", "--disable-pinch", "--overscroll-history-navigation=0",
+    "--lang=nl-BE",
+]
+# Every program the screen unit runs, and the Debian package that ships it.
+SCREEN_COMMANDS = {"/usr/bin/timeout": "coreutils", "/bin/bash": "bash", "/usr/bin/cage": "cage",
+                   "/usr/bin/chromium": "chromium"}
 
 
 def _skip_or_fail(reason: str) -> None:
@@ -61,6 +81,44 @@ def _unit(path: Path) -> ConfigParser:
 
 def _exec_start(path: Path) -> list[str]:
     return shlex.split(_unit(path)["Service"]["ExecStart"])
+
+
+def _assignments(path: Path) -> dict[str, dict[str, list[str]]]:
+    """Every value of every key, section by section, as systemd reads them: a key given again
+    adds to the list, an empty one empties it (ConfigParser keeps only the last)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = sections.setdefault(line[1:-1], {})
+            continue
+        assert "=" in line and not line.endswith("\\"), line  # no continued lines here
+        key, value = (part.strip() for part in line.split("=", 1))
+        values = current.setdefault(key, [])
+        if value:
+            values.append(value)
+        else:
+            values.clear()
+    return sections
+
+
+def _only(values: list[str]) -> str:
+    [value] = values
+    return value
+
+
+def _unit_names(values: list[str]) -> set[str]:
+    """The units named by a list setting (After=, Wants=…), given on one line or several."""
+    return {name for value in values for name in value.split()}
+
+
+def _terminal_address() -> tuple[str, str]:
+    command = _exec_start(TERMINAL_UNIT)
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    return options["--host"], options["--port"]
 
 
 # --- systemd ------------------------------------------------------------------------------
@@ -185,6 +243,149 @@ def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
     assert "/dev/tcp/127.0.0.1/5000" in unit["Service"]["ExecStartPre"]
 
 
+# --- The locked-down screen: Chromium under cage on tty1 ---------------------------------
+
+
+def test_screen_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    # cage is not installed here (CI must not install it): verify only wants an executable.
+    text = SCREEN_UNIT.read_text(encoding="utf-8")
+    assert "\nExecStart=/usr/bin/cage " in text
+    text = text.replace("\nExecStart=/usr/bin/cage ", f"\nExecStart={sys.executable} ")
+    if not Path("/usr/bin/chromium").exists():
+        text = text.replace("/usr/bin/chromium ", f"{sys.executable} ")
+    _verify(text, SCREEN_UNIT.name, tmp_path, user=False)
+
+
+def test_screen_is_a_login_session_on_tty1_in_place_of_its_login_prompt() -> None:
+    unit = _assignments(SCREEN_UNIT)
+    service = unit["Service"]
+    terminal_user = _unit(TERMINAL_UNIT)["Service"]["User"]
+    # Its own user: the terminal's may read the registry token, the screen's must not.
+    assert _only(service["User"]) == SCREEN_USER != terminal_user
+    expected = {"Type": "simple", "PAMName": "login", "TTYPath": "/dev/tty1",
+                "UtmpIdentifier": "tty1", "StandardInput": "tty-fail",
+                "StandardOutput": "journal", "StandardError": "journal"}
+    assert {key: _only(service[key]) for key in expected} == expected
+    assert "XDG_SESSION_TYPE=wayland" in service["Environment"]
+    assert "getty@tty1.service" in _unit_names(unit["Unit"]["Conflicts"])
+    assert {"systemd-user-sessions.service", "plymouth-quit-wait.service",
+            "getty@tty1.service"} <= _unit_names(unit["Unit"]["After"])
+    # Booting multi-user.target (GRUB, for maintenance) leaves tty1 to its login prompt.
+    assert unit["Install"] == {"WantedBy": ["graphical.target"]}
+
+
+def test_screen_starts_chromium_again_whenever_it_ends() -> None:
+    unit = _assignments(SCREEN_UNIT)
+    assert _only(unit["Service"]["Restart"]) == "always"  # a closed window exits with 0
+    assert 0 < int(_only(unit["Service"]["RestartSec"])) <= 5
+    assert _only(unit["Unit"]["StartLimitIntervalSec"]) == "0"  # never gives up
+
+
+def test_screen_runs_only_chromium_in_kiosk_mode_at_the_terminals_address() -> None:
+    host, port = _terminal_address()
+    command = _exec_start(SCREEN_UNIT)
+    # No cage option before "--": -s would let Ctrl+Alt+F1…F12 reach a console.
+    assert command[:3] == ["/usr/bin/cage", "--", "/usr/bin/chromium"]
+    assert command[3:] == [*SCREEN_FLAGS, f"http://{host}:{port}/"]
+    assert set(BROWSER_FLAGS) <= set(SCREEN_FLAGS)  # all the desktop unit had, and more
+    # A fresh profile at each start: home and profile in the runtime directory, which systemd
+    # empties whenever the unit stops or restarts.
+    service = _assignments(SCREEN_UNIT)["Service"]
+    home = f"/run/{_only(service['RuntimeDirectory'])}"
+    assert "RuntimeDirectoryPreserve" not in service
+    assert f"HOME={home}" in service["Environment"]
+    assert SCREEN_PROFILE.startswith(f"{home}/")
+
+
+def test_screen_waits_for_the_terminal_to_answer() -> None:
+    host, port = _terminal_address()
+    unit = _assignments(SCREEN_UNIT)
+    assert "kiosk-terminal.service" in _unit_names(unit["Unit"]["Wants"])
+    assert "kiosk-terminal.service" in _unit_names(unit["Unit"]["After"])
+    # "+": outside the PAM session, else each start would open and close one more on tty1.
+    wait = _only(unit["Service"]["ExecStartPre"])
+    assert wait.startswith("+/usr/bin/timeout ") and f"/dev/tcp/{host}/{port}" in wait
+
+
+def _apt_cache() -> str:
+    """apt-cache, with package lists to search."""
+    apt_cache = shutil.which("apt-cache")
+    if apt_cache is None:
+        _skip_or_fail("apt-cache not installed (not a Debian system)")
+    if not any(APT_LISTS.glob("*_Packages*")):
+        pytest.skip("apt has no package lists to search (apt-get update)")
+    return str(apt_cache)
+
+
+def _in_debian(apt_cache: str, package: str) -> bool:
+    result = subprocess.run([apt_cache, "show", "--no-all-versions", package],
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode == 0 and f"Package: {package}\n" in result.stdout
+
+
+def _installed_from(package: str, path: str) -> bool | None:
+    """Whether dpkg says `path` comes from `package`; None where the package is not installed
+    (cage: CI never installs it)."""
+    dpkg_query = shutil.which("dpkg-query")
+    if dpkg_query is None:
+        return None
+    status = subprocess.run([dpkg_query, "-W", "-f=${db:Status-Status}", package],
+                            capture_output=True, text=True, timeout=60)
+    if status.stdout != "installed":
+        return None
+    owner = subprocess.run([dpkg_query, "-S", path], capture_output=True, text=True, timeout=60)
+    return f"{package}: {path}" in owner.stdout.splitlines()
+
+
+def test_every_program_the_screen_runs_comes_from_a_debian_package() -> None:
+    service = _assignments(SCREEN_UNIT)["Service"]
+    commands = {word for line in service["ExecStartPre"] + service["ExecStart"]
+                for word in shlex.split(line.lstrip("+-@!:"))
+                if re.fullmatch(r"/(usr/)?s?bin/[\w.-]+", word)}
+    assert commands == set(SCREEN_COMMANDS)
+    apt_cache = _apt_cache()
+    assert not _in_debian(apt_cache, "kiosk-no-such-package")  # the check can fail
+    assert [package for package in SCREEN_COMMANDS.values()
+            if not _in_debian(apt_cache, package)] == []
+    assert [path for path, package in SCREEN_COMMANDS.items()
+            if _installed_from(package, path) is False] == []
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"### {heading}\n")
+    end = text.find("\n### ", start + 1)
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _apt_get_installs(text: str) -> list[list[str]]:
+    """The packages of each `apt-get install` line (in code, or in a unit's comments)."""
+    return [found.split() for found in re.findall(r"^[#\s]*apt-get install ([^#\n]+)", text,
+                                                   re.M)]
+
+
+def test_the_screen_recipe_installs_packages_debian_has() -> None:
+    in_unit = _apt_get_installs(SCREEN_UNIT.read_text(encoding="utf-8"))
+    readme = _section(README.read_text(encoding="utf-8"), "Deploying library PCs")
+    assert len(in_unit) == 1 and _apt_get_installs(readme) == in_unit
+    [packages] = in_unit
+    assert {"cage", "chromium"} <= set(packages)
+    apt_cache = _apt_cache()
+    assert [package for package in packages if not _in_debian(apt_cache, package)] == []
+
+
+def test_readme_installs_the_screen_as_its_unit_says() -> None:
+    """The README's recipe and the unit's header: same user, same policy files, same unit."""
+    readme = _section(README.read_text(encoding="utf-8"), "Deploying library PCs")
+    header = SCREEN_UNIT.read_text(encoding="utf-8").split("\n[Unit]", 1)[0]
+    for step in (f"useradd --system --home-dir /run/{SCREEN_USER} --no-create-home "
+                 f"--shell /usr/sbin/nologin {SCREEN_USER}",
+                 f"-t /etc/chromium/policies/managed policies/{POLICY.name} "
+                 f"policies/{SCREEN_POLICY.name}",
+                 "systemctl enable kiosk-screen", "systemctl set-default graphical.target"):
+        assert step in readme and step in header, step
+    assert "kiosk-browser.service /etc/systemd/user/" not in readme  # the desktop recipe is gone
+
+
 # --- nginx before the registry ------------------------------------------------------------
 
 
@@ -254,6 +455,35 @@ def test_chromium_policy_locks_the_browser_down() -> None:
     assert "http://127.0.0.1:5000" in policy["URLAllowlist"]
     assert all(url.startswith(("http://127.0.0.1:5000", "chrome://print"))
                for url in policy["URLAllowlist"])
+
+
+def test_screen_policy_closes_file_dialogs_and_save_as_pdf_but_keeps_printers() -> None:
+    """A file dialog (Save as…, Save as PDF in print preview) would let a patron browse the
+    PC's files; the library's printers ("local") stay for the receipt."""
+    policy = json.loads(SCREEN_POLICY.read_text(encoding="utf-8"))
+    assert policy == {"AllowFileSelectionDialogs": False,
+                      "PrinterTypeDenyList": ["pdf", "extension"]}
+    base = json.loads(POLICY.read_text(encoding="utf-8"))
+    assert base["PrintingEnabled"] is True
+    # Both files sit in managed/: a policy set in both would be a conflict Chromium resolves.
+    assert not set(policy) & set(base)
+
+
+def _chromium_knows(binary: mmap.mmap, policy: str) -> bool:
+    # Chromium's policy names are NUL-terminated strings in the binary, each on its own.
+    return binary.find(f"\0{policy}\0".encode()) >= 0
+
+
+def test_every_policy_set_is_one_the_installed_chromium_knows() -> None:
+    """A misspelt policy name is ignored by Chromium without a word at the kiosk."""
+    if not CHROMIUM_BINARY.exists():
+        _skip_or_fail(f"{CHROMIUM_BINARY} not installed (apt-get install chromium)")
+    names = [name for path in (POLICY, SCREEN_POLICY)
+             for name in json.loads(path.read_text(encoding="utf-8"))]
+    with CHROMIUM_BINARY.open("rb") as file, mmap.mmap(file.fileno(), 0,
+                                                       access=mmap.ACCESS_READ) as binary:
+        assert not _chromium_knows(binary, "AllowFileSelectionDialog")  # the check can fail
+        assert [name for name in names if not _chromium_knows(binary, name)] == []
 
 
 # --- Windows installer --------------------------------------------------------------------
