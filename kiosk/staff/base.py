@@ -28,7 +28,7 @@ from ..registry.domain import RegistryError, Standing
 from ..registry.roles import Permission, StaffView
 from ..registry.services import RegistryService
 from ..security import STAFF_PAGES_TOKEN_KEY
-from ..terminal.messages import message
+from ..terminal.messages import field_message, message
 from . import labels
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -141,7 +141,7 @@ def show_refusal(form: Any, refusal: RegistryError, rename: dict[str, str] | Non
         field = getattr(form, (rename or {}).get(name, name), None)
         if field is None:
             raise refusal
-        field.errors = [*field.errors, message(code, **values)]
+        field.errors = [*field.errors, field_message(name, code, **values)]
 
 
 @bp.errorhandler(403)

@@ -55,9 +55,9 @@ class CourseForm(FlaskForm):
 
 class FeatureForm(FlaskForm):
     course = SelectField(_l("Course"), choices=[], validate_choice=False)
-    # (A browser without a date picker shows a text box: 10 characters hold 31/03/2026.)
-    featured_from = StringField(_l("First day"), render_kw={"type": "date", "maxlength": 10})
-    featured_until = StringField(_l("Last day"), render_kw={"type": "date", "maxlength": 10})
+    # A date picker (no maxlength: HTML allows it on text-like inputs only).
+    featured_from = StringField(_l("First day"), render_kw={"type": "date"})
+    featured_until = StringField(_l("Last day"), render_kw={"type": "date"})
 
 
 def admin() -> CatalogueAdmin:

@@ -36,7 +36,7 @@ from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.reports import SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm, no_control_characters
-from ..terminal.messages import MESSAGES
+from ..terminal.messages import required
 from . import charts
 from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .labels import STANDINGS
@@ -320,7 +320,7 @@ def export(kind: str) -> Response:
 
 class PatronExportForm(FlaskForm):
     reason = StringField(_l("Reason for this export (kept in the audit log)"),
-                         validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                         validators=[DataRequired(required("reason")), no_control_characters],
                          render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
 
 

@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ..registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT
 from ..terminal.forms import RegisterForm, no_control_characters, options
-from ..terminal.messages import MESSAGES
+from ..terminal.messages import MESSAGES, required
 
 
 class MaintenanceForm(FlaskForm):
@@ -37,7 +37,7 @@ class MemberSystemForm(FlaskForm):
     """An institution's member system (SIP2); the registry checks the values."""
 
     host = StringField(_l("Server (host name or address)"),
-                       validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                       validators=[DataRequired(required("host")), no_control_characters],
                        render_kw={"autocomplete": "off", "spellcheck": "false"})
     port = IntegerField(_l("Port"), default=DEFAULT_PORT,
                         validators=[InputRequired(MESSAGES["port_invalid"])])
@@ -60,7 +60,7 @@ class MemberSystemForm(FlaskForm):
 class ReasonForm(FlaskForm):
     """A button whose action must be explained for the audit log."""
 
-    reason = StringField(_l("Reason"), validators=[DataRequired(MESSAGES["required"]),
+    reason = StringField(_l("Reason"), validators=[DataRequired(required("reason")),
                                                    no_control_characters],
                          render_kw={"maxlength": 200})
 
@@ -70,7 +70,7 @@ class ReasonForm(FlaskForm):
 
 class DeskSearchForm(FlaskForm):
     query = StringField(_l("Card number, e-mail address or name"),
-                        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                        validators=[DataRequired(required("query")), no_control_characters],
                         render_kw={"autocomplete": "off", "autocapitalize": "none",
                                    "spellcheck": "false", "autofocus": True, "maxlength": 254})
     birth_date = DateField(_l("Date of birth (needed to search by name)"),
@@ -79,12 +79,12 @@ class DeskSearchForm(FlaskForm):
 
 class DeskEnrolForm(FlaskForm):
     course = SelectField(_l("Course"), choices=[], validate_choice=False,
-                         validators=[DataRequired(MESSAGES["required"])])
+                         validators=[DataRequired(required("course"))])
 
 
 class DeskPasswordForm(FlaskForm):
     password = PasswordField(_l("New password, typed by the patron"),
-                             validators=[InputRequired(MESSAGES["required"]),
+                             validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "new-password"})
 

@@ -16,7 +16,7 @@ from ..registry.domain import RegistryError, is_outdated, terminal_state
 from ..registry.member_system import MemberSystemConfig
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
-from ..terminal.messages import message
+from ..terminal.messages import field_message
 from ..version import __version__
 from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .forms import MaintenanceForm, MemberSystemForm
@@ -70,7 +70,7 @@ def maintenance() -> str | Response | tuple[str, int]:
     if form.validate_on_submit():
         until = form.until.data
         if until is None:
-            form.until.errors = [*form.until.errors, message("required")]
+            form.until.errors = [*form.until.errors, field_message("until", "required")]
         else:
             utc = until.replace(tzinfo=BELGIUM).astimezone(UTC).replace(tzinfo=None)
             try:

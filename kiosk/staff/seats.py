@@ -20,7 +20,7 @@ from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.roles import Permission
 from ..registry.waitlist import PAGE_SIZE, CapPreview, WaitingEntry
 from ..terminal.forms import no_control_characters
-from ..terminal.messages import MESSAGES, message
+from ..terminal.messages import MESSAGES, field_message, message, required
 from .base import current_staff, nav_item, place, requires, service, show_refusal
 from .once import once
 
@@ -32,7 +32,7 @@ nav_item(Permission.WAITING_LIST, "staff.seats.waiting_list", _l("Waiting list")
 
 def _reason_field() -> StringField:
     return StringField(_l("Reason (kept in the audit log)"),
-                       validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+                       validators=[DataRequired(required("reason")), no_control_characters],
                        render_kw={"maxlength": REASON_MAX, "autocomplete": "off"})
 
 
@@ -174,7 +174,7 @@ def move(patron_id: int) -> str | Response | tuple[str, int]:
         target = {"up": entry.position - 1, "down": entry.position + 1}.get(
             direction, form.position.data)
         if target is None:
-            form.position.errors = [*form.position.errors, message("required")]
+            form.position.errors = [*form.position.errors, field_message("position", "required")]
         else:
             try:
                 moved_to = service().waitlist.move(patron_id, target, form.reason.data or "",

@@ -32,7 +32,7 @@ from ..registry_setup import registry
 from ..security import end_visit, safe_next
 from . import assist, reference
 from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm, month_options
-from .messages import UNAVAILABLE, message
+from .messages import UNAVAILABLE, field_message, message
 from .patron import Patron
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
@@ -64,7 +64,7 @@ def _show_errors(form: RegisterForm, fields: dict[str, str]) -> None:
         field = target.get(name) or getattr(form, name, None)
         if field is not None:
             params = {"age": current_app.config["MIN_AGE"]} if code == "too_young" else {}
-            field.errors = [*field.errors, message(code, **params)]
+            field.errors = [*field.errors, field_message(name, code, **params)]
 
 
 @bp.route("/account/new", methods=["GET", "POST"])
@@ -283,7 +283,7 @@ def change_password() -> str | Response | tuple[str, int]:
                 for name, code in refusal.fields.items():
                     field = getattr(form, name, None)
                     if field is not None:
-                        field.errors = [*field.errors, message(code)]
+                        field.errors = [*field.errors, field_message(name, code)]
             elif refusal.code in UNAVAILABLE:
                 error = message(refusal.code)
             else:

@@ -27,7 +27,7 @@ from ..registry.roles import StaffView
 from ..registry_setup import registry
 from ..security import TAKE_OVER_TOKEN_KEY, safe_next
 from .forms import ActionForm, StaffLoginForm, no_control_characters
-from .messages import MESSAGES, message
+from .messages import message, required
 
 bp = Blueprint("assist", __name__, url_prefix="/<lang:lang>/assist")
 
@@ -39,7 +39,7 @@ ENDED = {"staff_session_invalid", "staff_forbidden"}
 
 class TakeOverForm(FlaskForm):
     password = PasswordField(_l("Librarian's password"),
-                             validators=[InputRequired(MESSAGES["required"]),
+                             validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "off", "autofocus": True})
 

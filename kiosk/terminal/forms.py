@@ -20,7 +20,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, ValidationError
 
 from ..registry.domain import LOCALES, has_control_chars
-from .messages import MESSAGES
+from .messages import MESSAGES, required
 
 
 def options(pairs: Iterable[tuple[object, object]]) -> list[SelectChoice]:
@@ -66,19 +66,19 @@ class LoginForm(FlaskForm):
     # spaces is a password.
     identifier = StringField(
         _l("Library card number or e-mail address"),
-        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+        validators=[DataRequired(required("identifier")), no_control_characters],
         render_kw={"autofocus": True, "autocomplete": "off", "autocapitalize": "none",
                    "spellcheck": "false"},
     )
     password = PasswordField(_l("Password"),
-                             validators=[InputRequired(MESSAGES["required"]),
+                             validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "current-password"})
 
 
 class EraseForm(FlaskForm):
     password = PasswordField(_l("Your password"),
-                             validators=[InputRequired(MESSAGES["required"]),
+                             validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "current-password"})
 
@@ -91,11 +91,11 @@ class ChangePasswordForm(FlaskForm):
     """The patron's own new password (after a printed one-time password, before all else)."""
 
     old_password = PasswordField(_l("Your current password (the one you were given)"),
-                                 validators=[InputRequired(MESSAGES["required"]),
+                                 validators=[InputRequired(required("old_password")),
                                              no_control_characters],
                                  render_kw={"autocomplete": "current-password"})
     new_password = PasswordField(_l("Choose your own password"),
-                                 validators=[InputRequired(MESSAGES["required"]),
+                                 validators=[InputRequired(required("new_password")),
                                              no_control_characters],
                                  render_kw={"autocomplete": "new-password"})
 
@@ -106,11 +106,11 @@ class StaffLoginForm(FlaskForm):
 
     username = StringField(
         _l("Staff user name"),
-        validators=[DataRequired(MESSAGES["required"]), no_control_characters],
+        validators=[DataRequired(required("username")), no_control_characters],
         render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false",
                    "autofocus": True},
     )
     password = PasswordField(_l("Password"),
-                             validators=[InputRequired(MESSAGES["required"]),
+                             validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "current-password"})

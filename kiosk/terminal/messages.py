@@ -134,6 +134,46 @@ MESSAGES = {
 }
 
 
+# "required" said of one field: what to type or choose there, not a generic "fill this in"
+# (read in the error summary as "<label>: <message>"). Keyed by the form field's name, or by
+# the registry's name for it where they differ (birth_date, library_code).
+REQUIRED = {
+    "first_name": _l("Type the first name."),
+    "last_name": _l("Type the last name."),
+    "email": _l("Type the e-mail address."),
+    "birth_date": _l("Type the day, month and year."),
+    "postcode": _l("Type the postcode."),
+    "library": _l("Choose the library from the list."),
+    "library_code": _l("Choose the library from the list."),
+    "password": _l("Type the password."),
+    "identifier": _l("Type your library card number or your e-mail address."),
+    "old_password": _l("Type the password you were given."),
+    "new_password": _l("Type the password you choose."),
+    "username": _l("Type the staff user name."),
+    "display_name": _l("Type the name."),
+    "query": _l("Type a card number, an e-mail address or a name."),
+    "course": _l("Choose a course from the list."),
+    "reason": _l("Type the reason."),
+    "host": _l("Type the server's host name or address."),
+    "role": _l("Choose a role."),
+    "institution_code": _l("Choose an institution from the list."),
+    "until": _l("Choose the last day and time."),
+    "position": _l("Type the new place in the line."),
+}
+
+
+def required(name: str) -> str:
+    """The "required" message for one field (lazy: for a form's validators)."""
+    return REQUIRED.get(name, MESSAGES["required"])
+
+
+def field_message(name: str, code: str, **params: object) -> str:
+    """A registry's code for the field `name`, in the page's language."""
+    if code == "required" and name in REQUIRED:
+        return str(REQUIRED[name])
+    return message(code, **params)
+
+
 def message(code: str, **params: object) -> str:
     text = MESSAGES.get(code)
     if text is None:

@@ -137,7 +137,7 @@ def test_an_empty_password_is_asked_for_and_never_counts_as_a_wrong_one(client,
     for _ in range(6):
         body = client.post("/en/login", data={"identifier": registered["email"],
                                               "password": ""}).get_data(as_text=True)
-        assert "Please fill this in." in body and 'aria-invalid="true"' in body
+        assert "Type the password." in body and 'aria-invalid="true"' in body
     good = {"identifier": registered["email"], "password": registered["password"]}
     assert client.post("/en/login", data=good).status_code == 302
 

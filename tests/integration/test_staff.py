@@ -124,7 +124,7 @@ def test_log_in_page_refuses_in_the_pages_language(client) -> None:  # type: ign
     assert response.status_code == 422
     assert 'lang="fr"' in response.get_data(as_text=True)
     empty = client.post("/en/staff/login", data={"username": "", "password": ""})
-    assert empty.status_code == 422 and "Please fill this in." in empty.get_data(as_text=True)
+    assert empty.status_code == 422 and "Type the staff user name." in empty.get_data(as_text=True)
 
 
 def test_log_in_goes_back_where_asked_never_off_site(client) -> None:  # type: ignore[no-untyped-def]
@@ -296,7 +296,7 @@ def test_a_coordinator_makes_and_disables_a_staff_account(staff_client, service)
         "password": "short"})
     assert bad.status_code == 422
     body = bad.get_data(as_text=True)
-    for text in ("Use at least 3 lower-case letters", "Please fill this in.",
+    for text in ("Use at least 3 lower-case letters", "Type the name.",
                  "A staff password needs at least 12 characters."):
         assert text in body
     made = coordinator.post("/en/staff/accounts", data={

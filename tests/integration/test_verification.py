@@ -294,7 +294,7 @@ def test_erasing_from_the_queue_needs_a_reason(app, staff_client) -> None:  # ty
     assert form.status_code == 200 and "Reason" in form.get_data(as_text=True)
     missing = desk.post(f"/en/staff/pending/{pid}/erase", data={"reason": ""})
     assert missing.status_code == 422
-    assert "Please fill this in." in missing.get_data(as_text=True)
+    assert "Type the reason." in missing.get_data(as_text=True)
     erased = desk.post(f"/en/staff/pending/{pid}/erase", data={"reason": "no document"})
     assert erased.status_code == 302
     assert desk.get(f"/en/staff/pending/{pid}/erase").status_code == 404
