@@ -7,7 +7,9 @@ from urllib.parse import urlsplit
 
 from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from .registry import request_scope
@@ -81,8 +83,16 @@ def safe_next(target: str | None, fallback: str) -> str:
     return target
 
 
+def csrf_field(form: FlaskForm) -> Markup:
+    """A form's hidden CSRF field, without an id: a page holds several forms, and an id
+    would be the same in each (invalid HTML). Nothing where CSRF is off (in tests)."""
+    field = getattr(form, "csrf_token", None)
+    return Markup(field(id=False)) if field is not None else Markup("")
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
+    app.jinja_env.globals["csrf_field"] = csrf_field
 
     @app.before_request
     def enforce_visit_limits() -> Response | None:

@@ -42,7 +42,7 @@ def test_my_courses_says_being_set_up_then_ready_at_the_academy(
     assert "Wordt klaargezet bij de academie" in client.get("/nl/my").get_data(as_text=True)
     send_due(service.store, scim_config(platform), service.clock())
     page = client.get("/fr/my").get_data(as_text=True)
-    assert "Prêt à l’académie" in page
+    assert "Votre accès à l’académie est ouvert" in page
 
 
 def test_my_courses_says_nothing_of_an_academy_when_there_is_none(client, registered) -> None:  # type: ignore[no-untyped-def]
