@@ -38,7 +38,7 @@ from kiosk.registry import domain
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
-from kiosk.terminal.messages import MESSAGES
+from kiosk.terminal.messages import MESSAGES, REQUIRED
 from tests.support.factories import TODAY, build_app, patron_data
 
 pytestmark = pytest.mark.slow  # property-based: hundreds of forms a test
@@ -140,8 +140,9 @@ def path_segment(text: str) -> str:
 
 
 class Texts:
-    """The terminal's messages in each language: the field ones from messages.py, and every
-    translated text of the catalogue for whole pages."""
+    """The terminal's messages in each language: the field ones from messages.py (by code,
+    and the "required" one of each field), and every translated text of the catalogue for
+    whole pages."""
 
     def __init__(self, app: Flask):
         self.fields: dict[str, set[str]] = {}
@@ -150,7 +151,8 @@ class Texts:
         for lang in LANGS:
             with app.test_request_context(f"/{lang}/"), force_locale(lang):
                 texts = {code: str(text) for code, text in MESSAGES.items()}
-            self.fields[lang] = {
+                required = {str(text) for text in REQUIRED.values()}
+            self.fields[lang] = required | {
                 (text % {"age": MIN_AGE}) if code == "too_young" else text
                 for code, text in texts.items() if "%(" not in text or code == "too_young"
             }
