@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
 from . import academy, domain, ledger, promotion
@@ -133,15 +133,16 @@ class Seats:
 
     def withdraw_for(self, s: Session, patron: Patron, course_slug: str) -> PatronStatus:
         course = s.scalar(select(Course).where(Course.slug == course_slug))
-        row = course and s.scalar(
-            select(EnrolmentRow).where(
+        # One statement that answers whether it deleted: two kiosks withdrawing the same
+        # course at once (or a give-up meanwhile) leave one of them "not enrolled", not a
+        # delete of a row another transaction has already deleted.
+        deleted = course is not None and s.connection().execute(
+            delete(EnrolmentRow).where(
                 EnrolmentRow.patron_id == patron.id, EnrolmentRow.course_id == course.id
             )
-        )
-        if not row:
+        ).rowcount
+        if not deleted:
             raise RegistryError("not_enrolled")
-        s.delete(row)
-        s.flush()
         remaining = s.scalar(
             select(func.count()).where(EnrolmentRow.patron_id == patron.id)
         )

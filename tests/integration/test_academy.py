@@ -380,11 +380,13 @@ def test_concurrent_claims_and_releases_with_two_senders_running_leave_the_platf
             except RegistryError as refusal:
                 assert refusal.code in ("not_seated", "not_enrolled", "busy"), refusal
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(kiosk, range(8)))
-    stop.set()
-    for sender in senders:
-        sender.join(30)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(kiosk, range(8)))
+    finally:  # a failed kiosk must not leave the senders running into the next tests
+        stop.set()
+        for sender in senders:
+            sender.join(30)
     _send(service, platform)
     assert service.academy.state().backlog == 0
     assert _active(platform) == _holders(service)
