@@ -18,8 +18,8 @@ from collections.abc import Callable, Generator
 import pytest
 
 # Measured with `time bash .ci/run` on the 2-core machine (README, "Tests and benchmarks").
-FULL_RUN = "about 22 minutes"
-QUICK_RUN = "about 4 minutes"
+FULL_RUN = "16 to 22 minutes"
+QUICK_RUN = "about 2 minutes with -n 2"
 LONG_MARKS = ("slow", "browser")
 QUICK_SKIPS = ("slow", "browser", "postgres")
 
@@ -38,8 +38,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return [f"quick subset ({QUICK_RUN}): no browser, no PostgreSQL, no slow test; "
                 "CI runs everything"]
     return [f"full run: {FULL_RUN} on a 2-core machine; PostgreSQL on 127.0.0.1:5432, "
-            "/usr/bin/chromium and nginx are used (a test that needs a missing one skips, "
-            "saying why); `--quick` for the everyday subset"]
+            "/usr/bin/chromium, nginx and Java (the HTML validator) are used (a test that needs "
+            "a missing one skips, saying why); `--quick -n 2` for the everyday subset"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
