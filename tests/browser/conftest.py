@@ -8,19 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import CHROMIUM, LAUNCH_ARGS, Live, Servers, browser_missing
-from tests.support.factories import IN_CI
+from tests.support.browser import CHROMIUM, LAUNCH_ARGS, Live, Servers, require_browser
 
 
 @pytest.fixture(scope="session")
 def browser():  # type: ignore[no-untyped-def]
     """One Chromium for the whole run, shared by every browser test module: Playwright's
     sync API cannot be started a second time while it runs in the same thread."""
-    reason = browser_missing()
-    if reason:
-        if IN_CI:
-            pytest.fail(f"CI=true but the browser tests cannot run: {reason}")
-        pytest.skip(reason)
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -30,16 +30,12 @@ from tests.support.browser import (
     Console,
     Live,
     Servers,
-    browser_missing,
+    require_browser,
     t,
 )
-from tests.support.factories import IN_CI, add_patron
+from tests.support.factories import add_patron
 
-_missing = browser_missing()
-if _missing is not None:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        pytest.fail(f"CI=true but the browser tests cannot run: {_missing}", pytrace=False)
-    pytest.skip("Chromium not installed: apt-get install chromium", allow_module_level=True)
+require_browser()
 
 from axe_playwright_python.base import AxeResults  # noqa: E402
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402

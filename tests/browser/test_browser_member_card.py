@@ -12,14 +12,9 @@ import pytest
 
 from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
 from kiosk.registry.member_system import MemberSystemConfig
-from tests.support.browser import AXE_OPTIONS, VIEWPORT, browser_missing, t
-from tests.support.factories import IN_CI
+from tests.support.browser import AXE_OPTIONS, VIEWPORT, require_browser, t
 
-_missing = browser_missing()
-if _missing:
-    if IN_CI:
-        pytest.fail(f"CI=true but the browser tests cannot run: {_missing}", pytrace=False)
-    pytest.skip(_missing, allow_module_level=True)
+require_browser()
 
 from axe_playwright_python.base import AxeResults  # noqa: E402
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402

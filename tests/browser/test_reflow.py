@@ -24,8 +24,8 @@ import pytest
 from flask import url_for
 
 from kiosk.registry.roles import GRANTS, Role
-from tests.support.browser import LANGS, VIEWPORT, Live, Servers, browser_missing, t
-from tests.support.factories import IN_CI, STAFF_PASSWORDS
+from tests.support.browser import LANGS, VIEWPORT, Live, Servers, require_browser, t
+from tests.support.factories import STAFF_PASSWORDS
 from tests.support.reflow import (
     LARGEST_TEXT,
     NARROW,
@@ -35,11 +35,7 @@ from tests.support.reflow import (
 )
 from tests.support.role_matrix import OPEN_TO_STAFF, permission_of, populate, staff_rules
 
-_missing = browser_missing()
-if _missing is not None:  # pragma: no cover - depends on the machine
-    if IN_CI:
-        pytest.fail(f"CI=true but the browser tests cannot run: {_missing}", pytrace=False)
-    pytest.skip("Chromium not installed: apt-get install chromium", allow_module_level=True)
+require_browser()
 
 from playwright.sync_api import Browser, Page, expect  # noqa: E402
 

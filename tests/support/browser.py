@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
 from babel.support import Translations
 from flask import Flask
 
 from kiosk.paths import resource_dir
 from kiosk.registry.services import RegistryService
 
-from .factories import build_app
+from .factories import IN_CI, build_app
 from .live_server import serve
 
 if TYPE_CHECKING:
@@ -47,6 +48,18 @@ def t(lang: str, msgid: str, **params: object) -> str:
     the patron's language, straight from the catalogues."""
     text = _catalogue(lang).gettext(msgid)
     return text % params if params else text
+
+
+def require_browser() -> None:
+    """Where the real-browser tests cannot run: a failure in CI (it must run them all), a
+    skip saying why elsewhere. At a module's top, before Playwright is imported, or in a
+    fixture."""
+    reason = browser_missing()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but the browser tests cannot run: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def browser_missing() -> str | None:
