@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from babel.dates import get_timezone
 from babel.messages.pofile import read_po, write_po
 from flask import Flask
 
@@ -28,6 +27,7 @@ from .paths import resource_dir
 from .registry import academy_sender, schema
 from .registry.academy_link import AcademyLink, LinkDown, Refused, ScimConfig
 from .registry.academy_sync import export_csv, reconcile
+from .registry.days import BELGIUM
 from .registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN
 from .registry.domain import (
     REASON_MAX,
@@ -629,9 +629,7 @@ def maintenance(database_url: str, nl: str | None, fr: str | None, en: str | Non
         return
     if until is None:
         raise click.UsageError("--until is required (or --clear)")
-    zone = get_timezone("Europe/Brussels")  # pytz or zoneinfo, depending on babel's install
-    local = zone.localize(until) if hasattr(zone, "localize") else until.replace(tzinfo=zone)
-    utc = local.astimezone(UTC).replace(tzinfo=None)
+    utc = until.replace(tzinfo=BELGIUM).astimezone(UTC).replace(tzinfo=None)
     try:
         service.set_maintenance({"nl": nl or "", "fr": fr or "", "en": en or ""}, utc, actor)
     except RegistryError as error:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from . import promotion
-from .days import parse_day
+from .days import belgian_date, parse_day
 from .domain import RegistryError
 from .staff import record
 from .store import ClosedDay, Institution, Runner, Store
@@ -55,7 +55,7 @@ def offer_ends(s: Runner, institution_ids: Iterable[int], offered_at: datetime,
     weekdays: dict[int, list[int] | None] = {
         i: days for i, days in s.execute(select(Institution.id, Institution.opening_days)
                                          .where(Institution.id.in_(ids)))}
-    closed = closed_days(s, ids, promotion.belgian_day(offered_at))
+    closed = closed_days(s, ids, belgian_date(offered_at))
     return {i: promotion.offer_expiry(offered_at, weekdays.get(i), n,
                                       closed.get(i, frozenset())) for i in ids}
 
@@ -115,7 +115,7 @@ class Closures:
 
     def upcoming(self) -> dict[str, list[date]]:
         """The closed days from today (Belgian date) on: what the settings page shows."""
-        return self.closed_days(since=promotion.belgian_day(self.ctx.clock()))
+        return self.closed_days(since=belgian_date(self.ctx.clock()))
 
     def set_closed_days(self, code: str, days: Iterable[str | date] | str, *, actor: str,
                         where: str = "") -> bool:
@@ -134,7 +134,7 @@ class Closures:
         its list; the past ones are history and stay. Every list is checked before any is
         saved, in one transaction; answers how many institutions changed."""
         clean = self._parse(lists)
-        today = promotion.belgian_day(self.ctx.clock())
+        today = belgian_date(self.ctx.clock())
         with self.store.write() as s:
             self.ctx.seats(s)
             return sum(self._replace(s, code, days, today, actor, where)

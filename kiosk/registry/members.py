@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePath, PureWindowsPath
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from .context import RegistryContext
+from .days import BELGIUM
 from .domain import RegistryError
 from .member_system import (
     MemberCheck,
@@ -32,7 +32,6 @@ from .store import Institution, Library, MemberSystem
 log = logging.getLogger("kiosk.members")
 
 # Member systems keep local time (the SIP transaction date, a card's expiry day).
-LOCAL_TIME = ZoneInfo("Europe/Brussels")
 MAX_TIMEOUT = 30.0
 
 
@@ -155,7 +154,7 @@ class MemberSystems:
         return results
 
     def local_now(self) -> datetime:
-        return self.ctx.clock().replace(tzinfo=UTC).astimezone(LOCAL_TIME)
+        return self.ctx.clock().replace(tzinfo=UTC).astimezone(BELGIUM)
 
     @staticmethod
     def _institution(s: Session, code: str) -> Institution:

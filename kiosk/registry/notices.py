@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from babel.dates import format_date, format_datetime, get_timezone
+from babel.dates import format_date, format_datetime
 from babel.support import NullTranslations, Translations
 from sqlalchemy import (
     ColumnElement,
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
 from .context import RegistryContext
+from .days import BELGIUM
 from .domain import LOCALES, format_card_number
 from .staff import record
 from .store import (
@@ -54,7 +55,6 @@ KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offe
 TIME_BOUND = ("offer_made", "offer_expiring")
 SENT_RECENTLY = timedelta(days=7)  # the dashboard's "sent" figure
 # Dates in Belgian long format (LOCALES), as on the kiosk (kiosk/i18n.py); Belgian time.
-ZONE = get_timezone("Europe/Brussels")
 KEEP_SENT = timedelta(days=30)
 # Sending attempts before a notice is given up (kiosk.registry.mailer sends; the outbox
 # counts and purges the given-up ones): about three days, longer than an offer's hold.
@@ -100,7 +100,7 @@ def long_date(value: date | datetime, lang: str) -> str:
     """A date (or naive-UTC datetime) as a Belgian long date, e.g. "27 maart 2026"."""
     locale = LOCALES.get(lang, "en_GB")
     if isinstance(value, datetime):
-        return format_datetime(_utc(value), format="d MMMM y, HH:mm", tzinfo=ZONE,
+        return format_datetime(_utc(value), format="d MMMM y, HH:mm", tzinfo=BELGIUM,
                                locale=locale)
     return format_date(value, format="long", locale=locale)
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
+from .days import BELGIUM, belgian_date
 from .domain import RegistryError
 
-BELGIUM = ZoneInfo("Europe/Brussels")
 # Libraries close at different hours; the offer lasts the whole of its last opening day.
 CLOSING = time(23, 59)
 DEFAULT_OPENING_DAYS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)  # Monday to Saturday
@@ -66,15 +65,12 @@ def offer_expiry(offered_at: datetime, opening_days: Iterable[int] | None, n: in
     An offer made on Friday with Monday-to-Saturday opening and n = 3 counts Saturday, Monday
     and Tuesday: it ends on Tuesday at 23:59. 23:59 exists every day (clocks change at 02:00
     and 03:00), and the offset is that of the last day, so a DST change in between is right."""
-    local_day = belgian_day(offered_at)
+    local_day = belgian_date(offered_at)
     last = nth_opening_day(local_day, opening_days, n, closed)
     closing = datetime.combine(last, CLOSING, tzinfo=BELGIUM)
     return closing.astimezone(UTC).replace(tzinfo=None)
 
 
-def belgian_day(moment: datetime) -> date:
-    """The Belgian calendar day of a naive-UTC moment."""
-    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).date()
 
 
 def reminder_due(expires_at: datetime, now: datetime) -> bool:

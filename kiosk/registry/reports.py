@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import QueryableAttribute, Session
 
 from . import domain
 from .context import RegistryContext
+from .days import BELGIUM, belgian_date
 from .reference import Reference
 from .staff import record
 from .store import (
@@ -32,7 +32,6 @@ from .store import (
     Programme,
 )
 
-BELGIUM = ZoneInfo("Europe/Brussels")
 SEATED_WINDOW = timedelta(days=90)  # the median wait looks at patrons seated this recently
 SIGNUP_DAYS = 60
 TOP_COURSES = 10
@@ -55,9 +54,6 @@ def belgian_day_start(day: date) -> datetime:
     return datetime.combine(day, time(), BELGIUM).astimezone(UTC).replace(tzinfo=None)
 
 
-def belgian_date(moment: datetime) -> date:
-    """The Belgian calendar day of a naive-UTC moment."""
-    return moment.replace(tzinfo=UTC).astimezone(BELGIUM).date()
 
 
 def last_days(today: date, n: int) -> list[date]:

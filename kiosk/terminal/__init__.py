@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from contextlib import ExitStack
-from datetime import UTC
 from typing import Any
 
 from flask import Flask, current_app, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -15,7 +13,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from ..i18n import current_language
+from ..i18n import current_language, moment_text
 from ..registry import request_scope
 from ..registry.api import crash_response, http_error_response
 from ..registry.domain import RegistryError
@@ -112,7 +110,7 @@ def init_app(app: Flask) -> None:
         if found is None:
             return None
         lang = current_language()
-        until = format_datetime(found.until.replace(tzinfo=UTC), "short")
+        until = moment_text(found.until)
         text = found.messages.get(lang) or found.messages.get("en", "")
         response = render_template("errors/maintenance.html", text=text, until=until)
         return response, 503

@@ -14,7 +14,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_babel import format_date, format_time
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user
 from werkzeug.wrappers import Response
@@ -32,7 +32,7 @@ from ..registry_setup import registry
 from ..security import end_visit, safe_next
 from . import assist, reference
 from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm, month_options
-from .messages import UNAVAILABLE, field_message, message
+from .messages import UNAVAILABLE, account_locked, field_message, message
 from .patron import Patron
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
@@ -171,8 +171,7 @@ def login() -> str | Response:
                 library_code=current_app.config["LIBRARY_CODE"], language=current_language())
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                until = refusal.detail["until"]
-                error = message("account_locked", time=format_time(until, "short"))
+                error = account_locked(refusal)
             elif refusal.code in ("login_failed", "card_needs_attention", *UNAVAILABLE):
                 error = message(refusal.code)
             else:

@@ -14,7 +14,6 @@ an ended staff session ends the mode at once. A patron's log-out or the idle res
 from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, session, url_for
-from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -27,7 +26,7 @@ from ..registry.roles import StaffView
 from ..registry_setup import registry
 from ..security import TAKE_OVER_TOKEN_KEY, safe_next
 from .forms import ActionForm, StaffLoginForm, no_control_characters
-from .messages import message, required
+from .messages import account_locked, message, required
 
 bp = Blueprint("assist", __name__, url_prefix="/<lang:lang>/assist")
 
@@ -135,8 +134,7 @@ def login() -> str | Response | tuple[str, int]:
                                                   form.password.data or "")
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                problem = message("account_locked",
-                                  time=format_time(refusal.detail["until"], "short"))
+                problem = account_locked(refusal)
             elif refusal.code == "login_failed":
                 problem = _("The user name or password is not right.")
             elif refusal.code == "staff_forbidden":
@@ -178,8 +176,7 @@ def take_over() -> str | Response | tuple[str, int]:
             token, _staff = registry().staff_login(helper.username, form.password.data or "")
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                problem = message("account_locked",
-                                  time=format_time(refusal.detail["until"], "short"))
+                problem = account_locked(refusal)
             elif refusal.code == "login_failed":
                 problem = _("This password is not right.")
             elif refusal.code in ("unavailable", "busy"):

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_babel import lazy_gettext as _l
+
+from ..i18n import time_text
+from ..registry.domain import RegistryError
 
 # Registry answers that mean "not now": the patron may simply try again.
 UNAVAILABLE = {"unavailable", "busy", "not_set_up", "terminal_unauthorized", "terminal_revoked",
@@ -179,3 +184,9 @@ def message(code: str, **params: object) -> str:
     if text is None:
         return str(_l("Something went wrong. Please try again or ask a librarian."))
     return str(text) % params if params else str(text)
+
+
+def account_locked(refusal: RegistryError) -> str:
+    """"Locked until 14:05": the end of a lock in Belgian time, in the page's language."""
+    until = refusal.detail.get("until")
+    return message("account_locked", time=time_text(until) if isinstance(until, datetime) else "–")

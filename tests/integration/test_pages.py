@@ -332,3 +332,13 @@ def test_erasing_the_account_asks_the_password_then_wipes_everything(client,
     again = client.post("/nl/login", data={"identifier": registered["email"],
                                            "password": registered["password"]})
     assert "klopt niet" in again.get_data(as_text=True)
+
+
+def test_a_locked_account_says_until_when_in_belgian_24_hour_time(client, registered) -> None:  # type: ignore[no-untyped-def]
+    """English kiosks write times as Belgium does (14:05), never "2:05 PM"."""
+    client.post("/en/logout", data={})
+    for _ in range(6):
+        page = client.post("/en/login", data={"identifier": registered["email"],
+                                               "password": "not the right one"})
+    text = page.get_data(as_text=True)
+    assert re.search(r"this account is locked until \d{2}:\d{2}\.", text), text
