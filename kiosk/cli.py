@@ -225,9 +225,9 @@ def registry_upgrade(database_url: str, demo_data: bool) -> None:
                 raise click.ClickException(
                     "--demo-data only fills a new, empty registry, and this one holds a "
                     "programme: nothing was changed.")
-            with closing_engine(_registry_app(database_url, demo=True).extensions[
-                    "registry_service"].store):
-                pass  # the app's start seeded the demo's programme and staff
+            # The app's start seeds the demo's programme and staff; its connections close.
+            _registry_app(database_url, demo=True).extensions[
+                "registry_service"].store.engine.dispose()
         click.echo(f"Database schema is at revision {schema.current_revision(store.engine)} "
                    "(current).")
 
@@ -323,8 +323,7 @@ def registry_serve(database_url: str, host: str, port: int, workers: int, thread
                    server: str | None) -> None:
     """Serve the registry API (/api/v1), /healthz, /readyz and the staff pages (/nl/staff/)."""
     app = _registry_app(database_url)  # refuse to start on a bad config or a stale schema
-    with closing_engine(app.extensions["registry_service"].store):
-        pass  # each serving process opens its own
+    app.extensions["registry_service"].store.engine.dispose()  # each worker opens its own
     if app.config.get("SECRET_KEY_OF_THIS_HOST") and not app.config["SEED_DEMO"]:
         raise click.ClickException(
             "the registry needs its secret key in its settings (KIOSK_SECRET_KEY in "

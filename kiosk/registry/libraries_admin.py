@@ -11,7 +11,6 @@ patrons, terminals and the audit log refer to it.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .context import RegistryContext
-from .domain import LANGUAGES, RegistryError, has_control_chars, has_visible_chars
+from .domain import (
+    LANGUAGES,
+    RegistryError,
+    clean_name,
+    has_control_chars,
+    has_visible_chars,
+)
 from .staff import record
 from .store import Institution, Library, Patron
 
@@ -31,15 +36,11 @@ CARD_PREFIX = re.compile(r"[0-9]{4}")  # institutions.card_prefix: the start of 
 NAME_MAX = 120
 
 
-def clean_text(value: str) -> str:
-    return " ".join(unicodedata.normalize("NFC", value or "").split())
-
-
 def name_problem(value: str) -> str | None:
     """A field code when `value` cannot be a name, else None."""
     if has_control_chars(value or ""):
         return "invalid_characters"
-    text = clean_text(value)
+    text = clean_name(value)
     if not has_visible_chars(text):
         return "required"
     if len(text) > NAME_MAX:
@@ -166,7 +167,7 @@ class LibrariesAdmin:
             institution = _institution(s, institution_code)
             if s.scalar(select(Library.id).where(Library.code == code)) is not None:
                 raise RegistryError("invalid", {"library_code": "library_code_taken"})
-            s.add(Library(code=code, name=clean_text(name), institution_id=institution.id))
+            s.add(Library(code=code, name=clean_name(name), institution_id=institution.id))
             record(s, self.ctx.clock(), actor, "library_added", where=where,
                    institution=institution.code, library=code)
 
@@ -175,8 +176,9 @@ class LibrariesAdmin:
             raise RegistryError("invalid", {"library_name": problem})
         with self._write() as s:
             library = _library(s, code)
-            if library.name != clean_text(name):
-                library.name = clean_text(name)
+            name = clean_name(name)
+            if library.name != name:
+                library.name = name
                 record(s, self.ctx.clock(), actor, "library_renamed", where=where,
                        library=code)
 
@@ -204,7 +206,7 @@ class LibrariesAdmin:
 
 
 def _names(names: Mapping[str, str]) -> dict[str, str]:
-    return {lang: clean_text(names.get(lang, "")) for lang in LANGUAGES}
+    return {lang: clean_name(names.get(lang, "")) for lang in LANGUAGES}
 
 
 def _name_errors(names: Mapping[str, str]) -> dict[str, str]:
