@@ -47,6 +47,7 @@ from .registry.seed import is_seeded, seed
 from .registry.services import RegistryService, utcnow
 from .registry.store import Store
 from .serving import default_server, serve, start_heartbeat, start_mail_sender
+from .staff.practice import after_reset
 from .version import __version__
 
 
@@ -63,9 +64,13 @@ def main() -> None:
 @click.option("--sample-patrons", default=80, show_default=True, type=click.IntRange(0, 5000),
               help="Fictional patrons added to a new demo registry (0: none), so that the "
                    "staff pages have something to show.")
-def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
+@click.option("--reset", is_flag=True,
+              help="Start the practice again: everything done in the demo goes, and it is as "
+                   "it began (refused on a registry that is not a practice one).")
+def demo(host: str, port: int, threads: int, sample_patrons: int, reset: bool) -> None:
     """Run the demo: the terminal's pages and the registry (SQLite, seeded) in this process,
-    a member system and the academy's platform beside it."""
+    a member system and the academy's platform beside it. It is a practice registry: every
+    page says so, and it never runs on a registry that holds a real programme."""
     from waitress import create_server  # only to serve: the other commands start without it
 
     settings = base_app(None, None).config
@@ -81,13 +86,25 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
         else _token_file(secrets.token_urlsafe(24)))
     app = create_app(partners.academy_config() or None)
     service = app.extensions.get("registry_service")
+    _refuse_a_real_registry(app, service)
+    if reset:
+        if service is None:
+            raise click.ClickException(
+                "--reset starts the practice again on the registry in this process; a "
+                "practice registry elsewhere is reset by its coordinator in its staff pages.")
+        service.practice.reset(actor="kiosk demo --reset")
+        click.echo("The practice registry is back at its start.")
     server = create_server(app, host=host, port=port, threads=threads)
     if sample_patrons and service is not None and app.config["SEED_DEMO"]:
+        def add_samples() -> None:
+            threading.Thread(target=_add_sample_patrons, args=(service, sample_patrons),
+                             name="sample-patrons", daemon=True).start()
+
         if not has_patrons(service):
             click.echo(f"Adding {sample_patrons} fictional patrons to the new demo registry "
                        "in the background (first start only)…")
-            threading.Thread(target=_add_sample_patrons, args=(service, sample_patrons),
-                             name="sample-patrons", daemon=True).start()
+            add_samples()
+        after_reset(app.extensions, add_samples)  # the coordinator's reset in the console
     partners.start(app.config["DATABASE_URL"])
     if service is not None and partners.sip_port:
         _configure_demo_member_system(app, service, partners.sip_port)
@@ -108,6 +125,27 @@ def demo(host: str, port: int, threads: int, sample_patrons: int) -> None:
     finally:
         partners.stop()
     click.echo("Stopped.")
+
+
+def _refuse_a_real_registry(app: Flask, service: RegistryService | None) -> None:
+    """The demo shows practice data and makes fictional patrons: never on a registry that
+    holds a real programme (one made by `kiosk registry init`), in this process or elsewhere."""
+    if service is not None:
+        real = service.practice.holds_real_programme()
+    else:
+        try:
+            real = not app.extensions["registry"].practice()
+        except RegistryError as error:
+            raise click.ClickException(
+                f"the registry at {app.config['REGISTRY_URL']} could not say whether it is a "
+                f"practice registry ({error.code}); the demo runs only on one.") from None
+    if real:
+        if service is not None:
+            service.store.engine.dispose()
+        raise click.ClickException(
+            "this registry holds a real programme: the demo runs only on a practice registry "
+            "(a new database, or one made with `kiosk registry upgrade --demo-data`). No "
+            "patron, seat or setting was changed.")
 
 
 def _add_sample_patrons(service: RegistryService, count: int) -> None:

@@ -33,6 +33,7 @@ class RegistryClient(Protocol):
     def course(self, slug: str, lang: str) -> CourseView: ...
     def programme_status(self) -> ProgrammeStatus: ...
     def academy_url(self) -> str: ...
+    def practice(self) -> bool: ...
     def register(self, data: NewPatron, *, staff_token: str | None = None,
                  identity_checked: bool = False) -> str: ...
     # The same, answering also what the patron must be told (pending, possible duplicate).
@@ -90,6 +91,9 @@ class LocalRegistryClient:
 
     def academy_url(self) -> str:
         return self.service.academy_url()
+
+    def practice(self) -> bool:
+        return self.service.practice.active()
 
     def register(self, data: NewPatron, *, staff_token: str | None = None,
                  identity_checked: bool = False) -> str:

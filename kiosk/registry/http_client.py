@@ -429,6 +429,9 @@ class HttpRegistryClient:
     def academy_url(self) -> str:
         return self._call("GET", "/programme", answer=ProgrammeAnswer).academy_url
 
+    def practice(self) -> bool:
+        return self._call("GET", "/programme", answer=ProgrammeAnswer).practice
+
     def register(self, data: NewPatron, *, staff_token: str | None = None,
                  identity_checked: bool = False) -> str:
         return self.register_account(data, staff_token=staff_token,

@@ -539,10 +539,10 @@ def quotas_by_institution(s: Runner) -> dict[int, int | None]:
 
 
 def create_programme(s: Session, *, cap: int, academy_url: str,
-                     ends_on: date | None = None) -> None:
-    """The one programme row, on an empty registry (seeding)."""
+                     ends_on: date | None = None, practice: bool = False) -> None:
+    """The one programme row, on an empty registry (seeding); `practice` for the demo's."""
     s.add(Programme(id=1, cap=cap, seats_taken=0, over_cap=0, next_queue_no=1, waiting=0,
-                    academy_url=academy_url, ends_on=ends_on))
+                    academy_url=academy_url, ends_on=ends_on, practice=practice))
 
 
 _DETAILS = {"maintenance", "maintenance_until", "ends_on", "academy_url"}

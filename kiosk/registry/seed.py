@@ -41,7 +41,8 @@ def seed(store: Store, data: dict[str, Any], today: date, cap: int | None = None
             return False
         prog = data["programme"]
         ledger.create_programme(s, cap=cap if cap is not None else prog["cap"],
-                                academy_url=prog["academy_url"], ends_on=prog.get("ends_on"))
+                                academy_url=prog["academy_url"], ends_on=prog.get("ends_on"),
+                                practice=data.get("demo") is True)
         for inst in data["institutions"]:
             row = Institution(code=inst["code"], card_prefix=inst["card_prefix"],
                               names=inst["name"],

@@ -50,6 +50,7 @@ from .notices import Notices
 from .passwords import hash_password
 from .patron_sessions import PatronSessions
 from .policies import Policies
+from .practice import Practice
 from .promotion import OfferSweep
 from .reference import Reference
 from .reports import Reports
@@ -110,6 +111,7 @@ class RegistryService:
         self.policies = Policies(ctx)
         self.closures = Closures(ctx)
         self.reports = Reports(ctx, reference=self.reference)
+        self.practice = Practice(ctx)
 
     def _now(self) -> datetime:
         return self.clock()

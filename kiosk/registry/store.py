@@ -248,6 +248,9 @@ class Programme(Base):
     promotion: Mapped[str] = mapped_column(String(10), default="grant")
     offer_days: Mapped[int] = mapped_column(Integer, default=3)
     fair_share: Mapped[bool] = mapped_column(default=False)
+    # A practice registry (the demo's, a training one): every page says so, and only it may be
+    # reset to its starting state (kiosk.registry.practice).
+    practice: Mapped[bool] = mapped_column(default=False)
 
 
 # The programme is one row; `THE_PROGRAMME` selects it (the CHECK `single_row` holds it to 1).
@@ -582,6 +585,15 @@ class Store:
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         return insert_ignoring_duplicates(model, self.engine.dialect.name)
+
+
+def empty(s: Session) -> None:
+    """Every row of every table removed, children first, in the caller's transaction: only
+    for a practice registry's reset (`practice.reset`), which loads the demo's data again in
+    the same transaction. The schema, its revision and the id sequences stay."""
+    s.flush()
+    for table in reversed(Base.metadata.sorted_tables):
+        s.execute(table.delete())
 
 
 def insert_ignoring_duplicates(model: type[Base], dialect: str) -> Insert:

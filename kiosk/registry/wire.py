@@ -101,6 +101,9 @@ class ProgrammeAnswer:
     seats_left: int
     waiting: int
     academy_url: str
+    # A practice registry (the demo's, a training one): the kiosk shows a band saying so.
+    # Absent from an older registry's answer: not one.
+    practice: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from . import (
     it,
     libraries,
     pending,
+    practice,
     seats,
     settings,
 )
@@ -35,7 +36,7 @@ from .base import NAV, NavItem, bp, forbidden, staff_error
 
 # The staff page modules, in the order of the menu: the desk, the console, branch IT.
 PAGES = (auth, desk, pending, duplicates, seats, settings, libraries, courses, dashboard, audit,
-         accounts, it)
+         accounts, it, practice)
 _ATTACHED: set[str] = set()
 
 

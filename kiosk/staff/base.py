@@ -161,4 +161,13 @@ def staff_context() -> dict:
     return {"staff": staff, "staff_nav": items, "role_names": labels.ROLES,
             "state_names": labels.TERMINAL_STATES, "standings": labels.STANDINGS,
             "Standing": Standing, "label_of": labels.label_of,
-            "actor_text": labels.actor_text}
+            "actor_text": labels.actor_text, "practice": _practice(),
+            "may_reset_practice": bool(staff and staff.can(Permission.PROGRAMME))}
+
+
+def _practice() -> bool:
+    """The practice band: a registry that cannot say now is taken as a real one."""
+    try:
+        return service().practice.active()
+    except RegistryError:
+        return False

@@ -95,6 +95,7 @@ STAFF_ACTOR_PREFIX = "staff:"
 ACTIONS: dict[str, Any] = {
     "cap_changed": _l("Cap changed"),
     "settings_changed": _l("Settings changed"),
+    "practice_reset": _l("Practice started again"),
     "waiting_list_removed": _l("Removed from the waiting list"),
     "waiting_list_moved": _l("Moved in the waiting list"),
     "waiting_list_left": _l("Left the waiting list"),

@@ -81,7 +81,7 @@ def init_app(app: Flask) -> None:
         """The assisted-mode banner (patron pages only; the staff pages have their own)."""
         if request.blueprint and request.blueprint.startswith("staff"):
             return {}
-        return assist.banner_context()
+        return {**assist.banner_context(), "practice": reference.practice()}
 
     @app.context_processor
     def terminal_context() -> dict:

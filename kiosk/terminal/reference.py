@@ -72,6 +72,17 @@ def maintenance() -> Maintenance | None:
     return found
 
 
+def practice() -> bool:
+    """Whether the registry is a practice one (the band on every page). Never in the way of
+    a page: a registry that cannot say is taken as a real one, and asked again later."""
+    try:
+        return bool(_cached(("practice",), registry().practice))
+    except RegistryError:
+        with _lock:  # asked again in FRESH_FOR seconds, not on every page meanwhile
+            _cache()[("practice",)] = (time.monotonic(), False)
+        return False
+
+
 def member_cards(library_code: str) -> bool:
     """Whether patrons at this library sign in with their library card and PIN."""
     return any(institution.member_cards and any(lib.code == library_code

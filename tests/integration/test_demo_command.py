@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, update
 
 from kiosk.academy_demo import free_port
 from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN
@@ -27,7 +27,7 @@ from kiosk.registry.member_system import (
     Verdict,
     check_card,
 )
-from kiosk.registry.store import AcademyChange, Patron
+from kiosk.registry.store import AcademyChange, Library, Patron
 
 pytestmark = pytest.mark.slow
 
@@ -37,12 +37,12 @@ KIOSK = str(Path(sys.executable).parent / "kiosk")
 class Demo:
     """`kiosk demo --port N` in its own session, its output gathered line by line."""
 
-    def __init__(self, instance: Path):
+    def __init__(self, instance: Path, *options: str):
         self.instance, self.port = instance, free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
         env["KIOSK_INSTANCE_PATH"] = str(instance)
         self.process = subprocess.Popen(
-            [KIOSK, "demo", "--port", str(self.port)], env=env, text=True,
+            [KIOSK, "demo", "--port", str(self.port), *options], env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         self.out: list[str] = []
         self.err: list[str] = []
@@ -146,3 +146,25 @@ def test_a_demo_started_again_adds_nothing_and_its_partners_end_when_it_is_kille
     demo.process.kill()  # the demo alone, as a crash would: its child sees its pipe close
     demo.process.wait(10)
     assert eventually(lambda: not demo.partners(), timeout=10)
+
+
+def test_a_demo_started_with_reset_begins_again_as_new(instance: Path) -> None:
+    """What a group of trainees did is gone: their changes, and the fictional patrons come
+    back as on the first start."""
+    engine = create_engine(f"sqlite:///{instance / 'registry.sqlite3'}")
+    with engine.begin() as conn:
+        conn.execute(update(Library).where(Library.code == "ANT-PERMEKE")
+                     .values(name="Renamed in practice"))
+    engine.dispose()
+    demo = Demo(instance, "--reset")
+    try:
+        assert eventually(lambda: demo.get("/en/") == 200), demo.out + demo.err
+        assert any("back at its start" in line for line in demo.out), demo.out
+        assert eventually(lambda: registry_counts(instance)[0] == 80), registry_counts(instance)
+        engine = create_engine(f"sqlite:///{instance / 'registry.sqlite3'}")
+        with engine.connect() as conn:
+            assert conn.scalar(select(Library.name).where(Library.code == "ANT-PERMEKE")) \
+                != "Renamed in practice"
+        engine.dispose()
+    finally:
+        demo.end()

@@ -64,6 +64,7 @@ SAMPLES: dict[str, Callable[[World], object]] = {
 # institution or library is no longer offered to the other pages.
 LAST = {"staff.desk.erase", "staff.libraries.retire_institution",
         "staff.libraries.retire_library"}
+RESET = "staff.practice.reset"
 
 
 def populate(app: Flask) -> World:
@@ -88,8 +89,10 @@ def staff_rules(app: Flask) -> list[Rule]:
     rules = [r for r in app.url_map.iter_rules()
              if r.endpoint.startswith("staff.") and r.endpoint != "staff.logout"]
     # The waiting-list pages first: a desk action further on (giving up the seat, say)
-    # promotes the waiting patron they act on. The erasure last.
-    return sorted(rules, key=lambda r: (not r.endpoint.startswith("staff.seats."),
+    # promotes the waiting patron they act on. The erasure last, and the practice's reset
+    # (it removes the whole world) after all.
+    return sorted(rules, key=lambda r: (r.endpoint == RESET and "POST" in r.methods,
+                                        not r.endpoint.startswith("staff.seats."),
                                         r.endpoint in LAST, r.rule))
 
 
