@@ -74,6 +74,7 @@ def test_course_programme_and_academy(registry: Registry) -> None:
     assert status == ProgrammeStatus(cap=2000, seats_taken=0, waiting=0)
     assert status == service.programme_status()
     assert client.academy_url() == service.academy_url() != ""
+    assert client.practice() is service.practice.active() is True  # the demo's programme
 
 
 # --- Accounts and sessions -------------------------------------------------------------------
