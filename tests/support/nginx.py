@@ -234,7 +234,8 @@ class GunicornRegistry:
     unit's workers and threads), on loopback with a free port, on SQLite in its own instance
     folder with the demo data and one terminal (`token`). Its own process group."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, **environment: str):
+        """`environment`: more variables for the server (KIOSK_METRICS_TOKEN, TMPDIR…)."""
         self.folder = folder
         self.port = free_port()
         database = folder / "registry.sqlite3"
@@ -245,6 +246,7 @@ class GunicornRegistry:
                         KIOSK_DATABASE_URL=f"sqlite:///{database}",
                         KIOSK_SECRET_KEY="nginx-test-registry-key",
                         XDG_RUNTIME_DIR=str(folder))
+        self.env.update(environment)
         self.log = folder / "registry.log"
         self.token = ""
         self.proc: subprocess.Popen[bytes] | None = None
