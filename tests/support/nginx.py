@@ -293,12 +293,13 @@ class GunicornRegistry:
 
 
 @contextmanager
-def registry_behind_nginx(folder: Path, nginx: str) -> Iterator[tuple[GunicornRegistry, Nginx,
-                                                                       Certificate, int]]:
-    """The registry and the shipped nginx front before it; yields the registry, nginx, the
-    certificate to trust and nginx's HTTP port (the HTTPS one is `nginx.https_port`)."""
+def registry_behind_nginx(folder: Path, nginx: str, **environment: str
+                          ) -> Iterator[tuple[GunicornRegistry, Nginx, Certificate, int]]:
+    """The registry (with `environment`, see GunicornRegistry) and the shipped nginx front
+    before it; yields the registry, nginx, the certificate to trust and nginx's HTTP port
+    (the HTTPS one is `nginx.https_port`)."""
     with ExitStack() as stack:
-        registry = GunicornRegistry(folder)
+        registry = GunicornRegistry(folder, **environment)
         stack.callback(registry.stop)
         registry.start()
         certificate = make_certificate(folder)
