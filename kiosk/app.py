@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import AnyConverter
 
 from . import config as config_module
-from . import i18n, logs, registry_setup, security, staff, terminal
+from . import i18n, logs, metrics, registry_setup, security, staff, terminal
 from .paths import resource_dir
 from .registry import api
 from .terminal.forms import ActionForm
@@ -91,6 +91,8 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     if api.bp.name in app.blueprints:  # the embedded registry's API: no forms, no CSRF
         security.csrf.exempt(api.bp)
     _academy(app)
+    if "registry_service" in app.extensions:  # the registry runs here: its /metrics too
+        metrics.init_app(app, app.extensions["registry_service"])
     config_module.check_registry_at_start(app.config, app.extensions["registry"])
     terminal.init_app(app)
     staff.init_app(app)
@@ -117,13 +119,14 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 def create_registry_app(
     overrides: dict[str, Any] | None = None, instance_path: str | None = None
 ) -> Flask:
-    """The central registry: the JSON API, health checks, and the staff pages (the desk and
-    the coordinator's console, under /<lang>/staff/)."""
+    """The central registry: the JSON API, health checks, the staff pages (the desk and
+    the coordinator's console, under /<lang>/staff/) and, with METRICS_TOKEN, /metrics."""
     app = base_app(overrides, instance_path)
     logs.init_app(app)
     app.url_map.converters["lang"] = LanguageConverter
-    registry_setup.init_service(app)
+    service = registry_setup.init_service(app)
     _academy(app)
+    metrics.init_app(app, service)
     i18n.init_app(app)
     security.init_app(app)
     security.csrf.exempt(api.bp)

@@ -68,6 +68,9 @@ class Config:
     # Reverse proxies in front of this app whose X-Forwarded-For/-Proto/-Host are believed
     # (nginx: 1). 0: none, so a client cannot make up its address for the audit log.
     TRUSTED_PROXIES = 0
+    # /metrics (Prometheus text format, kiosk/metrics.py) answers only a scraper that sends
+    # this bearer token; empty: there is no /metrics (404).
+    METRICS_TOKEN = ""
     # Logs: JSON lines (kiosk/logs.py); a file rotates at LOG_MAX_BYTES, keeping LOG_BACKUPS
     LOG_FILE = ""  # empty: stderr (a service manager collects it)
     LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -182,13 +185,14 @@ _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
           "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE",
-          "REGISTRY_CA_FILE")
+          "REGISTRY_CA_FILE", "METRICS_TOKEN")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
 MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 MAX_TRUSTED_PROXIES = 5  # more proxies in a row than this is a typo, not a network
+MIN_METRICS_TOKEN = 32  # token_urlsafe(32) makes 43: long enough that guessing is hopeless
 
 
 def check(config: Mapping[str, Any]) -> None:
@@ -210,6 +214,7 @@ def check(config: Mapping[str, Any]) -> None:
     _check_database_url(config["DATABASE_URL"])
     _check_mail(config)
     _check_academy(config)
+    _check_metrics_token(config["METRICS_TOKEN"])
     _check_logs(config)
 
 
@@ -308,6 +313,19 @@ def _check_academy(config: Mapping[str, Any]) -> None:
         raise SystemExit(f"ACADEMY_SCIM_TOKEN_FILE cannot be read: {exc.strerror}") from None
     if not token:
         raise SystemExit("ACADEMY_SCIM_TOKEN_FILE is empty")
+
+
+def _check_metrics_token(token: str) -> None:
+    """A token that a scraper sends in a header: printable ASCII, no spaces, and too long to
+    guess (/metrics may be reached through the public TLS front). The value is never shown."""
+    if not token:
+        return
+    if not all("!" <= ch <= "~" for ch in token):
+        raise SystemExit("METRICS_TOKEN must be printable ASCII without spaces")
+    if len(token) < MIN_METRICS_TOKEN:
+        raise SystemExit(f"METRICS_TOKEN must be at least {MIN_METRICS_TOKEN} characters; "
+                         "make one with: python3 -c 'import secrets; "
+                         "print(secrets.token_urlsafe(32))'")
 
 
 def _check_mail(config: Mapping[str, Any]) -> None:

@@ -25,7 +25,8 @@ CSP = (
 )
 # Requests that must not count as patron activity or be redirected.
 _PASSIVE_ENDPOINTS = {"static"}
-_MACHINE_BLUEPRINTS = {"api", "health"}  # terminals and probes, not a patron's visit
+# terminals, probes and the metrics scraper, not a patron's visit
+_MACHINE_BLUEPRINTS = {"api", "health", "metrics"}
 # Where the browser session keeps staff tokens that end with the visit: a librarian's
 # take-over on the kiosk (kiosk.terminal.assist) and a staff-page log-in (kiosk.staff). Two
 # keys: a take-over handed back to the patron must never open the staff pages.

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from . import metrics
 from .registry.domain import HEARTBEAT_SECONDS, RegistryError
 from .registry.mailer import SmtpConfig, start_sender
 from .terminal import reference
@@ -26,6 +27,10 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
         from gunicorn.app.base import BaseApplication
 
         class Application(BaseApplication):
+            def __init__(self, metrics_folder: str):
+                self.metrics_folder = metrics_folder
+                super().__init__()
+
             def load_config(self) -> None:
                 bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                 self.cfg.set("bind", bind)
@@ -35,11 +40,16 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
                 self.cfg.set("timeout", 30)
                 self.cfg.set("graceful_timeout", 10)
                 self.cfg.set("keepalive", 5)
+                folder = self.metrics_folder
+                self.cfg.set("child_exit",
+                             lambda _arbiter, worker: metrics.worker_gone(folder, worker.pid))
 
             def load(self) -> Flask:
                 return factory()
 
-        Application().run()
+        # /metrics adds up the counts of every worker, whichever one answers the scrape.
+        with metrics.shared_between_workers() as folder:
+            Application(folder).run()
         return
     from waitress import serve as waitress_serve
 

@@ -124,6 +124,15 @@ def _given_up() -> ColumnElement[bool]:
     return and_(AcademyChange.done_at.is_(None), AcademyChange.attempts >= MAX_ATTEMPTS)
 
 
+def backlog(s: Runner) -> tuple[int, int]:
+    """(waiting to be sent, given up): the dashboard's backlog and given-up figures, in one
+    statement over the changes not done (the index on done_at), for /metrics."""
+    row = s.execute(select(func.count().filter(AcademyChange.attempts < MAX_ATTEMPTS),
+                           func.count().filter(AcademyChange.attempts >= MAX_ATTEMPTS))
+                    .where(AcademyChange.done_at.is_(None))).one()
+    return int(row[0]), int(row[1])
+
+
 def state_of(s: Runner, patron_id: int, standing: Standing) -> str:
     """What "My courses" says about the academy: "" (no academy link, or no seat), "ready"
     (the platform was last made to hold their seat and nothing is waiting) or "pending"

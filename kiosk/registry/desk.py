@@ -205,7 +205,8 @@ class DeskService:
             result = self.seats.claim_for(s, patron.id, course_slug)
             self._audit(s, staff, patron, "patron_enrolled", where, course=course_slug,
                         standing=result.standing.value)
-            return result
+        self.seats.on_claim("desk", result)
+        return result
 
     def withdraw(self, staff: StaffView, patron_id: int, course_slug: str,
                  where: str = "") -> PatronStatus:

@@ -342,6 +342,15 @@ def _given_up() -> ColumnElement[bool]:
                 Notice.attempts >= MAX_ATTEMPTS)
 
 
+def backlog(s: Runner) -> tuple[int, int]:
+    """(waiting to be sent, given up): what `Notices.counts` calls queued and failed, in one
+    statement over the unsent notices only (the index on sent_at), for /metrics."""
+    row = s.execute(select(func.count().filter(Notice.attempts < MAX_ATTEMPTS),
+                           func.count().filter(Notice.attempts >= MAX_ATTEMPTS))
+                    .where(Notice.sent_at.is_(None), Notice.obsolete_at.is_(None))).one()
+    return int(row[0]), int(row[1])
+
+
 @dataclass(frozen=True)
 class Outbox:
     """The outbox as the coordinator's dashboard shows it: counts and kinds of error only."""

@@ -9,6 +9,7 @@ prepared once below, and it runs Core statements on the connection, no ORM.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +51,14 @@ _CLAIM_CONTEXT = (
     .join(Institution, Institution.id == Library.institution_id)
     .where(PatronSession.token_hash == bindparam("token_hash")))
 
+# Who is told of a claim once it is committed: where it was made ("kiosk": a patron, alone or
+# with a librarian taking over; "desk": a librarian for them) and its answer.
+ClaimWatcher = Callable[[str, ClaimResult], None]
+
+
+def nobody_watches(_via: str, _result: ClaimResult) -> None:
+    """The watcher of a registry nobody scrapes."""
+
 
 class Seats:
     def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions, reference: Reference,
@@ -58,6 +67,9 @@ class Seats:
         self.sessions = sessions
         self.reference = reference
         self.verification = verification
+        # Told of each committed claim (kiosk.metrics counts them): it must be as cheap as a
+        # counter's increment, for the claim is the hot path; no SQL, no waiting.
+        self.on_claim: ClaimWatcher = nobody_watches
 
     # --- Seats and enrolments ------------------------------------------------------------
 
@@ -86,7 +98,8 @@ class Seats:
                 self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
                                institution, course=course_slug,
                                standing=result.standing.value)
-            return result
+        self.on_claim("kiosk", result)  # committed: only now is it a claim that happened
+        return result
 
     def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         """The claim for a known patron, inside the caller's write transaction (one made for

@@ -39,6 +39,7 @@ from tests.support.nginx import (
 pytestmark = pytest.mark.slow  # nginx, gunicorn and fifty slow sockets
 
 PROGRAMME = "/api/v1/programme"
+METRICS_TOKEN = "nginx-test-metrics-token-0123456789abcdef"
 
 
 @dataclass
@@ -65,7 +66,8 @@ def _nginx_binary() -> str:
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
     binary = _nginx_binary()
-    with registry_behind_nginx(tmp_path_factory.mktemp("nginx-front"), binary) as parts:
+    with registry_behind_nginx(tmp_path_factory.mktemp("nginx-front"), binary,
+                               KIOSK_METRICS_TOKEN=METRICS_TOKEN) as parts:
         yield Front(*parts)
 
 
@@ -170,6 +172,19 @@ def test_plain_http_is_redirected_to_https_and_no_answer_names_the_version(
                                      "GET", "/readyz")
     assert status == 200 and json.loads(body) == {"status": "ready"}
     assert headers["Server"] == "nginx"
+
+
+def test_a_scrape_through_the_front_needs_the_token_which_nginx_passes_on(front: Front) -> None:
+    """A Prometheus elsewhere scrapes through nginx over TLS: the bearer token is the
+    protection, and nginx hands it to the registry untouched."""
+    status, _, body = _request(_tls_connection(front.nginx.https_port, front.certificate),
+                               "GET", "/metrics")
+    assert status == 401 and b"kiosk_" not in body
+    status, headers, body = _request(
+        _tls_connection(front.nginx.https_port, front.certificate), "GET", "/metrics",
+        {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert b"kiosk_database_up 1.0" in body
 
 
 def test_a_body_over_the_apps_limit_is_refused_by_nginx_and_one_at_the_limit_reaches_it(

@@ -234,7 +234,8 @@ class GunicornRegistry:
     unit's workers and threads), on loopback with a free port, on SQLite in its own instance
     folder with the demo data and one terminal (`token`). Its own process group."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, **environment: str):
+        """`environment`: more variables for the server (KIOSK_METRICS_TOKEN, TMPDIR…)."""
         self.folder = folder
         self.port = free_port()
         database = folder / "registry.sqlite3"
@@ -245,6 +246,7 @@ class GunicornRegistry:
                         KIOSK_DATABASE_URL=f"sqlite:///{database}",
                         KIOSK_SECRET_KEY="nginx-test-registry-key",
                         XDG_RUNTIME_DIR=str(folder))
+        self.env.update(environment)
         self.log = folder / "registry.log"
         self.token = ""
         self.proc: subprocess.Popen[bytes] | None = None
@@ -291,12 +293,13 @@ class GunicornRegistry:
 
 
 @contextmanager
-def registry_behind_nginx(folder: Path, nginx: str) -> Iterator[tuple[GunicornRegistry, Nginx,
-                                                                       Certificate, int]]:
-    """The registry and the shipped nginx front before it; yields the registry, nginx, the
-    certificate to trust and nginx's HTTP port (the HTTPS one is `nginx.https_port`)."""
+def registry_behind_nginx(folder: Path, nginx: str, **environment: str
+                          ) -> Iterator[tuple[GunicornRegistry, Nginx, Certificate, int]]:
+    """The registry (with `environment`, see GunicornRegistry) and the shipped nginx front
+    before it; yields the registry, nginx, the certificate to trust and nginx's HTTP port
+    (the HTTPS one is `nginx.https_port`)."""
     with ExitStack() as stack:
-        registry = GunicornRegistry(folder)
+        registry = GunicornRegistry(folder, **environment)
         stack.callback(registry.stop)
         registry.start()
         certificate = make_certificate(folder)

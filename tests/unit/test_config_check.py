@@ -129,6 +129,12 @@ CASES = [
           "mail-from-no-address"),
     _case("cfg", {"SMTP_TIMEOUT": 0}, "SMTP_TIMEOUT must be a positive number, got 0",
           "smtp-timeout-zero"),
+    # /metrics' bearer token (never echoed)
+    _case("env", {"METRICS_TOKEN": "s3cret"},
+          "METRICS_TOKEN must be at least 32 characters; make one with: python3 -c 'import "
+          "secrets; print(secrets.token_urlsafe(32))'", "metrics-token-short"),
+    _case("override", {"METRICS_TOKEN": "s3cret " + "x" * 40},
+          "METRICS_TOKEN must be printable ASCII without spaces", "metrics-token-space"),
     # logs
     _case("cfg", {"LOG_MAX_BYTES": "5MB"}, "LOG_MAX_BYTES must be a whole number, got '5MB'",
           "log-max-bytes-text-in-cfg"),
