@@ -36,8 +36,6 @@ from tests.support.service_install import LINUX, Install, Unit, readme_line, sys
 from tests.support.storm_support import free_port, stop_process_group
 from tests.support.wheel import REPO, build_wheel
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
-
 PASSWORD = "een lang geheim wachtwoord"
 REGISTRY_UNIT = LINUX / "kiosk-registry.service"
 JOBS_UNIT = LINUX / "kiosk-registry-jobs.service"
@@ -156,6 +154,8 @@ def _wait_for(url: str, server: subprocess.Popen[bytes], log: Path, timeout: flo
             time.sleep(0.2)
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_a_root_owned_install_runs_as_the_service_user_as_the_readme_says(
         database: str, root_folder: Path, tmp_path: Path) -> None:
     _require(service_install.unavailable())
