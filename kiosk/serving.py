@@ -43,6 +43,12 @@ def serve(factory: Callable[[], Flask], *, host: str, port: int, workers: int, t
                 folder = self.metrics_folder
                 self.cfg.set("child_exit",
                              lambda _arbiter, worker: metrics.worker_gone(folder, worker.pid))
+                # gunicorn ≥ 25.1 opens a control socket (reload, change the workers) in
+                # $XDG_RUNTIME_DIR or ~/.gunicorn: outside the unit's state directory, an
+                # ERROR at every start where the home is not writable, and one path shared
+                # by every server of the user. Nothing here uses it.
+                if "control_socket_disable" in self.cfg.settings:
+                    self.cfg.set("control_socket_disable", True)
 
             def load(self) -> Flask:
                 return factory()

@@ -10,10 +10,8 @@ once its token is revoked. Slow: a build plus a pip install.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,66 +26,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.wheel import REPO, build_wheel, clean_env, run
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
 LANGS = ("nl", "fr", "en")
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-# Left out of the copy the wheel is built from: at the top level ...
-_TOP_LEVEL_JUNK = {
-    ".git",
-    ".venv",
-    "venv",
-    "build",
-    "dist",
-    "instance",
-    "node_modules",
-    ".pytest_cache",
-    ".ruff_cache",
-}
-# ... and anywhere.
-_JUNK_PATTERNS = shutil.ignore_patterns("__pycache__", "*.pyc", "*.mo", "*.egg-info")
-
-
-def _ignore(directory: str, names: list[str]) -> set[str]:
-    ignored = set(_JUNK_PATTERNS(directory, names))
-    if Path(directory).resolve() == REPO:
-        ignored |= {n for n in names if n in _TOP_LEVEL_JUNK or n.startswith("tmp-")}
-    return ignored
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    """No PYTHONPATH, no venv, no user site and no KIOSK_* of the developer's; then `extra`."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"} and not k.startswith("KIOSK_")
-    }
-    env["PYTHONNOUSERSITE"] = "1"
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    env.update(extra)
-    return env
-
-
-def _run(
-    cmd: list[str], cwd: Path, timeout: int, env: dict[str, str] | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        cmd,
-        cwd=cwd,
-        env=env if env is not None else _clean_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    assert not check or result.returncode == 0, (
-        f"{' '.join(cmd)} failed with exit code {result.returncode}\n"
-        f"--- stdout ---\n{result.stdout[-6000:]}\n--- stderr ---\n{result.stderr[-6000:]}"
-    )
-    return result
-
 
 def _venv_bin(venv_dir: Path, name: str) -> Path:
     if os.name == "nt":
@@ -97,39 +40,18 @@ def _venv_bin(venv_dir: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if importlib.util.find_spec("build") is None:
-        reason = "the 'build' package is not installed (pip install -e '.[test]')"
-        if IN_CI:
-            pytest.fail(f"CI=true: {reason}")
-        pytest.skip(reason)
-    source = tmp_path_factory.mktemp("wheel-src") / "checkout"
-    assert not source.resolve().is_relative_to(REPO), "pytest's tmp dir is inside the repo"
-    shutil.copytree(REPO, source, ignore=_ignore, symlinks=True)
-    outdir = tmp_path_factory.mktemp("wheel-dist")
-    built = _run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(outdir), "."],
-        cwd=source,
-        timeout=600,
-    )
-    # No warning from the build either, as filterwarnings=error has it for the tests: e.g.
-    # setuptools' for a License :: classifier (it refuses one beside the licence expression).
-    output = built.stdout + built.stderr
-    lines = output.splitlines()
-    warned = [line for line in lines if line.startswith("WARNING") or "Warning:" in line]
-    assert not warned, "\n".join(warned) + "\n--- build output ---\n" + output[-6000:]
-    wheels = sorted(outdir.glob("*.whl"))
-    assert len(wheels) == 1, f"expected one wheel in {outdir}, got {wheels}"
-    return wheels[0]
+    return build_wheel(tmp_path_factory.mktemp("wheel-src") / "checkout",
+                       tmp_path_factory.mktemp("wheel-dist"))
 
 
 @pytest.fixture(scope="module")
 def installed_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv_dir = tmp_path_factory.mktemp("wheel-venv") / "venv"
     assert not venv_dir.resolve().is_relative_to(REPO)
-    _run([sys.executable, "-m", "venv", str(venv_dir)], cwd=venv_dir.parent, timeout=300)
+    run([sys.executable, "-m", "venv", str(venv_dir)], cwd=venv_dir.parent, timeout=300)
     python = _venv_bin(venv_dir, "python")
     # As the deploy files install it: the versions CI tested.
-    _run(
+    run(
         [str(python), "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"),
          str(wheel)],
         cwd=venv_dir.parent,
@@ -227,7 +149,7 @@ def test_installed_wheel_renders_every_language(
     script.write_text(_SMOKE_SCRIPT, encoding="utf-8")
     instance = workdir / "instance"
     python = _venv_bin(installed_venv, "python")
-    result = _run(
+    result = run(
         [str(python), str(script), str(installed_venv), str(REPO), str(instance)],
         cwd=workdir,
         timeout=300,
@@ -327,7 +249,7 @@ class _Registry:
     def __init__(self, venv: Path, root: Path):
         self.kiosk, self.root = str(_venv_bin(venv, "kiosk")), root
         database = (root / "registry.sqlite3").as_posix()
-        self.env = _clean_env(
+        self.env = clean_env(
             KIOSK_INSTANCE_PATH=str(root / "instance"), KIOSK_DATABASE_URL=f"sqlite:///{database}",
             KIOSK_SECRET_KEY="wheel-test-registry-key",
         )
@@ -336,7 +258,7 @@ class _Registry:
         self.server: _Server | None = None
 
     def cli(self, *args: str) -> str:
-        return _run(
+        return run(
             [self.kiosk, "registry", *args], cwd=self.root, timeout=120, env=self.env
         ).stdout
 
@@ -407,11 +329,11 @@ def _terminal_instance(root: Path, registry: _Registry, token: str) -> Path:
 
 def _doctor(venv: Path, instance: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
     """`kiosk doctor` as installed, configured only by the instance folder; its table."""
-    result = _run(
+    result = run(
         [str(_venv_bin(venv, "kiosk")), "doctor"],
         cwd=instance.parent,
         timeout=120,
-        env=_clean_env(KIOSK_INSTANCE_PATH=str(instance)),
+        env=clean_env(KIOSK_INSTANCE_PATH=str(instance)),
         check=False,
     )
     table = {}
@@ -455,7 +377,7 @@ def _terminal_server(installed_venv: Path, terminal: Path, log: str) -> _Server:
     port = _free_port()
     cmd = [str(_venv_bin(installed_venv, "kiosk")), "terminal", "serve",
            "--host", "127.0.0.1", "--port", str(port), "--threads", "2"]
-    return _Server(cmd, terminal.parent, _clean_env(KIOSK_INSTANCE_PATH=str(terminal)),
+    return _Server(cmd, terminal.parent, clean_env(KIOSK_INSTANCE_PATH=str(terminal)),
                    terminal.parent / log, f"http://127.0.0.1:{port}")
 
 
@@ -496,12 +418,12 @@ def test_installed_terminal_serves_from_an_env_file(
                         f"KIOSK_LIBRARY_CODE=ANT-PERMEKE\nKIOSK_DEFAULT_LANGUAGE=nl\n"
                         f"KIOSK_INSTANCE_PATH={root / 'state'}\n", encoding="utf-8")
     kiosk = str(_venv_bin(installed_venv, "kiosk"))
-    doctor = _run([kiosk, "doctor", "--env-file", str(env_file)], cwd=root, timeout=120,
-                  env=_clean_env(), check=False)
+    doctor = run([kiosk, "doctor", "--env-file", str(env_file)], cwd=root, timeout=120,
+                  env=clean_env(), check=False)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
     port = _free_port()
     server = _Server([kiosk, "terminal", "serve", "--env-file", str(env_file), "--host",
-                      "127.0.0.1", "--port", str(port), "--threads", "2"], root, _clean_env(),
+                      "127.0.0.1", "--port", str(port), "--threads", "2"], root, clean_env(),
                      root / "terminal.log", f"http://127.0.0.1:{port}")
     try:
         server.wait_until_up("/", timeout=30)
@@ -534,9 +456,9 @@ def test_installed_doctor_is_red_with_a_revoked_token(
     assert table["registry"][0] == "OK", output
 
     # The terminal itself refuses to start on it, with the same reason in one line.
-    started = _run([str(_venv_bin(installed_venv, "kiosk")), "terminal", "serve", "--port",
+    started = run([str(_venv_bin(installed_venv, "kiosk")), "terminal", "serve", "--port",
                     str(_free_port())], cwd=instance.parent, timeout=60,
-                   env=_clean_env(KIOSK_INSTANCE_PATH=str(instance)), check=False)
+                   env=clean_env(KIOSK_INSTANCE_PATH=str(instance)), check=False)
     assert started.returncode == 1, started.stdout + started.stderr
     assert started.stderr.strip().splitlines()[-1] == (
         "REGISTRY_TOKEN was revoked at the registry (issue a new one: kiosk registry "

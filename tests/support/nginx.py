@@ -240,12 +240,9 @@ class GunicornRegistry:
         self.port = free_port()
         database = folder / "registry.sqlite3"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
-        # gunicorn ≥ 25.1 opens a control socket in XDG_RUNTIME_DIR (else ~/.gunicorn): here,
-        # the test's own folder, so it clashes with no other server.
         self.env.update(KIOSK_INSTANCE_PATH=str(folder / "instance"),
                         KIOSK_DATABASE_URL=f"sqlite:///{database}",
-                        KIOSK_SECRET_KEY="nginx-test-registry-key",
-                        XDG_RUNTIME_DIR=str(folder))
+                        KIOSK_SECRET_KEY="nginx-test-registry-key")
         self.env.update(environment)
         self.log = folder / "registry.log"
         self.token = ""

@@ -229,7 +229,9 @@ def test_registry_units_run_real_commands() -> None:
     names = [line.split("=", 1)[0] for line in REGISTRY_ENV.read_text().splitlines()
              if line and not line.startswith("#")]
     assert "KIOSK_DATABASE_URL" in names
-    for name in names:
+    state = _unit(REGISTRY_UNIT)["Service"]["StateDirectory"]
+    assert read_env_file(REGISTRY_ENV)["KIOSK_INSTANCE_PATH"] == f"/var/lib/{state}"
+    for name in set(names) - {"KIOSK_INSTANCE_PATH"}:
         assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
 
 
