@@ -202,7 +202,11 @@ def closing_engine(store: Store) -> Iterator[None]:
 
 
 def _service(database_url: str) -> RegistryService:
+    """The registry of the running command; its connections are closed when the command
+    ends, also when it fails (not left to the garbage collector, nor to PostgreSQL's count of
+    connections)."""
     service: RegistryService = _registry_app(database_url).extensions["registry_service"]
+    click.get_current_context().call_on_close(service.store.engine.dispose)
     return service
 
 
