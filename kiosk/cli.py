@@ -21,7 +21,7 @@ from . import backup
 from . import doctor as checks
 from .app import base_app, create_app, create_registry_app
 from .catalogs import catalogue_problems, compile_catalogues
-from .config import read_env_file
+from .config import SHARED_SECRET_KEY_MISSING, read_env_file
 from .demo_partners import DemoPartners
 from .paths import resource_dir
 from .registry import academy_sender, schema
@@ -240,7 +240,11 @@ def closing_engine(store: Store) -> Iterator[None]:
 
 
 def _service(database_url: str) -> RegistryService:
+    """The registry of the running command; its connections are closed when the command
+    ends, also when it fails (not left to the garbage collector, nor to PostgreSQL's count of
+    connections)."""
     service: RegistryService = _registry_app(database_url).extensions["registry_service"]
+    click.get_current_context().call_on_close(service.store.engine.dispose)
     return service
 
 
@@ -363,11 +367,7 @@ def registry_serve(database_url: str, host: str, port: int, workers: int, thread
     app = _registry_app(database_url)  # refuse to start on a bad config or a stale schema
     app.extensions["registry_service"].store.engine.dispose()  # each worker opens its own
     if app.config.get("SECRET_KEY_OF_THIS_HOST") and not app.config["SEED_DEMO"]:
-        raise click.ClickException(
-            "the registry needs its secret key in its settings (KIOSK_SECRET_KEY in "
-            "/etc/kiosk/registry.env), the same on every registry host: staff log-ins and "
-            "forms are signed with it, and a key made by one host is not known to another. "
-            "Make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
+        raise click.ClickException(SHARED_SECRET_KEY_MISSING)
     click.echo(f"Seat registry on http://{host}:{port}/api/v1, staff pages on "
                f"http://{host}:{port}/nl/staff/ ({server or default_server()})")
     serve(lambda: _with_mail_sender(_registry_app(database_url)), host=host, port=port,

@@ -149,6 +149,16 @@ def from_environment(environ: os._Environ[str] | dict[str, str] = os.environ) ->
     return out
 
 
+# Why a registry outside the demo refuses to start (`kiosk registry serve`) and `kiosk doctor`
+# fails without SECRET_KEY in its settings: a key made in the instance folder is this host's
+# alone, and a staff log-in signed by one registry host would be refused by the next.
+SHARED_SECRET_KEY_MISSING = (
+    "the registry needs its secret key in its settings (KIOSK_SECRET_KEY in "
+    "/etc/kiosk/registry.env), the same on every registry host: staff log-ins and forms are "
+    "signed with it, and a key made by one host is not known to another. Make one with: "
+    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'")
+
+
 def instance_secret_key(instance_path: Path) -> str:
     """A secret key made on first run and kept in the instance folder (mode 0600)."""
     path = instance_path / "secret_key"

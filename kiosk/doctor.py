@@ -76,6 +76,20 @@ def check_config(cfg: Mapping[str, Any]) -> Result:
                                 f"{cfg['LIBRARY_CODE'] or '(none)'}, registry {where}")
 
 
+def check_secret_key(cfg: Mapping[str, Any]) -> Result:
+    """This process holds the registry (no REGISTRY_URL): outside the demo its SECRET_KEY must
+    come from the settings, the same on every registry host, as `kiosk registry serve`
+    refuses to start without it. A terminal signs only its own pages: its key from the
+    instance folder is enough."""
+    if cfg["REGISTRY_URL"]:
+        return Result("secret", SKIP, "a terminal: a key of its own in the instance folder")
+    if cfg["SECRET_KEY"]:
+        return Result("secret", OK, "from the settings")
+    if cfg["SEED_DEMO"]:
+        return Result("secret", OK, "the demo: a key made in the instance folder")
+    return Result("secret", FAIL, config_module.SHARED_SECRET_KEY_MISSING)
+
+
 # --- A central registry over HTTP ----------------------------------------------------------
 
 
@@ -334,6 +348,10 @@ def run_all(overrides: Mapping[str, Any] | None = None, instance_path: str | Non
     except Exception as exc:  # noqa: BLE001 - a kiosk.cfg that does not even load
         return [Result("config", FAIL, f"kiosk.cfg: {type(exc).__name__}: {exc}")]
     results = [check_config(cfg)]
+    if results[0].status == OK:
+        results.append(check_secret_key(cfg))
+    else:
+        results += _skipped(("secret",), "configuration refused")
     if not cfg["DATABASE_URL"]:
         cfg["DATABASE_URL"] = f"sqlite:///{instance / 'registry.sqlite3'}"
     configured = results[0].status == OK

@@ -26,17 +26,17 @@ from requests.adapters import HTTPAdapter
 from kiosk.app import create_app
 from kiosk.cli import main as kiosk_cli
 from kiosk.config import read_env_file
-from tests.support.factories import IN_CI, build_app
+from tests.support.factories import build_app
 from tests.support.nginx import (
     REPO,
     SITE,
     Certificate,
     GunicornRegistry,
     Nginx,
-    find_nginx,
     free_port,
     make_certificate,
     render_site,
+    require_nginx,
 )
 
 pytestmark = pytest.mark.slow  # two registries under gunicorn, two nginx
@@ -71,15 +71,6 @@ class Front:
         return str(row[0])
 
 
-def _nginx_binary() -> str:
-    binary = find_nginx()
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI must run the nginx tests: nginx not found (.ci/run installs it)")
-        pytest.skip("nginx not found: apt-get install nginx")
-    return binary
-
-
 @contextmanager
 def front(folder: Path, trusted_proxies: str) -> Iterator[Front]:
     """The registry with KIOSK_TRUSTED_PROXIES, a librarian account, the shipped nginx site."""
@@ -99,7 +90,7 @@ def front(folder: Path, trusted_proxies: str) -> Iterator[Front]:
                            https_port=https_port, upstream=f"127.0.0.1:{registry.port}",
                            certificate=certificate)
         (folder / "nginx").mkdir()
-        proxy = Nginx(_nginx_binary(), folder / "nginx", site, https_port)
+        proxy = Nginx(require_nginx(), folder / "nginx", site, https_port)
         stack.callback(proxy.stop)
         proxy.start()
         yield Front(registry, proxy, certificate)

@@ -18,6 +18,7 @@ from kiosk import doctor as checks
 from kiosk.app import create_app
 from kiosk.catalogs import compile_catalogues
 from kiosk.cli import main
+from kiosk.config import SHARED_SECRET_KEY_MISSING
 from kiosk.registry.demo_member_system import DEMO_CARDS, DEMO_LOGIN, DemoMemberSystem
 from kiosk.registry.member_system import MemberSystemConfig
 from tests.support.factories import build_app
@@ -71,8 +72,8 @@ def test_green_against_a_registry_on_loopback(terminal_doctor, registry) -> None
     assert result.exit_code == 0, result.output
     table = rows(result)
     assert {name: status for name, (status, _) in table.items()} == {
-        "config": "OK", "ca": "SKIP", "proxy": "OK", "registry": "OK", "token": "OK",
-        "library": "OK", "migrations": "OK", "translations": "OK", "clock": "OK",
+        "config": "OK", "secret": "SKIP", "ca": "SKIP", "proxy": "OK", "registry": "OK",
+        "token": "OK", "library": "OK", "migrations": "OK", "translations": "OK", "clock": "OK",
         "disk": "OK"}, result.output
     assert registry.url in table["registry"][1]
     assert "27 libraries" in table["token"][1]
@@ -253,3 +254,35 @@ def test_embedded_doctor_tells_whether_the_member_system_and_the_academy_answer(
     assert rows(red)["members"][0] == "WARN" and "MUN" in rows(red)["members"][1]
     assert rows(red)["academy"][0] == "WARN"
     assert DEMO_LOGIN[1] not in red.output
+
+
+# --- A registry host's settings -------------------------------------------------------------
+
+REGISTRY_ENV = Path(__file__).resolve().parents[2] / "deploy" / "linux" / "registry.env.example"
+
+
+@pytest.mark.parametrize(("key", "status"), [("", "FAIL"), ("the-same-on-every-host", "OK")])
+def test_a_registry_hosts_settings_without_their_secret_key_are_red(
+        tmp_path: Path, key: str, status: str) -> None:
+    """The shipped registry.env.example as branch IT fills it (here on SQLite): without
+    KIOSK_SECRET_KEY, red with the reason `kiosk registry serve` refuses to start for."""
+    env_file = tmp_path / "registry.env"
+    env_file.write_text(REGISTRY_ENV.read_text(encoding="utf-8")
+                        .replace("KIOSK_DATABASE_URL=postgresql://kiosk@127.0.0.1/kiosk",
+                                 f"KIOSK_DATABASE_URL=sqlite:///{tmp_path / 'r.sqlite3'}")
+                        .replace("KIOSK_SECRET_KEY=\n", f"KIOSK_SECRET_KEY={key}\n"))
+    result = doctor(tmp_path, "--env-file", str(env_file))
+    secret = rows(result)["secret"]
+    assert secret[0] == status, result.output
+    if status == "FAIL":
+        assert result.exit_code == 1
+        assert secret[1] == SHARED_SECRET_KEY_MISSING
+    else:
+        assert secret[1] == "from the settings"
+
+
+def test_the_demo_and_a_terminal_need_no_secret_key_in_their_settings(
+        terminal_doctor, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert rows(doctor(tmp_path / "demo"))["secret"] == (
+        "OK", "the demo: a key made in the instance folder")
+    assert rows(terminal_doctor())["secret"][0] == "SKIP"

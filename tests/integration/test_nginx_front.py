@@ -20,19 +20,18 @@ from pathlib import Path
 import pytest
 
 from kiosk.config import Config
-from tests.support.factories import IN_CI
 from tests.support.nginx import (
     HOSTNAME,
     SITE,
     Certificate,
     GunicornRegistry,
     Nginx,
-    find_nginx,
     free_port,
     make_certificate,
     p99,
     registry_behind_nginx,
     render_site,
+    require_nginx,
     slow_socket_latencies,
 )
 
@@ -54,18 +53,9 @@ class Front:
         return {"Authorization": f"Bearer {self.registry.token}"}
 
 
-def _nginx_binary() -> str:
-    binary = find_nginx()
-    if binary is None:
-        if IN_CI:
-            pytest.fail("CI must run the nginx tests: nginx not found (.ci/run installs it)")
-        pytest.skip("nginx not found: apt-get install nginx")
-    return binary
-
-
 @pytest.fixture(scope="module")
 def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
-    binary = _nginx_binary()
+    binary = require_nginx()
     with registry_behind_nginx(tmp_path_factory.mktemp("nginx-front"), binary,
                                KIOSK_METRICS_TOKEN=METRICS_TOKEN) as parts:
         yield Front(*parts)
@@ -229,7 +219,7 @@ def test_gunicorn_gets_whole_requests_with_the_forwarded_headers(tmp_path: Path)
     """The shipped site before a recording upstream: the upstream sees nothing until the
     whole body is in, then the client's address (not the X-Forwarded-For it made up), https
     and the host."""
-    binary = _nginx_binary()
+    binary = require_nginx()
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     serving = threading.Thread(target=upstream.serve_forever, daemon=True)
     serving.start()

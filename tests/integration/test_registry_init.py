@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select
@@ -156,3 +157,23 @@ def test_the_registry_server_refuses_to_start_without_its_shared_secret_key(
     assert served == []
     monkeypatch.setenv("KIOSK_SECRET_KEY", "the-same-on-every-host")
     assert kiosk(url, "serve").exit_code == 0 and served == ["served"]
+
+
+@pytest.mark.postgres
+def test_a_registry_command_leaves_no_connection_open_when_it_ends(
+        create_database, postgres_admin: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """On a shared PostgreSQL every command's connections close with it, succeeded or
+    refused: not when the garbage collector gets to them, nor past PostgreSQL's limit."""
+    monkeypatch.setenv("KIOSK_INSTANCE_PATH", str(tmp_path / "instance"))
+    url = create_database()
+    name = url.rsplit("/", 1)[1]
+    assert kiosk(url, "upgrade", "--demo-data").exit_code == 0
+    for args in (("add-terminal", "--library", "ANT-PERMEKE", "--name", "PC 1"),
+                 ("set-cap", "30", "--reason", "fewer licences"),
+                 ("add-terminal", "--library", "NO-SUCH-LIBRARY", "--name", "PC 2")):
+        kiosk(url, *args)
+        with psycopg.connect(postgres_admin) as admin:
+            left = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                                 (name,)).fetchone()
+        assert left == (0,), f"{args[0]} left {left[0]} connection(s) open"

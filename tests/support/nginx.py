@@ -7,7 +7,8 @@ against either, measured. For tests and benchmarks.
 - `Nginx` is a private nginx (its own prefix, config, pid file, logs and temp folders) that
   runs as the current user; the `user` directive is written only when that is root.
 - `GunicornRegistry` is `kiosk registry serve` with the unit file's own options, on SQLite with
-  the demo data and one terminal.
+  the demo data and one terminal (or on a database and loopback address of the test's choosing:
+  tests/support/registry_hosts.py puts two of them on one PostgreSQL).
 - `slow_socket_latencies` is the measure: latencies of normal requests while stalled sockets
   hang on the same server.
 """
@@ -15,11 +16,13 @@ against either, measured. For tests and benchmarks.
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import os
 import pwd
 import shlex
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -32,10 +35,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import trustme
 from click.testing import CliRunner
 
 from kiosk.cli import main as kiosk_cli
+from tests.support.factories import IN_CI
 from tests.support.storm_support import free_port, stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,16 +81,18 @@ def make_certificate(folder: Path) -> Certificate:
     return cert
 
 
-def render_site(text: str, *, http_port: int, https_port: int, upstream: str,
+def render_site(text: str, *, http_port: int, https_port: int, upstream: str | Sequence[str],
                 certificate: Certificate) -> str:
-    """The shipped site with loopback ports, another upstream and the test's certificate.
+    """The shipped site with loopback ports, another upstream (or several: one `server` line
+    each, as the site's comment shows for more registry hosts) and the test's certificate.
     Raises ValueError if a line it substitutes is gone: a changed file must not go untested."""
+    upstreams = [upstream] if isinstance(upstream, str) else list(upstream)
     substitutions = [
         ("listen 80;", f"listen 127.0.0.1:{http_port};"),
         ("listen [::]:80;", ""),  # loopback IPv6 may be missing; the IPv4 socket is tested
         ("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;"),
         ("listen [::]:443 ssl;", ""),
-        ("server 127.0.0.1:8000;", f"server {upstream};"),
+        ("server 127.0.0.1:8000;", "\n    ".join(f"server {u};" for u in upstreams)),
         ("/etc/ssl/certs/kiosk-registry.pem", str(certificate.chain)),
         ("/etc/ssl/private/kiosk-registry.key", str(certificate.key)),
     ]
@@ -229,49 +236,104 @@ def unit_serve_options() -> dict[str, str]:
     return dict(zip(command[3::2], command[4::2], strict=True))
 
 
+def require_nginx() -> str:
+    """nginx's binary; where there is none, a failure in CI (it must run the nginx tests) and
+    a skip saying why elsewhere."""
+    binary = find_nginx()
+    if binary is None:
+        if IN_CI:
+            pytest.fail("CI must run the nginx tests: nginx not found (.ci/run installs it)")
+        pytest.skip("nginx not found: apt-get install nginx")
+    return binary
+
+
+def free_port_on(hosts: Sequence[str]) -> int:
+    """A port free on every one of `hosts` (loopback addresses), for servers that listen on the
+    same port each on its own address, as registry hosts do."""
+    for _ in range(20):
+        with socket.socket() as first:
+            first.bind((hosts[0], 0))
+            port: int = first.getsockname()[1]
+            try:
+                for host in hosts[1:]:
+                    with socket.socket() as other:
+                        other.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no port free on all of {', '.join(hosts)}")
+
+
 class GunicornRegistry:
     """The registry as kiosk-registry.service runs it (`kiosk registry serve`, gunicorn, the
-    unit's workers and threads), on loopback with a free port, on SQLite in its own instance
-    folder with the demo data and one terminal (`token`). Its own process group."""
+    unit's workers and threads) on a loopback address (`host`) and a free port, with its own
+    instance folder and log. By default on SQLite in that folder; `database_url` puts it on
+    another database, which several of them may share (each host with its own instance
+    folder, as on real hosts). `prepare()` fills the database with the demo data and issues
+    one terminal (`token`): once per database. Its own process group."""
 
-    def __init__(self, folder: Path, **environment: str):
+    def __init__(self, folder: Path, *, database_url: str = "", host: str = "127.0.0.1",
+                 port: int | None = None, secret_key: str = "nginx-test-registry-key",
+                 **environment: str):
         """`environment`: more variables for the server (KIOSK_METRICS_TOKEN, TMPDIR…)."""
         self.folder = folder
-        self.port = free_port()
-        database = folder / "registry.sqlite3"
+        self.host = host
+        self.port = port or free_port()
+        database_url = database_url or f"sqlite:///{folder / 'registry.sqlite3'}"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK_")}
         self.env.update(KIOSK_INSTANCE_PATH=str(folder / "instance"),
-                        KIOSK_DATABASE_URL=f"sqlite:///{database}",
-                        KIOSK_SECRET_KEY="nginx-test-registry-key")
+                        KIOSK_DATABASE_URL=database_url,
+                        KIOSK_SECRET_KEY=secret_key)
         self.env.update(environment)
         self.log = folder / "registry.log"
         self.token = ""
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def cli(self, *args: str) -> str:
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
         """`kiosk registry ARGS` in this process (kiosk is imported already: no 3 s start)."""
-        done = CliRunner().invoke(kiosk_cli, ["registry", *args], env=self.env)
+        done = CliRunner().invoke(kiosk_cli, ["registry", *args], env=self.env, input=stdin)
         if done.exit_code != 0:
             raise RuntimeError(f"kiosk registry {' '.join(args)}: {done.output}")
         return done.output
 
-    def start(self, timeout: float = 60) -> GunicornRegistry:
+    def add_terminal(self, name: str) -> str:
+        """A new terminal of ANT-PERMEKE; answers its token."""
+        out = self.cli("add-terminal", "--library", "ANT-PERMEKE", "--name", name)
+        return next(w for w in out.split() if w.startswith("kt_"))
+
+    def prepare(self) -> None:
         self.cli("upgrade", "--demo-data")
-        out = self.cli("add-terminal", "--library", "ANT-PERMEKE", "--name", "nginx test")
-        self.token = next(w for w in out.split() if w.startswith("kt_"))
+        self.token = self.add_terminal("nginx test")
+
+    def start(self, timeout: float = 60, *, prepare: bool = True) -> GunicornRegistry:
+        if prepare:
+            self.prepare()
+        self.launch()
+        return self.wait_until_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the server without waiting for it (several hosts start side by side)."""
         options = unit_serve_options()
-        options.update({"--host": "127.0.0.1", "--port": str(self.port)})
+        options.update({"--host": self.host, "--port": str(self.port)})
         cmd = [sys.executable, "-c", "from kiosk.cli import main; main()", "registry", "serve",
                *[part for option in options.items() for part in option]]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=self.folder, env=self.env, stdout=log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_until_ready(self, timeout: float = 60) -> GunicornRegistry:
+        """Until /readyz answers 200; stops the server and raises if it does not in time."""
+        assert self.proc is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the registry exited:\n{self.log.read_text()}")
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
                 conn.request("GET", "/readyz")
                 ready = conn.getresponse().status == 200
                 conn.close()
@@ -283,10 +345,28 @@ class GunicornRegistry:
         self.stop()
         raise RuntimeError(f"the registry did not become ready:\n{self.log.read_text()}")
 
+    def kill9(self) -> None:
+        """SIGKILL to the whole process group: master and workers die at once, as when the
+        host loses power."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is not None:
             stop_process_group(self.proc)
         self.proc = None
+
+    def access_lines(self) -> list[dict[str, object]]:
+        """The app's access lines (logger kiosk.access, one JSON line per request) in its log."""
+        lines = []
+        for text in self.log.read_text(errors="replace").splitlines():
+            if text.startswith("{"):
+                line = json.loads(text)
+                if line.get("logger") == "kiosk.access":
+                    lines.append(line)
+        return lines
 
 
 @contextmanager

@@ -429,6 +429,24 @@ def test_nginx_site_fronts_the_registry_units_address_with_the_apps_limits() -> 
     assert headers["Host"] == headers["X-Forwarded-Host"] == "$host"
 
 
+
+def test_nginx_site_hands_a_failed_request_to_another_host_but_never_resends_a_post() -> None:
+    """More than one registry host: a request one host refused or left unanswered goes to
+    the next, once and soon; a POST one host received is never sent to another (staff forms
+    and the log-in carry no Idempotency-Key). The README's second host is one line away."""
+    text = NGINX_SITE.read_text(encoding="utf-8")
+    [tls] = [server for server in parse_config(text).all("server") if server.all("location")]
+    location = tls.one("location")
+    # Not `non_idempotent`: nginx then resends only what no host has received.
+    assert location.one("proxy_next_upstream").args == ("error", "timeout")
+    assert location.one("proxy_next_upstream_tries").args == ("2",)
+    # A host that does not even take the connection still leaves time to try the next one.
+    connect = seconds(location.one("proxy_connect_timeout").args[0])
+    assert connect < seconds(location.one("proxy_next_upstream_timeout").args[0]) <= 15
+    assert "    # server 10.0.0.3:8000;\n}" in text
+    readme = (DEPLOY.parent / "README.md").read_text(encoding="utf-8")
+    assert "### More than one registry host" in readme
+
 # --- Chromium policy ----------------------------------------------------------------------
 
 
