@@ -42,6 +42,12 @@ CODED: dict[str, Mapping[str, Any]] = {
     "promotion": labels.PROMOTIONS,
     "verification": labels.VERIFICATIONS,
     "reason": labels.REASONS,
+    "why": labels.ACADEMY_WHY,
+}
+# Details that hold a mapping whose keys are codes of their own, by the key they are written
+# under (the settings inside "before" and "after" are detail keys).
+NESTED_KEYS: dict[str, Mapping[str, Any]] = {
+    "counts": labels.SYNC_COUNTS,
 }
 # Detail values that are moments (ISO, naive UTC) or days (ISO).
 MOMENTS = {"until"}
@@ -97,8 +103,15 @@ class DetailReader:
         if isinstance(value, (list, tuple)):
             return ", ".join(self(v, key) for v in value)
         if isinstance(value, dict):
-            return "; ".join(f"{detail_label(k)}: {self(v, k)}" for k, v in value.items())
+            return "; ".join(f"{self._key(k, key)}: {self(v, k)}" for k, v in value.items())
         return self._item(value, key)
+
+    @staticmethod
+    def _key(key: str, parent: str) -> str:
+        """A key inside a detail: through its parent's own labels, or as a detail key."""
+        if parent in NESTED_KEYS:
+            return label_of(NESTED_KEYS[parent], key)
+        return detail_label(key)
 
     def _item(self, value: object, key: str) -> str:
         text = str(value)

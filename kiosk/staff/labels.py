@@ -67,6 +67,23 @@ ACADEMY_CHANGES: dict[str, Any] = {
     "deleted": _l("account deleted"),
     "unchanged": _l("nothing to change"),
 }
+# The counts of an academy sync ("academy_synced": what was done to how many patrons, and
+# the two sides' sizes), kiosk.registry.academy_sync.reconcile.
+SYNC_COUNTS: dict[str, Any] = {
+    "created": _l("Accounts created"),
+    "reactivated": _l("Accounts opened again"),
+    "updated": _l("Accounts brought up to date"),
+    "deactivated": _l("Accounts closed"),
+    "deleted": _l("Accounts deleted"),
+    "unchanged": _l("Accounts left as they were"),
+    "holders": _l("Seat holders"),
+    "platform": _l("Our users on the platform before"),
+}
+# Why the academy's platform was asked to change an account, when it was not the seat's own
+# change (kiosk.registry.academy_sync).
+ACADEMY_WHY: dict[str, Any] = {
+    "sync": _l("the platform was checked against the registry"),
+}
 # Reasons the registry writes itself (a person's reason is shown as typed).
 REASONS: dict[str, Any] = {
     "merged": _l("merged with another account"),

@@ -127,9 +127,9 @@ def init_app(app: Flask) -> None:
                                  and assist.assistant() is not None)
             assist.end()  # nothing is done "assisted": the patron may go on alone
             if other_institution:  # the librarian's session lives: it is this patron
-                flash(_("Assisted mode has ended: this account belongs to a library of "
-                        "another institution, whose librarians (or the coordinator) can "
-                        "help. Nothing was changed: you can go on by yourself."))
+                flash(_("Assisted mode has ended. This account belongs to a library of "
+                        "another institution: its librarians or the coordinator can help. "
+                        "Nothing was changed. You can go on by yourself."))
             else:
                 flash(_("Assisted mode has ended. Nothing was changed: please try again."))
             return redirect(request.path)

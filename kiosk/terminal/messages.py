@@ -164,12 +164,33 @@ REQUIRED = {
     "institution_code": _l("Choose an institution from the list."),
     "until": _l("Choose the last day and time."),
     "position": _l("Type the new place in the line."),
+    # The coordinator's console: courses, the module of the month, institutions and
+    # libraries; IT's maintenance message (one text per language).
+    "title_nl": _l("Type the title in Dutch."),
+    "title_fr": _l("Type the title in French."),
+    "title_en": _l("Type the title in English."),
+    "summary_nl": _l("Type the summary in Dutch."),
+    "summary_fr": _l("Type the summary in French."),
+    "summary_en": _l("Type the summary in English."),
+    "category": _l("Choose a category from the list."),
+    "hours": _l("Type the number of hours."),
+    "featured_from": _l("Choose the first day."),
+    "featured_until": _l("Choose the last day."),
+    "name_nl": _l("Type the name in Dutch."),
+    "name_fr": _l("Type the name in French."),
+    "name_en": _l("Type the name in English."),
+    "library_name": _l("Type the library's name."),
+    "nl": _l("Type the message in Dutch."),
+    "fr": _l("Type the message in French."),
+    "en": _l("Type the message in English."),
 }
 
 
 def required(name: str) -> str:
-    """The "required" message for one field (lazy: for a form's validators)."""
-    return REQUIRED.get(name, MESSAGES["required"])
+    """The "required" message for one field (lazy: for a form's validators). A name without
+    its own message is a KeyError when the form is defined, so no form can fall back to the
+    generic "fill this in"."""
+    return REQUIRED[name]
 
 
 def field_message(name: str, code: str, **params: object) -> str:

@@ -39,7 +39,7 @@ def test_my_courses_says_being_set_up_then_ready_at_the_academy(
     client = academy_app.test_client()
     assert client.post("/nl/login", data={"identifier": card,
                                           "password": patron_data().password}).status_code == 302
-    assert "Wordt klaargezet bij de academie" in client.get("/nl/my").get_data(as_text=True)
+    assert "De academie zet je toegang klaar" in client.get("/nl/my").get_data(as_text=True)
     send_due(service.store, scim_config(platform), service.clock())
     page = client.get("/fr/my").get_data(as_text=True)
     assert "Votre accès à l’académie est ouvert" in page

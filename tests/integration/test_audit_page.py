@@ -8,8 +8,13 @@ import re
 from datetime import datetime
 from pathlib import Path
 
+from kiosk.registry.academy_link import AcademyLink
+from kiosk.registry.academy_sync import reconcile
 from kiosk.registry.staff import record
-from kiosk.staff import labels
+from kiosk.registry.store import AuditEntry
+from kiosk.staff import audit, labels
+from tests.support.factories import add_patron
+from tests.support.scim_server import scim_config, start_platform
 
 
 def write(service, at: datetime, actor: str, action: str, **kwargs: object) -> None:
@@ -153,6 +158,98 @@ def written() -> tuple[dict[str, str], dict[str, str], list[str]]:
                         if isinstance(key, ast.Constant):
                             keys.setdefault(key.value, f"{path.name}:{node.lineno}")
     return actions, keys, passed_on
+
+
+def detail_values() -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """What the writers' calls pass as detail values that the page must read as words: the
+    codes written as literals ((key, code) → first place; `"a" if x else "b"` and `x or "c"`
+    count both), and the mappings built at run time (key → first place), whose keys are
+    codes of their own ("counts": {"created": 2, "holders": 5})."""
+    codes: dict[tuple[str, str], str] = {}
+    built: dict[str, str] = {}
+    for path in sorted(KIOSK.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name not in WRITERS or len(node.args) <= WRITERS[name]:
+                continue
+            where = f"{path.relative_to(KIOSK.parent)}:{node.lineno}"
+            for keyword in node.keywords:
+                if keyword.arg is None or keyword.arg in NOT_DETAIL:
+                    continue
+                value = keyword.value
+                if isinstance(value, ast.Call) and getattr(value.func, "id", "") in (
+                        "dict", "Counter"):
+                    built.setdefault(keyword.arg, where)
+                for part in ast.walk(value):
+                    if isinstance(part, ast.Constant) and isinstance(part.value, str) \
+                            and part.value.isidentifier() \
+                            and isinstance(value, (ast.Constant, ast.IfExp, ast.BoolOp)):
+                        codes.setdefault((keyword.arg, part.value), where)
+    return codes, built
+
+
+def test_every_code_written_as_a_detail_value_has_a_label() -> None:
+    codes, _built = detail_values()
+    assert {("why", "sync"), ("how", "one_time"), ("reason", "merged"),
+            ("part", "seats")} <= set(codes)  # the scan finds them
+    missing = {f"{key}={code}": where for (key, code), where in codes.items()
+               if code not in audit.CODED.get(key, {})}
+    assert missing == {}
+
+
+def test_every_detail_built_as_a_mapping_at_run_time_has_labels_for_its_keys() -> None:
+    _codes, built = detail_values()
+    assert "counts" in built  # the scan finds the academy sync's counts
+    missing = {key: where for key, where in built.items() if key not in audit.NESTED_KEYS}
+    assert missing == {}
+    # The sync counts each outcome the platform can be asked for, and the two sides' sizes.
+    assert set(labels.ACADEMY_CHANGES) | {"holders", "platform"} == set(labels.SYNC_COUNTS)
+
+
+def stored_codes(value: object) -> set[str]:
+    """The codes a detail holds: its keys, inside too, and its values that look like codes."""
+    if isinstance(value, dict):
+        return set(value) | {c for v in value.values() for c in stored_codes(v)}
+    if isinstance(value, list):
+        return {c for v in value for c in stored_codes(v)}
+    return {value} if isinstance(value, str) and re.fullmatch(r"[a-z]+(_[a-z]+)*", value) \
+        else set()
+
+
+def test_an_academy_sync_reads_as_words_in_every_language(service, staff_client) -> None:
+    service.set_cap(5, actor="test")
+    _card, token = add_patron(service)
+    service.claim(token, "excel-basics")
+    platform = start_platform()
+    try:
+        with AcademyLink(scim_config(platform)) as link:
+            report = reconcile(service.store, link, service.clock(), actor="cli")
+    finally:
+        platform.stop()
+    assert report.counts["created"] == 1 and report.counts["holders"] == 1
+    with service.store.read() as s:
+        details = [e.detail for e in s.query(AuditEntry).filter(
+            AuditEntry.action.in_(["academy_synced", "academy_user_changed"]))]
+    codes = set().union(*(stored_codes(d) for d in details))
+    assert {"created", "holders", "platform", "sync", "counts", "change", "why"} <= codes
+    for lang in ("nl", "fr"):
+        client = staff_client("coordinator", lang)
+        body = client.get(f"/{lang}/staff/audit?action=academy_synced").get_data(as_text=True)
+        body += client.get(f"/{lang}/staff/audit?action=academy_user_changed").get_data(
+            as_text=True)
+        # Each label and value as shown: a <dt>, a <dd>, and the "key: value" parts of a
+        # <dd> that holds a mapping.
+        cells = re.findall(r"<d[td]>(.*?)</d[td]>", body, re.S)
+        shown = {piece.strip() for cell in cells for part in cell.split("; ")
+                 for piece in (part, *part.split(": "))}
+        assert len(cells) >= 6, body
+        assert shown & codes == set(), (lang, sorted(shown))
+    english = staff_client("coordinator").get("/en/staff/audit?action=academy_synced")
+    assert "Accounts created: 1" in english.get_data(as_text=True)
+    assert "Seat holders: 1" in english.get_data(as_text=True)
 
 
 def test_every_action_written_anywhere_has_a_label() -> None:

@@ -407,9 +407,9 @@ def test_a_missing_french_title_is_shown_beside_its_field(staff_client, service)
     field = body[body.index('<label for="title_fr">'):]
     field = field[:field.index("</div>")]
     assert "Title in French" in field
-    assert '<p class="error" id="title_fr-error">Please fill this in.</p>' in field
+    assert '<p class="error" id="title_fr-error">Type the title in French.</p>' in field
     assert 'lang="fr"' in field and 'aria-invalid="true"' in field
-    assert '<a href="#title_fr">Title in French: Please fill this in.</a>' in body
+    assert '<a href="#title_fr">Title in French: Type the title in French.</a>' in body
     assert f'value="{TITLES["en"]}"' in body  # what was typed stays
     assert 'id="title_nl"' in body and 'lang="nl"' in body and 'lang="en"' in body
     assert "shopping-online-safely" not in {c.slug for c in service.catalogue("en").courses}

@@ -165,7 +165,8 @@ def test_maintenance_message_from_the_staff_page(staff_client, client, service) 
                                                           "until": "2001-01-01T10:00"})
     assert bad.status_code == 422
     body = bad.get_data(as_text=True)
-    assert "Please fill this in." in body and "Please choose a moment in the future." in body
+    assert "Type the message in French." in body
+    assert "Please choose a moment in the future." in body
     assert service.maintenance() is None
     typed = (utcnow() + timedelta(days=1)).replace(second=0, microsecond=0)
     done = coordinator.post("/en/staff/maintenance", data={

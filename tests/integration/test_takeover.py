@@ -258,7 +258,7 @@ def test_a_librarian_acts_for_no_patron_of_another_institution(
         response = client.post(path)
         assert response.status_code == 302, (path, text(response))
         page = text(client.get(response.location))
-        assert "De begeleide modus is beëindigd: dit account hoort bij een bibliotheek van " \
+        assert "De begeleide modus is gestopt. Dit account hoort bij een bibliotheek van " \
             "een andere organisatie" in page, path
         assert staff_token(client) is None
     status = service.status(token)
