@@ -51,6 +51,12 @@ class Serving:
         return self.pool_size + self.max_overflow
 
     @property
+    def steady(self) -> int:
+        """The connections one worker's threads and senders keep busy under load (a request
+        holds one most of the time): the pool should keep that many open."""
+        return self.threads + self.senders
+
+    @property
     def at_once(self) -> int:
         """The most connections one worker's threads and senders may hold at once."""
         return self.threads * CONNECTIONS_PER_REQUEST + self.senders
@@ -77,9 +83,10 @@ def serving_from(cfg: Mapping[str, Any], workers: int, threads: int, hosts: int)
 def connection_budget(serving: Serving, max_connections: int, reserved: int) -> Result:
     """The connections the registry may open at full load against the `max_connections`
     PostgreSQL accepts, less those `reserved` for superusers: FAIL when they do not fit
-    (under load, requests would fail with "too many clients"), WARN when a worker's pool is
-    smaller than what its threads and senders may hold at once (requests would wait for a
-    connection), or when little room is left."""
+    (under load, requests would fail with "too many clients"), WARN when a worker's pool
+    keeps fewer open than its threads and senders keep busy (each request past them would
+    open and close its own) or allows fewer than they may hold at once (requests would
+    wait), or when little room is left."""
     accepted = max_connections - reserved
     need = serving.at_full_load
     sums = (f"{need} connections at full load ({serving.sum_text()}); PostgreSQL accepts "
@@ -89,13 +96,14 @@ def connection_budget(serving: Serving, max_connections: int, reserved: int) -> 
                       "KIOSK_DATABASE_POOL_SIZE or KIOSK_DATABASE_MAX_OVERFLOW, or raise "
                       "max_connections in postgresql.conf (PostgreSQL must restart), or put "
                       "PgBouncer in front.")
-    at_once = serving.at_once
-    if serving.per_worker < at_once:
-        return Result("connections", WARN, f"{sums}. But a worker may need {at_once} at "
-                      f"once ({serving.threads} threads × {CONNECTIONS_PER_REQUEST}, "
-                      f"{serving.senders} sender(s)) and may open only {serving.per_worker}: "
-                      "requests would wait for one. Set KIOSK_DATABASE_MAX_OVERFLOW to at "
-                      f"least {at_once - serving.pool_size}.")
+    if serving.pool_size < serving.steady or serving.per_worker < serving.at_once:
+        return Result("connections", WARN, f"{sums}. But a worker's {serving.threads} "
+                      f"threads and {serving.senders} sender(s) keep {serving.steady} "
+                      f"connections busy and may need {serving.at_once} at once (a request "
+                      f"up to {CONNECTIONS_PER_REQUEST}): requests would wait for one, or "
+                      "open and close one each time. Set KIOSK_DATABASE_POOL_SIZE to at least "
+                      f"{serving.steady} and KIOSK_DATABASE_MAX_OVERFLOW to at least "
+                      f"{serving.at_once - max(serving.pool_size, serving.steady)}.")
     if need > accepted * ROOM:
         return Result("connections", WARN, f"{sums}: over {ROOM:.0%}, little room is left "
                       "for psql, monitoring or another registry host. Lower KIOSK_WORKERS "

@@ -43,10 +43,10 @@ def app() -> Flask:
         AUTO_MIGRATE=False,
         SEED_DEMO=False,
         DATABASE_ISOLATION=env.get("KIOSK_STORM_ISOLATION", "READ COMMITTED"),
-        # The product's pool, with an overflow for the storm's workers of up to 16 threads
-        # (2 connections each at most), as an operator who raises KIOSK_THREADS sets it
-        # (`kiosk registry doctor` says so).
-        DATABASE_MAX_OVERFLOW=32,
+        # The storm's workers run up to 16 threads: a connection each kept open, one more each
+        # in a burst, as `kiosk registry doctor` tells an operator who runs that many.
+        DATABASE_POOL_SIZE=16,
+        DATABASE_MAX_OVERFLOW=16,
     )
     service = flask_app.extensions["registry_service"]
     if env.get("KIOSK_STORM_GUARD", "1") == "0":

@@ -20,9 +20,9 @@ def test_the_shipped_settings_fit_postgresqls_default_of_100_with_room_to_spare(
                              "(max_connections 100 − 3 reserved)")
 
 
-def test_a_workers_pool_holds_two_connections_a_thread_and_both_senders_at_once() -> None:
-    assert SHIPPED.at_once == 2 * 2 + 2
-    assert SHIPPED.per_worker >= SHIPPED.at_once
+def test_a_workers_pool_keeps_a_connection_a_thread_and_sender_and_allows_two_a_thread() -> None:
+    assert SHIPPED.pool_size >= SHIPPED.steady == 2 + 2
+    assert SHIPPED.per_worker >= SHIPPED.at_once == 2 * 2 + 2
 
 
 def test_more_than_postgresql_accepts_fails_and_says_what_to_lower_or_raise() -> None:
@@ -54,14 +54,32 @@ def test_over_four_fifths_of_the_limit_warns_of_little_room() -> None:
     assert tight.status == WARN and "little room is left" in tight.detail
 
 
-def test_a_pool_smaller_than_a_workers_threads_and_senders_warns_with_the_overflow_to_set() -> None:
-    small = Serving(workers=3, threads=4, senders=2, pool_size=4, max_overflow=4)
-    result = connection_budget(small, max_connections=100, reserved=3)
+def test_a_pool_smaller_than_a_workers_threads_need_warns_with_the_sizes_to_set() -> None:
+    more_threads = Serving(workers=3, threads=8, senders=2, pool_size=4, max_overflow=4)
+    result = connection_budget(more_threads, max_connections=100, reserved=3)
     assert result.status == WARN
-    assert result.detail.endswith("But a worker may need 10 at once (4 threads × 2, 2 "
-                                  "sender(s)) and may open only 8: requests would wait for "
-                                  "one. Set KIOSK_DATABASE_MAX_OVERFLOW to at least 6.")
-    assert connection_budget(Serving(3, 3, 2, 4, 4), 100, 3).status == OK  # 8 of 8
+    assert result.detail.endswith("But a worker's 8 threads and 2 sender(s) keep 10 "
+                                  "connections busy and may need 18 at once (a request up to "
+                                  "2): requests would wait for one, or open and close one "
+                                  "each time. Set KIOSK_DATABASE_POOL_SIZE to at least 10 and "
+                                  "KIOSK_DATABASE_MAX_OVERFLOW to at least 8.")
+    sized = Serving(workers=3, threads=8, senders=2, pool_size=10, max_overflow=8)
+    assert connection_budget(sized, max_connections=100, reserved=3).status == OK  # 57
+
+
+def test_a_pool_kept_too_small_warns_even_when_the_overflow_would_cover_the_threads() -> None:
+    churning = Serving(workers=3, threads=2, senders=2, pool_size=2, max_overflow=6)
+    result = connection_budget(churning, max_connections=100, reserved=3)
+    assert result.status == WARN and "open and close one each time" in result.detail
+    assert result.detail.endswith("POOL_SIZE to at least 4 and KIOSK_DATABASE_MAX_OVERFLOW "
+                                  "to at least 2.")
+
+
+def test_an_overflow_too_small_for_two_connections_a_request_warns() -> None:
+    short = Serving(workers=3, threads=2, senders=2, pool_size=4, max_overflow=1)
+    result = connection_budget(short, max_connections=100, reserved=3)
+    assert result.status == WARN and "may need 6 at once" in result.detail
+    assert result.detail.endswith("KIOSK_DATABASE_MAX_OVERFLOW to at least 2.")
 
 
 def test_every_registry_host_on_the_database_counts() -> None:
