@@ -17,7 +17,7 @@ import click
 from babel.messages.pofile import read_po, write_po
 from flask import Flask
 
-from . import backup
+from . import backup, registry_doctor
 from . import doctor as checks
 from .app import base_app, create_app, create_registry_app
 from .catalogs import catalogue_problems, compile_catalogues
@@ -46,7 +46,14 @@ from .registry.sample_patrons import add_sample_patrons, has_patrons
 from .registry.seed import is_seeded, seed
 from .registry.services import RegistryService, utcnow
 from .registry.store import Store
-from .serving import default_server, serve, start_heartbeat, start_mail_sender
+from .serving import (
+    THREADS,
+    WORKERS,
+    default_server,
+    serve,
+    start_heartbeat,
+    start_mail_sender,
+)
 from .staff.practice import after_reset
 from .version import __version__
 
@@ -274,6 +281,32 @@ def registry_upgrade(database_url: str, demo_data: bool) -> None:
                    "(current).")
 
 
+@registry.command("doctor")
+@database_option
+@click.option("--workers", envvar="KIOSK_WORKERS", default=WORKERS, show_default=True,
+              show_envvar=True, type=click.IntRange(1, 64),
+              help="The workers `kiosk registry serve` runs.")
+@click.option("--threads", envvar="KIOSK_THREADS", default=THREADS, show_default=True,
+              show_envvar=True, type=click.IntRange(1, 64), help="Its threads per worker.")
+@click.option("--hosts", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Registry hosts sharing this database, each with these settings.")
+def registry_doctor_command(database_url: str, workers: int, threads: int, hosts: int) -> None:
+    """Check this registry host: its settings, its database (answers, migrations current)
+    and the connections it may open at full load against PostgreSQL's max_connections;
+    exit 1 on any FAIL."""
+    try:
+        cfg, instance = checks.load_config({"DATABASE_URL": database_url} if database_url
+                                           else None)
+    except SystemExit as exc:
+        results = [checks.Result("config", checks.FAIL, str(exc))]
+    else:
+        results = registry_doctor.run_all(cfg, instance, workers=workers, threads=threads,
+                                          hosts=hosts)
+    checks.render(results, click.echo)
+    if checks.failed(results):
+        sys.exit(1)
+
+
 # The words for check_account's codes, for `kiosk registry init`.
 ACCOUNT_PROBLEMS = {
     "required": "is missing", "too_long": "is too long",
@@ -355,10 +388,10 @@ def registry_init(database_url: str, programme_file: Path | None, username: str 
 @click.option("--host", envvar="KIOSK_HOST", default="127.0.0.1", show_default=True)
 @click.option("--port", envvar="KIOSK_PORT", default=8000, show_default=True,
               type=click.IntRange(1, 65535))
-@click.option("--workers", envvar="KIOSK_WORKERS", default=2, show_default=True,
-              type=click.IntRange(1, 64))
-@click.option("--threads", envvar="KIOSK_THREADS", default=1, show_default=True,
-              type=click.IntRange(1, 64))
+@click.option("--workers", envvar="KIOSK_WORKERS", default=WORKERS, show_default=True,
+              show_envvar=True, type=click.IntRange(1, 64))
+@click.option("--threads", envvar="KIOSK_THREADS", default=THREADS, show_default=True,
+              show_envvar=True, type=click.IntRange(1, 64))
 @click.option("--server", type=click.Choice(["gunicorn", "waitress"]), default=None,
               help="Default: gunicorn on Linux, waitress on Windows.")
 def registry_serve(database_url: str, host: str, port: int, workers: int, threads: int,

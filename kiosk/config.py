@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from .registry.days import BELGIUM
 from .registry.domain import RegistryError
+from .registry.store import DIRECT, MAX_OVERFLOW, POOL_SIZE, POOLERS
 
 _log = logging.getLogger("kiosk.config")
 
@@ -39,6 +40,12 @@ class Config:
     AUTO_MIGRATE = True  # the embedded default migrates itself; `kiosk registry serve` does not
     # Test-only switch (refused unless TESTING): shows why READ COMMITTED is pinned.
     DATABASE_ISOLATION = "READ COMMITTED"
+    # PostgreSQL connections each registry process keeps open, and opens beyond them in a
+    # burst (see kiosk.registry.store.POOL_SIZE); "pgbouncer": DATABASE_URL is PgBouncer in
+    # transaction pooling mode.
+    DATABASE_POOL_SIZE = POOL_SIZE
+    DATABASE_MAX_OVERFLOW = MAX_OVERFLOW
+    DATABASE_POOLER = DIRECT
     # Terminal → central registry over HTTP (empty: the registry runs in this process)
     REGISTRY_URL = ""
     REGISTRY_TOKEN = ""
@@ -189,13 +196,16 @@ def apply_https(config: dict[str, Any]) -> None:
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
                   "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT",
                   "LOG_MAX_BYTES", "LOG_BACKUPS")
+# Whole numbers that may be 0, checked with their own bounds.
+_COUNTS = ("DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW")
 _NUMBERS = ("REGISTRY_CONNECT_TIMEOUT", "REGISTRY_DEADLINE", "PAGE_BUDGET", "SMTP_TIMEOUT",
             "ACADEMY_TIMEOUT")
 _FLAGS = ("SEED_DEMO", "AUTO_MIGRATE", "HTTPS")
 _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "REGISTRY_TOKEN",
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
           "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE",
-          "REGISTRY_CA_FILE", "METRICS_TOKEN")
+          "REGISTRY_CA_FILE", "METRICS_TOKEN",
+          "DATABASE_POOLER")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -203,6 +213,7 @@ MIN_COUNTDOWN = 20  # WCAG 2.2.1: at least 20 s to answer "Are you still there?"
 DATABASE_DRIVERS = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 MAX_TRUSTED_PROXIES = 5  # more proxies in a row than this is a typo, not a network
 MIN_METRICS_TOKEN = 32  # token_urlsafe(32) makes 43: long enough that guessing is hopeless
+MAX_POOL = 50  # connections of one process: more is a typo (each costs PostgreSQL memory)
 
 
 def check(config: Mapping[str, Any]) -> None:
@@ -222,6 +233,7 @@ def check(config: Mapping[str, Any]) -> None:
     _check_ca_file(config["REGISTRY_CA_FILE"])
     _check_trusted_proxies(config["TRUSTED_PROXIES"])
     _check_database_url(config["DATABASE_URL"])
+    _check_database_pool(config)
     _check_mail(config)
     _check_academy(config)
     _check_metrics_token(config["METRICS_TOKEN"])
@@ -235,6 +247,10 @@ def _check_types(config: Mapping[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, kinds):
             kind = "a whole number" if key in _WHOLE_NUMBERS else "a number"
             raise SystemExit(f"{key} must be {kind}, got {value!r}")
+    for key in _COUNTS:
+        value = config[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SystemExit(f"{key} must be a whole number, got {value!r}")
     for key in _FLAGS:
         if not isinstance(config[key], bool):
             raise SystemExit(f"{key} must be True or False, got {config[key]!r}")
@@ -401,6 +417,18 @@ def _check_database_url(url: str) -> None:
         folder = Path(parsed.database).parent
         if not folder.is_dir():  # SQLite would only say "unable to open database file"
             raise SystemExit(f"DATABASE_URL: folder {folder} does not exist")
+
+
+def _check_database_pool(config: Mapping[str, Any]) -> None:
+    if not 1 <= config["DATABASE_POOL_SIZE"] <= MAX_POOL:
+        raise SystemExit(f"DATABASE_POOL_SIZE must be a whole number from 1 to {MAX_POOL}, "
+                         f"got {config['DATABASE_POOL_SIZE']!r}")
+    if not 0 <= config["DATABASE_MAX_OVERFLOW"] <= MAX_POOL:
+        raise SystemExit(f"DATABASE_MAX_OVERFLOW must be a whole number from 0 to {MAX_POOL}, "
+                         f"got {config['DATABASE_MAX_OVERFLOW']!r}")
+    if config["DATABASE_POOLER"] not in POOLERS:
+        raise SystemExit(f"DATABASE_POOLER must be {' or '.join(POOLERS)} (PgBouncer in "
+                         f"transaction pooling mode), got {config['DATABASE_POOLER']!r}")
 
 
 def library_codes(institutions: Iterable[Any]) -> set[str]:

@@ -222,7 +222,7 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _database_missing(url: str) -> bool:
+def database_missing(url: str) -> bool:
     """A SQLite file that is not there yet: opening it would create it."""
     parsed = make_url(url)
     return (parsed.drivername == "sqlite" and parsed.database not in (None, "", ":memory:")
@@ -232,7 +232,7 @@ def _database_missing(url: str) -> bool:
 def check_embedded(cfg: Mapping[str, Any]) -> list[Result]:
     """Migrations and the library code against the local registry database."""
     url = cfg["DATABASE_URL"]
-    if _database_missing(url):
+    if database_missing(url):
         status = WARN if cfg["AUTO_MIGRATE"] else FAIL
         return [Result("library", SKIP, "no registry database yet"),
                 Result("migrations", status, f"{_safe_url(url)} does not exist yet"

@@ -18,7 +18,10 @@ from .registry.store import Store, make_engine
 def build_service(app: Flask) -> RegistryService:
     cfg = app.config
     passwords.return_big_blocks_to_the_system()  # this process will hash passwords
-    store = Store(make_engine(cfg["DATABASE_URL"], isolation=cfg["DATABASE_ISOLATION"]))
+    store = Store(make_engine(cfg["DATABASE_URL"], isolation=cfg["DATABASE_ISOLATION"],
+                              pool_size=cfg["DATABASE_POOL_SIZE"],
+                              max_overflow=cfg["DATABASE_MAX_OVERFLOW"],
+                              pooler=cfg["DATABASE_POOLER"]))
     if cfg["AUTO_MIGRATE"]:
         schema.upgrade(store.engine)
     elif not schema.is_current(store.engine):

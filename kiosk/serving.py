@@ -13,6 +13,12 @@ from .registry.domain import HEARTBEAT_SECONDS, RegistryError
 from .registry.mailer import SmtpConfig, start_sender
 from .terminal import reference
 
+# `kiosk registry serve` as kiosk-registry.service runs it: 3 worker processes of 2 threads
+# each (KIOSK_WORKERS and KIOSK_THREADS in registry.env change both, and what `kiosk registry
+# doctor` counts).
+WORKERS = 3
+THREADS = 2
+
 
 def default_server() -> str:
     return "waitress" if sys.platform == "win32" else "gunicorn"

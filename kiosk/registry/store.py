@@ -433,13 +433,39 @@ PING_AFTER_IDLE = 5.0  # seconds
 # an operator, a stuck vacuum), every waiter answers "busy" within 2 × LOCK_TIMEOUT_MS, under
 # the 3 s the terminals are promised, whatever its place in the queue.
 LOCK_TIMEOUT_MS = 1200
+# Connections each registry process keeps (PostgreSQL). A request holds at most two at once:
+# a keyed API call runs its use case inside the write that records its key, and a use case's
+# `read()` takes a connection of its own. A gunicorn worker of kiosk-registry.service runs 2
+# request threads (4 connections) and its mail and academy senders (one each): 6 at most.
+# 4 stay open, for the steady load; the overflow, opened only in a burst and closed when
+# returned, covers the rest with 2 to spare. `kiosk registry doctor` adds them up over the
+# workers against max_connections, and warns when a worker's threads need more.
+POOL_SIZE = 4
+MAX_OVERFLOW = 4
+# How the registry reaches PostgreSQL: directly, or through PgBouncer in transaction pooling
+# mode (each transaction may run on another server connection).
+DIRECT, PGBOUNCER = "none", "pgbouncer"
+POOLERS = (DIRECT, PGBOUNCER)
+ISOLATION_LEVELS = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+
+
+def begin_statement(isolation: str, lock_timeout_ms: int, durable: bool = True) -> str:
+    """The one query that starts a PostgreSQL transaction with its settings (`SET LOCAL`:
+    they end with it). One simple-protocol query, so one round trip, as a bare BEGIN."""
+    if isolation not in ISOLATION_LEVELS:
+        raise ValueError(f"unknown isolation level {isolation!r}")
+    statement = (f"BEGIN ISOLATION LEVEL {isolation}; "
+                 f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    return statement if durable else statement + "; SET LOCAL synchronous_commit = off"
 
 
 def make_engine(url: str, isolation: str = "READ COMMITTED",
-                lock_timeout_ms: int = LOCK_TIMEOUT_MS) -> Engine:
+                lock_timeout_ms: int = LOCK_TIMEOUT_MS, *, pool_size: int = POOL_SIZE,
+                max_overflow: int = MAX_OVERFLOW, pooler: str = DIRECT) -> Engine:
     """An engine with the locking behaviour the seat rules rely on.
 
-    `isolation` is for PostgreSQL and only tests change it (to show why it is pinned)."""
+    `isolation` is for PostgreSQL and only tests change it (to show why it is pinned).
+    `pooler`: PGBOUNCER when `url` is PgBouncer in transaction pooling mode."""
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
@@ -465,16 +491,31 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
             conn.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
+    if pooler not in POOLERS:
+        raise ValueError(f"unknown pooler {pooler!r}")
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    # READ COMMITTED is pinned: every seat decision re-reads after taking the row lock, which
-    # under REPEATABLE READ would fail with serialization errors instead of waiting.
-    # lock_timeout: a bounded wait for the programme row, set once per connection (not per
-    # transaction: one round trip less); past it the store answers "busy", never hangs.
-    engine = create_engine(
-        url, isolation_level=isolation, pool_size=10, max_overflow=20,
-        connect_args={"options": f"-c lock_timeout={int(lock_timeout_ms)}"},
-    )
+    # Every transaction starts with one query of ours (`begin_statement`), as SQLite's does:
+    # READ COMMITTED is pinned there (every seat decision re-reads after taking the row lock,
+    # which under REPEATABLE READ would fail with serialization errors instead of waiting),
+    # and so is lock_timeout, a bounded wait for the programme row: past it the store answers
+    # "busy", never hangs. Set in the transaction, not as a start-up option of the connection,
+    # which PgBouncer refuses in transaction pooling mode, and in the same round trip as the
+    # BEGIN: none more per transaction. The driver is in autocommit so that it sends no BEGIN
+    # of its own; it still sends the COMMIT or ROLLBACK of the transaction we opened.
+    # Prepared statements (psycopg prepares a query run 5 times on a connection) live on one
+    # server connection; through PgBouncer (before 1.21) the next transaction may run on
+    # another, so they are off there.
+    connect_args: dict[str, Any] = {"prepare_threshold": None} if pooler == PGBOUNCER else {}
+    engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size,
+                           max_overflow=max_overflow, connect_args=connect_args)
+    durable_begin = begin_statement(isolation, lock_timeout_ms)
+    quick_begin = begin_statement(isolation, lock_timeout_ms, durable=False)
+
+    @event.listens_for(engine, "begin")
+    def _postgresql_begin(conn: Connection) -> None:
+        durable = conn.get_execution_options().get("durable", True)
+        conn.exec_driver_sql(durable_begin if durable else quick_begin)
 
     # A pooled connection is checked before use only after it lay idle (when a database
     # restart may have closed it unseen): a ping on every checkout is one more round trip on
@@ -540,13 +581,13 @@ class Store:
         if outer is not None:
             yield outer
             return
-        opts = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {}
+        # Read by the engine's "begin" listener: SQLite's write lock at once; PostgreSQL's
+        # synchronous_commit off in the BEGIN's own round trip.
+        opts = {"sqlite_begin": "IMMEDIATE"} if self.is_sqlite else {"durable": durable}
         try:
             # Leaving the `with` without commit rolls back (or drops a dead connection).
             with self.engine.connect().execution_options(**opts) as conn:
                 conn.begin()
-                if not durable and not self.is_sqlite:
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 # The session joins the connection's transaction; we commit it, not it.
                 with Session(bind=conn, join_transaction_mode="rollback_only") as session:
                     reset = _ambient.set(session)
@@ -564,24 +605,22 @@ class Store:
     @contextmanager
     def alone(self, job: str) -> Iterator[bool]:
         """`with store.alone("housekeeping") as mine:` True when no other process, on any
-        host, runs `job` on this database meanwhile (a PostgreSQL advisory lock, held on a
-        connection of its own and released at the end, or when that connection dies); False
-        when one does: skip. SQLite is one host's file: always True."""
+        host, runs `job` on this database meanwhile (a PostgreSQL advisory lock, held by a
+        transaction on a connection of its own and released when it ends, or when that
+        connection dies); False when one does: skip. SQLite is one host's file: always True.
+
+        A transaction's lock, not a session's: through PgBouncer in transaction pooling mode
+        a session lock would stay on whichever server connection took it, and its unlock
+        could run on another."""
         if self.is_sqlite:
             yield True
             return
         key = int.from_bytes(hashlib.sha256(f"kiosk:{job}".encode()).digest()[:8], "big",
                              signed=True)
-        with self.engine.connect() as conn:
-            mine = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key})
-                        .scalar())
-            conn.commit()
-            try:
-                yield mine
-            finally:
-                if mine:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                    conn.commit()
+        with self.engine.connect() as conn, conn.begin():
+            mine = bool(conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
+                                     {"k": key}).scalar())
+            yield mine
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         return insert_ignoring_duplicates(model, self.engine.dialect.name)

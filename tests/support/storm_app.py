@@ -43,6 +43,10 @@ def app() -> Flask:
         AUTO_MIGRATE=False,
         SEED_DEMO=False,
         DATABASE_ISOLATION=env.get("KIOSK_STORM_ISOLATION", "READ COMMITTED"),
+        # The storm's workers run up to 16 threads: a connection each kept open, one more each
+        # in a burst, as `kiosk registry doctor` tells an operator who runs that many.
+        DATABASE_POOL_SIZE=16,
+        DATABASE_MAX_OVERFLOW=16,
     )
     service = flask_app.extensions["registry_service"]
     if env.get("KIOSK_STORM_GUARD", "1") == "0":

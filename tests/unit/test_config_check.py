@@ -97,6 +97,19 @@ CASES = [
     _case("override", {"DATABASE_URL": "sqlite:////nonexistent-kiosk-folder/registry.sqlite3"},
           "DATABASE_URL: folder /nonexistent-kiosk-folder does not exist",
           "database-url-sqlite-folder-missing"),
+    _case("env", {"DATABASE_POOL_SIZE": "0"},
+          "DATABASE_POOL_SIZE must be a whole number from 1 to 50, got 0", "pool-size-zero"),
+    _case("cfg", {"DATABASE_POOL_SIZE": "4"},
+          "DATABASE_POOL_SIZE must be a whole number, got '4'", "pool-size-text-in-cfg"),
+    _case("override", {"DATABASE_MAX_OVERFLOW": -1},
+          "DATABASE_MAX_OVERFLOW must be a whole number from 0 to 50, got -1",
+          "max-overflow-negative"),
+    _case("env", {"DATABASE_MAX_OVERFLOW": "200"},
+          "DATABASE_MAX_OVERFLOW must be a whole number from 0 to 50, got 200",
+          "max-overflow-typo"),
+    _case("env", {"DATABASE_POOLER": "pgpool"},
+          "DATABASE_POOLER must be none or pgbouncer (PgBouncer in transaction pooling "
+          "mode), got 'pgpool'", "pooler-unknown"),
     # e-mail notices (checked only when SMTP_HOST is set)
     _case("override", {"SMTP_HOST": "smtp.example.be:587", "MAIL_FROM": "bib@example.be"},
           "SMTP_HOST must be a host name or address (the port goes in SMTP_PORT), got "
@@ -208,6 +221,8 @@ def test_bad_config_is_refused_with_one_line(tmp_path: Path, monkeypatch: pytest
                          "SMTP_USERNAME": "bib", "SMTP_PASSWORD": "s3cret",
                          "MAIL_FROM": "Online leren met de bib <noreply@bib.example.be>"},
                  id="mail-on-loopback-relay"),
+    pytest.param("env", {"DATABASE_POOL_SIZE": "1", "DATABASE_MAX_OVERFLOW": "0",
+                         "DATABASE_POOLER": "pgbouncer"}, id="smallest-pool-behind-pgbouncer"),
 ])
 def test_good_config_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
                             settings: dict[str, object]) -> None:

@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from kiosk.cli import main as kiosk_cli
 from kiosk.config import Config, read_env_file
 from kiosk.registry.members import MAX_TIMEOUT as MEMBER_SYSTEM_MAX_TIMEOUT
+from kiosk.serving import THREADS, WORKERS
 from tests.support.factories import IN_CI
 from tests.support.nginx import SITE as NGINX_SITE
 from tests.support.nginx import parse_config, seconds, size_bytes, unit_serve_options
@@ -233,6 +234,19 @@ def test_registry_units_run_real_commands() -> None:
     assert read_env_file(REGISTRY_ENV)["KIOSK_INSTANCE_PATH"] == f"/var/lib/{state}"
     for name in set(names) - {"KIOSK_INSTANCE_PATH"}:
         assert name.startswith("KIOSK_") and hasattr(Config, name.removeprefix("KIOSK_")), name
+
+
+def test_the_registry_unit_leaves_workers_and_threads_to_registry_env() -> None:
+    """So that KIOSK_WORKERS and KIOSK_THREADS in registry.env are what runs (an option on
+    the command line would win over them), and what `kiosk registry doctor` counts."""
+    command = _exec_start(REGISTRY_UNIT)
+    assert "--workers" not in command and "--threads" not in command
+    for name in ("serve", "doctor"):
+        help_text = CliRunner().invoke(kiosk_cli, ["registry", name, "--help"]).output
+        assert f"env var: KIOSK_WORKERS; default: {WORKERS}" in " ".join(help_text.split())
+        assert f"env var: KIOSK_THREADS; default: {THREADS}" in " ".join(help_text.split())
+    assert "# KIOSK_WORKERS=3\n# KIOSK_THREADS=2\n" in REGISTRY_ENV.read_text()
+    assert (WORKERS, THREADS) == (3, 2)  # as the README tells: 3 workers × 2 threads
 
 
 def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
