@@ -103,7 +103,9 @@ class DetailReader:
         if isinstance(value, (list, tuple)):
             return ", ".join(self(v, key) for v in value)
         if isinstance(value, dict):
-            return "; ".join(f"{self._key(k, key)}: {self(v, k)}" for k, v in value.items())
+            # The page's punctuation: French puts a no-break space before the colon.
+            return "; ".join(_("%(label)s: %(message)s", label=self._key(k, key),
+                               message=self(v, k)) for k, v in value.items())
         return self._item(value, key)
 
     @staticmethod

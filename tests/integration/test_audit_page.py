@@ -293,6 +293,8 @@ def test_settings_and_course_changes_read_as_words(service, staff_client) -> Non
     assert "quota_ANT" not in body and "fair_share" not in body.split("<tbody>")[1]
     nl = staff_client("coordinator", "nl").get("/nl/staff/audit?since=2025-12-04&until=2025-12-04")
     assert rows(nl)[0] != "Seat offered"  # translated, not English
+    fr = staff_client("coordinator", "fr").get("/fr/staff/audit?since=2025-12-04&until=2025-12-04")
+    assert "\u00a0: oui" in fr.get_data(as_text=True)  # French puts a space before the colon
 
 
 def test_a_key_of_the_form_name_code_reads_as_label_and_code() -> None:
