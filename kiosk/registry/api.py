@@ -445,7 +445,8 @@ def get_programme(call: Call) -> ProgrammeAnswer:
     status = call.service.programme_status()
     return ProgrammeAnswer(cap=status.cap, seats_taken=status.seats_taken,
                            seats_left=status.seats_left, waiting=status.waiting,
-                           academy_url=call.service.academy_url())
+                           academy_url=call.service.academy_url(),
+                           promotion=status.promotion)
 
 
 @operation("POST", "/patrons", "Create a library account", body=RegisterRequest,

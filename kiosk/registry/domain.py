@@ -504,6 +504,9 @@ class ProgrammeStatus:
     cap: int
     seats_taken: int
     waiting: int
+    # How a freed seat is given ("grant" or "offer", kiosk.registry.promotion.PROMOTIONS):
+    # what a kiosk says will happen to a seat given up.
+    promotion: str = "grant"
 
     @property
     def seats_left(self) -> int:

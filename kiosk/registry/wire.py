@@ -101,6 +101,9 @@ class ProgrammeAnswer:
     seats_left: int
     waiting: int
     academy_url: str
+    # How a freed seat is given: "grant" (at once) or "offer" (held for the next in line).
+    # A registry older than this field sends none: its seats were granted.
+    promotion: str = "grant"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -19,9 +19,18 @@ from ..i18n import current_language, long_date
 from ..registry.catalogue_admin import CatalogueAdmin, CourseDraft, CourseRow
 from ..registry.domain import LANGUAGES, RegistryError
 from ..registry.roles import Permission
-from ..terminal.forms import ActionForm, options
+from ..terminal.forms import ActionForm, ConfirmForm, options
 from ..terminal.reference import FRESH_FOR
-from .base import current_staff, nav_item, place, requires, service, show_refusal
+from . import consequences
+from .base import (
+    confirmation,
+    current_staff,
+    nav_item,
+    place,
+    requires,
+    service,
+    show_refusal,
+)
 from .once import once
 
 bp = Blueprint("courses", __name__)
@@ -173,10 +182,20 @@ def _title(slug: str) -> str:
 # --- Retire and bring back --------------------------------------------------------------------
 
 
-@bp.post("/courses/<slug>/retire")
+@bp.route("/courses/<slug>/retire", methods=["GET", "POST"])
 @requires(Permission.CATALOGUE)
 @once
-def retire(slug: str) -> Response:
+def retire(slug: str) -> Response | str:
+    """Asked once more (GET, or a POST without confirm=yes), then done."""
+    if not ConfirmForm().confirmed():
+        row = _row(slug)
+        if row is None:
+            abort(404)
+        if row.retired:
+            return redirect(url_for("staff.courses.index"))
+        return confirmation(_("Retire “%(title)s”?", title=row.title),
+                            consequences.retire_course(row.enrolments, KIOSK_DELAY),
+                            url_for("staff.courses.index"), _("Yes, retire the course"))
     if ActionForm().validate_on_submit():
         admin().retire(slug, actor=_actor(), where=place())
         _forget_catalogue()
