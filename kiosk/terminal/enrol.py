@@ -151,7 +151,7 @@ def change(action: str, slug: str | None) -> str | Response:
     title, keep, button = _ACTIONS[action]()
     return render_template(
         "enrol/change.html", title=title, lines=_consequences(action, slug), keep=keep,
-        back=url_for("enrol.my_courses"), button=button, course=course, courses=[],
+        back=url_for("enrol.my_courses"), button=button, course=course, courses=[], action=None,
         form=ConfirmForm(formdata=None)
     )
 
