@@ -199,10 +199,12 @@ _BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD, CONFIRM_FIELD}
 def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
     """`retry`: offer "Try again" — the same address, or for a button the same form again."""
     retry_url = retry_form = None
+    retry_confirmed = False
     if retry and request.method == "GET":
         retry_url = request.full_path.rstrip("?")
     elif retry and request.method == "POST" and set(request.form) <= _BUTTON_FIELDS:
+        # The form is read only here: an oversized one (413) must not be read again.
         retry_form = request.full_path.rstrip("?")
+        retry_confirmed = request.form.get(CONFIRM_FIELD) == CONFIRMED
     return render_template("errors/error.html", title=title, text=text, retry_url=retry_url,
-                           retry_form=retry_form,
-                           retry_confirmed=request.form.get(CONFIRM_FIELD) == CONFIRMED), status
+                           retry_form=retry_form, retry_confirmed=retry_confirmed), status
