@@ -446,7 +446,8 @@ def get_programme(call: Call) -> ProgrammeAnswer:
     return ProgrammeAnswer(cap=status.cap, seats_taken=status.seats_taken,
                            seats_left=status.seats_left, waiting=status.waiting,
                            academy_url=call.service.academy_url(),
-                           practice=call.service.practice.active())
+                           practice=call.service.practice.active(),
+                           promotion=status.promotion)
 
 
 @operation("POST", "/patrons", "Create a library account", body=RegisterRequest,

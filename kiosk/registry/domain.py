@@ -148,6 +148,20 @@ def clean_name(value: str) -> str:
     return " ".join(unicodedata.normalize("NFC", value or "").split())
 
 
+def fold(text: str) -> str:
+    """Case- and accent-insensitive, so 'francais' finds 'Français' (the catalogue's search,
+    at the kiosk and on the coordinator's course list)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def matches_all_words(query: str, text: str) -> bool:
+    """Every word of the query is in the text (folded): 'excel basis' finds 'Excel: de
+    basis'."""
+    folded = fold(text)
+    return all(word in folded for word in fold(query).split())
+
+
 def search_name(first_name: str, last_name: str) -> str:
     """How the desk finds a patron by name: no accents, no case, hyphens as spaces
     ("Élise Van-Damme" and "elise van damme" are the same search)."""
@@ -504,6 +518,9 @@ class ProgrammeStatus:
     cap: int
     seats_taken: int
     waiting: int
+    # How a freed seat is given ("grant" or "offer", kiosk.registry.promotion.PROMOTIONS):
+    # what a kiosk says will happen to a seat given up.
+    promotion: str = "grant"
 
     @property
     def seats_left(self) -> int:

@@ -424,7 +424,8 @@ class HttpRegistryClient:
 
     def programme_status(self) -> ProgrammeStatus:
         p = self._call("GET", "/programme", answer=ProgrammeAnswer)
-        return ProgrammeStatus(cap=p.cap, seats_taken=p.seats_taken, waiting=p.waiting)
+        return ProgrammeStatus(cap=p.cap, seats_taken=p.seats_taken, waiting=p.waiting,
+                               promotion=p.promotion)
 
     def academy_url(self) -> str:
         return self._call("GET", "/programme", answer=ProgrammeAnswer).academy_url

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 
 from .days import BELGIUM, belgian_date
-from .domain import RegistryError
+from .domain import ProgrammeStatus, RegistryError, seats_to_promote
 
 # Libraries close at different hours; the offer lasts the whole of its last opening day.
 CLOSING = time(23, 59)
@@ -79,6 +80,28 @@ def reminder_due(expires_at: datetime, now: datetime) -> bool:
 
 
 # --- The next in line -----------------------------------------------------------------------
+
+
+class FreedSeat(StrEnum):
+    """What becomes of a seat given up (a patron's "no thanks", a last course stopped, a
+    seat given up), as a confirmation says it before it is done."""
+
+    GIVEN = "given"  # "grant": the next in line has it at once
+    OFFERED = "offered"  # "offer": it is held for the next in line, who may take it or not
+    STAYS_FREE = "stays_free"  # nobody waits: the next to enrol takes it
+    NOT_REFILLED = "not_refilled"  # above a lowered cap: the seat is not given again
+
+
+def freed_seat(programme: ProgrammeStatus) -> FreedSeat:
+    """What one seat given up now becomes, by the programme's policy: the same count
+    `ledger.promote` makes after a release (one seat fewer taken, then as many of the line
+    as the cap allows). Someone pending or over a fair-share quota is passed over there,
+    not here: the words "the next in line" still hold."""
+    if programme.waiting == 0:
+        return FreedSeat.STAYS_FREE
+    if seats_to_promote(programme.cap, programme.seats_taken - 1, programme.waiting) == 0:
+        return FreedSeat.NOT_REFILLED
+    return FreedSeat.OFFERED if programme.promotion == "offer" else FreedSeat.GIVEN
 
 
 @dataclass(frozen=True)

@@ -75,12 +75,14 @@ class Reference:
     def programme_status(self) -> ProgrammeStatus:
         with self.ctx.store.read() as s:
             row = s.execute(
-                select(Programme.cap, Programme.seats_taken, Programme.waiting)
+                select(Programme.cap, Programme.seats_taken, Programme.waiting,
+                       Programme.promotion)
                 .where(THE_PROGRAMME)
             ).first()
             if row is None:
                 raise RegistryError("not_set_up")
-            return ProgrammeStatus(cap=row[0], seats_taken=row[1], waiting=row[2] or 0)
+            return ProgrammeStatus(cap=row[0], seats_taken=row[1], waiting=row[2] or 0,
+                                   promotion=row[3] or "grant")
 
     def academy_url(self) -> str:
         with self.ctx.store.read() as s:

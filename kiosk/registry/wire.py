@@ -104,6 +104,9 @@ class ProgrammeAnswer:
     # A practice registry (the demo's, a training one): the kiosk shows a band saying so.
     # Absent from an older registry's answer: not one.
     practice: bool = False
+    # How a freed seat is given: "grant" (at once) or "offer" (held for the next in line).
+    # A registry older than this field sends none: its seats were granted.
+    promotion: str = "grant"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ..registry.domain import RegistryError, Standing
 from ..registry.roles import Permission, StaffView
 from ..registry.services import RegistryService
 from ..security import STAFF_PAGES_TOKEN_KEY
+from ..terminal.forms import ConfirmForm
 from ..terminal.messages import field_message, message
 from . import labels
 
@@ -107,6 +108,13 @@ def serving(staff: StaffView, institution_code: str) -> None:
 
 def staff_error(title: str, text: str, status: int) -> tuple[str, int]:
     return render_template("staff/error.html", title=title, text=text), status
+
+
+def confirmation(title: str, lines: list[str], back: str, button: str) -> str:
+    """The second step of an action that cannot be undone (ConfirmForm): what it will do,
+    "Cancel" (back to `back`) first and focused, and the button that does it."""
+    return render_template("staff/confirm.html", title=title, lines=lines, back=back,
+                           button=button, form=ConfirmForm(formdata=None))
 
 
 @bp.errorhandler(RegistryError)

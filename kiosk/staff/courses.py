@@ -5,9 +5,19 @@ kiosk.registry.catalogue_admin; this module only translates forms and refusals."
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass
 from datetime import date, timedelta
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
@@ -17,11 +27,20 @@ from wtforms import SelectField, StringField, TextAreaField
 
 from ..i18n import current_language, long_date
 from ..registry.catalogue_admin import CatalogueAdmin, CourseDraft, CourseRow
-from ..registry.domain import LANGUAGES, RegistryError
+from ..registry.domain import LANGUAGES, RegistryError, matches_all_words
 from ..registry.roles import Permission
-from ..terminal.forms import ActionForm, options
+from ..terminal.forms import ActionForm, ConfirmForm, options
 from ..terminal.reference import FRESH_FOR
-from .base import current_staff, nav_item, place, requires, service, show_refusal
+from . import consequences
+from .base import (
+    confirmation,
+    current_staff,
+    nav_item,
+    place,
+    requires,
+    service,
+    show_refusal,
+)
 from .once import once
 
 bp = Blueprint("courses", __name__)
@@ -91,14 +110,47 @@ def _has_errors(form: FlaskForm) -> bool:
 # --- The list -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CategoryPart:
+    """One category of the course list: folded away (<details>) unless it is the one chosen
+    or a search found courses in it, so 30 courses are a screen of headings, not a scroll."""
+
+    code: str
+    name: str
+    rows: list[CourseRow]
+    open: bool
+
+
+def category_parts(rows: list[CourseRow], categories: list[tuple[str, str]], chosen: str,
+                   query: str) -> list[CategoryPart]:
+    """The courses by category in kiosk order; with a search, only the courses it finds, in
+    the categories they are in, each of those open."""
+    if query:
+        rows = [r for r in rows if matches_all_words(query, f"{r.title} {r.slug}")]
+    return [CategoryPart(code, name, found, open=bool(query) or code == chosen)
+            for code, name in categories
+            if (found := [r for r in rows if r.category_code == code]) or not query]
+
+
 @bp.get("/courses")
 @requires(Permission.CATALOGUE)
 def index() -> str:
-    rows = admin().courses(current_language())
+    lang = current_language()
+    rows = admin().courses(lang)
     active = sum(1 for r in rows if not r.retired)
-    return render_template("staff/courses/index.html", rows=rows, active=active,
+    query = request.args.get("q", "").strip()[:100]
+    parts = category_parts(rows, admin().categories(lang), request.args.get("category", ""),
+                           query)
+    return render_template("staff/courses/index.html", parts=parts, query=query,
+                           found=sum(len(p.rows) for p in parts), active=active,
                            retired=len(rows) - active, today=admin().today(),
                            delay=KIOSK_DELAY)
+
+
+def _back_to(slug: str) -> Response:
+    """The course list with this course's category open."""
+    row = _row(slug)
+    return redirect(url_for("staff.courses.index", category=row.category_code if row else None))
 
 
 # --- Add and edit ---------------------------------------------------------------------------
@@ -173,10 +225,21 @@ def _title(slug: str) -> str:
 # --- Retire and bring back --------------------------------------------------------------------
 
 
-@bp.post("/courses/<slug>/retire")
+@bp.route("/courses/<slug>/retire", methods=["GET", "POST"])
 @requires(Permission.CATALOGUE)
 @once
-def retire(slug: str) -> Response:
+def retire(slug: str) -> Response | str:
+    """Asked once more (GET, or a POST without confirm=yes), then done."""
+    if not ConfirmForm().confirmed():
+        row = _row(slug)
+        if row is None:
+            abort(404)
+        if row.retired:
+            return _back_to(slug)
+        return confirmation(_("Retire “%(title)s”?", title=row.title),
+                            consequences.retire_course(row.enrolments, KIOSK_DELAY),
+                            url_for("staff.courses.index", category=row.category_code),
+                            _("Yes, retire the course"))
     if ActionForm().validate_on_submit():
         admin().retire(slug, actor=_actor(), where=place())
         _forget_catalogue()
@@ -187,7 +250,7 @@ def retire(slug: str) -> Response:
         if count:
             flash(ngettext("%(num)s patron who chose it keeps it among their courses.",
                            "%(num)s patrons who chose it keep it among their courses.", count))
-    return redirect(url_for("staff.courses.index"))
+    return _back_to(slug)
 
 
 @bp.post("/courses/<slug>/restore")
@@ -199,7 +262,7 @@ def restore(slug: str) -> Response:
         _forget_catalogue()
         flash(_("“%(title)s” is offered again: kiosks show it within %(seconds)s seconds.",
                 title=_title(slug), seconds=KIOSK_DELAY))
-    return redirect(url_for("staff.courses.index"))
+    return _back_to(slug)
 
 
 # --- Module of the month --------------------------------------------------------------------

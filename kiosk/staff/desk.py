@@ -15,17 +15,29 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language, moment_text
+from ..registry.desk import PatronRecord
 from ..registry.domain import (
+    Enrolment,
     NewPatron,
+    ProgrammeStatus,
     RegistryError,
     Standing,
     format_card_number,
     format_phone,
 )
 from ..registry.roles import Permission, StaffView
-from ..terminal.forms import ActionForm, month_options, options
+from ..terminal.forms import ActionForm, ConfirmForm, month_options, options
 from ..terminal.messages import message
-from .base import current_staff, nav_item, place, requires, service, show_refusal
+from . import consequences
+from .base import (
+    confirmation,
+    current_staff,
+    nav_item,
+    place,
+    requires,
+    service,
+    show_refusal,
+)
 from .forms import (
     DeskEnrolForm,
     DeskPasswordForm,
@@ -138,31 +150,84 @@ def enrol(patron_id: int) -> Response | tuple[str, int]:
     return _back(patron_id)
 
 
-@bp.post("/desk/patrons/<int:patron_id>/withdraw/<slug>")
+# Withdraw, give up the seat, leave the waiting list: each asked once more (GET, or a POST
+# without confirm=yes: the one-tap form of an older page), then done.
+
+
+# What a confirmation page says about one patron: (title, what will happen, button).
+Page = Callable[[PatronRecord, str], tuple[str, list[str], str]]
+
+
+def _confirm(patron_id: int, needs: Callable[[PatronRecord], bool], refusal: str,
+             page: Page) -> Response | str:
+    """The confirmation page for this patron, or their page saying why there is nothing to
+    confirm any more (the course already stopped, the seat already gone)."""
+    found = service().desk.patron(_staff(), patron_id, current_language(), where=place())
+    if not needs(found):
+        flash(message(refusal))
+        return _back(patron_id)
+    title, lines, button = page(found, f"{found.first_name} {found.last_name}")
+    return confirmation(title, lines, url_for("staff.desk.patron", patron_id=patron_id), button)
+
+
+def _seat_rules() -> tuple[ProgrammeStatus, int]:
+    """The programme now and its offer days: what a seat given up becomes."""
+    return service().programme_status(), service().policies.settings().offer_days
+
+
+def _chosen(found: PatronRecord, slug: str) -> Enrolment | None:
+    return next((e for e in found.status.enrolments if e.course_slug == slug), None)
+
+
+@bp.route("/desk/patrons/<int:patron_id>/withdraw/<slug>", methods=["GET", "POST"])
 @requires(Permission.DESK)
 @once
-def withdraw(patron_id: int, slug: str) -> Response:
-    return _act(patron_id,
-                lambda: service().desk.withdraw(_staff(), patron_id, slug, where=place()),
-                _("The course was removed."))
+def withdraw(patron_id: int, slug: str) -> Response | str:
+    if ConfirmForm().confirmed():
+        return _act(patron_id,
+                    lambda: service().desk.withdraw(_staff(), patron_id, slug, where=place()),
+                    _("The course was removed."))
+
+    def page(found: PatronRecord, name: str) -> tuple[str, list[str], str]:
+        course = _chosen(found, slug)
+        return (_("Withdraw %(name)s from “%(title)s”?", name=name,
+                  title=course.title if course else slug),
+                consequences.withdraw(name, found.status, slug, *_seat_rules()),
+                _("Yes, withdraw from this course"))
+
+    return _confirm(patron_id, lambda found: _chosen(found, slug) is not None, "not_enrolled",
+                    page)
 
 
-@bp.post("/desk/patrons/<int:patron_id>/give-up-seat")
+@bp.route("/desk/patrons/<int:patron_id>/give-up-seat", methods=["GET", "POST"])
 @requires(Permission.DESK)
 @once
-def give_up_seat(patron_id: int) -> Response:
-    return _act(patron_id,
-                lambda: service().desk.give_up_seat(_staff(), patron_id, where=place()),
-                _("The seat was given up; it goes to the next in line."))
+def give_up_seat(patron_id: int) -> Response | str:
+    if ConfirmForm().confirmed():
+        return _act(patron_id,
+                    lambda: service().desk.give_up_seat(_staff(), patron_id, where=place()),
+                    _("The seat was given up; it goes to the next in line."))
+    return _confirm(
+        patron_id, lambda found: found.status.standing is Standing.SEATED, "not_seated",
+        lambda found, name: (_("Give up the seat of %(name)s?", name=name),
+                             consequences.give_up_seat(name, *_seat_rules()),
+                             _("Yes, give up the seat")))
 
 
-@bp.post("/desk/patrons/<int:patron_id>/leave-waiting-list")
+@bp.route("/desk/patrons/<int:patron_id>/leave-waiting-list", methods=["GET", "POST"])
 @requires(Permission.DESK)
 @once
-def leave_waiting_list(patron_id: int) -> Response:
-    return _act(patron_id,
-                lambda: service().desk.leave_waiting_list(_staff(), patron_id, where=place()),
-                _("The patron has left the waiting list."))
+def leave_waiting_list(patron_id: int) -> Response | str:
+    if ConfirmForm().confirmed():
+        return _act(patron_id,
+                    lambda: service().desk.leave_waiting_list(_staff(), patron_id,
+                                                              where=place()),
+                    _("The patron has left the waiting list."))
+    return _confirm(
+        patron_id, lambda found: found.status.standing is Standing.WAITING, "not_waiting",
+        lambda found, name: (_("Take %(name)s off the waiting list?", name=name),
+                             consequences.leave_waiting_list(name, found.status),
+                             _("Yes, leave the waiting list")))
 
 
 @bp.post("/desk/patrons/<int:patron_id>/receipt/email")

@@ -15,10 +15,19 @@ from ..registry.days import BELGIUM
 from ..registry.domain import RegistryError, is_outdated, terminal_state
 from ..registry.member_system import MemberSystemConfig
 from ..registry.roles import Permission
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, ConfirmForm
 from ..terminal.messages import field_message
 from ..version import __version__
-from .base import current_staff, nav_item, place, requires, service, show_refusal
+from . import consequences
+from .base import (
+    confirmation,
+    current_staff,
+    nav_item,
+    place,
+    requires,
+    service,
+    show_refusal,
+)
 from .forms import MaintenanceForm, MemberSystemForm
 from .once import once
 
@@ -42,10 +51,22 @@ def terminals() -> str:
                            outdated=lambda t: is_outdated(t, __version__))
 
 
-@bp.post("/terminals/<int:terminal_id>/revoke")
+@bp.route("/terminals/<int:terminal_id>/revoke", methods=["GET", "POST"])
 @requires(Permission.TERMINALS)
 @once
-def revoke(terminal_id: int) -> Response:
+def revoke(terminal_id: int) -> Response | str:
+    """Asked once more (GET, or a POST without confirm=yes), then done."""
+    if not ConfirmForm().confirmed():
+        terminal = next((t for t in service().terminals() if t.id == terminal_id), None)
+        if terminal is None:
+            abort(404)
+        if terminal.revoked:
+            return redirect(url_for("staff.it.terminals"))
+        library = next((lib.name for i in service().institutions() for lib in i.libraries
+                        if lib.code == terminal.library_code), terminal.library_code)
+        return confirmation(_("Revoke the token of terminal %(name)s?", name=terminal.name),
+                            consequences.revoke_terminal(terminal, library),
+                            url_for("staff.it.terminals"), _("Yes, revoke the token"))
     if ActionForm().validate_on_submit():
         staff = current_staff()
         assert staff is not None

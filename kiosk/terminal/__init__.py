@@ -19,7 +19,7 @@ from ..registry.api import crash_response, http_error_response
 from ..registry.domain import RegistryError
 from ..security import end_visit, idle_limit_seconds
 from . import account, assist, catalogue, enrol, reference, start
-from .forms import ActionForm
+from .forms import CONFIRM_FIELD, CONFIRMED, ActionForm
 from .messages import UNAVAILABLE, message
 from .patron import login_manager
 
@@ -190,17 +190,21 @@ def error_text(error: RegistryError) -> str:
     return message(error.code)
 
 
-# What a button's form sends (kiosk.terminal.forms.ActionForm): such a form can be sent again
-# from the error page as it was, its key included, so the retry is the same request.
-_BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD}
+# What a button's form sends (kiosk.terminal.forms.ActionForm, and a confirmation's
+# ConfirmForm): such a form can be sent again from the error page as it was, its key (and its
+# confirmation) included, so the retry is the same request.
+_BUTTON_FIELDS = {"csrf_token", request_scope.FORM_KEY_FIELD, CONFIRM_FIELD}
 
 
 def error_page(title: str, text: str, status: int, retry: bool = False) -> tuple[str, int]:
     """`retry`: offer "Try again" — the same address, or for a button the same form again."""
     retry_url = retry_form = None
+    retry_confirmed = False
     if retry and request.method == "GET":
         retry_url = request.full_path.rstrip("?")
     elif retry and request.method == "POST" and set(request.form) <= _BUTTON_FIELDS:
+        # The form is read only here: an oversized one (413) must not be read again.
         retry_form = request.full_path.rstrip("?")
+        retry_confirmed = request.form.get(CONFIRM_FIELD) == CONFIRMED
     return render_template("errors/error.html", title=title, text=text, retry_url=retry_url,
-                           retry_form=retry_form), status
+                           retry_form=retry_form, retry_confirmed=retry_confirmed), status

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import unicodedata
-
 from flask import Blueprint, render_template, request, url_for
 from flask_babel import ngettext
 
 from ..i18n import current_language
+from ..registry.domain import matches_all_words
 from ..registry_setup import registry
 from . import reference
 
 bp = Blueprint("catalogue", __name__, url_prefix="/<lang:lang>/courses")
-
-
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive, so 'francais' finds 'Français'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 @bp.get("/")
@@ -33,10 +26,7 @@ def index() -> str:
     if category:
         courses = [c for c in courses if c.category == category]
     if query:
-        words = _fold(query).split()
-        courses = [
-            c for c in courses if all(w in _fold(f"{c.title} {c.summary}") for w in words)
-        ]
+        courses = [c for c in courses if matches_all_words(query, f"{c.title} {c.summary}")]
     # Per page, not per card: 30 cards need only a handful of distinct labels.
     hours = {c.hours: ngettext("about %(num)s hour", "about %(num)s hours", c.hours)
              for c in courses}

@@ -15,13 +15,14 @@ from ..i18n import current_language
 from ..registry.domain import (
     CourseView,
     Enrolment,
+    PatronStatus,
     RegistryError,
     Standing,
     format_card_number,
 )
 from ..registry_setup import registry
-from . import assist, reference
-from .forms import ActionForm
+from . import assist, consequences, reference
+from .forms import ActionForm, ConfirmForm
 
 bp = Blueprint("enrol", __name__, url_prefix="/<lang:lang>")
 
@@ -86,24 +87,31 @@ def my_courses() -> str:
     return render_template("enrol/my.html", status=status, academy=registry().academy_url())
 
 
-# Each change on 'My courses' is asked once more, then done: (title, explanation, button).
+# Each change on 'My courses' is asked once more, then done: (title, safe choice, button).
 _ACTIONS = {
     "withdraw": lambda: (
-        _("Stop this course?"),
-        _("If it is your last course, your seat goes to the next person on the waiting list."),
-        _("Yes, stop this course"),
+        _("Stop this course?"), _("Keep this course"), _("Yes, stop this course"),
     ),
     "leave": lambda: (
-        _("Leave the waiting list?"),
-        _("You lose your place in line. You can join again later, at the back of the line."),
+        _("Leave the waiting list?"), _("Stay on the waiting list"),
         _("Yes, leave the waiting list"),
     ),
     "give-up": lambda: (
-        _("Give up your seat?"),
-        _("All your courses stop and your seat goes to the next person on the waiting list."),
-        _("Yes, give up my seat"),
+        _("Give up your seat?"), _("Keep my seat"), _("Yes, give up my seat"),
     ),
 }
+
+
+def _consequences(action: str, slug: str | None) -> list[str]:
+    """What the change will do, by the patron's place and the programme's seat rules."""
+    if action == "leave":
+        return consequences.leave()
+    programme = registry().programme_status()
+    if action == "give-up":
+        return consequences.give_up(programme)
+    assert slug is not None
+    status = registry().status(_token(), current_language())
+    return consequences.withdraw(status, slug, programme)
 
 
 def _course_to_stop(slug: str) -> CourseView | Enrolment:
@@ -130,8 +138,8 @@ def change(action: str, slug: str | None) -> str | Response:
     # Known course first: an unknown one (even with a NUL byte, which PostgreSQL refuses in
     # a query) is "course not found", never sent to the registry.
     course = _course_to_stop(slug) if slug else None
-    form = ActionForm()
-    if form.validate_on_submit():
+    form = ConfirmForm()
+    if form.confirmed():
         if action == "withdraw":
             assert slug is not None
             registry().withdraw(_token(), slug, staff_token=assist.staff_token())
@@ -140,9 +148,11 @@ def change(action: str, slug: str | None) -> str | Response:
         else:
             registry().give_up_seat(_token(), staff_token=assist.staff_token())
         return redirect(url_for("enrol.my_courses", done=action))
-    title, text, button = _ACTIONS[action]()
+    title, keep, button = _ACTIONS[action]()
     return render_template(
-        "enrol/change.html", title=title, text=text, button=button, course=course, form=form
+        "enrol/change.html", title=title, lines=_consequences(action, slug), keep=keep,
+        back=url_for("enrol.my_courses"), button=button, course=course, courses=[], action=None,
+        form=ConfirmForm(formdata=None)
     )
 
 
@@ -159,6 +169,25 @@ def offer() -> str | Response:
     return render_template("enrol/offer.html", status=status, form=ActionForm(formdata=None))
 
 
+@bp.get("/my/offer/decline")
+@login_required
+def decline_offer() -> str | Response:
+    """"No thanks" asked once more: what it gives away, "Keep my seat" first."""
+    status = registry().status(_token(), current_language())
+    if status.standing is not Standing.OFFERED:
+        return redirect(url_for("enrol.my_courses"))
+    return _decline_page(status)
+
+
+def _decline_page(status: PatronStatus) -> str:
+    return render_template(
+        "enrol/change.html", title=_("Say no thanks to this seat?"),
+        lines=consequences.decline(registry().programme_status()), keep=_("Keep my seat"),
+        back=url_for("enrol.offer"), button=_("Yes, give this seat away"), course=None,
+        courses=status.enrolments, form=ConfirmForm(formdata=None),
+        action=url_for("enrol.answer_offer", answer="decline"))
+
+
 @bp.post("/my/offer/<answer>")
 @login_required
 def answer_offer(answer: str) -> Response | str | tuple[str, int]:
@@ -166,6 +195,12 @@ def answer_offer(answer: str) -> Response | str | tuple[str, int]:
         abort(404)
     if not ActionForm().validate_on_submit():
         return redirect(url_for("enrol.offer"))
+    if answer == "decline" and not ConfirmForm().confirmed():
+        # The one tap of an older page, or a script: nothing given away before it is asked.
+        status = registry().status(_token(), current_language())
+        if status.standing is not Standing.OFFERED:
+            return redirect(url_for("enrol.my_courses"))
+        return _decline_page(status)
     try:
         if answer == "accept":
             registry().accept_offer(_token())

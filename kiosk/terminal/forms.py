@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from babel.dates import get_month_names
+from flask import request
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -85,6 +86,24 @@ class EraseForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes something: only the CSRF token."""
+
+
+# The value of the confirmation page's button: a change that cannot be undone is made only
+# when the form sent says so (templates/macros.html, confirm_step).
+CONFIRM_FIELD = "confirm"
+CONFIRMED = "yes"
+
+
+class ConfirmForm(FlaskForm):
+    """The second step of a change that cannot be undone (a seat given away, a course
+    stopped or retired, a terminal revoked): done only when sent from its confirmation page,
+    with CSRF and `confirm=yes`. Sent without it (a one-tap form of an older page, a script),
+    nothing is done and the confirmation is shown, so keyboard and screen-reader users meet
+    the same second step as everyone."""
+
+    def confirmed(self) -> bool:
+        return bool(self.validate_on_submit()) and \
+            request.form.get(CONFIRM_FIELD) == CONFIRMED
 
 
 class ChangePasswordForm(FlaskForm):

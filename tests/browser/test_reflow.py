@@ -10,6 +10,9 @@ b. At the largest text size the top bar stays compact: each page's own content s
    screen for its first lines.
 c. Every staff page, in nl, fr and en, at 320 CSS px wide: no sideways scroll, nothing past
    the edge or out of its box (a table too wide for the screen scrolls in its own box).
+d. The same pages on a desk's 1280 px screen: nothing past the right edge (the dashboard's
+   tables), the header on one line (log-out beside the name), and the course list folded by
+   category, a search opening the categories it finds courses in.
 
 Each page is loaded once per language; the other sizes are the same page re-laid out (the
 text-size switch sets only a class on <html>; the window is resized).
@@ -23,14 +26,18 @@ from dataclasses import dataclass, field
 import pytest
 from flask import url_for
 
+from kiosk.registry.domain import matches_all_words
 from kiosk.registry.roles import GRANTS, Role
 from tests.support.browser import LANGS, VIEWPORT, Live, Servers, require_browser, t
 from tests.support.factories import STAFF_PASSWORDS
 from tests.support.reflow import (
     LARGEST_TEXT,
     NARROW,
+    bar_lines,
     content_top,
     overflow,
+    page_height,
+    past_the_edge,
     set_text_size,
 )
 from tests.support.role_matrix import OPEN_TO_STAFF, permission_of, populate, staff_rules
@@ -52,6 +59,8 @@ class Seen:
     pages: list[str] = field(default_factory=list)
     problems: dict[str, list[str]] = field(default_factory=dict)  # page and size → what
     content_tops: dict[str, tuple[float, float]] = field(default_factory=dict)  # kiosk, 320 px
+    desk_screen: dict[str, list[str]] = field(default_factory=dict)  # page at 1280 px → what
+    heights: dict[str, int] = field(default_factory=dict)  # page at 1280 px → CSS px
 
 
 class PatronWalk:
@@ -199,6 +208,14 @@ def staff_walk(browser: Browser, tmp_path_factory) -> Iterator[Seen]:
         seen.pages.append(name)
         if problems := overflow(page):
             seen.problems[name] = problems
+        page.set_viewport_size(VIEWPORT)  # a desk's screen: the same page re-laid out
+        wide = past_the_edge(page)
+        if (lines := bar_lines(page)) != 1:
+            wide.append(f"the header takes {lines} lines")
+        if wide:
+            seen.desk_screen[name] = wide
+        seen.heights[name] = page_height(page)
+        page.set_viewport_size(NARROW)
 
     try:
         for lang in LANGS:
@@ -222,6 +239,14 @@ def staff_walk(browser: Browser, tmp_path_factory) -> Iterator[Seen]:
                     assert response is not None and response.ok, f"{path}: {response}"
                     look(path)
             done |= {rule.endpoint for rule in rules}
+            if username == "coordinator":
+                for lang in LANGS:  # a search: the categories it finds courses in, open
+                    page.goto(f"{live.base}/{lang}/staff/courses?q=excel")
+                    look(f"/{lang}/staff/courses?q=excel")
+                    expect(page.locator("details.category")).to_have_count(1)
+                    expect(page.locator("details.category[open] tbody tr")).to_have_count(
+                        sum(matches_all_words("excel", f"{r.title} {r.slug}")
+                            for r in live.service.courses_admin.courses(lang)))
             page.locator("form.logout button").click()
             page.wait_for_load_state()
         yield seen
@@ -234,3 +259,14 @@ def test_c_staff_pages_reflow_at_320_px(staff_walk: Seen) -> None:
     assert len(staff_walk.pages) >= 3 * 20, staff_walk.pages
     assert not staff_walk.problems, (
         f"staff pages past the right edge or out of their box:\n{report(staff_walk.problems)}")
+
+
+def test_d_staff_pages_fit_a_desk_screen_at_1280_px(staff_walk: Seen) -> None:
+    assert len(staff_walk.heights) >= 3 * 20, staff_walk.heights
+    assert not staff_walk.desk_screen, (
+        f"staff pages at 1280 px, past the right edge or the header on two lines:\n"
+        f"{report(staff_walk.desk_screen)}")
+    # The course list folded by category: about a screen, not 30 courses one under another.
+    for lang in LANGS:
+        height = staff_walk.heights[f"/{lang}/staff/courses"]
+        assert height <= 1.5 * VIEWPORT["height"], (lang, height)

@@ -576,8 +576,10 @@ def every_button_with(slug: str) -> Callable[[Callable[..., None]], Callable[...
     button=st.sampled_from(BUTTONS),
     slug=slugs,
     lang=st.sampled_from(LANGS),
-    extra=st.dictionaries(st.sampled_from(["next", "csrf_token", "slug", "size", "\x00", "é"]),
-                          small_nasty, max_size=3),
+    # "confirm": "yes" too, so the confirmed second step of a change is reached as well.
+    extra=st.dictionaries(st.sampled_from(["next", "csrf_token", "slug", "size", "confirm",
+                                           "\x00", "é"]),
+                          st.one_of(st.just("yes"), small_nasty), max_size=3),
 )
 def test_every_button_form_answers_without_a_server_error_in_the_page_language(
     fuzz_app: Flask, texts: Texts, patron: dict[str, str], button: str, slug: str, lang: str,

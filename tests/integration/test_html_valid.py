@@ -227,6 +227,13 @@ def patron_pages(app: Flask, visit: Visit) -> None:
     visit.send(visit.main_forms()[0], "receipt, waiting list")
     visit.go(f"/{lang}/my", "my courses, waiting")
     visit.go(f"/{lang}/my/leave", "leave the waiting list?")
+    # Offer and hold: a seat more is held for the one who waits, who may say no thanks.
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    service.set_cap(2, actor="test")
+    visit.go(f"/{lang}/my/offer", "a seat held for the patron")
+    assert f"/{lang}/my/offer/decline" in visit.html, "no seat was held for the patron"
+    visit.go(f"/{lang}/my/offer/decline", "no thanks to the seat?")
+    service.policies.set_seat_policy("grant", 3, False, {}, actor="test")
     service.set_cap(2000, actor="test")
 
 

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from kiosk import security
-from tests.support.factories import build_app, form_data
+from tests.support.factories import CONFIRMED, build_app, form_data
 
 LANGS = ("nl", "fr", "en")
 PUBLIC_PAGES = ("/{}/", "/{}/account/new", "/{}/login", "/{}/courses/",
@@ -193,7 +193,8 @@ def test_enrol_receipt_and_my_courses(client, registered) -> None:
 def test_withdraw_leave_and_give_up_ask_first(client, registered) -> None:
     client.post("/en/courses/instagram/enrol")
     assert client.get("/en/my/give-up").status_code == 200
-    assert client.post("/en/my/give-up").location.startswith("/en/my")
+    assert "Keep my seat" in client.post("/en/my/give-up").get_data(as_text=True)  # asked
+    assert client.post("/en/my/give-up", data=CONFIRMED).location.startswith("/en/my")
     assert "You have not chosen a course yet." in client.get("/en/my").get_data(as_text=True)
     assert client.get("/en/my/withdraw").status_code == 404
     assert client.get("/en/my/explode").status_code == 404

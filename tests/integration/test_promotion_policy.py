@@ -19,7 +19,7 @@ from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution, Library, Patron, Place, Programme
 from tests.support.clock import Clock
 from tests.support.contract import Registry, refusal
-from tests.support.factories import add_patron, patron_data
+from tests.support.factories import CONFIRMED, add_patron, patron_data
 
 PASSWORD = "correct horse"
 
@@ -629,7 +629,7 @@ def test_the_offer_is_shown_at_log_in_and_accepted_or_declined(client, service) 
     assert "The seat is yours" in client.get(done.headers["Location"]).get_data(as_text=True)
     # No offer any more: the page sends the patron to their courses.
     assert client.get("/en/my/offer").status_code == 302
-    refused = client.post("/en/my/offer/decline")
+    refused = client.post("/en/my/offer/decline", data=CONFIRMED)
     assert refused.status_code == 409
     assert "There is no seat offer for you" in refused.get_data(as_text=True)
 
@@ -655,7 +655,7 @@ def test_the_offer_comes_right_after_choosing_ones_own_password(client, service)
 def test_no_thanks_at_the_kiosk(client, service) -> None:
     card = offered_at_the_kiosk(service)
     client.post("/fr/login", data={"identifier": card, "password": PASSWORD})
-    done = client.post("/fr/my/offer/decline")
+    done = client.post("/fr/my/offer/decline", data=CONFIRMED)
     assert done.status_code == 302 and "done=offer-decline" in done.headers["Location"]
     assert service.programme_status().seats_taken == 0
 

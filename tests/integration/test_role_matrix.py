@@ -20,7 +20,13 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from kiosk.registry.roles import GRANTS, Permission, Role
-from tests.support.factories import STAFF_PASSWORDS, add_patron, build_app, log_in_staff
+from tests.support.factories import (
+    CONFIRMED,
+    STAFF_PASSWORDS,
+    add_patron,
+    build_app,
+    log_in_staff,
+)
 from tests.support.role_matrix import (
     OPEN_TO_STAFF,
     STAFF,
@@ -116,6 +122,11 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
                                                  "library_name": "Matrix"},
     "staff.libraries.edit_library": lambda w, p: {"library_code": "ANT-PERMEKE",
                                                   "library_name": "Bibliotheek Permeke"},
+    # Changes that cannot be undone: their confirmation page's button (without it, the POST
+    # only shows that page again).
+    **{endpoint: lambda w, p: dict(CONFIRMED) for endpoint in (
+        "staff.desk.withdraw", "staff.desk.give_up_seat", "staff.desk.leave_waiting_list",
+        "staff.courses.retire", "staff.it.revoke")},
 }
 
 

@@ -15,7 +15,7 @@ from kiosk.registry.domain import RegistryError
 from kiosk.registry.roles import GRANTS, Permission, Role
 from kiosk.registry.services import utcnow
 from kiosk.registry.store import AuditEntry, StaffSession
-from tests.support.factories import STAFF_PASSWORDS, build_app, log_in_staff
+from tests.support.factories import CONFIRMED, STAFF_PASSWORDS, build_app, log_in_staff
 
 
 def audit(service, action: str) -> list:  # type: ignore[no-untyped-def]
@@ -150,12 +150,12 @@ def test_it_admin_sees_terminal_states_and_revokes_a_token(staff_client, service
     it = staff_client("it.support", "nl")
     page = it.get("/nl/staff/terminals").get_data(as_text=True)
     assert "Permeke kiosk 2" in page and "offline" in page
-    response = it.post(f"/nl/staff/terminals/{terminal.id}/revoke")
+    response = it.post(f"/nl/staff/terminals/{terminal.id}/revoke", data=CONFIRMED)
     assert response.status_code == 302
     assert service.terminals()[0].revoked
     entry = audit(service, "terminal_revoked")[0]
     assert entry.actor == "staff:it.support" and entry.detail == {"terminal": terminal.id}
-    assert it.post("/nl/staff/terminals/999/revoke").status_code == 404
+    assert it.post("/nl/staff/terminals/999/revoke", data=CONFIRMED).status_code == 404
 
 
 def test_maintenance_message_from_the_staff_page(staff_client, client, service) -> None:  # type: ignore[no-untyped-def]

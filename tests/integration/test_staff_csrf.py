@@ -54,7 +54,8 @@ def test_every_staff_post_needs_the_token(world: World) -> None:
             url = url_for(rule.endpoint, **world.args(rule))
         response = client.post(url, data={"promotion": "offer", "offer_days": "5",
                                           "keep": str(world.patron_id), "reason": "csrf",
-                                          "cap": "2000", "username": "csrf.probe"})
+                                          "cap": "2000", "username": "csrf.probe",
+                                          "confirm": "yes"})
         assert response.status_code == 400, rule.rule
     # Nothing changed: the settings, the accounts, the patrons, and the session itself.
     assert service.policies.settings() == before

@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select
 from kiosk.registry.services import RegistryService, utcnow
 from kiosk.registry.store import AuditEntry, EnrolmentRow, Patron, Staff, StaffFormAnswer
 from kiosk.staff.once import fingerprint, mark_key
-from tests.support.factories import STAFF_PASSWORDS, add_patron, build_app, log_in_staff
+from tests.support.factories import CONFIRMED, STAFF_PASSWORDS, add_patron, build_app, log_in_staff
 from tests.support.live_server import serve
 
 NEW = "/en/staff/desk/new"
@@ -163,7 +163,7 @@ def test_an_enrolment_sent_again_is_made_once_without_a_refusal(app) -> None:  #
     assert _enrolled(app, pid) == 1 and _audited(app, "patron_enrolled") == 1
 
     # Another button of the same page carries the same key: it is another request.
-    withdrawn = an.post(f"{page}/withdraw/excel-basics", data={"request_key": key})
+    withdrawn = an.post(f"{page}/withdraw/excel-basics", data={"request_key": key, **CONFIRMED})
     assert withdrawn.status_code == 302 and _enrolled(app, pid) == 0
 
     # The control: without the key, enrolling twice runs twice (and says something else).

@@ -20,7 +20,7 @@ from kiosk.registry.roles import Role
 from kiosk.registry.services import RegistryService
 from kiosk.staff import labels
 from tests.support.clock import Clock
-from tests.support.factories import add_patron, form_data
+from tests.support.factories import CONFIRMED, add_patron, form_data
 from tests.support.verification import patron_id
 
 # Naive UTC, as the registry keeps time: 22:59 in Brussels (winter, UTC+1), still 6 December.
@@ -96,7 +96,8 @@ def history(app: Flask, staff_client) -> dict[str, int]:  # type: ignore[no-unty
     for pid, course in ((seated, "word-basics"), (waiting, "excel-basics")):
         assert desk.post(f"/nl/staff/desk/patrons/{pid}/enrol",
                          data={"course": course}).status_code == 302
-    assert desk.post(f"/nl/staff/desk/patrons/{seated}/give-up-seat").status_code == 302
+    assert desk.post(f"/nl/staff/desk/patrons/{seated}/give-up-seat",
+                     data=CONFIRMED).status_code == 302
     assert desk.post(f"/nl/staff/desk/patrons/{seated}/one-time-password").status_code == 200
     add_patron(service, last_name="Dubbel")
     _card, token = add_patron(service, last_name="Dubbel")

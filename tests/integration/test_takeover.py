@@ -16,7 +16,7 @@ from kiosk import security
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Patron
-from tests.support.factories import STAFF_PASSWORDS, add_patron, form_data
+from tests.support.factories import CONFIRMED, STAFF_PASSWORDS, add_patron, form_data
 from tests.support.takeover import LABEL, log_in_patron, take_over, text
 
 
@@ -223,11 +223,12 @@ def test_enrol_withdraw_leave_and_give_up_are_tagged(
     take_over(client)
     assert client.post("/en/courses/excel-basics/enrol").status_code == 302
     assert client.post("/en/courses/instagram/enrol").status_code == 302
-    assert client.post("/en/my/withdraw/instagram").status_code == 302
+    assert client.post("/en/my/withdraw/instagram", data=CONFIRMED).status_code == 302
     service.claim(other, "word-basics")  # waits behind our patron
-    assert client.post("/en/my/give-up").status_code == 302  # the seat goes to `other`
+    # The seat goes to `other`.
+    assert client.post("/en/my/give-up", data=CONFIRMED).status_code == 302
     assert client.post("/en/courses/excel-basics/enrol").status_code == 302  # now waiting
-    assert client.post("/en/my/leave").status_code == 302
+    assert client.post("/en/my/leave", data=CONFIRMED).status_code == 302
 
     enrolled = audit(service, "patron_enrolled")
     assert [e.detail["course"] for e in enrolled] == ["excel-basics", "instagram", "excel-basics"]
@@ -255,7 +256,7 @@ def test_a_librarian_acts_for_no_patron_of_another_institution(
     for path in ("/nl/courses/excel-basics/enrol", "/nl/my/withdraw/instagram",
                  "/nl/my/give-up", "/nl/my/leave"):
         take_over(client)
-        response = client.post(path)
+        response = client.post(path, data=CONFIRMED)
         assert response.status_code == 302, (path, text(response))
         page = text(client.get(response.location))
         assert "De begeleide modus is gestopt. Dit account hoort bij een bibliotheek van " \

@@ -215,3 +215,26 @@ def test_a_claim_whose_answer_was_lost_is_done_once_when_tried_again(
         seats = db.execute("SELECT seats_taken FROM programme").fetchone()[0]
     assert seats == 1
     assert events >= 2  # the sign-up and the claim, each answered from its record
+
+
+def test_a_confirmed_change_whose_answer_was_lost_is_tried_again_still_confirmed(
+        server, registry_db: str, tmp_path: Path) -> None:
+    running, token = server
+    with LossyProxy(running.port) as line:
+        kiosk = _terminal(tmp_path, f"http://127.0.0.1:{line.port}", token)
+        _sign_up(kiosk, "nl")
+        assert kiosk.post("/nl/courses/excel-basics/enrol").status_code == 302
+        page = kiosk.get("/nl/my/give-up").get_data(as_text=True)
+        line.lose_answers = True
+        lost = kiosk.post("/nl/my/give-up", data={"request_key": _form_key(page), "confirm": "yes"})
+        line.lose_answers = False
+        error_page = _calm(lost, "nl")
+        # "Try again" sends the same confirmed form again: not the question once more.
+        assert 'action="/nl/my/give-up"' in error_page
+        assert 'name="confirm" value="yes"' in error_page
+        retried = kiosk.post("/nl/my/give-up", data={"request_key": _form_key(error_page),
+                                                    "confirm": "yes"})
+        assert retried.status_code == 302 and "done=give-up" in retried.location
+    with sqlite3.connect(registry_db.removeprefix("sqlite:///")) as db:
+        seats = db.execute("SELECT seats_taken FROM programme").fetchone()[0]
+    assert seats == 0

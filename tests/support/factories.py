@@ -27,6 +27,9 @@ from kiosk.registry.store import Store, make_engine
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_ADMIN_URL = os.environ.get("KIOSK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 TODAY = date.today()
+# What a confirmation page's button sends (kiosk.terminal.forms.ConfirmForm): a change that
+# cannot be undone is made only with it.
+CONFIRMED = {"confirm": "yes"}
 
 # Numbers for what must be unique within a run: e-mail addresses, database names and files.
 serial = itertools.count(1)

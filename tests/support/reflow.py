@@ -88,3 +88,35 @@ def set_text_size(page: Page, size: str) -> None:
     """The page as it is shown at another text size (the switch sets just this class on
     <html>, from the visit's choice), without loading it again."""
     page.evaluate("size => { document.documentElement.className = `text-${size}`; }", size)
+
+
+# How many lines the top bar's parts (brand, languages, who, log-out) take: parts whose boxes
+# overlap vertically share a line.
+_BAR_LINES_JS = """(selector) => {
+  const boxes = [...document.querySelectorAll(selector + ' > *')]
+    .filter((el) => el.checkVisibility({checkVisibilityCSS: true}))
+    .map((el) => el.getBoundingClientRect())
+    .filter((box) => box.width > 1 && box.height > 1)
+    .sort((a, b) => a.top - b.top);
+  let lines = 0, bottom = -Infinity;
+  for (const box of boxes) {
+    if (box.top >= bottom) { lines += 1; bottom = box.bottom; }
+    else bottom = Math.max(bottom, box.bottom);
+  }
+  return lines;
+}"""
+
+
+def bar_lines(page: Page, selector: str = "header.topbar") -> int:
+    """The lines the top bar's parts take (1: all side by side)."""
+    return page.evaluate(_BAR_LINES_JS, selector)
+
+
+def past_the_edge(page: Page) -> list[str]:
+    """The page's sideways scroll and what ends past its right edge (not what only runs out of
+    its own box, such as a chart's label in its SVG)."""
+    return [p for p in overflow(page) if "scrolls sideways" in p or " ends at " in p]
+
+
+def page_height(page: Page) -> int:
+    return page.evaluate("document.documentElement.scrollHeight")

@@ -39,7 +39,8 @@ class World:
                 raise AssertionError(f"the role matrix needs a sample value for <{name}> "
                                      f"in {rule.rule}: add it to SAMPLES")
             values[name] = SAMPLES[name](self)
-        if rule.endpoint.startswith("staff.seats.") and "patron_id" in values:
+        if (rule.endpoint.startswith("staff.seats.")
+                or rule.endpoint == "staff.desk.leave_waiting_list") and "patron_id" in values:
             values["patron_id"] = self.waiting_id  # waiting-list entries: someone who waits
         return values
 
