@@ -81,7 +81,7 @@ class StaffView:
     @property
     def actor(self) -> str:
         """How the audit log names them."""
-        return f"staff:{self.username}"
+        return f"{STAFF_ACTOR}{self.username}"
 
     @property
     def assisted_label(self) -> str:
@@ -91,6 +91,13 @@ class StaffView:
 
 
 USERNAME_MAX = 60
+# The audit log's name for a staff member: this prefix and their user name.
+STAFF_ACTOR = "staff:"
+
+
+def staff_username(actor: str) -> str | None:
+    """The user name in a staff member's audit name; None for any other actor."""
+    return actor.removeprefix(STAFF_ACTOR) if actor.startswith(STAFF_ACTOR) else None
 
 
 def validate_username(value: str) -> str | None:
