@@ -10,6 +10,7 @@ from flask_babel import Babel, get_locale
 
 from .catalogs import compile_catalogues
 from .config import LANGUAGES
+from .french import elide_de
 from .paths import resource_dir
 from .registry.days import BELGIUM
 from .registry.domain import LOCALES
@@ -50,6 +51,13 @@ def long_date(value: date | datetime) -> str:
 
 # The registry keeps naive UTC; people read Belgian time. Every page (staff and patron alike)
 # turns one into the other here, with the zone of kiosk.registry.days.
+
+
+def with_name(text: str, name: str) -> str:
+    """A translated sentence naming someone, French elision applied ("d’An Peeters"): in
+    the language being rendered, which a printed receipt sets to the patron's."""
+    locale = get_locale()
+    return elide_de(text, name) if locale is not None and locale.language == "fr" else text
 
 
 def belgian_time(moment: datetime) -> datetime:
@@ -111,6 +119,7 @@ def init_app(app: Flask) -> None:
             "languages": LANGUAGES,
             "language_names": LANGUAGE_NAMES,
             "long_date": long_date,
+            "with_name": with_name,
         }
 
     app.jinja_env.filters["moment"] = moment_text

@@ -100,7 +100,9 @@ class Accounts:
                 password_hash=self.ctx.hash_password(
                     domain.normalise_password(data.password)),
                 created_at=self.ctx.clock(),
-                last_active_at=self.ctx.clock(),
+                # Not yet: made at the desk, the patron has never logged in; made at the
+                # kiosk, the log-in that follows sets it. (Retention counts from creation.)
+                last_active_at=None,
                 failed_logins=0,
                 identity_checked_at=now if assisted_by and identity_checked else None,
                 identity_checked_by=assisted_by.actor if assisted_by and identity_checked

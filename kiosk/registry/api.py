@@ -30,6 +30,7 @@ from . import schema
 from .domain import (
     LANGUAGES,
     Catalogue,
+    ClaimOutlook,
     ClaimResult,
     CourseView,
     InstitutionView,
@@ -489,6 +490,12 @@ def who_am_i(call: Call) -> PatronView:
            answer=PatronStatus, lang=True)
 def my_status(call: Call) -> PatronStatus:
     return call.service.status(call.token, call.lang)
+
+
+@operation("GET", "/me/outlook", "What a claim would give now: a seat, or a place in line and "
+           "why", patron=True, answer=ClaimOutlook)
+def claim_outlook(call: Call) -> ClaimOutlook:
+    return call.service.claim_outlook(call.token)
 
 
 @operation("POST", "/me/claims", "Enrol in a course: a seat, or a place on the waiting list",

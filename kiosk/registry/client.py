@@ -11,6 +11,7 @@ from typing import Protocol
 
 from .domain import (
     Catalogue,
+    ClaimOutlook,
     ClaimResult,
     CourseView,
     InstitutionView,
@@ -47,6 +48,8 @@ class RegistryClient(Protocol):
     def whoami(self, token: str) -> PatronView: ...
     def claim(self, token: str, course_slug: str, *,
               staff_token: str | None = None) -> ClaimResult: ...
+    # What a claim would give the patron now: what the confirm page announces.
+    def claim_outlook(self, token: str) -> ClaimOutlook: ...
     def status(self, token: str, lang: str) -> PatronStatus: ...
     def withdraw(self, token: str, course_slug: str, *,
                  staff_token: str | None = None) -> PatronStatus: ...
@@ -123,6 +126,9 @@ class LocalRegistryClient:
               staff_token: str | None = None) -> ClaimResult:
         return self.service.claim(token, course_slug, assisted_by=self._assistant(staff_token),
                                   where=self._where())
+
+    def claim_outlook(self, token: str) -> ClaimOutlook:
+        return self.service.claim_outlook(token)
 
     def status(self, token: str, lang: str) -> PatronStatus:
         return self.service.status(token, lang)

@@ -29,10 +29,19 @@ from .domain import ClaimResult, NewPatron, PatronStatus, Registration, Registry
 from .erasure import Erasure
 from .masking import mask_card_number
 from .notices import enabled, enqueue
-from .roles import StaffView
+from .roles import StaffView, staff_username
 from .seats import Seats
 from .staff import pseudonym, record
-from .store import THE_PROGRAMME, AuditEntry, Institution, Library, Patron, PatronSession, Programme
+from .store import (
+    THE_PROGRAMME,
+    AuditEntry,
+    Institution,
+    Library,
+    Patron,
+    PatronSession,
+    Programme,
+    Staff,
+)
 
 # --- Rules --------------------------------------------------------------------------------
 
@@ -127,7 +136,9 @@ class PatronRecord:
     status: PatronStatus
     pending_since: datetime | None
     identity_checked_at: datetime | None
-    identity_checked_by: str
+    identity_checked_by: str  # the audit log's actor ("staff:<user name>")
+    # Who checked it, as people know them: the staff member's display name (else the actor).
+    identity_checked_by_name: str
     must_change_password: bool
     locked_until: datetime | None  # only while the lock lasts
 
@@ -320,6 +331,15 @@ class DeskService:
                subject=pseudonym(patron.id), institution=patron.library.institution.code,
                assisted_by=staff.assisted_label, **detail)
 
+    @staticmethod
+    def _staff_name(s: Session, actor: str) -> str:
+        """A staff member's display name for their audit name; the actor as written when it
+        names no staff member (any more)."""
+        username = staff_username(actor)
+        name = username and s.scalar(select(Staff.display_name)
+                                     .where(Staff.username == username))
+        return name or actor
+
     def _record(self, s: Session, staff: StaffView, patron_id: int, lang: str,
                 now: datetime) -> PatronRecord:
         p = self._patron(s, staff, patron_id)
@@ -333,4 +353,5 @@ class DeskService:
             status=self.seats.status_of(s, p.id, lang), pending_since=p.pending_since,
             identity_checked_at=p.identity_checked_at,
             identity_checked_by=p.identity_checked_by or "",
+            identity_checked_by_name=self._staff_name(s, p.identity_checked_by or ""),
             must_change_password=bool(p.must_change_password), locked_until=locked)

@@ -540,6 +540,27 @@ class ClaimResult:
     newly_granted: bool = False
 
 
+class WaitReason(StrEnum):
+    """Why a patron waits, or would wait, instead of having a seat."""
+
+    FULL = "full"  # every seat is taken
+    PENDING = "pending"  # the account waits for an identity check at the desk
+    QUOTA = "quota"  # fair share: their institution holds its quota of seats
+
+
+@dataclass(frozen=True)
+class ClaimOutlook:
+    """What a claim would give the patron now, so a page announces what the claim will do
+    (promotion.claim_outlook). In the ordinary case (no one else claims in between) the
+    claim's answer has the same standing and position."""
+
+    standing: Standing  # what they hold after the claim
+    position: int | None = None  # their place in line after the claim, when waiting
+    kept: bool = False  # they already hold this place: the claim only adds a course
+    why_wait: WaitReason | None = None  # when waiting: why there is no seat for them
+    promotion: str = "grant"  # how a freed seat reaches the line: "grant" or "offer"
+
+
 @dataclass(frozen=True)
 class Enrolment:
     course_slug: str

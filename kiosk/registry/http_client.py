@@ -66,6 +66,7 @@ from ..version import __version__
 from . import network, request_scope
 from .domain import (
     Catalogue,
+    ClaimOutlook,
     ClaimResult,
     CourseView,
     InstitutionView,
@@ -469,6 +470,9 @@ class HttpRegistryClient:
         return self._call("POST", "/me/claims", token=token, answer=ClaimResult,
                           body=(ClaimRequest, ClaimRequest(course_slug)),
                           staff_token=staff_token)
+
+    def claim_outlook(self, token: str) -> ClaimOutlook:
+        return self._call("GET", "/me/outlook", token=token, answer=ClaimOutlook)
 
     def status(self, token: str, lang: str) -> PatronStatus:
         return self._call("GET", "/me/status", token=token, params={"lang": lang},

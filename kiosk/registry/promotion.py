@@ -17,7 +17,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from .days import BELGIUM, belgian_date
-from .domain import ProgrammeStatus, RegistryError, seats_to_promote
+from .domain import (
+    ClaimDecision,
+    ClaimOutlook,
+    ProgrammeStatus,
+    RegistryError,
+    Standing,
+    WaitReason,
+    decide_claim,
+    seats_to_promote,
+)
 
 # Libraries close at different hours; the offer lasts the whole of its last opening day.
 CLOSING = time(23, 59)
@@ -164,6 +173,46 @@ def skipped(line: Iterable[Candidate], chosen: Collection[int]) -> Skipped:
         else:
             over[candidate.institution_id] = over.get(candidate.institution_id, 0) + 1
     return Skipped(pending, over)
+
+
+# --- What a claim would give ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeatsNow:
+    """The programme's seats as a claim reads them, with the claimant's institution's share."""
+
+    cap: int
+    taken: int
+    waiting: int
+    fair_share: bool
+    promotion: str  # "grant" or "offer"
+    quota: int | None  # the claimant's institution's quota
+    held: int  # seats its patrons hold now (seated + offered)
+
+
+def claim_outlook(standing: Standing, position: int | None, candidate: Candidate,
+                  seats: SeatsNow) -> ClaimOutlook:
+    """What a claim made now gives: the same decision as the ledger's (decide_claim with
+    may_take_seat), so "there is a free seat for you" is said only to someone who gets it.
+    A place held is kept; a new waiting place is at the back of the line. A waiting patron
+    is told why too: pending first (a seat would not help them), then a full programme,
+    then their institution's quota."""
+    held = {candidate.institution_id: seats.held}
+    may_take = may_take_seat(candidate, held, {candidate.institution_id: seats.quota},
+                             seats.fair_share)
+    decision = decide_claim(standing, seats.taken, seats.cap, may_take)
+    if decision is ClaimDecision.GRANT:
+        return ClaimOutlook(Standing.SEATED, promotion=seats.promotion)
+    kept = decision is ClaimDecision.KEEP
+    after = standing if kept else Standing.WAITING
+    if after is not Standing.WAITING:
+        return ClaimOutlook(after, kept=kept, promotion=seats.promotion)
+    why = (WaitReason.PENDING if candidate.pending
+           else WaitReason.FULL if seats.taken >= seats.cap or may_take
+           else WaitReason.QUOTA)
+    return ClaimOutlook(Standing.WAITING, position if kept else seats.waiting + 1, kept, why,
+                        seats.promotion)
 
 
 # --- Settings -------------------------------------------------------------------------------

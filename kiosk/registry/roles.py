@@ -54,6 +54,15 @@ GRANTS: dict[Role, frozenset[Permission]] = {
 }
 
 
+# The audit log's name for a staff member: this prefix and their user name.
+STAFF_ACTOR = "staff:"
+
+
+def staff_username(actor: str) -> str | None:
+    """The user name in a staff member's audit name; None for any other actor."""
+    return actor.removeprefix(STAFF_ACTOR) if actor.startswith(STAFF_ACTOR) else None
+
+
 @dataclass(frozen=True)
 class StaffView:
     """A staff member as the pages and the audit log know them (never their password)."""
@@ -81,7 +90,7 @@ class StaffView:
     @property
     def actor(self) -> str:
         """How the audit log names them."""
-        return f"staff:{self.username}"
+        return f"{STAFF_ACTOR}{self.username}"
 
     @property
     def assisted_label(self) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from . import academy, domain, ledger, promotion
 from .context import RegistryContext
-from .domain import ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
+from .domain import ClaimOutlook, ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
 from .ledger import Claimant, SeatEventKind
 from .notices import enqueue
 from .patron_sessions import PatronSessions
@@ -27,6 +27,7 @@ from .reference import Reference
 from .roles import StaffView
 from .staff import pseudonym, record
 from .store import (
+    THE_PROGRAMME,
     AuditEntry,
     Course,
     EnrolmentRow,
@@ -34,6 +35,7 @@ from .store import (
     Library,
     Patron,
     PatronSession,
+    Programme,
     Runner,
 )
 from .verification import Verification
@@ -128,6 +130,26 @@ class Seats:
             enqueue(s, patron_id, "waiting_list_joined", now, course_slug=course_slug,
                     position=str(result.position or ""))
         return result
+
+    def claim_outlook(self, token: str) -> ClaimOutlook:
+        """What a claim would give the patron now (a read: no lock, nothing written), decided
+        by the same rule as the claim (promotion.claim_outlook)."""
+        return self.sessions.reading(token, lambda s, patron: self.outlook_of(s, patron.id))
+
+    def outlook_of(self, s: Runner, patron_id: int) -> ClaimOutlook:
+        claimant = self._claimant(s, patron_id)
+        candidate = claimant.candidate
+        prog = s.execute(select(Programme.cap, Programme.seats_taken, Programme.waiting,
+                                Programme.fair_share, Programme.promotion)
+                         .where(THE_PROGRAMME)).one()
+        held = (ledger.seats_held(s, candidate.institution_id).get(candidate.institution_id, 0)
+                if prog.fair_share and claimant.quota is not None else 0)
+        place = ledger.place_of(s, patron_id)
+        return promotion.claim_outlook(
+            place.status if place else Standing.NONE, ledger.position_of(s, place), candidate,
+            promotion.SeatsNow(cap=prog.cap, taken=prog.seats_taken,
+                               waiting=prog.waiting or 0, fair_share=bool(prog.fair_share),
+                               promotion=prog.promotion, quota=claimant.quota, held=held))
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
         return self.sessions.reading(token, lambda s, patron: self.status_of(s, patron.id, lang))

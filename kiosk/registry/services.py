@@ -28,6 +28,7 @@ from .context import RegistryContext, utcnow
 from .desk import DeskService
 from .domain import (
     Catalogue,
+    ClaimOutlook,
     ClaimResult,
     CourseView,
     InstitutionView,
@@ -232,6 +233,9 @@ class RegistryService:
 
     def claim_for(self, s: Runner, patron_id: int, course_slug: str) -> ClaimResult:
         return self.seating.claim_for(s, patron_id, course_slug)
+
+    def claim_outlook(self, token: str) -> ClaimOutlook:
+        return self.seating.claim_outlook(token)
 
     def status(self, token: str, lang: str = "en") -> PatronStatus:
         return self.seating.status(token, lang)

@@ -44,6 +44,8 @@ class WaitingEntry:
     library_name: str
     institution_code: str
     courses: tuple[str, ...] = ()
+    # Waiting for an identity check: passed over for a seat until a librarian checks one.
+    pending: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ class Waitlist:
                 func.row_number().over(order_by=Place.queue_no).label("position"),
                 Patron.card_number, Library.code.label("library_code"),
                 Library.name.label("library_name"), Institution.code.label("institution_code"),
+                Patron.pending_since,
             )
             .join(Patron, Patron.id == Place.patron_id)
             .join(Library, Library.id == Patron.library_id)
@@ -176,7 +179,8 @@ class Waitlist:
             card_masked=mask_card(r.card_number), position=r.position, queue_no=r.queue_no,
             requested_at=r.requested_at, library_code=r.library_code,
             library_name=r.library_name, institution_code=r.institution_code,
-            courses=tuple(courses[r.patron_id])) for r in rows]
+            courses=tuple(courses[r.patron_id]),
+            pending=r.pending_since is not None) for r in rows]
 
     # --- Removing and moving an entry ----------------------------------------------------
 

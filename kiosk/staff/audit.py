@@ -12,7 +12,7 @@ from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import SelectField, StringField
 from wtforms.validators import Optional
 
 from ..i18n import current_language, day_text, moment_text
@@ -23,6 +23,7 @@ from ..registry.staff import AuditQuery, AuditView
 from ..terminal.forms import no_control_characters, options
 from . import labels
 from .base import current_staff, nav_item, requires, service
+from .forms import DayField
 from .labels import Names, action_text, actor_text, detail_label, label_of
 
 bp = Blueprint("audit", __name__)
@@ -68,8 +69,8 @@ class AuditFilterForm(FlaskForm):
                           validators=[Optional(), no_control_characters],
                           render_kw={"maxlength": 40, "autocomplete": "off"})
     institution = SelectField(_l("Institution"), choices=[], validate_choice=False)
-    since = DateField(_l("From (date, Belgian time)"), validators=[Optional()])
-    until = DateField(_l("Up to and including (date, Belgian time)"), validators=[Optional()])
+    since = DayField(_l("From (date, Belgian time)"), validators=[Optional()])
+    until = DayField(_l("Up to and including (date, Belgian time)"), validators=[Optional()])
 
 
 def _utc_midnight(day: date) -> datetime:

@@ -64,6 +64,10 @@ def _staff() -> StaffView:
     return staff
 
 
+# The search's example: grouped as every card number is shown (format_card_number).
+EXAMPLE_CARD = "2101123456789"
+
+
 # --- Find -------------------------------------------------------------------------------------
 
 
@@ -77,10 +81,9 @@ def search() -> tuple[str, int]:
             hits = service().desk.find(_staff(), form.query.data or "", form.birth_date.data)
         except RegistryError as refusal:
             show_refusal(form, refusal)
-    if form.birth_date.errors:  # wtforms' own text is in English only
-        form.birth_date.errors = [message("birth_date_invalid")]
     status = 422 if form.errors else 200
-    return render_template("staff/desk/search.html", form=form, hits=hits), status
+    return render_template("staff/desk/search.html", form=form, hits=hits,
+                           example_card=format_card_number(EXAMPLE_CARD)), status
 
 
 # --- One patron -------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
-    DateField,
     DateTimeLocalField,
     DecimalField,
     IntegerField,
@@ -17,9 +19,28 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, Optional
 
+from ..registry.days import parse_day
 from ..registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT
 from ..terminal.forms import RegisterForm, no_control_characters, options
 from ..terminal.messages import MESSAGES, required
+
+
+class DayField(StringField):
+    """A day typed as Belgians write it (03/04/1950; also 3-4-1950 or 1950-04-03): a text box.
+    The browser's date box orders day and month as the browser's locale says, whatever the
+    page's language, and differs from browser to browser; a typed day reads the same in every
+    language. `data` is a date, or None when left empty."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        text = str(valuelist[0]).strip() if valuelist else ""
+        self.data = parse_day(text) if text else None
+        if text and self.data is None:
+            raise ValueError(str(MESSAGES["day_invalid"]))
+
+    def _value(self) -> str:
+        if self.raw_data:  # as typed, mistakes included, so it can be corrected
+            return str(self.raw_data[0])
+        return self.data.strftime("%d/%m/%Y") if isinstance(self.data, date) else ""
 
 
 class MaintenanceForm(FlaskForm):
@@ -73,8 +94,8 @@ class DeskSearchForm(FlaskForm):
                         validators=[DataRequired(required("query")), no_control_characters],
                         render_kw={"autocomplete": "off", "autocapitalize": "none",
                                    "spellcheck": "false", "autofocus": True, "maxlength": 254})
-    birth_date = DateField(_l("Date of birth (needed to search by name)"),
-                           validators=[Optional()])
+    birth_date = DayField(_l("Date of birth (needed to search by name)"),
+                          validators=[Optional()], render_kw={"autocomplete": "off"})
 
 
 class DeskEnrolForm(FlaskForm):

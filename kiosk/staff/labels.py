@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from ..registry.domain import Standing
-from ..registry.roles import Role
+from ..registry.roles import Role, staff_username
 from ..registry.services import RegistryService
 
 # Where a patron stands in the programme (kiosk.registry.domain.Standing).
@@ -104,7 +104,6 @@ PLACES: dict[str, Any] = {
     "desk": _l("desk"),
     "kiosk": _l("kiosk"),
 }
-STAFF_ACTOR_PREFIX = "staff:"
 
 # The audit log's actions and the keys of its details
 # (tests/integration/test_audit_page.py checks that every action and key written anywhere in
@@ -263,8 +262,9 @@ def action_text(action: str) -> str:
 def actor_text(actor: str) -> str:
     """Who did it: a staff member's user name, a patron's pseudonym, or what the registry
     did by itself."""
-    if actor.startswith(STAFF_ACTOR_PREFIX):
-        return _("%(username)s (staff)", username=actor.removeprefix(STAFF_ACTOR_PREFIX))
+    username = staff_username(actor)
+    if username is not None:
+        return _("%(username)s (staff)", username=username)
     return label_of(ACTORS, actor)
 
 

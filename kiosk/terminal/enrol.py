@@ -44,9 +44,8 @@ def confirm(slug: str) -> str | Response:
     return render_template(
         "enrol/confirm.html",
         course=course,
-        status=status,
         already=already,
-        programme=registry().programme_status(),
+        outlook=None if already else registry().claim_outlook(_token()),
         form=form,
         step=3,
     )
@@ -72,6 +71,8 @@ def receipt(slug: str) -> str:
         "enrol/receipt.html",
         enrolment=enrolment,
         status=status,
+        outlook=registry().claim_outlook(_token()) if status.standing is Standing.WAITING
+        else None,
         academy=academy,
         qr=qr_svg(academy),
         card=current_user.view.library_card or format_card_number(current_user.view.card_number),

@@ -98,6 +98,8 @@ MESSAGES = {
     "card_invalid": _l("This card number is not right: a card has 13 digits. Please check "
                        "them."),
     "birth_date_needed": _l("To find someone by name, also give their date of birth."),
+    # A day typed on a staff page (kiosk.staff.forms.DayField).
+    "day_invalid": _l("Type the date as day/month/year, for example 03/04/1950."),
     "library_not_served": _l("You can only create accounts at the libraries of your own "
                              "institution."),
     "current_password_wrong": _l("This is not your current password."),

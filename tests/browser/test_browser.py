@@ -312,9 +312,13 @@ def test_b_waiting_list_gets_the_seat_someone_gives_up(page: Page, live_server) 
     expect(page.locator(".seats.full")).to_have_text(
         t("fr", "Full at the moment – you can join the waiting list."))
     page.get_by_role("link", name=t("fr", "Enrol in this course")).click()
-    expect(page.locator("main")).to_contain_text(t(
-        "fr", "All seats are taken right now. You will join the waiting list and keep this "
-        "course. When a seat becomes free, it goes to the first in line automatically."))
+    main = page.locator("main")
+    expect(main).to_contain_text(t(
+        "fr", "You will join the waiting list, at number %(position)s, and keep this course.",
+        position=1))
+    expect(main).to_contain_text(t("fr", "All seats are taken at the moment."))
+    expect(main).to_contain_text(t(
+        "fr", "When a seat is free, it goes to the first person in line straight away."))
     page.get_by_role("button", name=t("fr", "Yes, enrol me")).click()
     page.wait_for_url("**/fr/courses/spanish-beginners/done")
     expect(page.locator("h1")).to_have_text(t("fr", "You are on the waiting list"))

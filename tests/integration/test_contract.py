@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from kiosk.registry.domain import (
     Catalogue,
+    ClaimOutlook,
     ClaimResult,
     CourseView,
     InstitutionView,
@@ -28,6 +29,7 @@ from kiosk.registry.domain import (
     Registration,
     RegistryError,
     Standing,
+    WaitReason,
     is_valid_card_number,
 )
 from kiosk.registry.http_client import HttpRegistryClient
@@ -206,6 +208,35 @@ def test_claim_seat_same_again_and_the_waiting_list(registry: Registry) -> None:
     assert [e.course_slug for e in status.enrolments] == ["excel-basics", "instagram"]
     assert isinstance(status.seated_at, datetime) and status.seated_at.tzinfo is None
     assert client.status(third, "nl").position == 2
+
+
+def test_the_outlook_announces_what_the_claim_then_gives(registry: Registry) -> None:
+    """Fair share with Antwerp at its quota, a pending account in Kortrijk, one seat left:
+    each is told beforehand what the claim then gives them, seat or place in line."""
+    client, service = registry.client, registry.service
+    service.set_cap(3, actor="test")
+    service.policies.set_seat_policy("grant", 3, True, {"ANT": "1"}, actor="test")
+    service.policies.set_institution_policies({"KOR": ([1, 2, 3, 4, 5, 6], "verify", 14)},
+                                              actor="test")
+    _, seated = registry.patron()
+    assert client.claim_outlook(seated) == ClaimOutlook(Standing.SEATED)
+    assert client.claim(seated, "excel-basics").standing is Standing.SEATED
+    _, over_quota = registry.patron()
+    told = client.claim_outlook(over_quota)
+    assert told == ClaimOutlook(Standing.WAITING, 1, why_wait=WaitReason.QUOTA)
+    assert told == service.claim_outlook(over_quota)
+    got = client.claim(over_quota, "excel-basics")
+    assert (got.standing, got.position) == (told.standing, told.position)
+    _, pending = registry.patron(library_code="KOR-CENTRUM")
+    told = client.claim_outlook(pending)
+    assert told == ClaimOutlook(Standing.WAITING, 2, why_wait=WaitReason.PENDING)
+    got = client.claim(pending, "instagram")
+    assert (got.standing, got.position) == (told.standing, told.position)
+    # Afterwards: the place is kept, with the reason they still wait.
+    assert client.claim_outlook(pending) == ClaimOutlook(Standing.WAITING, 2, True,
+                                                         WaitReason.PENDING)
+    assert client.claim_outlook(seated) == ClaimOutlook(Standing.SEATED, kept=True)
+    assert client.programme_status() == ProgrammeStatus(3, 1, 2)
 
 
 def test_withdraw(registry: Registry) -> None:

@@ -14,7 +14,12 @@ from kiosk.registry.desk import (
     one_time_password,
     read_query,
 )
-from kiosk.registry.domain import RegistryError, Standing, make_card_number
+from kiosk.registry.domain import (
+    RegistryError,
+    Standing,
+    format_card_number,
+    make_card_number,
+)
 from kiosk.registry.roles import Role, StaffView
 from kiosk.registry.services import RegistryService, pseudonym, utcnow
 from kiosk.registry.store import AuditEntry, Patron
@@ -313,6 +318,41 @@ def test_pages_register_at_the_desk(staff_client, service) -> None:  # type: ign
     assert record.language == "fr" and record.identity_checked_at is not None
     assert staff_client("els.maes").post(
         "/en/staff/desk/new", data={**form, "email": "x@example.be"}).status_code == 422
+
+
+def test_the_record_names_the_librarian_and_says_never_logged_in(staff_client, service) -> None:  # type: ignore[no-untyped-def]
+    _, pid = service.desk.register(AN, patron_data(), identity_checked=True)
+    page = staff_client("an.peeters").get(f"/en/staff/desk/patrons/{pid}").get_data(
+        as_text=True)
+    assert "by An Peeters" in page and "an.peeters" not in page
+    assert re.search(r"Last log-in</th><td>never</td>", page)
+    assert service.desk.patron(AN, pid, "en").identity_checked_by_name == "An Peeters"
+    nl = staff_client("an.peeters", "nl").get(f"/nl/staff/desk/patrons/{pid}")
+    assert re.search(r"</th><td>nooit</td>", nl.get_data(as_text=True))
+    card, _ = add_patron(service)  # made at the kiosk, then logged in: a real last log-in
+    kiosk_made = service.desk.patron(AN, patron_id(service, card), "en")
+    assert kiosk_made.last_active_at is not None
+
+
+def test_the_search_speaks_to_the_librarian_and_reads_belgian_days(staff_client, service) -> None:  # type: ignore[no-untyped-def]
+    card, _ = add_patron(service, first_name="Élise", last_name="Dubois",
+                         birth_date="1950-04-03")
+    an = staff_client("an.peeters")
+    page = an.get("/en/staff/desk").get_data(as_text=True)
+    example = re.search(r"For example ([\d ]+),", page)
+    assert example and example[1] == format_card_number(example[1].replace(" ", ""))
+    assert 'type="date"' not in page and "Day/month/year, for example 03/04/1950" in page
+    for typed in ("03/04/1950", "3-4-1950", "1950-04-03"):
+        found = an.post("/en/staff/desk", data={"query": "elise dubois", "birth_date": typed})
+        assert f"/desk/patrons/{patron_id(service, card)}" in found.get_data(as_text=True)
+    wrong = an.post("/en/staff/desk", data={"query": "elise dubois", "birth_date": "31/02/1950"})
+    text = wrong.get_data(as_text=True)
+    assert wrong.status_code == 422 and "your date of birth" not in text
+    assert "Type the date as day/month/year, for example 03/04/1950." in text
+    assert 'value="31/02/1950"' in text  # kept as typed, to correct it
+    french = staff_client("an.peeters", "fr").post(
+        "/fr/staff/desk", data={"query": "elise dubois", "birth_date": "1950"})
+    assert "Tapez la date sous la forme jour/mois/année" in french.get_data(as_text=True)
 
 
 def test_view_audit_is_recorded_again_after_a_while(make_service) -> None:  # type: ignore[no-untyped-def]

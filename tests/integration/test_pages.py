@@ -7,8 +7,11 @@ import re
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from kiosk import security
+from kiosk.registry.domain import pending_until
+from kiosk.registry.store import Patron
 from tests.support.factories import CONFIRMED, build_app, form_data
 
 LANGS = ("nl", "fr", "en")
@@ -190,6 +193,18 @@ def test_enrol_receipt_and_my_courses(client, registered) -> None:
     assert "/fr/my/withdraw/italian-beginners" in my
 
 
+def steps_done(page: str) -> list[str]:
+    return re.findall(r'<li class="done"\s*>([^<]+)</li>', page)
+
+
+def test_browsing_without_an_account_leaves_step_one_undone(client) -> None:
+    browsing = client.get("/en/courses/").get_data(as_text=True)
+    assert "Step 2 of 4" in browsing and steps_done(browsing) == []
+    client.post("/en/account/new", data=form_data())
+    chosen = client.get("/en/courses/").get_data(as_text=True)
+    assert steps_done(chosen) == ["Your library account"]
+
+
 def test_withdraw_leave_and_give_up_ask_first(client, registered) -> None:
     client.post("/en/courses/instagram/enrol")
     assert client.get("/en/my/give-up").status_code == 200
@@ -207,6 +222,22 @@ def test_full_programme_puts_the_patron_on_the_waiting_list(app, client, registe
     client.post("/nl/courses/instagram/enrol")
     receipt = client.get("/nl/courses/instagram/done").get_data(as_text=True)
     assert "wachtlijst" in receipt and "1" in receipt
+
+
+def test_a_pending_patrons_courses_say_by_when_to_show_a_document(service, client) -> None:
+    service.policies.set_institution_policies({"KOR": ([1, 2, 3, 4, 5, 6], "verify", 14)},
+                                              actor="test")
+    data = form_data(library="KOR-CENTRUM")
+    assert client.post("/en/account/new", data=data).status_code == 302
+    client.post("/en/courses/instagram/enrol")
+    with service.store.read() as s:
+        since = s.scalar(select(Patron.pending_since).where(Patron.email == data["email"]))
+    day = pending_until(since, 14)
+    english = client.get("/en/my").get_data(as_text=True)
+    assert (f"Show an identity document at the desk of your library by "
+            f"{day.day} {day:%B} {day.year}.") in english
+    french = client.get("/fr/my").get_data(as_text=True)
+    assert "Présentez une pièce d’identité" in french and f"{day.day} " in french
 
 
 def test_logout_revokes_the_session_so_a_copied_cookie_no_longer_works(client, registered):

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kiosk.registry import promotion
-from kiosk.registry.domain import RegistryError, Standing
+from kiosk.registry.domain import ClaimOutlook, RegistryError, Standing, WaitReason
 from kiosk.registry.promotion import Candidate
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Institution, Library, Patron, Place, Programme
@@ -102,6 +102,39 @@ def test_choice_skips_pending_and_institutions_at_their_quota() -> None:
 
     promotion.choose(lazily(), 1, {}, {}, False)
     assert seen == [1]
+
+
+def seats_now(**overrides: object) -> promotion.SeatsNow:
+    values: dict = dict(cap=10, taken=3, waiting=0, fair_share=False, promotion="grant",
+                        quota=None, held=0)
+    values.update(overrides)
+    return promotion.SeatsNow(**values)
+
+
+def test_the_outlook_promises_a_seat_only_to_who_gets_one() -> None:
+    outlook = promotion.claim_outlook
+    newcomer, pending = Candidate(1, 10, False), Candidate(2, 10, True)
+    assert outlook(Standing.NONE, None, newcomer, seats_now()) == ClaimOutlook(Standing.SEATED)
+    # Fair share: seats are free, but the institution holds its quota: the back of the line.
+    over = seats_now(fair_share=True, quota=2, held=2, waiting=3)
+    assert outlook(Standing.NONE, None, newcomer, over) == ClaimOutlook(
+        Standing.WAITING, 4, why_wait=WaitReason.QUOTA)
+    # The same quota with fair share off counts for nothing.
+    assert outlook(Standing.NONE, None, newcomer, seats_now(quota=2, held=2)).standing is (
+        Standing.SEATED)
+    # A pending account waits even with seats free, and is told why; pending comes first.
+    assert outlook(Standing.NONE, None, pending, seats_now(taken=10, waiting=1)) == (
+        ClaimOutlook(Standing.WAITING, 2, why_wait=WaitReason.PENDING))
+    full = seats_now(taken=10, waiting=5, promotion="offer")
+    assert outlook(Standing.NONE, None, newcomer, full) == ClaimOutlook(
+        Standing.WAITING, 6, why_wait=WaitReason.FULL, promotion="offer")
+    # A place held is kept: a seat, a seat offered, a place in line (and why they still wait).
+    assert outlook(Standing.SEATED, None, newcomer, full) == ClaimOutlook(
+        Standing.SEATED, kept=True, promotion="offer")
+    assert outlook(Standing.OFFERED, None, newcomer, full).standing is Standing.OFFERED
+    assert outlook(Standing.WAITING, 2, pending, seats_now()) == ClaimOutlook(
+        Standing.WAITING, 2, True, WaitReason.PENDING)
+    assert outlook(Standing.WAITING, 2, newcomer, over).why_wait is WaitReason.QUOTA
 
 
 def test_settings_are_validated_all_at_once() -> None:
@@ -658,6 +691,42 @@ def test_no_thanks_at_the_kiosk(client, service) -> None:
     done = client.post("/fr/my/offer/decline", data=CONFIRMED)
     assert done.status_code == 302 and "done=offer-decline" in done.headers["Location"]
     assert service.programme_status().seats_taken == 0
+
+
+def test_the_confirm_page_announces_the_place_in_line_the_claim_then_gives(client, service) -> None:  # type: ignore[no-untyped-def]
+    """Fair share on and Antwerp at its quota: seats are free, but an Antwerp patron is told
+    the waiting list and their number, not "a free seat", and that is what they get."""
+    service.set_cap(5, actor="test")
+    service.policies.set_seat_policy("offer", 3, True, {"ANT": "1"}, actor="test")
+    _, holder = add_patron(service)
+    service.claim(holder, "excel-basics")
+    card = service.register(patron_data())
+    client.post("/en/login", data={"identifier": card, "password": PASSWORD})
+    page = client.get("/en/courses/excel-basics/enrol").get_data(as_text=True)
+    assert "There is a free seat for you" not in page and "automatically" not in page
+    assert "You will join the waiting list, at number 1, and keep this course." in page
+    assert "The libraries of your institution already use all the seats" in page
+    assert "we keep it for a few days for the first person in line" in page
+    done = client.post("/en/courses/excel-basics/enrol")
+    receipt = client.get(done.headers["Location"]).get_data(as_text=True)
+    assert "Your place in line: 1" in receipt
+    assert "The libraries of your institution already use all the seats" in receipt
+    assert "automatically" not in receipt
+
+
+def test_the_waiting_texts_follow_the_promotion_policy(client, service) -> None:  # type: ignore[no-untyped-def]
+    service.set_cap(1, actor="test")
+    _, holder = add_patron(service)
+    service.claim(holder, "excel-basics")
+    card = service.register(patron_data())
+    client.post("/nl/login", data={"identifier": card, "password": PASSWORD})
+    grant = client.get("/en/courses/excel-basics/enrol").get_data(as_text=True)
+    assert "it goes to the first person in line straight away" in grant
+    assert "All seats are taken at the moment." in grant
+    service.policies.set_seat_policy("offer", 3, False, {}, actor="test")
+    offer = client.get("/en/courses/excel-basics/enrol").get_data(as_text=True)
+    assert "straight away" not in offer and "automatically" not in offer
+    assert "we keep it for a few days for the first person in line" in offer
 
 
 # --- Both clients: accept_offer / decline_offer ------------------------------------------------

@@ -418,3 +418,21 @@ def test_the_preview_counts_seats_of_lapsed_offers_like_the_change_does(make_ser
     with service.store.read() as s:
         assert [getattr(s.get(Place, i), "status", None) for i in ids] == [
             None, None, "offered", "offered"]
+
+
+def test_the_list_flags_patrons_still_waiting_for_an_identity_check(service, staff_client) -> None:
+    service.set_cap(0, actor="test")
+    service.policies.set_institution_policies({"KOR": ([1, 2, 3, 4, 5, 6], "verify", 14)},
+                                              actor="test")
+    active, pending = line(service, 2, libraries=("ANT-PERMEKE", "KOR-CENTRUM"))
+    flags = {"en": "Pending: identity not checked yet",
+             "nl": "In afwachting: identiteit nog niet gecontroleerd",
+             "fr": "En attente : identité pas encore vérifiée"}
+    for lang, flag in flags.items():
+        body = staff_client("coordinator", lang).get(f"/{lang}/staff/waiting-list")
+        rows = body.get_data(as_text=True).split("<tr>")[2:]
+        assert [flag in row for row in rows] == [False, True]
+    kor = staff_client("els.maes")
+    one = kor.get(f"/en/staff/waiting-list/{patron_id(service, pending)}/remove")
+    assert flags["en"] in one.get_data(as_text=True)
+    assert patron_id(service, active) != patron_id(service, pending)

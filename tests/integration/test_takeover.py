@@ -66,6 +66,13 @@ def test_the_footer_entry_logs_a_librarian_in_and_the_banner_shows_on_every_page
     assert re.search(r'<button[^>]*form="register-form"[^>]*name="hand_back"', form)
 
 
+def test_the_french_banner_elides_de_before_the_librarians_name(client: FlaskClient) -> None:
+    take_over(client, next_="/fr/")
+    page = text(client.get("/fr/"))
+    assert f"Avec l’aide d’{LABEL}" in page and "aide de An" not in page
+    assert f"Assisted by {LABEL}" in text(client.get("/en/"))
+
+
 @pytest.mark.parametrize(("username", "password", "says"), [
     ("an.peeters", "not the password", "The user name or password is not right."),
     ("it.support", None, "Your staff role does not include helping patrons at a kiosk."),
