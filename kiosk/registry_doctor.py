@@ -1,6 +1,7 @@
 """`kiosk registry doctor`: is this registry host fit to serve the terminals?
 
-Its settings (the same refusals as the start), its database (it answers, its migrations are
+Its settings (the same refusals as the start, and the secret key shared by every registry
+host, which `kiosk registry serve` requires), its database (it answers, its migrations are
 current) and the connections it may open at full load against what PostgreSQL accepts. Each
 check answers one `doctor.Result`; nothing is created or migrated here. `connection_budget`
 is the rule, in plain Python; `check_connections` asks the database for its numbers.
@@ -17,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 
 from . import config as config_module
-from .doctor import FAIL, OK, SKIP, WARN, Result, database_missing
+from .doctor import FAIL, OK, SKIP, WARN, Result, check_secret_key, database_missing
 from .registry import schema
 from .registry.store import PGBOUNCER, make_engine
 
@@ -178,18 +179,20 @@ def run_all(cfg: Mapping[str, Any], instance: Path, *, workers: int, threads: in
     """The rows in order; `cfg` as `doctor.load_config` reads it, `instance` its folder."""
     configured = check_config(cfg)
     if configured.status != OK:
-        return [configured, Result("database", SKIP, "configuration refused"),
-                Result("connections", SKIP, "configuration refused")]
+        return [configured, *(Result(name, SKIP, "configuration refused")
+                              for name in ("secret", "database", "connections"))]
+    secret = check_secret_key({**cfg, "REGISTRY_URL": ""})  # this host is the registry
     cfg = {**cfg, "DATABASE_URL": cfg["DATABASE_URL"]
            or f"sqlite:///{instance / 'registry.sqlite3'}"}
     if database_missing(cfg["DATABASE_URL"]):  # opening it would create it
-        return [configured, Result("database", FAIL, "the SQLite file does not exist yet: "
-                                   "run `kiosk registry init` or `upgrade`"),
+        return [configured, secret,
+                Result("database", FAIL, "the SQLite file does not exist yet: "
+                       "run `kiosk registry init` or `upgrade`"),
                 Result("connections", SKIP, "no database")]
     engine = make_engine(cfg["DATABASE_URL"], pool_size=1, max_overflow=0,
                          pooler=cfg["DATABASE_POOLER"])
     try:
-        return [configured, check_database(engine),
+        return [configured, secret, check_database(engine),
                 check_connections(engine, cfg, serving_from(cfg, workers, threads, hosts))]
     finally:
         engine.dispose()

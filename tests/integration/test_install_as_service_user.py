@@ -58,6 +58,8 @@ def the_readme_commands() -> dict[str, str]:
         "add-terminal": readme_line(f"{kiosk} registry add-terminal --env-file"),
         "purge": readme_line(f"{kiosk} registry purge --env-file"),
         "registry doctor": readme_line(f"{kiosk} doctor --env-file /etc/kiosk/registry.env"),
+        "database doctor": readme_line(f"{kiosk} registry doctor --env-file "
+                                       "/etc/kiosk/registry.env"),
         "terminal doctor": readme_line(f"{kiosk} doctor --env-file /etc/kiosk/terminal.env"),
     }
 
@@ -70,7 +72,7 @@ def test_the_readme_shows_every_command_this_test_runs() -> None:
                           "/etc/kiosk/programme.json", "--coordinator", "an.peeters",
                           "--coordinator-name", "An Peeters", "--password-file", "-"], init
     assert {"-p", "User=kiosk"} <= set(init) and "EnvironmentFile=/etc/kiosk/registry.env" in init
-    for name in ("upgrade", "add-terminal", "purge", "registry doctor"):
+    for name in ("upgrade", "add-terminal", "purge", "registry doctor", "database doctor"):
         assert "--env-file /etc/kiosk/registry.env" in commands[name], commands[name]
     assert Unit.read(REGISTRY_UNIT).exec_start[1:3] == ["registry", "serve"]
     assert Unit.read(JOBS_UNIT).exec_start[1:] == ["registry", "purge"]
@@ -218,6 +220,9 @@ def test_a_root_owned_install_runs_as_the_service_user_as_the_readme_says(
     assert set(_doctor_rows(host).values()) <= {"OK", "SKIP"}, host
     assert _doctor_rows(host)["migrations"] == "OK", host
     assert f"free in {states[0]}" in host, host  # the state directory, not the venv
+    database = _ok(install.sudo(commands["database doctor"]), "database doctor")
+    assert _doctor_rows(database) == {"config": "OK", "secret": "OK", "database": "OK",
+                                      "connections": "OK"}, database
     assert service_install.changes(before, service_install.snapshot(root_folder, states)) == []
 
     # The registry unit, behind the shipped nginx site (TLS with a test CA the PC trusts).

@@ -74,3 +74,18 @@ def test_a_database_without_the_registry_fails_saying_to_make_it(create_database
     assert result.exit_code == 1
     assert rows(result)["database"] == (
         "FAIL", "no registry in it yet: run `kiosk registry init` (or `upgrade`)")
+
+
+def test_a_registry_without_its_shared_secret_key_fails(registry_url: str, tmp_path: Path) -> None:
+    settings = tmp_path / "registry.env"
+    settings.write_text(f"KIOSK_DATABASE_URL={registry_url}\nKIOSK_SEED_DEMO=false\n",
+                        encoding="utf-8")
+    result = doctor("--env-file", str(settings))
+    assert result.exit_code == 1, result.output
+    assert rows(result)["secret"][0] == "FAIL"
+    assert "KIOSK_SECRET_KEY" in rows(result)["secret"][1]
+    with settings.open("a", encoding="utf-8") as f:
+        f.write("KIOSK_SECRET_KEY=" + "k" * 48 + "\n")
+    result = doctor("--env-file", str(settings))
+    assert result.exit_code == 0, result.output
+    assert rows(result)["secret"] == ("OK", "from the settings")
