@@ -110,11 +110,14 @@ def staff_error(title: str, text: str, status: int) -> tuple[str, int]:
     return render_template("staff/error.html", title=title, text=text), status
 
 
-def confirmation(title: str, lines: list[str], back: str, button: str) -> str:
+def confirmation(title: str, lines: list[str], back: str, button: str, *, keep: str = "",
+                 action: str | None = None) -> str:
     """The second step of an action that cannot be undone (ConfirmForm): what it will do,
-    "Cancel" (back to `back`) first and focused, and the button that does it."""
+    "Cancel" (or `keep`; back to `back`) first and focused, and the button that does it,
+    posted to this address or to `action`."""
     return render_template("staff/confirm.html", title=title, lines=lines, back=back,
-                           button=button, form=ConfirmForm(formdata=None))
+                           button=button, keep=keep or _("Cancel"), action=action,
+                           form=ConfirmForm(formdata=None))
 
 
 @bp.errorhandler(RegistryError)

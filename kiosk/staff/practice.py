@@ -1,6 +1,6 @@
 """A practice registry's reset, by the coordinator: the demo back to its starting state (see
-`kiosk.registry.practice`). Asked on a page of its own that says what goes, with "Back" first:
-one tap on the band's link never resets anything.
+`kiosk.registry.practice`). Asked on the staff pages' confirmation step (`base.confirmation`)
+that says what goes, with "Back" first: one tap on the band's link never resets anything.
 
 Not `once`: the reset ends every staff session, the coordinator's own with it, so a form sent
 again finds nobody logged in (and a second reset would only do the same again)."""
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
 from ..registry.domain import RegistryError
 from ..registry.roles import Permission
 from ..terminal.forms import ActionForm
-from .base import current_staff, place, requires, service
+from .base import confirmation, current_staff, place, requires, service
 
 bp = Blueprint("practice", __name__)
 
@@ -34,7 +34,16 @@ def after_reset(app_extensions: dict, action: Callable[[], None]) -> None:
 def confirm_reset() -> str:
     if not service().practice.active():
         abort(404)
-    return render_template("staff/practice_reset.html", form=ActionForm(formdata=None))
+    return confirmation(
+        _("Start the practice again"),
+        [_("This is a practice registry. Starting again removes everything done in it: "
+           "patrons and their seats, the waiting list, changes to courses, libraries and "
+           "settings, staff accounts added, and the audit log."),
+         _("Then it is as the demo began: the same courses and libraries, and the practice "
+           "accounts. The terminals stay connected."),
+         _("Everyone is logged out of the staff pages, you too.")],
+        back=url_for("staff.home"), button=_("Start again"), keep=_("Back, change nothing"),
+        action=url_for("staff.practice.reset"))
 
 
 @bp.post("/practice/reset")
