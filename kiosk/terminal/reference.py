@@ -29,7 +29,14 @@ def _cache() -> dict[tuple[Any, ...], tuple[float, Any]]:
     return current_app.extensions.setdefault("reference_cache", {})
 
 
-def _cached(key: tuple[Any, ...], load: Callable[[], Any], fresh_for: float = FRESH_FOR) -> Any:
+_NO_FALLBACK = object()
+
+
+def _cached(key: tuple[Any, ...], load: Callable[[], Any], fresh_for: float = FRESH_FOR, *,
+            fallback: Any = _NO_FALLBACK) -> Any:
+    """`load()`'s answer, kept `fresh_for` seconds; a stale copy while the registry is busy or
+    unreachable. With `fallback`, a refusal with nothing to fall back on answers it, kept as
+    long as an answer: the pages meanwhile do not ask again."""
     now = time.monotonic()
     cache = _cache()
     with _lock:
@@ -41,7 +48,9 @@ def _cached(key: tuple[Any, ...], load: Callable[[], Any], fresh_for: float = FR
     except RegistryError as error:
         if hit and error.code in ("unavailable", "busy"):
             return hit[1]
-        raise
+        if fallback is _NO_FALLBACK:
+            raise
+        value = fallback
     with _lock:
         cache[key] = (now, value)
     return value
@@ -75,12 +84,7 @@ def maintenance() -> Maintenance | None:
 def practice() -> bool:
     """Whether the registry is a practice one (the band on every page). Never in the way of
     a page: a registry that cannot say is taken as a real one, and asked again later."""
-    try:
-        return bool(_cached(("practice",), registry().practice))
-    except RegistryError:
-        with _lock:  # asked again in FRESH_FOR seconds, not on every page meanwhile
-            _cache()[("practice",)] = (time.monotonic(), False)
-        return False
+    return bool(_cached(("practice",), registry().practice, fallback=False))
 
 
 def member_cards(library_code: str) -> bool:
