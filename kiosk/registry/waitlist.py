@@ -9,7 +9,7 @@ Every change is one write transaction that takes the programme lock before it re
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,9 +25,10 @@ from .reference import Reference
 from .roles import Permission, StaffView
 from .seats import Seats
 from .staff import pseudonym, record
-from .store import EnrolmentRow, Institution, Library, Patron, Place
+from .store import Course, EnrolmentRow, Institution, Library, Patron, Place
 
 PAGE_SIZE = 50
+_EXPORT_BATCH = 1000  # rows fetched at a time while an export streams
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,52 @@ class CapPreview:
 def mask_card(card: str) -> str:
     """Enough of a card number to match it with the card in hand, not to copy it."""
     return "•" * max(0, len(card) - 4) + card[-4:]
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One patron of the exported list: holding an offer (no place: out of the line, a seat
+    set aside) or waiting, at their place in the whole line."""
+
+    position: int | None  # in the whole line, as the page shows it; None: holds an offer
+    standing: Standing  # WAITING or OFFERED
+    requested_at: datetime  # naive UTC: when they joined the line
+    offer_ends: datetime | None  # naive UTC: when an offer lapses
+    pending: bool  # identity not checked yet (passed over for a seat until it is)
+    card_number: str
+    first_name: str
+    last_name: str
+    email: str
+    institution_code: str
+    institution_name: str  # in the staff member's language
+    library_code: str
+    library_name: str
+    courses: tuple[str, ...]  # titles in the staff member's language, in the order chosen
+
+
+@dataclass(frozen=True)
+class WaitingListExport:
+    count: int  # the rows the audit entry announced
+    rows: Iterator[ExportRow]
+
+
+@dataclass(frozen=True)
+class LineCount:
+    """The line's figures for one institution, library or course: no personal data."""
+
+    code: str
+    name: str
+    institution_code: str  # "" for a course
+    waiting: int
+    pending: int  # of those waiting: identity not checked yet
+    offered: int  # holding an offered seat (out of the line, seat set aside)
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    institutions: list[LineCount]
+    libraries: list[LineCount]
+    courses: list[LineCount]
 
 
 class _Discard(Exception):  # noqa: N818 (not an error: how a preview leaves its transaction)
@@ -181,6 +228,137 @@ class Waitlist:
             library_name=r.library_name, institution_code=r.institution_code,
             courses=tuple(courses[r.patron_id]),
             pending=r.pending_since is not None) for r in rows]
+
+    # --- Exporting the line ----------------------------------------------------------------
+
+    @staticmethod
+    def _scope(viewer: StaffView, institution: str) -> str:
+        """The institution whose patrons this viewer gets ("": all of them): a librarian's
+        own, always; for a coordinator the one asked for, or all."""
+        if not viewer.can(Permission.WAITING_LIST):
+            raise RegistryError("forbidden")
+        if viewer.programme_wide:
+            return institution
+        if not viewer.institution_code:
+            raise RegistryError("forbidden")
+        return viewer.institution_code
+
+    def export(self, viewer: StaffView, reason: str, lang: str, *, institution: str = "",
+               where: str = "") -> WaitingListExport:
+        """The list with personal data, in order: first those holding an offered seat (out
+        of the line, their seat set aside), then everyone waiting, each at their place in
+        the whole line (the ledger's order: queue numbers, as `page` shows them). A
+        librarian gets only their institution's patrons.
+
+        As the patron export: the audit entry (who, why, which institution, how many rows)
+        is committed before the first row is read. The line is the one of that moment: who
+        joins afterwards is not in the file. It is read as one streamed query, so the places
+        in the file agree with each other even while the line moves."""
+        scope = self._scope(viewer, institution)
+        reason = domain.clean_reason(reason)
+        with self.store.write() as s:
+            last = s.scalar(select(func.max(Place.queue_no))
+                            .where(Place.status == Standing.WAITING)) or 0
+            counted = (select(func.count()).select_from(Place)
+                       .join(Patron, Patron.id == Place.patron_id)
+                       .join(Library, Library.id == Patron.library_id)
+                       .join(Institution, Institution.id == Library.institution_id)
+                       .where(Place.status.in_((Standing.WAITING, Standing.OFFERED))))
+            if scope:
+                counted = counted.where(Institution.code == scope)
+            count = s.scalar(counted) or 0
+            record(s, self.ctx.clock(), viewer.actor, "waiting_list_export", where=where,
+                   institution=scope, reason=reason, row_count=count)
+        return WaitingListExport(count, self._export_rows(scope, last, lang))
+
+    def _export_rows(self, scope: str, last_queue_no: int, lang: str) -> Iterator[ExportRow]:
+        with self.store.read() as s:
+            titles = {c.id: self.reference.text(c, lang).title
+                      for c in s.scalars(select(Course))}
+            names = {code: names.get(lang) or names.get("en") or code
+                     for code, names in s.execute(select(Institution.code, Institution.names))}
+            # Offers first (few: at most the cap), in the order they were made.
+            offers = (select(Place.patron_id, Place.requested_at, Place.offer_expires_at,
+                             Patron.pending_since, Patron.card_number, Patron.first_name,
+                             Patron.last_name, Patron.email, Library.code.label("library_code"),
+                             Library.name.label("library_name"),
+                             Institution.code.label("institution_code"),
+                             EnrolmentRow.course_id)
+                      .select_from(Place)
+                      .join(Patron, Patron.id == Place.patron_id)
+                      .join(Library, Library.id == Patron.library_id)
+                      .join(Institution, Institution.id == Library.institution_id)
+                      .outerjoin(EnrolmentRow, EnrolmentRow.patron_id == Place.patron_id)
+                      .where(Place.status == Standing.OFFERED)
+                      .order_by(Place.seated_at, Place.patron_id, EnrolmentRow.created_at,
+                                EnrolmentRow.id))
+            # The line: each place numbered over the whole line, then cut to the scope.
+            ranked = self._ranked().where(Place.queue_no <= last_queue_no).subquery()
+            line = (select(ranked.c.patron_id, ranked.c.position, ranked.c.requested_at,
+                           ranked.c.pending_since, ranked.c.card_number, Patron.first_name,
+                           Patron.last_name, Patron.email, ranked.c.library_code,
+                           ranked.c.library_name, ranked.c.institution_code,
+                           EnrolmentRow.course_id)
+                    .select_from(ranked)
+                    .join(Patron, Patron.id == ranked.c.patron_id)
+                    .outerjoin(EnrolmentRow, EnrolmentRow.patron_id == ranked.c.patron_id)
+                    .order_by(ranked.c.queue_no, EnrolmentRow.created_at, EnrolmentRow.id))
+            if scope:
+                offers = offers.where(Institution.code == scope)
+                line = line.where(ranked.c.institution_code == scope)
+            for row, courses in _by_patron(s.execute(offers), titles):
+                yield _export_row(row, courses, names, position=None,
+                                  offer_ends=row.offer_expires_at)
+            streamed = s.execute(line, execution_options={"yield_per": _EXPORT_BATCH})
+            for row, courses in _by_patron(streamed, titles):
+                yield _export_row(row, courses, names, position=row.position)
+
+    def counts(self, viewer: StaffView, lang: str, institution: str = "") -> LineCounts:
+        """How many wait (and of them, are pending), and hold an offer, per institution,
+        library and course: figures only, no personal data. A librarian's are those of
+        their institution."""
+        scope = self._scope(viewer, institution)
+        in_line = Place.status.in_((Standing.WAITING, Standing.OFFERED))
+        pending = Patron.pending_since.is_not(None)
+        with self.store.read() as s:
+            by_library: dict[tuple[int, str, bool], int] = {
+                (lib, status, bool(flag)): n for lib, status, flag, n in s.execute(
+                    select(Patron.library_id, Place.status, pending, func.count())
+                    .select_from(Place).join(Patron, Patron.id == Place.patron_id)
+                    .where(in_line).group_by(Patron.library_id, Place.status, pending))}
+            libraries_query = (select(Library.id, Library.code, Library.name, Institution.code)
+                               .join(Institution, Institution.id == Library.institution_id)
+                               .order_by(Institution.code, Library.name))
+            institutions_query = (select(Institution.code, Institution.names)
+                                  .order_by(Institution.code))
+            courses_query = (select(EnrolmentRow.course_id, Place.status, pending, func.count())
+                             .select_from(EnrolmentRow)
+                             .join(Place, Place.patron_id == EnrolmentRow.patron_id)
+                             .join(Patron, Patron.id == EnrolmentRow.patron_id)
+                             .join(Library, Library.id == Patron.library_id)
+                             .join(Institution, Institution.id == Library.institution_id)
+                             .where(in_line)
+                             .group_by(EnrolmentRow.course_id, Place.status, pending))
+            if scope:
+                libraries_query = libraries_query.where(Institution.code == scope)
+                institutions_query = institutions_query.where(Institution.code == scope)
+                courses_query = courses_query.where(Institution.code == scope)
+            libraries = [_line_count(code, name, inst, {
+                (status, flag): n for (lib, status, flag), n in by_library.items()
+                if lib == lib_id}) for lib_id, code, name, inst in s.execute(libraries_query)]
+            institutions = [LineCount(
+                code, names.get(lang) or names.get("en") or code, code,
+                *(sum(getattr(lib, f) for lib in libraries if lib.institution_code == code)
+                  for f in ("waiting", "pending", "offered")))
+                for code, names in s.execute(institutions_query)]
+            by_course: dict[int, dict[tuple[str, bool], int]] = {}
+            for course_id, status, flag, n in s.execute(courses_query):
+                by_course.setdefault(course_id, {})[(status, bool(flag))] = n
+            courses = [_line_count(c.slug, self.reference.text(c, lang).title, "",
+                                   by_course.get(c.id, {}))
+                       for c in s.scalars(select(Course).order_by(Course.position, Course.id))
+                       if not c.retired or c.id in by_course]
+        return LineCounts(institutions, libraries, courses)
 
     # --- Removing and moving an entry ----------------------------------------------------
 
@@ -282,3 +460,44 @@ class Waitlist:
                           waiting=prog.waiting, promotion=prog.promotion,
                           promoted=self._entries(s, rows, lang), fingerprint=digest,
                           left_empty=left_empty, pending=why.pending, over_quota=over)
+
+
+def _line_count(code: str, name: str, institution_code: str,
+                counted: dict[tuple[str, bool], int]) -> LineCount:
+    """A LineCount from counts by (standing, pending)."""
+    waiting = sum(n for (status, _flag), n in counted.items() if status == Standing.WAITING)
+    pending = sum(n for (status, flag), n in counted.items()
+                  if status == Standing.WAITING and flag)
+    offered = sum(n for (status, _flag), n in counted.items() if status == Standing.OFFERED)
+    return LineCount(code, name, institution_code, waiting, pending, offered)
+
+
+def _by_patron(rows: Iterable[Any], titles: dict[int, str]
+               ) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    """Rows of one patron per course chosen (in order, a patron's rows together) as one row
+    per patron with their course titles."""
+    current: Any = None
+    courses: list[str] = []
+    for row in rows:
+        if current is not None and row.patron_id != current.patron_id:
+            yield current, tuple(courses)
+            current, courses = None, []
+        if current is None:
+            current = row
+        if row.course_id is not None:
+            courses.append(titles[row.course_id])
+    if current is not None:
+        yield current, tuple(courses)
+
+
+def _export_row(row: Any, courses: tuple[str, ...], institution_names: dict[str, str], *,
+                position: int | None, offer_ends: datetime | None = None) -> ExportRow:
+    return ExportRow(
+        position=position,
+        standing=Standing.WAITING if position is not None else Standing.OFFERED,
+        requested_at=row.requested_at, offer_ends=offer_ends,
+        pending=row.pending_since is not None, card_number=row.card_number,
+        first_name=row.first_name, last_name=row.last_name, email=row.email or "",
+        institution_code=row.institution_code,
+        institution_name=institution_names.get(row.institution_code, row.institution_code),
+        library_code=row.library_code, library_name=row.library_name, courses=courses)

@@ -4,22 +4,14 @@ the audited export of patrons.
 The figures come from kiosk.registry.reports (`service().reports`); this module draws them
 (kiosk.staff.charts) and writes CSV.
 
-CSV for Excel in Belgium: UTF-8 with a byte order mark (without it Excel reads UTF-8 as
-Windows-1252 and "é" comes out garbled) and `;` between cells — Belgian Excel (nl-BE, fr-BE)
-writes decimals with a comma, so its list separator, the one it expects when it opens a .csv
-by double-click, is the semicolon. Decimals are written with a comma to match; dates as
-yyyy-mm-dd, which Excel reads as a date in every language. No "sep=;" line: with one, Excel
-ignores the byte order mark.
+CSV for Excel in Belgium: see kiosk.staff.csv_files. Decimals are written with a comma, as
+Belgian Excel reads them.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_babel import format_decimal, format_number, ngettext
@@ -30,8 +22,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from wtforms import StringField
 from wtforms.validators import DataRequired
 
-from ..i18n import belgian_time, current_language
-from ..registry.days import BELGIUM
+from ..i18n import current_language
 from ..registry.domain import REASON_MAX, RegistryError
 from ..registry.reports import SIGNUP_DAYS, TOP_COURSES, PatronRow, SeatSummary
 from ..registry.roles import Permission
@@ -39,6 +30,7 @@ from ..terminal.forms import ActionForm, no_control_characters
 from ..terminal.messages import required
 from . import charts
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .csv_files import attachment, csv_document, csv_stream, csv_time
 from .labels import STANDINGS
 from .once import once
 
@@ -46,42 +38,7 @@ bp = Blueprint("dashboard", __name__)
 
 nav_item(Permission.DASHBOARD, "staff.dashboard.dashboard", _l("Dashboard"))
 
-SEPARATOR = ";"
-BOM = "\ufeff"
-# A cell starting with one of these is a formula to Excel or LibreOffice (CSV injection);
-# spreadsheets skip leading spaces and read full-width ＝＋－＠ (and the small forms) as
-# their ASCII selves, so those count too (compared after NFKC, see `csv_cell`).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 # --- CSV (pure) --------------------------------------------------------------------------
-
-
-def csv_cell(value: object) -> str:
-    """One cell as text; text that a spreadsheet would run as a formula gets a leading
-    apostrophe, so it is shown as typed."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    text = "" if value is None else str(value)
-    if isinstance(value, str) and (text.startswith(_FORMULA_START) or unicodedata.normalize(
-            "NFKC", text.lstrip()[:1]).startswith(_FORMULA_START)):
-        return "'" + text
-    return text
-
-
-def csv_lines(rows: Iterable[Sequence[object]]) -> Iterator[str]:
-    """Each row as one CSV line (`;`, quoted where needed, CRLF)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=SEPARATOR, lineterminator="\r\n")
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def csv_document(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    return BOM + "".join(csv_lines([header, *rows]))
 
 
 def decimal_comma(value: float | None, places: int = 1) -> str:
@@ -96,33 +53,6 @@ def days(delta: timedelta | None) -> float | None:
 def belgian_day(day: date) -> str:
     """A date as written in Belgium: 03/03/2025."""
     return day.strftime("%d/%m/%Y")
-
-
-def csv_time(moment: datetime) -> str:
-    """A naive-UTC moment in Belgian time, for a CSV cell: 2025-03-03 14:05."""
-    return belgian_time(moment).strftime("%Y-%m-%d %H:%M")
-
-
-def file_name(words: str) -> str:
-    """Words as a file name any system takes: "Inscriptions par formation" is
-    "inscriptions-par-formation" (no accents, spaces or quotes)."""
-    plain = unicodedata.normalize("NFKD", words).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", plain.lower()).strip("-") or "export"
-
-
-def _attachment(body: Iterable[str] | str, name: str, *, private: bool = False) -> Response:
-    """A CSV download, named in the page's language and dated (Belgian day)."""
-    today = datetime.now(BELGIUM).date().isoformat()
-    response = Response(body, mimetype="text/csv")
-    response.headers["Content-Disposition"] = (
-        f'attachment; filename="{file_name(name)}-{today}.csv"')
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    if private:  # personal data: in no cache, not even the browser's
-        response.headers["Cache-Control"] = "no-store, max-age=0"
-        response.headers["Pragma"] = "no-cache"
-    else:
-        response.headers["Cache-Control"] = "private, no-cache"
-    return response
 
 
 # --- Pages -------------------------------------------------------------------------------
@@ -312,7 +242,7 @@ def export(kind: str) -> Response:
         abort(404)
     name, _what, build = EXPORTS[kind]
     header, rows = build(current_language())
-    return _attachment(csv_document(header, rows), str(name))
+    return attachment(csv_document(header, rows), str(name))
 
 
 # --- The audited patron export -----------------------------------------------------------
@@ -327,19 +257,9 @@ class PatronExportForm(FlaskForm):
 def patron_csv(header: Sequence[str], rows: Iterator[PatronRow],
                standings: dict[str, str]) -> Iterator[str]:
     """The export as CSV text in pieces, so 165,000 rows never sit in memory at once."""
-    yield BOM
-    yield from csv_lines([header])
-    chunk: list[str] = []
-    lines = csv_lines([r.card_number, r.first_name, r.last_name, r.email, r.library_code,
-                       standings.get(r.standing, r.standing), " | ".join(r.courses),
-                       csv_time(r.created_at)] for r in rows)
-    for line in lines:
-        chunk.append(line)
-        if len(chunk) == 500:
-            yield "".join(chunk)
-            chunk = []
-    if chunk:
-        yield "".join(chunk)
+    return csv_stream(header, ([r.card_number, r.first_name, r.last_name, r.email,
+                                r.library_code, standings.get(r.standing, r.standing),
+                                " | ".join(r.courses), csv_time(r.created_at)] for r in rows))
 
 
 @bp.route("/dashboard/patron-export", methods=["GET", "POST"])
@@ -359,7 +279,7 @@ def patron_export() -> str | Response | tuple[str, int]:
             header = [_("Card number"), _("First name"), _("Last name"), _("E-mail"),
                       _("Library"), _("Standing"), _("Courses"), _("Created (Belgian time)")]
             standings = {code: str(text) for code, text in STANDINGS.items()}
-            return _attachment(patron_csv(header, result.rows, standings), _("patrons"),
+            return attachment(patron_csv(header, result.rows, standings), _("patrons"),
                                private=True)
     status = 422 if form.errors else 200
     return render_template("staff/dashboard/patron_export.html", form=form), status

@@ -130,6 +130,7 @@ ACTIONS: dict[str, Any] = {
     "patron_withdrawn": _l("Withdrawn from a course"),
     "patron_erased": _l("Account erased"),
     "patron_export": _l("List of patrons exported"),
+    "waiting_list_export": _l("Waiting list exported (personal data)"),
     "password_set": _l("Password set at the desk"),
     "receipt_printed": _l("Receipt printed"),
     "receipt_emailed": _l("Receipt sent by e-mail"),

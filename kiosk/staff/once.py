@@ -39,7 +39,8 @@ Deliberately not covered:
   desk.receipt — answers the printed page itself (a receipt printed twice is two sheets);
   desk.one_time_password — shows a secret directly: a secret is never stored to be shown
     again; sent again, it makes a new one-time password, the last one printed is the valid one;
-  dashboard.patron_export — answers the download itself, each export audited as one;
+  dashboard.patron_export, seats.export — answer the download itself, each export audited
+    as one;
   it.check_member_systems — a check, not a change: sent again, it asks the systems again.
 """
 

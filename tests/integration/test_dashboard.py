@@ -17,7 +17,8 @@ from kiosk.registry.reports import Reports, belgian_day_start, middle
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AuditEntry, Course, CourseText, Patron
 from kiosk.staff import charts
-from kiosk.staff.dashboard import BOM, csv_cell, csv_document, decimal_comma
+from kiosk.staff.csv_files import BOM, csv_cell, csv_document
+from kiosk.staff.dashboard import decimal_comma
 from tests.support.clock import Clock
 from tests.support.factories import add_patron
 

@@ -96,6 +96,7 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
         **{f"title_{lang}": f"Matrix {lang}" for lang in ("nl", "fr", "en")},
         **{f"summary_{lang}": f"A course {lang}" for lang in ("nl", "fr", "en")}},
     "staff.dashboard.patron_export": lambda w, p: {"reason": "matrix"},
+    "staff.seats.export": lambda w, p: {"reason": "matrix"},
     "staff.desk.search": lambda w, p: {"query": w.card},
     "staff.desk.register": lambda w, p: {
         "first_name": "Jan", "last_name": "Matrix", "email": f"{p}@example.be",

@@ -58,6 +58,7 @@ SAMPLES: dict[str, Callable[[World], object]] = {
     "export": lambda w: "seats",
     "institution": lambda w: "ANT",
     "library": lambda w: "ANT-PERMEKE",
+    "by": lambda w: "library",
 }
 
 
