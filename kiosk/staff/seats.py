@@ -231,14 +231,15 @@ def _entry_or_404(patron_id: int) -> WaitingEntry:
 
 
 def _export_lines(rows: Iterator[ExportRow]) -> Iterator[list[object]]:
+    """The rows as cells. The words are translated here, in the request: the lines are
+    made later, while the file streams."""
     standings = {code: str(text) for code, text in STANDINGS.items()}
     yes, no = _("yes"), _("no")
-    for r in rows:
-        yield ["" if r.position is None else r.position, standings[r.standing],
-               "" if r.offer_ends is None else csv_time(r.offer_ends),
-               csv_time(r.requested_at), yes if r.pending else no,
-               format_card_number(r.card_number), r.first_name, r.last_name, r.email,
-               r.institution_name, r.library_name, " | ".join(r.courses)]
+    return (["" if r.position is None else r.position, standings[r.standing],
+             "" if r.offer_ends is None else csv_time(r.offer_ends),
+             csv_time(r.requested_at), yes if r.pending else no,
+             format_card_number(r.card_number), r.first_name, r.last_name, r.email,
+             r.institution_name, r.library_name, " | ".join(r.courses)] for r in rows)
 
 
 @bp.route("/waiting-list/export", methods=["GET", "POST"])

@@ -220,7 +220,7 @@ def test_a_librarians_file_is_their_line_guarded_against_formulas(service, staff
                     response.headers["Content-Disposition"])
     rows = read_csv(response)
     response.close()
-    assert rows[0][:5] == ["Plaats in de rij", "Status", "Einde van het aanbod (Belgische tijd)",
+    assert rows[0][:5] == ["Plaats op de wachtlijst", "Status", "Einde van het aanbod (Belgische tijd)",
                            "Op de wachtlijst sinds (Belgische tijd)",
                            "In afwachting: identiteit nog niet gecontroleerd"]
     assert [r[0] for r in rows[1:]] == ["2", "3"]
@@ -264,7 +264,7 @@ def test_the_figures_need_no_reason_and_stay_in_a_librarians_reach(service, staf
     assert [r[1:] for r in rows[1:] if r[1] == "ANT-PERMEKE"][0][2:] == ["2", "0", "0"]
     courses = read_csv(staff_client("coordinator", "fr").get(
         "/fr/staff/waiting-list/per-course.csv?institution=KOR"))
-    assert courses[0][:2] == ["Code de la formation", "Formation"]
+    assert courses[0][:2] == ["Code du cours", "Cours"]
     assert [r[2] for r in courses[1:] if r[0] == "instagram"] == ["1"]
     institutions = read_csv(staff_client("coordinator").get(
         "/en/staff/waiting-list/per-institution.csv"))
