@@ -28,7 +28,7 @@ from .staff import pseudonym, record
 from .store import Course, EnrolmentRow, Institution, Library, Patron, Place
 
 PAGE_SIZE = 50
-_EXPORT_BATCH = 1000  # rows fetched at a time while an export streams
+EXPORT_BATCH = 1000  # rows fetched at a time while an export streams
 
 
 @dataclass(frozen=True)
@@ -309,7 +309,7 @@ class Waitlist:
             for row, courses in _by_patron(s.execute(offers), titles):
                 yield _export_row(row, courses, names, position=None,
                                   offer_ends=row.offer_expires_at)
-            streamed = s.execute(line, execution_options={"yield_per": _EXPORT_BATCH})
+            streamed = s.execute(line, execution_options={"yield_per": EXPORT_BATCH})
             for row, courses in _by_patron(streamed, titles):
                 yield _export_row(row, courses, names, position=row.position)
 
