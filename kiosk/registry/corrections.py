@@ -144,12 +144,14 @@ class Corrections:
                               library_code=before.library, phone=patron.phone,
                               language=language),
                 today=now.date(), min_age=0, library_codes={before.library})
+            member = patron.member_barcode is not None
             errors = {name: code for name, code in checked.errors.items()
-                      if name in OWN_FIELDS}
+                      if name in OWN_FIELDS and not (member and name == "email")}
             new_email = checked.email or None
-            if patron.member_barcode is not None and "email" not in errors \
-                    and new_email != before.email:
-                errors["email"] = "email_from_library"
+            if member:  # their library's: kept, and refused if another one was typed
+                if email.strip() and new_email != before.email:
+                    errors["email"] = "email_from_library"
+                new_email = before.email
             if errors:
                 raise RegistryError("invalid", errors)
             after = replace(before, email=new_email, language=checked.language)
