@@ -15,8 +15,8 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language, moment_text
-from ..registry.desk import PatronRecord
 from ..registry.corrections import kept_by_library
+from ..registry.desk import PatronRecord
 from ..registry.domain import (
     Enrolment,
     NewPatron,
