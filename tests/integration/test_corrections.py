@@ -225,3 +225,17 @@ def test_the_patron_changes_their_own_language_and_e_mail_address(make_service) 
                                                                ("new@example.be", "fr")]
     assert [e.detail["changed"] for e in corrections(service)] == [["language"], ["email"]]
     assert service.login("new@example.be", "correct horse")[1].language == "fr"
+
+
+def test_a_member_changes_only_the_language_of_their_e_mails(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    pid, token = a_patron(service, email="member2@example.be", language="nl")
+    with service.store.write() as s:
+        ant = s.scalar(select(Institution.id).where(Institution.code == "ANT"))
+        s.execute(update(Patron).where(Patron.id == pid).values(
+            member_barcode="A222222", member_institution_id=ant, birth_date=None))
+    refused = refusal(lambda: service.change_my_details(token, "other@example.be", "nl",
+                                                        "correct horse"))
+    assert refused.fields == {"email": "email_from_library"}
+    assert service.change_my_details(token, "", "en") == ("language",)
+    assert (row(service, pid).email, row(service, pid).language) == ("member2@example.be", "en")
