@@ -82,25 +82,26 @@ class Corrections:
     # --- At the desk (the caller's transaction) ---------------------------------------
 
     def correct(self, s: Session, patron: Patron, details: PatronDetails, *,
-                serves: Callable[[str], bool], lookalike_ok: bool,
-                now: datetime) -> Correction:
+                serves: Callable[[str], bool], lookalike_ok: bool, now: datetime,
+                errors: dict[str, str] | None = None) -> Correction:
         """Correct `patron` (whom the caller may act for) to `details`, at a library of an
         institution `serves` says yes to. Refuses with RegistryError("invalid", fields):
         sign-up's codes, "library_out_of_reach", "email_taken", and "lookalike_account" (on
-        "lookalike") unless `lookalike_ok`."""
+        "lookalike") unless `lookalike_ok`; with the `errors` the caller found (a reason),
+        so all are shown at once."""
         member = patron.member_barcode is not None
         kept = kept_by_library(member)
         libraries = self._libraries(s, patron, serves)
         checked = domain.check_details(details, today=now.date(), min_age=self.min_age(),
                                        library_codes=set(libraries))
-        errors = {name: code for name, code in checked.errors.items()
-                  if _field(name) not in kept
-                  and not (member and name == "postcode" and code == "required")}
-        if errors.get("library_code") == "library_unknown" and self._exists(
+        problems = {name: code for name, code in checked.errors.items()
+                    if _field(name) not in kept
+                    and not (member and name == "postcode" and code == "required")}
+        if problems.get("library_code") == "library_unknown" and self._exists(
                 s, details.library_code):
-            errors["library_code"] = "library_out_of_reach"
-        if errors:
-            raise RegistryError("invalid", errors)
+            problems["library_code"] = "library_out_of_reach"
+        if problems or errors:
+            raise RegistryError("invalid", {**problems, **(errors or {})})
         before = _values_of(patron)
         assert checked.birth_date is not None or member
         after = _Values(

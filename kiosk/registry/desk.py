@@ -287,11 +287,15 @@ class DeskService:
         """Correct the patron's details as sign-up checks them (`Corrections.correct`), at a
         library of the staff member's reach; the reason is required. The audit entry names
         the fields changed, not their values; nothing changed, nothing is written."""
-        reason = domain.clean_reason(reason)
+        try:  # refused with the details' problems, so the librarian sees all at once
+            reason, problems = domain.clean_reason(reason), {}
+        except RegistryError as refusal:
+            problems = refusal.fields
         with self.store.write() as s:
             patron = self._patron(s, staff, patron_id)
             done = self.corrections.correct(s, patron, details, serves=staff.serves,
-                                            lookalike_ok=lookalike_ok, now=self.ctx.clock())
+                                            lookalike_ok=lookalike_ok, now=self.ctx.clock(),
+                                            errors=problems)
             if done.changed:
                 detail: dict[str, object] = {"changed": list(done.changed), "reason": reason}
                 if done.possible_duplicate:

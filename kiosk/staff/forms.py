@@ -130,8 +130,8 @@ class DeskCorrectForm(DetailsForm):
     language = SelectField(_l("The patron's language"),
                            choices=options([("nl", "Nederlands"), ("fr", "Français"),
                                             ("en", "English")]), validate_choice=False)
-    reason = StringField(_l("Reason"), validators=[DataRequired(required("reason")),
-                                                   no_control_characters],
+    # Checked by the registry with the details (clean_reason), so every problem shows at once.
+    reason = StringField(_l("Reason"), validators=[no_control_characters],
                          render_kw={"maxlength": 200})
     lookalike = BooleanField(_l("This is someone else with the same name and date of birth: "
                                 "save anyway"))

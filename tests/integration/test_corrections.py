@@ -123,6 +123,9 @@ def test_the_values_are_checked_as_at_sign_up_all_at_once(make_service) -> None:
         "birth_date": "too_young"}
     assert refusal(lambda: service.desk.correct(AN, pid, details_of(service, pid), "  ")
                    ).fields == {"reason": "required"}
+    # With the values' problems: all at once.
+    assert refusal(lambda: service.desk.correct(AN, pid, young, "")).fields == {
+        "birth_date": "too_young", "reason": "required"}
     assert corrections(service) == []
 
 
