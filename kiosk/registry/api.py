@@ -46,6 +46,8 @@ from .roles import StaffView
 from .services import RegistryService
 from .wire import (
     ClaimRequest,
+    DetailsChange,
+    DetailsChanged,
     ErasureRequest,
     ErrorBody,
     ErrorDetail,
@@ -597,6 +599,16 @@ def decline_offer(call: Call) -> None:
            status=204, errors=(422,), one_time_ok=True)
 def change_password(call: Call) -> None:
     call.service.change_password(call.token, call.body.old, call.body.new)
+
+
+@operation("POST", "/me/details", "The patron's own e-mail address (typing their password "
+           "again) and the language of their e-mails; a new address is told at both "
+           "addresses", patron=True, body=DetailsChange, answer=DetailsChanged,
+           errors=(422,))
+def change_my_details(call: Call) -> DetailsChanged:
+    changed = call.service.change_my_details(call.token, call.body.email, call.body.language,
+                                             call.body.password)
+    return DetailsChanged(list(changed))
 
 
 # --- The OpenAPI document ------------------------------------------------------------------

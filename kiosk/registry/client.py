@@ -62,6 +62,10 @@ class RegistryClient(Protocol):
     def decline_offer(self, token: str) -> None: ...
     # The patron's own new password (after a printed one-time password, before all else).
     def change_password(self, token: str, old: str, new: str) -> None: ...
+    # "My data": the patron's own e-mail address (with their password) and language for
+    # e-mails; answers the fields changed.
+    def change_my_details(self, token: str, email: str, language: str,
+                          password: str = "") -> tuple[str, ...]: ...
     # Assisted mode: a librarian's session on this kiosk; `staff_token` above tags an action
     # "assisted by" them (a refused or ended staff session refuses the action).
     def staff_login(self, username: str, password: str) -> tuple[str, StaffView]: ...
@@ -161,6 +165,10 @@ class LocalRegistryClient:
 
     def change_password(self, token: str, old: str, new: str) -> None:
         self.service.change_password(token, old, new)
+
+    def change_my_details(self, token: str, email: str, language: str,
+                          password: str = "") -> tuple[str, ...]:
+        return self.service.change_my_details(token, email, language, password)
 
     def maintenance(self) -> Maintenance | None:
         return self.service.maintenance()

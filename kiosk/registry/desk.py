@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session
 from . import domain
 from .accounts import Accounts
 from .context import RegistryContext
-from .domain import ClaimResult, NewPatron, PatronStatus, Registration, RegistryError
+from .corrections import Correction, Corrections
+from .domain import (
+    ClaimResult,
+    NewPatron,
+    PatronDetails,
+    PatronStatus,
+    Registration,
+    RegistryError,
+)
 from .erasure import Erasure
 from .masking import mask_card_number
 from .notices import enabled, enqueue
@@ -141,6 +149,9 @@ class PatronRecord:
     identity_checked_by_name: str
     must_change_password: bool
     locked_until: datetime | None  # only while the lock lasts
+    # A member who signs in with their library card: that card (their library keeps their
+    # name, e-mail address and date of birth: `corrections.MEMBER_SYSTEM_FIELDS`).
+    library_card: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,12 +172,13 @@ class Receipt:
 
 class DeskService:
     def __init__(self, ctx: RegistryContext, *, seats: Seats, accounts: Accounts,
-                 erasure: Erasure):
+                 erasure: Erasure, corrections: Corrections):
         self.ctx = ctx
         self.store = ctx.store
         self.seats = seats
         self.accounts = accounts
         self.erasure = erasure
+        self.corrections = corrections
 
     def find(self, staff: StaffView, text: str, birth_date: date | None = None) -> list[PatronHit]:
         """Patrons matching a card number, an e-mail address or a name + date of birth, in
@@ -270,6 +282,27 @@ class DeskService:
             self.erasure.erase_for(s, patron.id, actor=staff.actor, where=where,
                                    assisted_by=staff.assisted_label, reason=reason)
 
+    def correct(self, staff: StaffView, patron_id: int, details: PatronDetails, reason: str,
+                *, lookalike_ok: bool = False, where: str = "") -> Correction:
+        """Correct the patron's details as sign-up checks them (`Corrections.correct`), at a
+        library of the staff member's reach; the reason is required. The audit entry names
+        the fields changed, not their values; nothing changed, nothing is written."""
+        try:  # refused with the details' problems, so the librarian sees all at once
+            reason, problems = domain.clean_reason(reason), {}
+        except RegistryError as refusal:
+            problems = refusal.fields
+        with self.store.write() as s:
+            patron = self._patron(s, staff, patron_id)
+            done = self.corrections.correct(s, patron, details, serves=staff.serves,
+                                            lookalike_ok=lookalike_ok, now=self.ctx.clock(),
+                                            errors=problems)
+            if done.changed:
+                detail: dict[str, object] = {"changed": list(done.changed), "reason": reason}
+                if done.possible_duplicate:
+                    detail["possible_duplicate"] = True
+                self._audit(s, staff, patron, "patron_corrected", where, **detail)
+            return done
+
     def register(self, staff: StaffView, data: NewPatron, *, identity_checked: bool,
                  where: str = "") -> tuple[Registration, int]:
         """Create an account for the patron (at a library of the staff member's reach, which
@@ -354,4 +387,5 @@ class DeskService:
             identity_checked_at=p.identity_checked_at,
             identity_checked_by=p.identity_checked_by or "",
             identity_checked_by_name=self._staff_name(s, p.identity_checked_by or ""),
-            must_change_password=bool(p.must_change_password), locked_until=locked)
+            must_change_password=bool(p.must_change_password), locked_until=locked,
+            library_card=p.member_barcode or "")

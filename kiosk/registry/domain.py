@@ -281,10 +281,87 @@ def age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
+@dataclass(frozen=True)
+class PatronDetails:
+    """What a patron tells about themselves, as typed: at sign-up (`NewPatron`) and when a
+    librarian or the patron corrects it (`kiosk.registry.corrections`)."""
+
+    first_name: str
+    last_name: str
+    email: str
+    birth_date: str  # "YYYY-M-D" as typed in three boxes, or an ISO date
+    postcode: str
+    library_code: str
+    phone: str = ""
+    language: str = "nl"
+
+
 def validate_new_patron(
     data: NewPatron, *, today: date, min_age: int, library_codes: set[str]
 ) -> CleanPatron:
     """Every field checked at once, so the patron sees all problems in one go."""
+    errors: dict[str, str] = {}
+    if data.password and ("\x00" in data.password or has_control_chars(data.password)):
+        errors["password"] = "invalid_characters"
+    elif len(data.password or "") < MIN_PASSWORD_LENGTH:
+        errors["password"] = "password_too_short"
+    elif len(data.password) > MAX_PASSWORD_LENGTH:
+        errors["password"] = "too_long"
+    if not data.consent:
+        errors["consent"] = "consent_required"
+    details = PatronDetails(
+        first_name=data.first_name, last_name=data.last_name, email=data.email,
+        birth_date=data.birth_date, postcode=data.postcode, library_code=data.library_code,
+        phone=data.phone, language=data.language)
+    return validate_details(details, today=today, min_age=min_age,
+                            library_codes=library_codes, errors=errors)
+
+
+def validate_details(
+    data: PatronDetails, *, today: date, min_age: int, library_codes: set[str],
+    errors: dict[str, str] | None = None,
+) -> CleanPatron:
+    """The rules on a patron's own details (`check_details`), the same at sign-up and for a
+    correction: answers the values tidied, or refuses every problem at once, with the
+    `errors` already found in other fields (a password), so the patron sees all in one go."""
+    checked = check_details(data, today=today, min_age=min_age, library_codes=library_codes)
+    if checked.errors or errors:
+        raise RegistryError("invalid", {**checked.errors, **(errors or {})})
+    assert checked.birth_date is not None
+    return CleanPatron(
+        first_name=checked.first_name,
+        last_name=checked.last_name,
+        email=checked.email,
+        birth_date=checked.birth_date,
+        postcode=checked.postcode,
+        library_code=checked.library_code,
+        phone=checked.phone,
+        language=checked.language,
+    )
+
+
+@dataclass(frozen=True)
+class CheckedDetails:
+    """`PatronDetails` after each field's rule: the values tidied (empty, or None, where the
+    field has a problem) and the problems, field → code."""
+
+    first_name: str
+    last_name: str
+    email: str
+    birth_date: date | None
+    postcode: str
+    library_code: str
+    phone: str
+    language: str
+    errors: dict[str, str]
+
+
+def check_details(
+    data: PatronDetails, *, today: date, min_age: int, library_codes: set[str]
+) -> CheckedDetails:
+    """Each field of a patron's details checked on its own: names, e-mail, date of birth and
+    the minimum age, postcode, library, phone, language. `validate_details` refuses what this
+    finds; a correction of a member's account leaves out the fields their library keeps."""
     errors: dict[str, str] = {}
     texts = {
         "first_name": data.first_name,
@@ -292,7 +369,6 @@ def validate_new_patron(
         "email": data.email,
         "postcode": data.postcode,
         "phone": data.phone,
-        "password": data.password,
     }
     for name, value in texts.items():
         if value and ("\x00" in value or has_control_chars(value)):
@@ -346,30 +422,13 @@ def validate_new_patron(
         except (ValueError, phonenumbers.NumberParseException):
             errors["phone"] = "phone_invalid"
 
-    if "password" not in errors:
-        if len(data.password or "") < MIN_PASSWORD_LENGTH:
-            errors["password"] = "password_too_short"
-        elif len(data.password) > MAX_PASSWORD_LENGTH:
-            errors["password"] = "too_long"
-
-    if not data.consent:
-        errors["consent"] = "consent_required"
     if data.language not in LANGUAGES:
         errors["language"] = "language_unknown"
 
-    if errors:
-        raise RegistryError("invalid", errors)
-    assert birth is not None
-    return CleanPatron(
-        first_name=first,
-        last_name=last,
-        email=email,
-        birth_date=birth,
-        postcode=postcode,
-        library_code=data.library_code,
-        phone=phone,
-        language=data.language,
-    )
+    return CheckedDetails(first_name=first, last_name=last, email=email,
+                          birth_date=birth if "birth_date" not in errors else None,
+                          postcode=postcode, library_code=data.library_code, phone=phone,
+                          language=data.language, errors=errors)
 
 
 # --- Log-in policy ---------------------------------------------------------------------

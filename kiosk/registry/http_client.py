@@ -82,6 +82,8 @@ from .domain import (
 from .roles import StaffView
 from .wire import (
     ClaimRequest,
+    DetailsChange,
+    DetailsChanged,
     ErasureRequest,
     ErrorBody,
     LoginRequest,
@@ -517,6 +519,12 @@ class HttpRegistryClient:
     def change_password(self, token: str, old: str, new: str) -> None:
         self._call("POST", "/me/password", token=token, ok=(204,),
                    body=(PasswordChange, PasswordChange(old, new)))
+
+    def change_my_details(self, token: str, email: str, language: str,
+                          password: str = "") -> tuple[str, ...]:
+        answer = self._call("POST", "/me/details", token=token, answer=DetailsChanged,
+                            body=(DetailsChange, DetailsChange(email, language, password)))
+        return tuple(answer.changed)
 
     def staff_login(self, username: str, password: str) -> tuple[str, StaffView]:
         answer = self._call("POST", "/staff/sessions", answer=StaffSessionAnswer, ok=(201,),

@@ -49,7 +49,7 @@ from .store import (
 )
 
 KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
-         "offer_expiring", "receipt")
+         "offer_expiring", "receipt", "email_changed")
 # Notices about an offer: true only while that offer stands, so never sent after its end
 # (`not_after`) nor once it was accepted, declined or passed on (see `outdated`).
 TIME_BOUND = ("offer_made", "offer_expiring")
@@ -122,7 +122,8 @@ def _as_date_text(value: str, lang: str) -> str:
         return value
 
 
-def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) -> None:
+def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str = "",
+            **params: str) -> None:
     """Queue one e-mail to a patron, rendered now in their language, in the caller's
     transaction (it commits or rolls back with the action it tells about).
 
@@ -131,6 +132,8 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) 
     `position` (place in line), `course_slug` (the title is then looked up in the patron's
     language). Without `course`/`course_slug` the patron's courses are listed where useful.
     For an offer notice (TIME_BOUND), `until` is also its `not_after`: never sent later.
+    `address`: where to send it instead of the patron's address (an "email_changed" notice
+    also goes to the address they had; `side` "old" or "new" says which one it is).
     Does nothing when mail is off, for an unknown patron or one without an e-mail address.
     `s` may also be a Connection (the claim's hot path runs Core statements on one).
     """
@@ -144,7 +147,8 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) 
         .join(Library, Library.id == Patron.library_id)
         .where(Patron.id == patron_id)
     ).first()
-    if patron is None or not (patron.email or "").strip():
+    to_address = (address or patron.email) if patron is not None else ""
+    if patron is None or not (to_address or "").strip():
         return
     lang = patron.language if patron.language in LOCALES else "en"
     not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
@@ -156,7 +160,7 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, **params: str) 
                            card_number=patron.card_number, library=patron.library,
                            facts=facts, params=texts)
     s.execute(insert(Notice).values(
-        patron_id=patron_id, kind=kind, language=lang, to_address=patron.email,
+        patron_id=patron_id, kind=kind, language=lang, to_address=to_address,
         subject=subject[:200], body=body, created_at=now, attempts=0, next_attempt_at=now,
         sent_at=None, last_error="", not_after=not_after))
 
@@ -301,6 +305,16 @@ def render(kind: str, lang: str, *, first_name: str, card_number: str, library: 
         lines += _course_lines(_, course, facts)
         if url and status == "seated":
             lines.append(_("Start learning at home on %(url)s") % {"url": url})
+    elif kind == "email_changed":
+        subject = _("Your e-mail address has changed")
+        if params.get("side") == "old":
+            lines = [_("The e-mail address of your library account was changed. From now on "
+                       "we write to the new address."),
+                     _("Did you not ask for this? Ask at your library's desk straight away.")]
+        else:
+            lines = [_("This is now the e-mail address of your library account."),
+                     _("Your library card number: %(card)s")
+                     % {"card": format_card_number(card_number)}]
     else:  # pragma: no cover - KINDS is checked by enqueue
         raise ValueError(kind)
 

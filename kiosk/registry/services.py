@@ -25,6 +25,7 @@ from .assist import Assistance
 from .catalogue_admin import CatalogueAdmin
 from .closures import Closures
 from .context import RegistryContext, utcnow
+from .corrections import Corrections
 from .desk import DeskService
 from .domain import (
     Catalogue,
@@ -101,8 +102,11 @@ class RegistryService:
                                  login_policy=login_policy)
         self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
         self.upkeep = ProgrammeUpkeep(ctx)
+        self.corrections = Corrections(ctx, sessions=self.patron_sessions,
+                                       verification=self.verification,
+                                       min_age=lambda: self.accounts.min_age)
         self.desk = DeskService(ctx, seats=self.seating, accounts=self.accounts,
-                                erasure=self.erasure)
+                                erasure=self.erasure, corrections=self.corrections)
         self.waitlist = Waitlist(ctx, seats=self.seating, reference=self.reference)
         self.courses_admin = CatalogueAdmin(ctx, reference=self.reference)
         self.libraries_admin = LibrariesAdmin(ctx)
@@ -211,6 +215,12 @@ class RegistryService:
 
     def erase_account(self, token: str, password: str) -> None:
         self.accounts.erase_account(token, password)
+
+    def change_my_details(self, token: str, email: str, language: str,
+                          password: str = "") -> tuple[str, ...]:
+        """The patron's own e-mail address (after their password) and language for
+        e-mails, under "My data"; answers the fields changed."""
+        return self.corrections.change_own(token, email, language, password).changed
 
     def erase_by_card(self, card_number: str, actor: str) -> None:
         self.accounts.erase_by_card(card_number, actor)

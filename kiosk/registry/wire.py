@@ -70,6 +70,16 @@ class PasswordChange:
     new: str
 
 
+@dataclass(frozen=True)
+class DetailsChange:
+    """The patron's own e-mail address and language for e-mails ("My data"); the password
+    only when the e-mail address changes."""
+
+    email: str
+    language: str
+    password: str = ""
+
+
 # --- Answers ---------------------------------------------------------------------------------
 
 
@@ -92,6 +102,12 @@ class Registered:
     possible_duplicate: bool = False
     # The last day to show an identity document at the desk ("verify" institutions).
     pending_until: date | None = None
+
+
+@dataclass(frozen=True)
+class DetailsChanged:
+    # The fields changed ("email", "language"), none when they were already so.
+    changed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

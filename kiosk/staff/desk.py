@@ -15,10 +15,12 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from ..i18n import current_language, moment_text
+from ..registry.corrections import kept_by_library
 from ..registry.desk import PatronRecord
 from ..registry.domain import (
     Enrolment,
     NewPatron,
+    PatronDetails,
     ProgrammeStatus,
     RegistryError,
     Standing,
@@ -39,6 +41,7 @@ from .base import (
     show_refusal,
 )
 from .forms import (
+    DeskCorrectForm,
     DeskEnrolForm,
     DeskPasswordForm,
     DeskRegisterForm,
@@ -322,14 +325,80 @@ def erase(patron_id: int) -> Response | tuple[str, int]:
     return render_template("staff/desk/erase.html", patron=found, form=form), status
 
 
+# --- Correct the patron's details ------------------------------------------------------------
+
+
+def _fill(form: DeskCorrectForm, found: PatronRecord) -> None:
+    """The form as the record is now: what the librarian corrects."""
+    form.first_name.data, form.last_name.data = found.first_name, found.last_name
+    form.email.data = found.email or ""
+    if found.birth_date is not None:
+        form.birth_day.data = str(found.birth_date.day)
+        form.birth_month.data = str(found.birth_date.month)
+        form.birth_year.data = str(found.birth_date.year)
+    form.postcode.data, form.phone.data = found.postcode, format_phone(found.phone)
+    form.library.data, form.language.data = found.library_code, found.language
+
+
+@bp.route("/desk/patrons/<int:patron_id>/correct", methods=["GET", "POST"])
+@requires(Permission.DESK)
+@once
+def correct(patron_id: int) -> Response | tuple[str, int]:
+    """Correct the patron's details, checked as at sign-up; the reason goes in the audit
+    log. A member's name, e-mail address and date of birth are their library's: shown, not
+    asked."""
+    staff = _staff()
+    found = service().desk.patron(staff, patron_id, current_language(), where=place())
+    form = DeskCorrectForm()
+    form.birth_month.choices = month_options(current_language(), _("Month"))
+    if not form.is_submitted():
+        _fill(form, found)
+    lookalike = False
+    if form.validate_on_submit():
+        details = PatronDetails(
+            first_name=form.first_name.data or "", last_name=form.last_name.data or "",
+            email=form.email.data or "",
+            birth_date="-".join((p or "").strip() for p in (
+                form.birth_year.data, form.birth_month.data, form.birth_day.data)),
+            postcode=form.postcode.data or "", library_code=form.library.data or "",
+            phone=form.phone.data or "", language=form.language.data or "")
+        try:
+            done = service().desk.correct(staff, patron_id, details, form.reason.data or "",
+                                          lookalike_ok=bool(form.lookalike.data),
+                                          where=place())
+        except RegistryError as refusal:
+            lookalike = refusal.fields.get("lookalike") == "lookalike_account"
+            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"})
+        else:
+            if not done.changed:
+                flash(_("Nothing was changed: the details were already so."))
+            else:
+                flash(_("The patron's details are corrected."))
+            if "email" in done.changed and service().desk.mail_on():
+                flash(_("An e-mail tells the patron at the old and the new address."))
+            if done.possible_duplicate:
+                flash(_("Someone with the same name and date of birth already has an account: "
+                        "the pair is in the duplicates queue."))
+            return _back(patron_id)
+    status = 422 if form.errors else 200
+    return render_template("staff/desk/correct.html", patron=found, form=form,
+                           library_groups=_library_groups(staff, found),
+                           kept=kept_by_library(bool(found.library_card)),
+                           lookalike=lookalike or bool(form.lookalike.data)), status
+
+
 # --- A new account ---------------------------------------------------------------------------
 
 
-def _library_groups(staff: StaffView) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The libraries this staff member may create accounts at, by institution."""
+def _library_groups(staff: StaffView, found: PatronRecord | None = None
+                    ) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The libraries this staff member may create accounts at, by institution; for a
+    correction, those the patron may move to (a member: their own institution's only)."""
     lang = current_language()
     return [(inst.names.get(lang, inst.code), [(lib.code, lib.name) for lib in inst.libraries])
-            for inst in service().institutions() if staff.serves(inst.code)]
+            for inst in service().institutions() if staff.serves(inst.code)
+            and (found is None or not found.library_card
+                 or inst.code == found.institution_code)]
 
 
 @bp.route("/desk/new", methods=["GET", "POST"])

@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, InputRequired, Optional
 
 from ..registry.days import parse_day
 from ..registry.member_system import DEFAULT_PORT, DEFAULT_TIMEOUT
-from ..terminal.forms import RegisterForm, no_control_characters, options
+from ..terminal.forms import DetailsForm, RegisterForm, no_control_characters, options
 from ..terminal.messages import MESSAGES, required
 
 
@@ -121,6 +121,20 @@ class DeskRegisterForm(RegisterForm):
                                             ("en", "English")]), default="nl")
     consent = BooleanField(_l("The patron has read the privacy statement and agrees."))
     identity_checked = BooleanField(_l("Identity document checked"))
+
+
+class DeskCorrectForm(DetailsForm):
+    """The patron's details, corrected at the desk: sign-up's fields, and why."""
+
+    library = StringField(_l("Library"))  # rendered as a grouped <select>
+    language = SelectField(_l("The patron's language"),
+                           choices=options([("nl", "Nederlands"), ("fr", "Français"),
+                                            ("en", "English")]), validate_choice=False)
+    # Checked by the registry with the details (clean_reason), so every problem shows at once.
+    reason = StringField(_l("Reason"), validators=[no_control_characters],
+                         render_kw={"maxlength": 200})
+    lookalike = BooleanField(_l("This is someone else with the same name and date of birth: "
+                                "save anyway"))
 
 
 # --- Staff accounts (coordinators) ----------------------------------------------------------

@@ -132,6 +132,7 @@ ACTIONS: dict[str, Any] = {
     "patron_export": _l("List of patrons exported"),
     "waiting_list_export": _l("Waiting list exported (personal data)"),
     "password_set": _l("Password set at the desk"),
+    "patron_corrected": _l("Patron's details corrected"),
     "receipt_printed": _l("Receipt printed"),
     "receipt_emailed": _l("Receipt sent by e-mail"),
     "identity_checked": _l("Identity document checked"),
@@ -229,6 +230,15 @@ DETAIL_KEYS: dict[str, Any] = {
     "verification": _l("New accounts"),
     "pending_days": _l("Days to show an identity document"),
     "closed_days": _l("Closed days"),
+    # The fields a "patron_corrected" entry's "changed" list names (kiosk.registry.corrections)
+    "first_name": _l("First name"),
+    "last_name": _l("Last name"),
+    "email": _l("E-mail address"),
+    "birth_date": _l("Date of birth"),
+    "postcode": _l("Postcode"),
+    "phone": _l("Phone number"),
+    "language": _l("Language"),
+    "possible_duplicate": _l("Possible duplicate"),
 }
 # What a "settings_changed" entry's part names.
 PARTS: dict[str, Any] = {

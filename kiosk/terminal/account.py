@@ -31,7 +31,14 @@ from ..registry.domain import (
 from ..registry_setup import registry
 from ..security import end_visit, safe_next
 from . import assist, reference
-from .forms import ChangePasswordForm, EraseForm, LoginForm, RegisterForm, month_options
+from .forms import (
+    ChangePasswordForm,
+    EraseForm,
+    LoginForm,
+    MyDetailsForm,
+    RegisterForm,
+    month_options,
+)
 from .messages import UNAVAILABLE, account_locked, field_message, message
 from .patron import Patron
 
@@ -211,16 +218,50 @@ def _start_patron_visit(token: str, patron: PatronView) -> None:
     login_user(Patron(token, patron))
 
 
-@bp.get("/my/data")
+@bp.route("/my/data", methods=["GET", "POST"])
 @login_required
-def my_data() -> str:
+def my_data() -> str | Response | tuple[str, int]:
     """Everything the registry holds about the patron, on screen only (nothing is printed or
-    kept on this PC)."""
+    kept on this PC); below it, the patron changes their e-mail address (typing their
+    password again) and the language of our e-mails."""
+    form = MyDetailsForm()
+    member = bool(current_user.view.library_card)
+    error = None
+    if form.validate_on_submit():
+        try:
+            changed = registry().change_my_details(
+                current_user.token, "" if member else form.email.data or "",
+                form.language.data or "", form.password.data or "")
+        except RegistryError as refusal:
+            if refusal.code == "invalid":
+                for name, code in refusal.fields.items():
+                    field = getattr(form, name, None)
+                    if field is None:
+                        raise
+                    field.errors = [*field.errors, field_message(name, code)]
+            elif refusal.code in UNAVAILABLE:
+                error = message(refusal.code)
+            else:
+                raise
+        else:
+            if "email" in changed:
+                flash(_("Your e-mail address is changed. We sent an e-mail to the old and the "
+                        "new address."))
+            elif changed:
+                flash(_("From now on we write to you in this language."))
+            else:
+                flash(_("Nothing was changed."))
+            return redirect(url_for("account.my_data"))
     data = registry().my_data(current_user.token, current_language())
+    if not form.is_submitted():
+        form.email.data, form.language.data = data.email or "", data.language
+    form.password.data = ""
     library = reference.library_name(data.library_code)
-    return render_template("account/data.html", data=data, library=library,
+    status = 422 if form.errors or error else 200
+    return render_template("account/data.html", data=data, library=library, form=form,
+                           error=error, member=member,
                            card=data.library_card or format_card_number(data.card_number),
-                           phone=format_phone(data.phone))
+                           phone=format_phone(data.phone)), status
 
 
 @bp.route("/my/erase", methods=["GET", "POST"])

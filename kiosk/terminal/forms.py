@@ -43,7 +43,10 @@ def no_control_characters(form: FlaskForm, field: Field) -> None:
         raise ValidationError(MESSAGES["invalid_characters"])
 
 
-class RegisterForm(FlaskForm):
+class DetailsForm(FlaskForm):
+    """A patron's details as sign-up asks them: the registration form's fields, and a
+    correction's at the desk (kiosk.staff.forms.DeskCorrectForm)."""
+
     first_name = StringField(_l("First name"), render_kw={"autocomplete": "off"})
     last_name = StringField(_l("Last name"), render_kw={"autocomplete": "off"})
     email = EmailField(_l("E-mail address"), render_kw={"autocomplete": "off"})
@@ -55,6 +58,9 @@ class RegisterForm(FlaskForm):
     )
     library = StringField(_l("Your library"))  # rendered as a grouped <select>
     phone = TelField(_l("Phone number (optional)"), render_kw={"autocomplete": "off"})
+
+
+class RegisterForm(DetailsForm):
     password = PasswordField(_l("Choose a password"), render_kw={"autocomplete": "new-password"})
     consent = BooleanField(_l("I have read the privacy statement and I agree."))
     # Assisted mode only (a librarian at the kiosk): shown and read only then.
@@ -117,6 +123,21 @@ class ChangePasswordForm(FlaskForm):
                                  validators=[InputRequired(required("new_password")),
                                              no_control_characters],
                                  render_kw={"autocomplete": "new-password"})
+
+
+class MyDetailsForm(FlaskForm):
+    """The patron's own e-mail address and the language of their e-mails ("My data"); the
+    password only when the e-mail address changes (the registry says so)."""
+
+    email = EmailField(_l("E-mail address"), validators=[no_control_characters],
+                       render_kw={"autocomplete": "off", "autocapitalize": "none",
+                                  "spellcheck": "false"})
+    language = SelectField(_l("Language of our e-mails"),
+                           choices=options([("nl", "Nederlands"), ("fr", "Français"),
+                                            ("en", "English")]), validate_choice=False)
+    password = PasswordField(_l("Your password (only to change your e-mail address)"),
+                             validators=[no_control_characters],
+                             render_kw={"autocomplete": "current-password"})
 
 
 class StaffLoginForm(FlaskForm):

@@ -103,6 +103,13 @@ MESSAGES = {
     "library_not_served": _l("You can only create accounts at the libraries of your own "
                              "institution."),
     "current_password_wrong": _l("This is not your current password."),
+    # --- Correcting a patron's details (kiosk.registry.corrections) -----------------------
+    "library_out_of_reach": _l("Choose a library of your own institution."),
+    "lookalike_account": _l("Another account has the same name and date of birth. If this "
+                            "is someone else, tick the box to save anyway: the two accounts "
+                            "go to the duplicates queue."),
+    "email_from_library": _l("Your e-mail address comes from your library: ask there to "
+                             "change it."),
     "password_change_required": _l("Please choose your own password first. Nothing was "
                                    "changed."),
     "password_unchanged": _l("Please choose a password that is different from the one you "

@@ -476,6 +476,26 @@ def test_change_password_after_a_one_time_password(registry: Registry) -> None:
     assert refusal(lambda: client.login(card, secret)).code == "login_failed"
 
 
+def test_the_patron_changes_their_e_mail_address_and_language(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    registry.patron(email="taken@example.be")
+    card, token = registry.patron(email="mine@example.be", language="nl")
+    assert client.change_my_details(token, "mine@example.be", "fr") == ("language",)
+    assert client.change_my_details(token, "mine@example.be", "fr") == ()
+    wrong = refusal(lambda: client.change_my_details(token, "new@example.be", "fr", "no"))
+    assert (wrong.code, wrong.fields) == ("invalid", {"password": "current_password_wrong"})
+    taken = refusal(lambda: client.change_my_details(token, "taken@example.be", "fr",
+                                                     PASSWORD))
+    assert taken.fields == {"email": "email_taken"}
+    invalid = refusal(lambda: client.change_my_details(token, "nope", "xx"))
+    assert invalid.fields == {"email": "email_invalid", "language": "language_unknown"}
+    assert client.change_my_details(token, "New@example.be", "fr", PASSWORD) == ("email",)
+    data = client.my_data(token, "en")
+    assert (data.email, data.language) == ("new@example.be", "fr")
+    assert data == service.my_data(token, "en")
+    assert client.login("new@example.be", PASSWORD)[1].card_number == card
+
+
 # --- Assisted mode: a librarian's staff session on the kiosk ---------------------------------
 
 

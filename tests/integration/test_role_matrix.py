@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from kiosk.registry.roles import GRANTS, Permission, Role
+from kiosk.registry.store import Patron
 from tests.support.factories import (
     CONFIRMED,
     STAFF_PASSWORDS,
@@ -67,6 +68,18 @@ def _institution_settings(world: World, principal: str) -> dict[str, object]:
     return form
 
 
+def _correction_form(world: World, principal: str) -> dict[str, object]:
+    """The patron's details as they are, with a new postcode: a valid correction."""
+    with world.app.extensions["registry_service"].store.read() as s:
+        p = s.get(Patron, world.patron_id)
+        assert p is not None and p.birth_date is not None
+        return {"first_name": p.first_name, "last_name": p.last_name, "email": p.email,
+                "birth_day": str(p.birth_date.day), "birth_month": str(p.birth_date.month),
+                "birth_year": str(p.birth_date.year), "postcode": "2018",
+                "library": p.library.code, "phone": p.phone, "language": p.language,
+                "reason": "matrix"}
+
+
 def _in_a_week() -> date:
     return date.today() + timedelta(days=7)
 
@@ -105,6 +118,7 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
         "language": "nl", "consent": "y"},
     "staff.desk.enrol": lambda w, p: {"course": "excel-basics"},
     "staff.desk.erase": lambda w, p: {"reason": "matrix"},
+    "staff.desk.correct": _correction_form,
     "staff.desk.password": lambda w, p: {"password": "typed by the patron"},
     "staff.it.maintenance": lambda w, p: {
         "nl": "Onderhoud", "fr": "Maintenance", "en": "Maintenance",
