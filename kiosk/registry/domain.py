@@ -109,6 +109,52 @@ def format_card_number(card: str) -> str:
 # --- New patron ------------------------------------------------------------------------
 
 
+class FieldRule(StrEnum):
+    """Whether a sign-up form asks for an optional field, and whether it must be filled."""
+
+    NOT_ASKED = "not_asked"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+DEFAULT_MIN_AGE = 16
+MIN_AGE_LOWEST, MIN_AGE_HIGHEST = 12, 99  # what a coordinator may set for an institution
+
+
+@dataclass(frozen=True)
+class SignUpRules:
+    """What an institution's sign-up asks (phone, postcode) and the age a patron must have.
+    The defaults are the programme's rules from before they were set per institution."""
+
+    phone: FieldRule = FieldRule.OPTIONAL
+    postcode: FieldRule = FieldRule.REQUIRED
+    min_age: int = DEFAULT_MIN_AGE
+
+
+def validate_sign_up_rules(phone: str, postcode: str, min_age: object) -> SignUpRules:
+    """A coordinator's choice, checked: each field code at once in a RegistryError."""
+    errors: dict[str, str] = {}
+    rules: dict[str, FieldRule] = {}
+    for name, value in (("phone", phone), ("postcode", postcode)):
+        try:
+            rules[name] = FieldRule(value)
+        except ValueError:
+            errors[name] = "choice_unknown"
+    age = None
+    text = ascii_digits(str(min_age if min_age is not None else "")).strip()
+    if not text:
+        errors["min_age"] = "required"
+    elif not (text.isascii() and text.isdigit()
+              and MIN_AGE_LOWEST <= int(text) <= MIN_AGE_HIGHEST):
+        errors["min_age"] = "min_age_invalid"
+    else:
+        age = int(text)
+    if errors:
+        raise RegistryError("invalid", errors)
+    assert age is not None
+    return SignUpRules(phone=rules["phone"], postcode=rules["postcode"], min_age=age)
+
+
 @dataclass(frozen=True)
 class NewPatron:
     first_name: str
@@ -282,9 +328,10 @@ def age_on(birth: date, today: date) -> int:
 
 
 def validate_new_patron(
-    data: NewPatron, *, today: date, min_age: int, library_codes: set[str]
+    data: NewPatron, *, today: date, rules: SignUpRules, library_codes: set[str]
 ) -> CleanPatron:
-    """Every field checked at once, so the patron sees all problems in one go."""
+    """Every field checked at once, so the patron sees all problems in one go. `rules`: those
+    of the chosen library's institution; a field it does not ask for is stored empty."""
     errors: dict[str, str] = {}
     texts = {
         "first_name": data.first_name,
@@ -326,13 +373,17 @@ def validate_new_patron(
         birth = parse_date(data.birth_date)
         if birth is None or birth > today or birth.year < today.year - 120:
             errors["birth_date"] = "birth_date_invalid"
-        elif age_on(birth, today) < min_age:
+        elif age_on(birth, today) < rules.min_age:
             errors["birth_date"] = "too_young"
 
     postcode = ascii_digits(data.postcode).strip()
-    if "postcode" not in errors:
+    if rules.postcode is FieldRule.NOT_ASKED:
+        postcode = ""
+        errors.pop("postcode", None)
+    elif "postcode" not in errors:
         if not postcode:
-            errors["postcode"] = "required"
+            if rules.postcode is FieldRule.REQUIRED:
+                errors["postcode"] = "required"
         elif not POSTCODE_RE.match(postcode):
             errors["postcode"] = "postcode_invalid"
 
@@ -340,7 +391,12 @@ def validate_new_patron(
         errors["library_code"] = "required" if not data.library_code else "library_unknown"
 
     phone = ""
-    if (data.phone or "").strip() and "phone" not in errors:
+    if rules.phone is FieldRule.NOT_ASKED:
+        errors.pop("phone", None)
+    elif not (data.phone or "").strip():
+        if rules.phone is FieldRule.REQUIRED and "phone" not in errors:
+            errors["phone"] = "required"
+    elif "phone" not in errors:
         try:
             phone = normalise_phone(data.phone)
         except (ValueError, phonenumbers.NumberParseException):
@@ -634,6 +690,8 @@ class InstitutionView:
     libraries: list[LibraryView]
     # Its members sign in with their library card and PIN (it has a member system).
     member_cards: bool = False
+    # What its sign-up form asks; a registry older than this field sends none: the defaults.
+    sign_up: SignUpRules = field(default_factory=SignUpRules)
 
 
 @dataclass(frozen=True)
