@@ -79,7 +79,7 @@ class Accounts:
             # The chosen library's institution's rules, never the form's idea of them.
             clean = domain.validate_new_patron(
                 data, today=self.ctx.clock().date(),
-                rules=self.sign_up.for_library(s, data.library_code),
+                rules=self.sign_up.for_institution(s, institution),
                 library_codes=set(libraries),
             )
             if s.scalar(select(Patron.id).where(Patron.email == clean.email)) is not None:

@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 
 from .context import RegistryContext
 from .domain import FieldRule, RegistryError, SignUpRules, validate_sign_up_rules
+from .libraries_admin import institution_code_problem
 from .staff import record
-from .store import Institution, Library
+from .store import Institution
 
 
 class SignUpRulesBook:
@@ -32,11 +33,11 @@ class SignUpRulesBook:
                            postcode=FieldRule(institution.sign_up_postcode),
                            min_age=institution.min_age or self.min_age)
 
-    def for_library(self, s: Session, library_code: str) -> SignUpRules:
-        """The rules of a library's institution; the programme's defaults for a code that is
-        no library (its sign-up is refused for that anyway)."""
-        institution = s.scalar(select(Institution).join(Library)
-                               .where(Library.code == library_code))
+    def for_institution(self, s: Session, code: str | None) -> SignUpRules:
+        """The rules of an institution (a code read from the store); the programme's
+        defaults for None: no library offered was chosen (its sign-up is refused for that
+        anyway)."""
+        institution = None if code is None else _institution(s, code)
         return self.of(institution) if institution is not None \
             else SignUpRules(min_age=self.min_age)
 
@@ -69,7 +70,8 @@ class SignUpRulesBook:
 
 
 def _institution(s: Session, code: str) -> Institution:
-    row = s.scalar(select(Institution).where(Institution.code == code))
+    row = s.scalar(select(Institution).where(Institution.code == code)) \
+        if institution_code_problem(code) is None else None
     if row is None:
         raise RegistryError("not_found")
     return row
