@@ -244,3 +244,19 @@ def test_the_desk_form_asks_what_the_librarians_institution_asks(staff_client, s
                         .where(Patron.email == DESK_FORM["email"])) == ""  # not asked
     antwerp = staff_client("an.peeters", "nl").get("/nl/staff/desk/new").get_data(as_text=True)
     assert 'name="postcode"' in antwerp and "Leners kunnen meedoen vanaf 16 jaar." in antwerp
+
+
+def test_a_field_the_kiosk_did_not_ask_yet_is_shown_with_its_error(tmp_path: Path) -> None:
+    """A kiosk keeps the rules a minute: a phone number made required meanwhile is asked for
+    beside its box, not in a summary that points nowhere."""
+    app = build_app(tmp_path, LIBRARY_CODE="KOR-CENTRUM")
+    service: RegistryService = app.extensions["registry_service"]
+    service.sign_up_rules.set_rules("KOR", "not_asked", "required", "16", actor=COORDINATOR)
+    client = app.test_client()
+    page = client.get("/en/account/new").get_data(as_text=True)
+    assert 'name="phone"' not in page
+    service.sign_up_rules.set_rules("KOR", "required", "required", "16", actor=COORDINATOR)
+    sent = client.post("/en/account/new", data=form_data(
+        library="KOR-CENTRUM", phone="", sign_up_shown=shown_for(page)))
+    answer = sent.get_data(as_text=True)
+    assert 'id="phone-error"' in answer and "Type the phone number." in answer
