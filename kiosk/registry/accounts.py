@@ -27,6 +27,7 @@ from .passwords import dummy_hash, needs_rehash, verify
 from .patron_sessions import PatronSessions
 from .roles import StaffView
 from .seats import Seats
+from .signup_rules import SignUpRulesBook
 from .staff import Attempt, count_attempt, pseudonym, record, uncount_attempt
 from .store import THE_PROGRAMME, Institution, Library, Patron, PatronSession, Programme
 from .verification import Verification
@@ -35,14 +36,14 @@ from .verification import Verification
 class Accounts:
     def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions, seats: Seats,
                  verification: Verification, erasure: Erasure, members: MemberSystems,
-                 min_age: int, login_policy: LoginPolicy):
+                 sign_up: SignUpRulesBook, login_policy: LoginPolicy):
         self.ctx = ctx
         self.sessions = sessions
         self.seats = seats
         self.verification = verification
         self.erasure = erasure
         self.members = members
-        self.min_age = min_age
+        self.sign_up = sign_up
         self.login_policy = login_policy
 
     # --- Accounts and sessions -----------------------------------------------------------
@@ -75,8 +76,10 @@ class Accounts:
             # another institution is made "assisted by" a librarian who does not serve it.
             if assisted_by and institution and not assisted_by.serves(institution):
                 raise RegistryError("invalid", {"library_code": "library_not_served"})
+            # The chosen library's institution's rules, never the form's idea of them.
             clean = domain.validate_new_patron(
-                data, today=self.ctx.clock().date(), min_age=self.min_age,
+                data, today=self.ctx.clock().date(),
+                rules=self.sign_up.for_institution(s, institution),
                 library_codes=set(libraries),
             )
             if s.scalar(select(Patron.id).where(Patron.email == clean.email)) is not None:

@@ -27,10 +27,11 @@ from sqlalchemy.orm import Session
 
 from . import academy, domain
 from .context import RegistryContext
-from .domain import PatronDetails, RegistryError
+from .domain import FieldRule, PatronDetails, RegistryError, SignUpRules
 from .notices import enqueue
 from .passwords import verify
 from .patron_sessions import PatronSessions
+from .signup_rules import SignUpRulesBook
 from .staff import pseudonym, record
 from .store import Institution, Library, Patron
 from .verification import Verification
@@ -41,8 +42,10 @@ FIELDS = ("first_name", "last_name", "email", "birth_date", "postcode", "library
           "language")
 # What a member's library keeps for them (see the module's text).
 MEMBER_SYSTEM_FIELDS = frozenset({"first_name", "last_name", "email", "birth_date"})
-# The patron's own fields under "My data" at a kiosk.
+# The patron's own fields under "My data" at a kiosk, and the rules they are held to there
+# (the others are left as they are: nothing is asked again, the age not checked again).
 OWN_FIELDS = ("email", "language")
+OWN_RULES = SignUpRules(phone=FieldRule.OPTIONAL, postcode=FieldRule.OPTIONAL, min_age=0)
 
 
 def kept_by_library(is_member: bool) -> frozenset[str]:
@@ -73,11 +76,11 @@ class _Values:
 
 class Corrections:
     def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions,
-                 verification: Verification, min_age: Callable[[], int]):
+                 verification: Verification, sign_up: SignUpRulesBook):
         self.ctx = ctx
         self.sessions = sessions
         self.verification = verification
-        self.min_age = min_age
+        self.sign_up = sign_up
 
     # --- At the desk (the caller's transaction) ---------------------------------------
 
@@ -92,7 +95,8 @@ class Corrections:
         member = patron.member_barcode is not None
         kept = kept_by_library(member)
         libraries = self._libraries(s, patron, serves)
-        checked = domain.check_details(details, today=now.date(), min_age=self.min_age(),
+        checked = domain.check_details(details, today=now.date(),
+                                       rules=self._rules(s, patron, details, libraries),
                                        library_codes=set(libraries))
         problems = {name: code for name, code in checked.errors.items()
                     if _field(name) not in kept
@@ -144,7 +148,7 @@ class Corrections:
                               email=email, birth_date=birth, postcode=patron.postcode,
                               library_code=before.library, phone=patron.phone,
                               language=language),
-                today=now.date(), min_age=0, library_codes={before.library})
+                today=now.date(), rules=OWN_RULES, library_codes={before.library})
             member = patron.member_barcode is not None
             errors = {name: code for name, code in checked.errors.items()
                       if name in OWN_FIELDS and not (member and name == "email")}
@@ -171,6 +175,20 @@ class Corrections:
             return Correction(changed)
 
     # --- Inside a transaction ------------------------------------------------------------
+
+    def _rules(self, s: Session, patron: Patron, details: PatronDetails,
+               libraries: dict[str, int]) -> SignUpRules:
+        """The sign-up rules of the chosen library's institution, as they hold for a
+        correction (`domain.correction_rules`)."""
+        chosen = s.get(Library, libraries[details.library_code]) \
+            if details.library_code in libraries else None
+        institution = chosen.institution if chosen is not None else patron.library.institution
+        birth = patron.birth_date.isoformat() if patron.birth_date else ""
+        return domain.correction_rules(
+            self.sign_up.of(institution), had_phone=bool(patron.phone),
+            had_postcode=bool(patron.postcode),
+            age_checked=institution.id != patron.library.institution_id
+            or domain.parse_date(details.birth_date) != domain.parse_date(birth))
 
     @staticmethod
     def _libraries(s: Session, patron: Patron,

@@ -109,6 +109,67 @@ def format_card_number(card: str) -> str:
 # --- New patron ------------------------------------------------------------------------
 
 
+class FieldRule(StrEnum):
+    """Whether a sign-up form asks for an optional field, and whether it must be filled."""
+
+    NOT_ASKED = "not_asked"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+DEFAULT_MIN_AGE = 16
+MIN_AGE_LOWEST, MIN_AGE_HIGHEST = 12, 99  # what a coordinator may set for an institution
+
+
+@dataclass(frozen=True)
+class SignUpRules:
+    """What an institution's sign-up asks (phone, postcode) and the age a patron must have.
+    The defaults are the programme's rules from before they were set per institution."""
+
+    phone: FieldRule = FieldRule.OPTIONAL
+    postcode: FieldRule = FieldRule.REQUIRED
+    min_age: int = DEFAULT_MIN_AGE
+
+
+def correction_rules(rules: SignUpRules, *, had_phone: bool, had_postcode: bool,
+                     age_checked: bool) -> SignUpRules:
+    """What a correction of an existing account is held to, from its institution's sign-up
+    `rules`: the same formats, but existing accounts are not made to follow a rule set after
+    they signed up. A field no longer asked is kept, not wiped; a required one may not be
+    emptied, but is not demanded of an account that never had it; the age limit counts only
+    when the date of birth or the institution changes (`age_checked`)."""
+    def kept(rule: FieldRule, had: bool) -> FieldRule:
+        return FieldRule.REQUIRED if rule is FieldRule.REQUIRED and had else FieldRule.OPTIONAL
+
+    return SignUpRules(phone=kept(rules.phone, had_phone),
+                       postcode=kept(rules.postcode, had_postcode),
+                       min_age=rules.min_age if age_checked else 0)
+
+
+def validate_sign_up_rules(phone: str, postcode: str, min_age: object) -> SignUpRules:
+    """A coordinator's choice, checked: each field code at once in a RegistryError."""
+    errors: dict[str, str] = {}
+    rules: dict[str, FieldRule] = {}
+    for name, value in (("phone", phone), ("postcode", postcode)):
+        try:
+            rules[name] = FieldRule(value)
+        except ValueError:
+            errors[name] = "choice_unknown"
+    age = None
+    text = ascii_digits(str(min_age if min_age is not None else "")).strip()
+    if not text:
+        errors["min_age"] = "required"
+    elif not (text.isascii() and text.isdigit()
+              and MIN_AGE_LOWEST <= int(text) <= MIN_AGE_HIGHEST):
+        errors["min_age"] = "min_age_invalid"
+    else:
+        age = int(text)
+    if errors:
+        raise RegistryError("invalid", errors)
+    assert age is not None
+    return SignUpRules(phone=rules["phone"], postcode=rules["postcode"], min_age=age)
+
+
 @dataclass(frozen=True)
 class NewPatron:
     first_name: str
@@ -297,9 +358,10 @@ class PatronDetails:
 
 
 def validate_new_patron(
-    data: NewPatron, *, today: date, min_age: int, library_codes: set[str]
+    data: NewPatron, *, today: date, rules: SignUpRules, library_codes: set[str]
 ) -> CleanPatron:
-    """Every field checked at once, so the patron sees all problems in one go."""
+    """Every field checked at once, so the patron sees all problems in one go. `rules`: those
+    of the chosen library's institution; a field it does not ask for is stored empty."""
     errors: dict[str, str] = {}
     if data.password and ("\x00" in data.password or has_control_chars(data.password)):
         errors["password"] = "invalid_characters"
@@ -313,18 +375,18 @@ def validate_new_patron(
         first_name=data.first_name, last_name=data.last_name, email=data.email,
         birth_date=data.birth_date, postcode=data.postcode, library_code=data.library_code,
         phone=data.phone, language=data.language)
-    return validate_details(details, today=today, min_age=min_age,
+    return validate_details(details, today=today, rules=rules,
                             library_codes=library_codes, errors=errors)
 
 
 def validate_details(
-    data: PatronDetails, *, today: date, min_age: int, library_codes: set[str],
+    data: PatronDetails, *, today: date, rules: SignUpRules, library_codes: set[str],
     errors: dict[str, str] | None = None,
 ) -> CleanPatron:
     """The rules on a patron's own details (`check_details`), the same at sign-up and for a
     correction: answers the values tidied, or refuses every problem at once, with the
     `errors` already found in other fields (a password), so the patron sees all in one go."""
-    checked = check_details(data, today=today, min_age=min_age, library_codes=library_codes)
+    checked = check_details(data, today=today, rules=rules, library_codes=library_codes)
     if checked.errors or errors:
         raise RegistryError("invalid", {**checked.errors, **(errors or {})})
     assert checked.birth_date is not None
@@ -357,11 +419,12 @@ class CheckedDetails:
 
 
 def check_details(
-    data: PatronDetails, *, today: date, min_age: int, library_codes: set[str]
+    data: PatronDetails, *, today: date, rules: SignUpRules, library_codes: set[str]
 ) -> CheckedDetails:
     """Each field of a patron's details checked on its own: names, e-mail, date of birth and
-    the minimum age, postcode, library, phone, language. `validate_details` refuses what this
-    finds; a correction of a member's account leaves out the fields their library keeps."""
+    the minimum age, postcode, library, phone, language, by `rules` (what is asked, the age).
+    `validate_details` refuses what this finds; a correction of a member's account leaves out
+    the fields their library keeps."""
     errors: dict[str, str] = {}
     texts = {
         "first_name": data.first_name,
@@ -402,13 +465,17 @@ def check_details(
         birth = parse_date(data.birth_date)
         if birth is None or birth > today or birth.year < today.year - 120:
             errors["birth_date"] = "birth_date_invalid"
-        elif age_on(birth, today) < min_age:
+        elif age_on(birth, today) < rules.min_age:
             errors["birth_date"] = "too_young"
 
     postcode = ascii_digits(data.postcode).strip()
-    if "postcode" not in errors:
+    if rules.postcode is FieldRule.NOT_ASKED:
+        postcode = ""
+        errors.pop("postcode", None)
+    elif "postcode" not in errors:
         if not postcode:
-            errors["postcode"] = "required"
+            if rules.postcode is FieldRule.REQUIRED:
+                errors["postcode"] = "required"
         elif not POSTCODE_RE.match(postcode):
             errors["postcode"] = "postcode_invalid"
 
@@ -416,7 +483,12 @@ def check_details(
         errors["library_code"] = "required" if not data.library_code else "library_unknown"
 
     phone = ""
-    if (data.phone or "").strip() and "phone" not in errors:
+    if rules.phone is FieldRule.NOT_ASKED:
+        errors.pop("phone", None)
+    elif not (data.phone or "").strip():
+        if rules.phone is FieldRule.REQUIRED and "phone" not in errors:
+            errors["phone"] = "required"
+    elif "phone" not in errors:
         try:
             phone = normalise_phone(data.phone)
         except (ValueError, phonenumbers.NumberParseException):
@@ -693,6 +765,8 @@ class InstitutionView:
     libraries: list[LibraryView]
     # Its members sign in with their library card and PIN (it has a member system).
     member_cards: bool = False
+    # What its sign-up form asks; a registry older than this field sends none: the defaults.
+    sign_up: SignUpRules = field(default_factory=SignUpRules)
 
 
 @dataclass(frozen=True)

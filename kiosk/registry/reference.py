@@ -21,6 +21,7 @@ from .domain import (
     ProgrammeStatus,
     RegistryError,
 )
+from .signup_rules import SignUpRulesBook
 from .store import (
     THE_PROGRAMME,
     Category,
@@ -34,8 +35,9 @@ from .store import (
 
 
 class Reference:
-    def __init__(self, ctx: RegistryContext):
+    def __init__(self, ctx: RegistryContext, *, sign_up: SignUpRulesBook):
         self.ctx = ctx
+        self.sign_up = sign_up
 
     def institutions(self) -> list[InstitutionView]:
         """The institutions and libraries the kiosks offer: the retired ones left out (the
@@ -51,6 +53,7 @@ class Reference:
                     libraries=[LibraryView(code=lib.code, name=lib.name) for lib in i.libraries
                                if not lib.retired],
                     member_cards=i.id in with_cards,
+                    sign_up=self.sign_up.of(i),
                 )
                 for i in rows
             ]

@@ -58,6 +58,7 @@ from .reference import Reference
 from .reports import Reports
 from .roles import StaffView
 from .seats import Seats
+from .signup_rules import SignUpRulesBook
 from .staff import StaffAccounts, pseudonym
 from .store import Course, CourseText, Patron, Runner, Store
 from .terminals import TerminalTokens
@@ -89,7 +90,8 @@ class RegistryService:
         self.context = ctx = RegistryContext(store, clock=self._now, events=seat_events.tell,
                                               hash_password=hash_password)
         self.staff = StaffAccounts(store, self._now, login_policy=login_policy)
-        self.reference = Reference(ctx)
+        self.sign_up_rules = SignUpRulesBook(ctx, min_age=min_age)
+        self.reference = Reference(ctx, sign_up=self.sign_up_rules)
         self.patron_sessions = PatronSessions(ctx, idle=session_idle, max_age=session_max)
         self.erasure = Erasure(ctx)
         self.verification = Verification(ctx, erasure=self.erasure)
@@ -98,13 +100,13 @@ class RegistryService:
         self.members = MemberSystems(ctx)
         self.accounts = Accounts(ctx, sessions=self.patron_sessions, seats=self.seating,
                                  verification=self.verification, erasure=self.erasure,
-                                 members=self.members, min_age=min_age,
+                                 members=self.members, sign_up=self.sign_up_rules,
                                  login_policy=login_policy)
         self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
         self.upkeep = ProgrammeUpkeep(ctx)
         self.corrections = Corrections(ctx, sessions=self.patron_sessions,
                                        verification=self.verification,
-                                       min_age=lambda: self.accounts.min_age)
+                                       sign_up=self.sign_up_rules)
         self.desk = DeskService(ctx, seats=self.seating, accounts=self.accounts,
                                 erasure=self.erasure, corrections=self.corrections)
         self.waitlist = Waitlist(ctx, seats=self.seating, reference=self.reference)
@@ -125,11 +127,12 @@ class RegistryService:
 
     @property
     def min_age(self) -> int:
-        return self.accounts.min_age
+        """The programme's: for institutions that have no minimum age of their own."""
+        return self.sign_up_rules.min_age
 
     @min_age.setter
     def min_age(self, value: int) -> None:
-        self.accounts.min_age = value
+        self.sign_up_rules.min_age = value
 
     @property
     def login_policy(self) -> LoginPolicy:

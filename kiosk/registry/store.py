@@ -80,6 +80,13 @@ class Institution(Base):
     seat_quota: Mapped[int | None] = mapped_column(Integer)
     # Retired by the coordinator: no longer offered at the kiosks, its patrons stay.
     retired: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Its sign-up (`signup_rules`): phone and postcode "not_asked", "optional" or "required";
+    # the minimum age, None for the programme's (the registry's MIN_AGE setting).
+    sign_up_phone: Mapped[str] = mapped_column(String(10), default="optional",
+                                               server_default="optional")
+    sign_up_postcode: Mapped[str] = mapped_column(String(10), default="required",
+                                                  server_default="required")
+    min_age: Mapped[int | None] = mapped_column(Integer)
     # Public holidays and other closures on its opening weekdays: `ClosedDay`.
     libraries: Mapped[list[Library]] = relationship(
         back_populates="institution", order_by="Library.name"

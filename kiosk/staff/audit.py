@@ -42,6 +42,8 @@ CODED: dict[str, Mapping[str, Any]] = {
     "part": labels.PARTS,
     "promotion": labels.PROMOTIONS,
     "verification": labels.VERIFICATIONS,
+    "phone": labels.SIGN_UP_FIELDS,  # an institution's sign-up (FieldRule)
+    "postcode": labels.SIGN_UP_FIELDS,
     "reason": labels.REASONS,
     "why": labels.ACADEMY_WHY,
 }

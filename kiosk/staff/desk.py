@@ -23,12 +23,20 @@ from ..registry.domain import (
     PatronDetails,
     ProgrammeStatus,
     RegistryError,
+    SignUpRules,
     Standing,
     format_card_number,
     format_phone,
 )
 from ..registry.roles import Permission, StaffView
-from ..terminal.forms import ActionForm, ConfirmForm, month_options, options
+from ..terminal.forms import (
+    ActionForm,
+    ConfirmForm,
+    follow_sign_up_rules,
+    month_options,
+    options,
+    sign_up_key,
+)
 from ..terminal.messages import message
 from . import consequences
 from .base import (
@@ -411,7 +419,13 @@ def register() -> Response | tuple[str, int]:
     if not form.is_submitted():
         form.library.data = staff.library_code or ""
         form.language.data = current_language()
-    if form.validate_on_submit():
+    rules = _sign_up_rules(form.library.data or "")
+    follow_sign_up_rules(form, rules)
+    # Sent for another library whose institution asks other things: shown again for it,
+    # nothing is sent (as at the kiosk).
+    changed_library = bool(form.is_submitted() and form.sign_up_shown.data
+                           and form.sign_up_shown.data != sign_up_key(rules))
+    if not changed_library and form.validate_on_submit():
         data = NewPatron(
             first_name=form.first_name.data or "", last_name=form.last_name.data or "",
             email=form.email.data or "",
@@ -424,7 +438,8 @@ def register() -> Response | tuple[str, int]:
             made, patron_id = service().desk.register(
                 staff, data, identity_checked=bool(form.identity_checked.data), where=place())
         except RegistryError as refusal:
-            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"})
+            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"},
+                         params={"age": rules.min_age})
         else:
             flash(_("The account is created. Card number: %(card)s",
                     card=format_card_number(made.card_number)))
@@ -433,6 +448,16 @@ def register() -> Response | tuple[str, int]:
                         "the pair is in the duplicates queue."))
             return redirect(url_for("staff.desk.patron", patron_id=patron_id))
     form.password.data = ""
+    form.sign_up_shown.data = sign_up_key(rules)
     status = 422 if form.errors else 200
-    return render_template("staff/desk/register.html", form=form,
+    return render_template("staff/desk/register.html", form=form, rules=rules,
+                           changed_library=changed_library,
                            library_groups=_library_groups(staff)), status
+
+
+def _sign_up_rules(library_code: str) -> SignUpRules:
+    """What a sign-up at this library asks (its institution's rules); the programme's for a
+    library not offered (the registry refuses it)."""
+    return next((inst.sign_up for inst in service().institutions()
+                 if any(lib.code == library_code for lib in inst.libraries)),
+                SignUpRules(min_age=service().min_age))

@@ -239,12 +239,20 @@ DETAIL_KEYS: dict[str, Any] = {
     "phone": _l("Phone number"),
     "language": _l("Language"),
     "possible_duplicate": _l("Possible duplicate"),
+    "min_age": _l("Minimum age"),
 }
 # What a "settings_changed" entry's part names.
 PARTS: dict[str, Any] = {
     "seats": _l("How freed seats are given"),
     "institution": _l("Institution settings"),
     "closed_days": _l("Closed days"),
+    "sign_up": _l("Sign-up"),
+}
+# What an institution's sign-up does with a phone number or a postcode (FieldRule).
+SIGN_UP_FIELDS: dict[str, Any] = {
+    "not_asked": _l("Not asked"),
+    "optional": _l("Asked, optional"),
+    "required": _l("Asked, required"),
 }
 
 

@@ -9,13 +9,19 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
-from wtforms import StringField
+from wtforms import SelectField, StringField
 
-from ..registry.domain import LANGUAGES, RegistryError
+from ..registry.domain import (
+    LANGUAGES,
+    MIN_AGE_HIGHEST,
+    MIN_AGE_LOWEST,
+    RegistryError,
+)
 from ..registry.libraries_admin import InstitutionRow, LibrariesAdmin, LibraryRow
 from ..registry.roles import Permission
-from ..terminal.forms import ActionForm
+from ..terminal.forms import ActionForm, options
 from .base import current_staff, nav_item, place, requires, service, show_refusal
+from .labels import SIGN_UP_FIELDS
 from .once import once
 
 bp = Blueprint("libraries", __name__)
@@ -39,6 +45,15 @@ class InstitutionForm(FlaskForm):
 class LibraryForm(FlaskForm):
     library_code = StringField(_l("Code"), render_kw={**_CODE, "maxlength": 40})
     library_name = StringField(_l("Name"), render_kw=_NAME)
+
+
+class SignUpRulesForm(FlaskForm):
+    # Any value goes to the registry, which names a wrong one ("choice_unknown").
+    phone = SelectField(_l("Phone number"), choices=[], validate_choice=False)
+    postcode = SelectField(_l("Postcode"), choices=[], validate_choice=False)
+    min_age = StringField(_l("Minimum age"),
+                          render_kw={"inputmode": "numeric", "maxlength": 2,
+                                     "autocomplete": "off"})
 
 
 def admin() -> LibrariesAdmin:
@@ -121,7 +136,39 @@ def edit_institution(institution: str) -> str | Response | tuple[str, int]:
             flash(_("The names of %(code)s are saved.", code=institution))
             return redirect(url_for("staff.libraries.index"))
     return render_template("staff/libraries/institution.html", form=form,
-                           institution=row), _status(form)
+                           institution=row, sign_up=service().sign_up_rules.rules(institution),
+                           field_rules=SIGN_UP_FIELDS), _status(form)
+
+
+@bp.route("/libraries/institutions/<institution>/sign-up", methods=["GET", "POST"])
+@requires(Permission.PROGRAMME)
+@once
+def sign_up_rules(institution: str) -> str | Response | tuple[str, int]:
+    """What the institution's sign-up asks and its minimum age; for sign-ups from then on."""
+    row = _institution(institution)  # unknown: "not found" (404)
+    book = service().sign_up_rules
+    form = SignUpRulesForm()
+    form.phone.choices = form.postcode.choices = options(SIGN_UP_FIELDS.items())
+    if not form.is_submitted():
+        rules = book.rules(institution)
+        form.phone.data, form.postcode.data = str(rules.phone), str(rules.postcode)
+        form.min_age.data = str(rules.min_age)
+    if form.validate_on_submit():
+        try:
+            changed = book.set_rules(institution, form.phone.data or "",
+                                     form.postcode.data or "", form.min_age.data or "",
+                                     actor=_actor(), where=place())
+        except RegistryError as refusal:
+            show_refusal(form, refusal,
+                         params={"lowest": MIN_AGE_LOWEST, "highest": MIN_AGE_HIGHEST})
+        else:
+            flash(_("The sign-up of %(code)s is saved. It counts for new accounts; existing "
+                    "accounts stay as they are.", code=institution) if changed else
+                  _("Nothing changed in the sign-up of %(code)s.", code=institution))
+            return redirect(url_for("staff.libraries.edit_institution",
+                                    institution=institution))
+    return render_template("staff/libraries/sign_up.html", form=form, institution=row,
+                           lowest=MIN_AGE_LOWEST, highest=MIN_AGE_HIGHEST), _status(form)
 
 
 @bp.post("/libraries/institutions/<institution>/retire")

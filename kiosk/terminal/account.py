@@ -24,6 +24,7 @@ from ..registry.domain import (
     NewPatron,
     PatronView,
     RegistryError,
+    SignUpRules,
     Standing,
     format_card_number,
     format_phone,
@@ -37,7 +38,9 @@ from .forms import (
     LoginForm,
     MyDetailsForm,
     RegisterForm,
+    follow_sign_up_rules,
     month_options,
+    sign_up_key,
 )
 from .messages import UNAVAILABLE, account_locked, field_message, message
 from .patron import Patron
@@ -65,12 +68,28 @@ def _birth_date(form: RegisterForm) -> str:
     return "-".join((p or "").strip() for p in parts)
 
 
-def _show_errors(form: RegisterForm, fields: dict[str, str]) -> None:
+def _sign_up_rules(form: RegisterForm) -> SignUpRules:
+    """What the chosen library's institution asks; with no library chosen (or one the
+    kiosks do not offer), the programme's rules until one is."""
+    return (reference.sign_up_rules(form.library.data or "")
+            or SignUpRules(min_age=current_app.config["MIN_AGE"]))
+
+
+def _shown_for_other_rules(form: RegisterForm, rules: SignUpRules) -> bool:
+    """The form was shown for a library whose institution asks other things (the patron
+    chose another library): it is shown again for the chosen one rather than sent, so no
+    JavaScript is needed. (A form without the field, of an older page, is sent: the registry
+    checks every sign-up against the library's rules anyway.)"""
+    shown = form.sign_up_shown.data
+    return bool(shown) and shown != sign_up_key(rules)
+
+
+def _show_errors(form: RegisterForm, fields: dict[str, str], rules: SignUpRules) -> None:
     target = {"birth_date": form.birth_day, "library_code": form.library}
     for name, code in fields.items():
         field = target.get(name) or getattr(form, name, None)
         if field is not None:
-            params = {"age": current_app.config["MIN_AGE"]} if code == "too_young" else {}
+            params = {"age": rules.min_age} if code == "too_young" else {}
             field.errors = [*field.errors, field_message(name, code, **params)]
 
 
@@ -78,18 +97,24 @@ def _show_errors(form: RegisterForm, fields: dict[str, str]) -> None:
 def register() -> str | Response:
     form = RegisterForm()
     _prepare(form)
+    rules = _sign_up_rules(form)
+    follow_sign_up_rules(form, rules)
     email_taken = False
     problem = None
+    changed_library = False
     helper = assist.assistant()
     if helper is not None and not assist.handed_back() and request.form.get("hand_back"):
         # Assisted: the patron types their password privately; what is typed stays, and
         # the librarian's "identity document checked" is kept where the patron cannot tick it.
         assist.hand_back_keeping(bool(form.identity_checked.data))  # CSRF: checked app-wide
         form.password.data = ""
-        return render_template("account/register.html", form=form,
+        form.sign_up_shown.data = sign_up_key(rules)
+        return render_template("account/register.html", form=form, rules=rules,
                                library_groups=_library_groups(), email_taken=False,
                                problem=None, step=1, assist_form_id="register-form")
-    if form.validate_on_submit():
+    if form.is_submitted() and _shown_for_other_rules(form, rules):
+        changed_library = True  # what was typed stays; the password is typed again
+    elif form.validate_on_submit():
         data = NewPatron(
             first_name=form.first_name.data or "",
             last_name=form.last_name.data or "",
@@ -114,7 +139,7 @@ def register() -> str | Response:
                 raise
             else:
                 email_taken = error.fields.get("email") == "email_taken"
-                _show_errors(form, error.fields)
+                _show_errors(form, error.fields, rules)
         else:
             token, patron = registry().login(card, data.password)
             _start_patron_visit(token, patron)
@@ -122,9 +147,12 @@ def register() -> str | Response:
             # Only a yes/no: whose account it may duplicate stays in the registry.
             session["possible_duplicate"] = made.possible_duplicate
             return redirect(url_for("account.created"))
+    form.sign_up_shown.data = sign_up_key(rules)
     return render_template(
         "account/register.html",
         form=form,
+        rules=rules,
+        changed_library=changed_library,
         library_groups=_library_groups(),
         email_taken=email_taken,
         problem=problem,

@@ -12,6 +12,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     Field,
+    HiddenField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -20,7 +21,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, InputRequired, ValidationError
 
-from ..registry.domain import LOCALES, has_control_chars
+from ..registry.domain import LOCALES, FieldRule, SignUpRules, has_control_chars
 from .messages import MESSAGES, required
 
 
@@ -65,6 +66,23 @@ class RegisterForm(DetailsForm):
     consent = BooleanField(_l("I have read the privacy statement and I agree."))
     # Assisted mode only (a librarian at the kiosk): shown and read only then.
     identity_checked = BooleanField(_l("Identity document checked"))
+    # The sign-up rules the form was shown with (`sign_up_key`): sent for another library
+    # with other rules, it is shown again for that one instead of being sent on.
+    sign_up_shown = HiddenField()
+
+
+def sign_up_key(rules: SignUpRules) -> str:
+    """The rules a form was shown with, as its hidden field holds them."""
+    return f"{rules.phone}:{rules.postcode}:{rules.min_age}"
+
+
+def follow_sign_up_rules(form: RegisterForm, rules: SignUpRules) -> None:
+    """The labels of the fields an institution may ask or not: "(optional)" only when it is.
+    (Whether a field is shown at all is the template's: `rules` goes to it too.)"""
+    form.phone.label.text = str(_l("Phone number (optional)") if rules.phone is
+                                FieldRule.OPTIONAL else _l("Phone number"))
+    form.postcode.label.text = str(_l("Postcode (optional)") if rules.postcode is
+                                   FieldRule.OPTIONAL else _l("Postcode"))
 
 
 class LoginForm(FlaskForm):

@@ -145,6 +145,10 @@ MESSAGES = {
     "library_code_invalid": _l("Use capital letters, digits and hyphens, for example "
                                "ANT-PERMEKE."),
     "library_code_taken": _l("Another library already has this code."),
+    # An institution's sign-up rules (kiosk.staff.libraries).
+    "choice_unknown": _l("Please choose one of the options."),
+    "min_age_invalid": _l("Please give a whole number of years from %(lowest)s to "
+                          "%(highest)s."),
 }
 
 
@@ -157,6 +161,7 @@ REQUIRED = {
     "email": _l("Type the e-mail address."),
     "birth_date": _l("Type the day, month and year."),
     "postcode": _l("Type the postcode."),
+    "phone": _l("Type the phone number."),
     "library": _l("Choose the library from the list."),
     "library_code": _l("Choose the library from the list."),
     "password": _l("Type the password."),
@@ -189,6 +194,7 @@ REQUIRED = {
     "name_fr": _l("Type the name in French."),
     "name_en": _l("Type the name in English."),
     "library_name": _l("Type the library's name."),
+    "min_age": _l("Type the minimum age."),
     "nl": _l("Type the message in Dutch."),
     "fr": _l("Type the message in French."),
     "en": _l("Type the message in English."),

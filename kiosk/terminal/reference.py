@@ -16,7 +16,14 @@ from typing import Any
 from flask import current_app
 
 from .. import security
-from ..registry.domain import Catalogue, CourseView, InstitutionView, Maintenance, RegistryError
+from ..registry.domain import (
+    Catalogue,
+    CourseView,
+    InstitutionView,
+    Maintenance,
+    RegistryError,
+    SignUpRules,
+)
 from ..registry_setup import registry
 
 FRESH_FOR = 60.0  # seconds
@@ -92,6 +99,13 @@ def member_cards(library_code: str) -> bool:
     return any(institution.member_cards and any(lib.code == library_code
                                                 for lib in institution.libraries)
                for institution in institutions())
+
+
+def sign_up_rules(library_code: str) -> SignUpRules | None:
+    """What a sign-up at this library asks (its institution's rules); None for a library the
+    kiosks do not offer."""
+    return next((institution.sign_up for institution in institutions()
+                 if any(lib.code == library_code for lib in institution.libraries)), None)
 
 
 def library_name(code: str) -> str:

@@ -21,6 +21,7 @@ from kiosk.registry.domain import (
     ClaimOutlook,
     ClaimResult,
     CourseView,
+    FieldRule,
     InstitutionView,
     Maintenance,
     PatronStatus,
@@ -28,6 +29,7 @@ from kiosk.registry.domain import (
     ProgrammeStatus,
     Registration,
     RegistryError,
+    SignUpRules,
     Standing,
     WaitReason,
     is_valid_card_number,
@@ -103,6 +105,25 @@ def test_register(registry: Registry) -> None:
 
     taken = refusal(lambda: client.register(patron_data(email=data.email.upper())))
     assert (taken.code, taken.fields, taken.detail) == ("invalid", {"email": "email_taken"}, {})
+
+
+def test_each_institutions_sign_up_rules_reach_the_terminal_and_bind_its_sign_ups(
+        registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    service.sign_up_rules.set_rules("KOR", "required", "not_asked", "18", actor="test")
+    rules = {i.code: i.sign_up for i in client.institutions()}
+    assert rules["KOR"] == SignUpRules(FieldRule.REQUIRED, FieldRule.NOT_ASKED, 18)
+    assert rules["ANT"] == SignUpRules()  # the others keep the programme's
+    assert client.institutions() == service.institutions()
+
+    no_phone = refusal(lambda: client.register(patron_data(library_code="KOR-CENTRUM")))
+    assert (no_phone.code, no_phone.fields) == ("invalid", {"phone": "required"})
+    data = patron_data(library_code="KOR-CENTRUM", phone="0470 12 34 56", postcode="8500")
+    card = client.register(data)
+    assert card.startswith("2103")  # Kortrijk's prefix
+    token, _ = client.login(card, data.password)
+    kept = client.my_data(token, "en")
+    assert (kept.postcode, kept.phone) == ("", "+32470123456")  # not asked: not kept
 
 
 def test_registration_tells_pending_and_possible_duplicate(registry: Registry) -> None:

@@ -45,6 +45,7 @@ pytestmark = pytest.mark.slow  # property-based: hundreds of forms a test
 
 LANGS = ("nl", "fr", "en")
 MIN_AGE = 16
+RULES = domain.SignUpRules(min_age=MIN_AGE)  # the programme's: postcode required
 _unique = itertools.count(1)
 
 FUZZ = settings(
@@ -266,7 +267,7 @@ def test_validation_refuses_with_field_codes_or_answers_values_that_fit_and_are_
     data: domain.NewPatron,
 ) -> None:
     try:
-        clean = domain.validate_new_patron(data, today=TODAY, min_age=MIN_AGE,
+        clean = domain.validate_new_patron(data, today=TODAY, rules=RULES,
                                            library_codes={"ANT-PERMEKE"})
     except RegistryError as refusal:
         event("refused")
@@ -296,7 +297,7 @@ def test_card_numbers_and_log_in_names_never_raise_whatever_was_typed(text: str)
 def test_bidi_overrides_and_invisible_names_are_refused() -> None:
     def refused(**fields: str) -> dict[str, str]:
         with pytest.raises(RegistryError) as caught:
-            domain.validate_new_patron(patron_data(**fields), today=TODAY, min_age=MIN_AGE,
+            domain.validate_new_patron(patron_data(**fields), today=TODAY, rules=RULES,
                                        library_codes={"ANT-PERMEKE"})
         return caught.value.fields
 

@@ -137,6 +137,8 @@ FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
                                                  "library_name": "Matrix"},
     "staff.libraries.edit_library": lambda w, p: {"library_code": "ANT-PERMEKE",
                                                   "library_name": "Bibliotheek Permeke"},
+    "staff.libraries.sign_up_rules": lambda w, p: {"phone": "required",
+                                                   "postcode": "optional", "min_age": "17"},
     # Changes that cannot be undone: their confirmation page's button (without it, the POST
     # only shows that page again).
     **{endpoint: lambda w, p: dict(CONFIRMED) for endpoint in (

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from kiosk.registry import schema
-from kiosk.registry.domain import ProgrammeStatus
+from kiosk.registry.domain import ProgrammeStatus, SignUpRules
 from kiosk.registry.services import RegistryService, pseudonym, utcnow
 from kiosk.registry.store import Base, Store, make_engine
 from tests.support.factories import patron_data
@@ -80,6 +80,8 @@ def test_a_registry_of_the_previous_schema_upgrades_with_no_loss(db_url) -> None
         assert active == 3
 
     service = RegistryService(Store(engine))
+    # Institutions from before sign-up rules ask what the programme asked (0013).
+    assert {i.sign_up for i in service.institutions()} == {SignUpRules()}
     newcomer = patron_data(library_code="MUN-MUNTPUNT")
     service.register(newcomer)
     token, _ = service.login(newcomer.email, newcomer.password)
