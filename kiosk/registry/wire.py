@@ -70,6 +70,15 @@ class PasswordChange:
     new: str
 
 
+@dataclass(frozen=True)
+class AlertsRequest:
+    """The categories of new courses to hear about by e-mail (none: stop all); choosing any
+    needs `consent`."""
+
+    categories: list[str]
+    consent: bool = False
+
+
 # --- Answers ---------------------------------------------------------------------------------
 
 
