@@ -145,7 +145,7 @@ class Alerts:
                 AlertSubscription.patron_id == patron_id)).rowcount
             if gone:
                 record(s, self.ctx.clock(), pseudonym(patron_id), "alerts_stopped",
-                       where=where, subject=pseudonym(patron_id), how="link")
+                       where=where, subject=pseudonym(patron_id))
 
     # Telling -------------------------------------------------------------------------------
 
