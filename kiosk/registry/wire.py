@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import StrictBool, TypeAdapter
 
 from .domain import NewPatron, PatronView
 from .roles import StaffView
@@ -76,7 +76,8 @@ class AlertsRequest:
     needs `consent`."""
 
     categories: list[str]
-    consent: bool = False
+    # A JSON true or false only (not 0 or "yes"): it is the patron's consent.
+    consent: StrictBool = False
 
 
 # --- Answers ---------------------------------------------------------------------------------
