@@ -156,6 +156,11 @@ class Alerts:
         publications are done with all the same (mail turned on later does not send old
         news)."""
         now = self.ctx.clock()
+        with self.ctx.store.read() as s:  # most rounds: nothing due, and no write lock taken
+            if s.scalar(select(CoursePublication.id).where(
+                    CoursePublication.told_at.is_(None),
+                    CoursePublication.published_at <= now - self.settle).limit(1)) is None:
+                return 0
         with self.ctx.store.write() as s:
             # Claimed by the update itself: a second sender (another worker, the hourly
             # job) running meanwhile waits for this one's rows and then finds none left.

@@ -336,7 +336,10 @@ def start_sender(store: Store, smtp_config: SmtpConfig, clock: Callable[[], date
     (the new-course e-mails, kiosk.registry.alerts)."""
     def work() -> None:
         if before is not None:
-            before()
+            try:
+                before()
+            except Exception:  # its failure must not hold up the notices already queued
+                log.exception("kiosk-mail-sender: queuing before the round failed")
         send_due(store, smtp_config, clock())
 
     return run_every(every, work, name="kiosk-mail-sender", log=log)

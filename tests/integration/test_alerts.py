@@ -6,6 +6,7 @@ take the subscriptions along; the coordinator sees numbers only."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from kiosk.app import create_registry_app
 from kiosk.registry.alerts import Alerts
 from kiosk.registry.catalogue_admin import CourseDraft
 from kiosk.registry.domain import LANGUAGES, RegistryError
-from kiosk.registry.mailer import send_due
+from kiosk.registry.mailer import send_due, start_sender
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import AlertSent, AlertSubscription, AuditEntry, Notice, Patron
 from tests.support.clock import Clock
@@ -262,3 +263,36 @@ def test_the_headers_of_one_click_unsubscribe_reach_the_mail_server(make_service
     assert delivery.message["List-Unsubscribe"] == f"<{url}>"
     assert delivery.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert delivery.message["Content-Language"] == "fr"
+
+
+def test_the_mail_sender_tells_new_courses_each_round_and_a_failure_there_stops_no_mail(
+        make_service) -> None:  # type: ignore[no-untyped-def]
+    service, clock = alerts_service(make_service)
+    subscriber(service, "office")
+    service.courses_admin.add(draft("Forms", "office"), actor=COORDINATOR)
+    clock.advance(minutes=11)
+    with smtp_server() as (mailbox, config):
+        stop = start_sender(service.store, config, clock, every=0.05,
+                            before=service.alerts.tell_subscribers)
+        try:
+            assert wait_for(lambda: len(mailbox.delivered) == 2)  # the welcome, the news
+        finally:
+            stop.set()
+        assert mailbox.delivered[1].message["List-Unsubscribe-Post"] is not None
+
+        add_patron(service)  # a welcome to send, and a round whose first part fails
+        stop = start_sender(service.store, config, clock, every=0.05,
+                            before=lambda: 1 / 0)
+        try:
+            assert wait_for(lambda: len(mailbox.delivered) == 3)
+        finally:
+            stop.set()
+
+
+def wait_for(condition, seconds: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
