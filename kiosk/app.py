@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import AnyConverter
 
 from . import config as config_module
-from . import i18n, logs, metrics, registry_setup, security, staff, terminal
+from . import i18n, logs, mail_links, metrics, registry_setup, security, staff, terminal
 from .paths import resource_dir
 from .registry import api
 from .terminal.forms import ActionForm
@@ -96,6 +96,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     config_module.check_registry_at_start(app.config, app.extensions["registry"])
     terminal.init_app(app)
     staff.init_app(app)
+    mail_links.init_app(app)  # the stop link of the new-course e-mails, if the registry is here
     staff_pages = "staff" in app.blueprints
 
     # Where the staff pages are mounted, an error at a staff address (no such page, a wrong
@@ -132,6 +133,7 @@ def create_registry_app(
     security.csrf.exempt(api.bp)
     api.init_app(app)
     staff.init_app(app)
+    mail_links.init_app(app)  # the stop link of the new-course e-mails
     # What the shared form macros (templates/macros.html) need, as on the terminal.
     app.jinja_env.globals["aria_for"] = terminal.aria_for
     # Every staff form's hidden key, which makes a form sent again answered once

@@ -715,7 +715,9 @@ def purge(database_url: str) -> None:
     scheduled task): seat offers past their time go to the next in line (and day-before
     reminders are queued); retention: idempotency keys older than 24 hours, accounts two
     years without activity or two years after the programme ended, pending accounts past
-    their institution's days for an identity check, e-mail notices 30 days after sending."""
+    their institution's days for an identity check, e-mail notices 30 days after sending.
+    It also queues the e-mails about new courses that have settled (the registry's mail
+    sender does so every round too)."""
     app = _registry_app(database_url)
     service: RegistryService = app.extensions["registry_service"]
     with closing_engine(service.store), service.store.alone("housekeeping") as mine:
@@ -729,6 +731,8 @@ def purge(database_url: str) -> None:
         expired = service.verification.erase_expired_pending()
         click.echo(f"Erased {expired} pending account(s) whose identity was not checked in "
                    "time.")
+        told = service.alerts.tell_subscribers()
+        click.echo(f"Queued {told} e-mail(s) about new courses.")
         notices = service.notices.purge()
         click.echo(f"Removed {notices} e-mail notice(s) sent (or given up) over 30 days ago.")
         synced = service.academy.purge()

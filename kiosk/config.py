@@ -65,6 +65,12 @@ class Config:
     SMTP_PASSWORD = ""
     SMTP_TIMEOUT = 10  # seconds to connect and for each answer of the server
     MAIL_FROM = ""  # e.g. "Online leren met de bib <noreply@bib.example.be>"
+    # The registry's address as patrons reach it from home, for links in e-mails (the stop
+    # link of the new-course e-mails), e.g. https://kiosk-registry.example.be. Empty: those
+    # e-mails are not offered.
+    PUBLIC_URL = ""
+    # Courses published within this many minutes go out in one e-mail per patron.
+    ALERTS_SETTLE_MINUTES = 10
     # The academy's platform over SCIM 2.0 (registry side, kiosk/registry/academy.py). Empty
     # ACADEMY_SCIM_URL: the link is off and nothing is queued.
     ACADEMY_SCIM_URL = ""  # e.g. https://academy.example.be/scim/v2
@@ -195,6 +201,7 @@ def apply_https(config: dict[str, Any]) -> None:
 # truthy string); the environment is already cast by `_cast`.
 _WHOLE_NUMBERS = ("IDLE_WARNING_SECONDS", "IDLE_COUNTDOWN_SECONDS", "SESSION_MAX_SECONDS",
                   "MIN_AGE", "LOGIN_MAX_FAILURES", "LOGIN_LOCK_MINUTES", "SMTP_PORT",
+                  "ALERTS_SETTLE_MINUTES",
                   "LOG_MAX_BYTES", "LOG_BACKUPS")
 # Whole numbers that may be 0, checked with their own bounds.
 _COUNTS = ("DATABASE_POOL_SIZE", "DATABASE_MAX_OVERFLOW")
@@ -205,7 +212,7 @@ _TEXTS = ("DEFAULT_LANGUAGE", "LIBRARY_CODE", "DATABASE_URL", "REGISTRY_URL", "R
           "SMTP_HOST", "SMTP_SECURITY", "SMTP_USERNAME", "SMTP_PASSWORD", "MAIL_FROM",
           "LOG_FILE", "LOG_LEVEL", "ACADEMY_SCIM_URL", "ACADEMY_SCIM_TOKEN_FILE",
           "REGISTRY_CA_FILE", "METRICS_TOKEN",
-          "DATABASE_POOLER")
+          "DATABASE_POOLER", "PUBLIC_URL")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MIN_LOG_BYTES = 64 * 1024  # smaller, a busy morning rotates the evidence away (tests: less)
 SMTP_SECURITY = ("starttls", "ssl", "none")
@@ -230,6 +237,7 @@ def check(config: Mapping[str, Any]) -> None:
     if not config.get("TESTING") and config["DATABASE_ISOLATION"] != "READ COMMITTED":
         raise SystemExit("DATABASE_ISOLATION may only change in tests")
     _check_registry_url(config)
+    _check_public_url(config["PUBLIC_URL"])
     _check_ca_file(config["REGISTRY_CA_FILE"])
     _check_trusted_proxies(config["TRUSTED_PROXIES"])
     _check_database_url(config["DATABASE_URL"])
@@ -272,6 +280,17 @@ def _check_timings(config: Mapping[str, Any]) -> None:
     if idle > config["SESSION_MAX_SECONDS"]:
         raise SystemExit(f"IDLE_WARNING_SECONDS + IDLE_COUNTDOWN_SECONDS ({idle} s) must not "
                          f"exceed SESSION_MAX_SECONDS ({config['SESSION_MAX_SECONDS']} s)")
+
+
+def _check_public_url(url: str) -> None:
+    """The registry's address for links in e-mails: empty, or http(s)://host[:port][/path]."""
+    url = url.strip()
+    if not url:
+        return
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.query \
+            or parsed.fragment:
+        raise SystemExit(f"PUBLIC_URL must be http(s)://host[:port][/path], got {url!r}")
 
 
 def _check_registry_url(config: Mapping[str, Any]) -> None:

@@ -43,6 +43,10 @@ def build_service(app: Flask) -> RegistryService:
     )
     # Mail off (no SMTP_HOST): notices are not even queued.
     service.notices.enabled = bool(cfg["SMTP_HOST"].strip())
+    # E-mails about new courses: signed stop links on the registry's public address.
+    service.alerts.secret_key = cfg["SECRET_KEY"]
+    service.alerts.link_base = cfg["PUBLIC_URL"].strip()
+    service.alerts.settle = timedelta(minutes=cfg["ALERTS_SETTLE_MINUTES"])
     return service
 
 

@@ -97,9 +97,11 @@ def start_mail_sender(app: Flask, every: float = 30.0) -> threading.Event | None
     """Send the queued e-mail notices in the background while this registry serves (when
     SMTP_HOST is set; otherwise nothing is queued and no thread starts). Several senders
     (gunicorn workers, a CLI run) may run side by side: each notice is claimed before it
-    goes, so none is sent twice."""
+    goes, so none is sent twice; so is each published course before it is told."""
     smtp = SmtpConfig.from_config(app.config)
     service = app.extensions.get("registry_service")
     if smtp is None or service is None:
         return None
-    return start_sender(service.store, smtp, service.clock, every=every)
+    # Each round first tells the new courses that have settled (kiosk.registry.alerts).
+    return start_sender(service.store, smtp, service.clock, every=every,
+                        before=service.alerts.tell_subscribers)

@@ -29,6 +29,7 @@ from ..version import __version__
 from . import schema
 from .domain import (
     LANGUAGES,
+    AlertChoice,
     Catalogue,
     ClaimOutlook,
     ClaimResult,
@@ -45,6 +46,7 @@ from .idempotency import IdempotencyKeys, request_fingerprint
 from .roles import StaffView
 from .services import RegistryService
 from .wire import (
+    AlertsRequest,
     ClaimRequest,
     DetailsChange,
     DetailsChanged,
@@ -609,6 +611,20 @@ def change_my_details(call: Call) -> DetailsChanged:
     changed = call.service.change_my_details(call.token, call.body.email, call.body.language,
                                              call.body.password)
     return DetailsChanged(list(changed))
+
+
+@operation("GET", "/me/alerts", "E-mails about new courses: the categories, those the "
+           "patron chose, and whether such e-mails can go", patron=True, answer=AlertChoice,
+           lang=True)
+def my_alerts(call: Call) -> AlertChoice:
+    return call.service.alerts.choice(call.token, call.lang)
+
+
+@operation("POST", "/me/alerts", "Choose the categories of new courses to hear about by "
+           "e-mail (none: stop all); choosing any needs `consent` and an e-mail address",
+           patron=True, body=AlertsRequest, status=204, errors=(422,))
+def choose_alerts(call: Call) -> None:
+    call.service.alerts.choose(call.token, call.body.categories, call.body.consent)
 
 
 # --- The OpenAPI document ------------------------------------------------------------------

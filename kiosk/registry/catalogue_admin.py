@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .alerts import published
 from .context import RegistryContext
 from .days import belgian_date, parse_day
 from .domain import LANGUAGES, RegistryError, ascii_digits, has_control_chars, has_visible_chars
@@ -311,6 +312,7 @@ class CatalogueAdmin:
                                        summary=clean.summaries[lang]) for lang in LANGUAGES]
             s.add(course)
             s.flush()
+            published(s, course.id, self.ctx.clock())
             record(s, self.ctx.clock(), actor, "course_added", where=where,
                    slug=clean.slug, category=clean.category)
             return clean.slug
@@ -367,6 +369,7 @@ class CatalogueAdmin:
             if not course.retired:
                 return
             course.retired = False
+            published(s, course.id, self.ctx.clock())
             record(s, self.ctx.clock(), actor, "course_restored", where=where,
                    slug=course.slug)
 
@@ -406,6 +409,7 @@ class CatalogueAdmin:
                 raise RegistryError("invalid", {"featured_from": "featured_overlap"},
                                     other=clash.slug, starts=clash.starts, ends=clash.ends)
             course.featured_from, course.featured_until = first, last
+            published(s, course.id, self.ctx.clock())
             record(s, self.ctx.clock(), actor, "module_of_the_month_set", where=where,
                    slug=course.slug, starts=first.isoformat(), ends=last.isoformat())
             return first, last

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .domain import (
+    AlertChoice,
     Catalogue,
     ClaimOutlook,
     ClaimResult,
@@ -72,6 +73,9 @@ class RegistryClient(Protocol):
     def staff_whois(self, staff_token: str) -> StaffView: ...
     def staff_logout(self, staff_token: str) -> None: ...
     def staff_hand_back(self, staff_token: str) -> None: ...
+    # E-mails about new courses: the patron's choice of categories, with its own consent.
+    def alerts(self, token: str, lang: str) -> AlertChoice: ...
+    def choose_alerts(self, token: str, categories: list[str], consent: bool) -> None: ...
 
 
 class LocalRegistryClient:
@@ -185,3 +189,9 @@ class LocalRegistryClient:
 
     def staff_hand_back(self, staff_token: str) -> None:
         self.service.staff.hand_back(staff_token, where=self._where())
+
+    def alerts(self, token: str, lang: str) -> AlertChoice:
+        return self.service.alerts.choice(token, lang)
+
+    def choose_alerts(self, token: str, categories: list[str], consent: bool) -> None:
+        self.service.alerts.choose(token, categories, consent)

@@ -776,6 +776,18 @@ class CategoryView:
 
 
 @dataclass(frozen=True)
+class AlertChoice:
+    """E-mails about new courses: the categories, the codes of those the patron chose, and
+    whether a message can go (`available`: the registry sends mail; `has_email`: the account
+    has an address)."""
+
+    categories: list[CategoryView]
+    chosen: list[str]
+    available: bool
+    has_email: bool
+
+
+@dataclass(frozen=True)
 class CourseView:
     slug: str
     category: str

@@ -65,6 +65,7 @@ from ..logs import request_id as current_request_id
 from ..version import __version__
 from . import network, request_scope
 from .domain import (
+    AlertChoice,
     Catalogue,
     ClaimOutlook,
     ClaimResult,
@@ -81,6 +82,7 @@ from .domain import (
 )
 from .roles import StaffView
 from .wire import (
+    AlertsRequest,
     ClaimRequest,
     DetailsChange,
     DetailsChanged,
@@ -543,6 +545,14 @@ class HttpRegistryClient:
 
     def staff_hand_back(self, staff_token: str) -> None:
         self._call("POST", "/staff/sessions/hand-back", ok=(204,), staff_token=staff_token)
+
+    def alerts(self, token: str, lang: str) -> AlertChoice:
+        return self._call("GET", "/me/alerts", token=token, params={"lang": lang},
+                          answer=AlertChoice)
+
+    def choose_alerts(self, token: str, categories: list[str], consent: bool) -> None:
+        self._call("POST", "/me/alerts", token=token, ok=(204,),
+                   body=(AlertsRequest, AlertsRequest(list(categories), consent)))
 
     # --- One logical call ----------------------------------------------------------------------
 

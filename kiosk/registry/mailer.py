@@ -192,6 +192,9 @@ def message(cfg: SmtpConfig, notice: Notice, now: datetime) -> EmailMessage:
     domain = parseaddr(cfg.mail_from)[1].rpartition("@")[2] or None
     msg["Message-ID"] = make_msgid(idstring=f"notice{notice.id}", domain=domain)
     msg["Auto-Submitted"] = "auto-generated"  # no out-of-office replies
+    if notice.unsubscribe_url:  # a notice the patron asked for: RFC 2369 and RFC 8058
+        msg["List-Unsubscribe"] = f"<{notice.unsubscribe_url}>"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     msg.set_content(notice.body, charset="utf-8")
     msg["Content-Language"] = notice.language  # after set_content, which resets Content-*
     return msg
@@ -326,8 +329,17 @@ def _close(smtp: smtplib.SMTP | None) -> None:
 
 
 def start_sender(store: Store, smtp_config: SmtpConfig, clock: Callable[[], datetime],
-                 every: float = 30.0) -> threading.Event:
+                 every: float = 30.0,
+                 before: Callable[[], object] | None = None) -> threading.Event:
     """Send due notices in the background every `every` seconds while the server runs;
-    answers an event that stops it."""
-    return run_every(every, lambda: send_due(store, smtp_config, clock()),
-                     name="kiosk-mail-sender", log=log)
+    answers an event that stops it. `before`: work that queues notices, done first each round
+    (the new-course e-mails, kiosk.registry.alerts)."""
+    def work() -> None:
+        if before is not None:
+            try:
+                before()
+            except Exception:  # its failure must not hold up the notices already queued
+                log.exception("kiosk-mail-sender: queuing before the round failed")
+        send_due(store, smtp_config, clock())
+
+    return run_every(every, work, name="kiosk-mail-sender", log=log)

@@ -49,7 +49,7 @@ from .store import (
 )
 
 KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
-         "offer_expiring", "receipt", "email_changed")
+         "offer_expiring", "receipt", "email_changed", "new_courses")
 # Notices about an offer: true only while that offer stands, so never sent after its end
 # (`not_after`) nor once it was accepted, declined or passed on (see `outdated`).
 TIME_BOUND = ("offer_made", "offer_expiring")
@@ -123,7 +123,7 @@ def _as_date_text(value: str, lang: str) -> str:
 
 
 def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str = "",
-            **params: str) -> None:
+            unsubscribe_url: str = "", **params: str) -> None:
     """Queue one e-mail to a patron, rendered now in their language, in the caller's
     transaction (it commits or rolls back with the action it tells about).
 
@@ -134,6 +134,9 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str
     For an offer notice (TIME_BOUND), `until` is also its `not_after`: never sent later.
     `address`: where to send it instead of the patron's address (an "email_changed" notice
     also goes to the address they had; `side` "old" or "new" says which one it is).
+    `course_ids` (comma-separated ids) lists courses by their title in the patron's language
+    (new_courses); `unsubscribe_url` is the one-click address of a notice the patron asked for:
+    written in it and sent as its List-Unsubscribe header.
     Does nothing when mail is off, for an unknown patron or one without an e-mail address.
     `s` may also be a Connection (the claim's hot path runs Core statements on one).
     """
@@ -153,6 +156,8 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str
     lang = patron.language if patron.language in LOCALES else "en"
     not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
     texts = {key: _as_date_text(str(value), lang) for key, value in params.items()}
+    if unsubscribe_url:
+        texts["unsubscribe"] = unsubscribe_url
     if texts.get("course_slug") and not texts.get("course"):
         texts["course"] = _course_title(s, texts["course_slug"], lang)
     facts = _Facts(s, patron_id, lang)
@@ -162,7 +167,7 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str
     s.execute(insert(Notice).values(
         patron_id=patron_id, kind=kind, language=lang, to_address=to_address,
         subject=subject[:200], body=body, created_at=now, attempts=0, next_attempt_at=now,
-        sent_at=None, last_error="", not_after=not_after))
+        sent_at=None, last_error="", not_after=not_after, unsubscribe_url=unsubscribe_url))
 
 
 def _moment(value: object) -> datetime | None:
@@ -206,6 +211,11 @@ class _Facts:
             .order_by(EnrolmentRow.created_at, EnrolmentRow.id)
         ).all()
         return [_title_by_id(self.s, course_id, self.lang) for course_id, _ in rows]
+
+    def titles(self, course_ids: str) -> list[str]:
+        """The titles of courses given as comma-separated ids, in the patron's language."""
+        ids = [int(part) for part in course_ids.split(",") if part.strip().isdigit()]
+        return [_title_by_id(self.s, course_id, self.lang) for course_id in ids]
 
     def place(self) -> tuple[str | None, int | None]:
         """(status, position in line) of the patron now."""
@@ -315,6 +325,15 @@ def render(kind: str, lang: str, *, first_name: str, card_number: str, library: 
             lines = [_("This is now the e-mail address of your library account."),
                      _("Your library card number: %(card)s")
                      % {"card": format_card_number(card_number)}]
+    elif kind == "new_courses":
+        subject = _("New online courses at the library")
+        lines = [_("There are new courses in the subjects you chose:"),
+                 *(f"- {title}" for title in facts.titles(params.get("course_ids", ""))),
+                 "", _("You can enrol at any library kiosk.")]
+        if params.get("unsubscribe"):
+            lines += ["", _("You get this e-mail because you asked for it at the kiosk. To stop "
+                            "these e-mails, open this link: %(url)s")
+                      % {"url": params["unsubscribe"]}]
     else:  # pragma: no cover - KINDS is checked by enqueue
         raise ValueError(kind)
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from . import seat_events
 from .academy import Academy
 from .accounts import Accounts
+from .alerts import Alerts
 from .assist import Assistance
 from .catalogue_admin import CatalogueAdmin
 from .closures import Closures
@@ -119,6 +120,7 @@ class RegistryService:
         self.closures = Closures(ctx)
         self.reports = Reports(ctx, reference=self.reference)
         self.practice = Practice(ctx)
+        self.alerts = Alerts(ctx, sessions=self.patron_sessions)
 
     def _now(self) -> datetime:
         return self.clock()

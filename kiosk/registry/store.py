@@ -383,6 +383,45 @@ class Notice(Base):
     # Set instead of sending when what it tells is no longer so (the offer ended, was taken
     # or declined first): neither sent nor failed, and not tried again.
     obsolete_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # The one-click unsubscribe address of a notice the patron asked for (new courses):
+    # sent as its List-Unsubscribe header (RFC 8058); empty for every other notice.
+    unsubscribe_url: Mapped[str] = mapped_column(String(500), default="", server_default="")
+
+
+class AlertSubscription(Base):
+    """A patron asked to hear by e-mail of new courses in one category (kiosk.registry.alerts),
+    with its own consent, given at `consented_at`. Gone with the patron (erasure)."""
+
+    __tablename__ = "alert_subscriptions"
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    category_code: Mapped[str] = mapped_column(
+        ForeignKey("categories.code", ondelete="CASCADE"), primary_key=True)
+    consented_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class CoursePublication(Base):
+    """A course was published (added, back from retirement, made module of the month): its
+    subscribers are told once it has settled (`kiosk registry purge`, kiosk.registry.alerts),
+    all the courses of a batch in one message; `told_at` set then."""
+
+    __tablename__ = "course_publications"
+    __table_args__ = (Index("ix_course_publications_due", "told_at", "published_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    published_at: Mapped[datetime] = mapped_column(DateTime)
+    told_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class AlertSent(Base):
+    """A course a patron was told about: never the same course twice to the same patron."""
+
+    __tablename__ = "alerts_sent"
+    patron_id: Mapped[int] = mapped_column(ForeignKey("patrons.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    sent_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class DuplicateFlag(Base):

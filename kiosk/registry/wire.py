@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from pydantic import TypeAdapter
+from pydantic import StrictBool, TypeAdapter
 
 from .domain import NewPatron, PatronView
 from .roles import StaffView
@@ -78,6 +78,16 @@ class DetailsChange:
     email: str
     language: str
     password: str = ""
+
+
+@dataclass(frozen=True)
+class AlertsRequest:
+    """The categories of new courses to hear about by e-mail (none: stop all); choosing any
+    needs `consent`."""
+
+    categories: list[str]
+    # A JSON true or false only (not 0 or "yes"): it is the patron's consent.
+    consent: StrictBool = False
 
 
 # --- Answers ---------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def index() -> str:
     return render_template("staff/courses/index.html", parts=parts, query=query,
                            found=sum(len(p.rows) for p in parts), active=active,
                            retired=len(rows) - active, today=admin().today(),
-                           delay=KIOSK_DELAY)
+                           delay=KIOSK_DELAY, alerts=service().alerts.counts(lang))
 
 
 def _back_to(slug: str) -> Response:

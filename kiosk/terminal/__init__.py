@@ -18,7 +18,7 @@ from ..registry import request_scope
 from ..registry.api import crash_response, http_error_response
 from ..registry.domain import RegistryError
 from ..security import end_visit, idle_limit_seconds
-from . import account, assist, catalogue, enrol, reference, start
+from . import account, alerts, assist, catalogue, enrol, reference, start
 from .forms import CONFIRM_FIELD, CONFIRMED, ActionForm
 from .messages import UNAVAILABLE, message
 from .patron import login_manager
@@ -73,7 +73,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     app.jinja_env.globals["form_key_field"] = form_key_field
     app.jinja_env.globals["aria_for"] = aria_for
-    for bp in (start.bp, account.bp, catalogue.bp, enrol.bp, assist.bp):
+    for bp in (start.bp, account.bp, catalogue.bp, enrol.bp, assist.bp, alerts.bp):
         app.register_blueprint(bp)
 
     @app.context_processor

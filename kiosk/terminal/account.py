@@ -328,7 +328,7 @@ def own_password_first() -> Response | None:
     """After a one-time password set at the desk, the patron chooses their own before
     anything else, at whichever kiosk they log in (the flag comes with every `whoami`)."""
     if request.endpoint in _OPEN_BEFORE_OWN_PASSWORD or request.blueprint not in (
-            "start", "account", "catalogue", "enrol"):
+            "start", "account", "catalogue", "enrol", "alerts"):
         return None
     if current_user.is_authenticated and current_user.view.must_change_password:
         return redirect(url_for("account.change_password"))

@@ -16,10 +16,12 @@ from wtforms import (
     PasswordField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
     TelField,
 )
 from wtforms.validators import DataRequired, InputRequired, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..registry.domain import LOCALES, FieldRule, SignUpRules, has_control_chars
 from .messages import MESSAGES, required
@@ -106,6 +108,17 @@ class EraseForm(FlaskForm):
                              validators=[InputRequired(required("password")),
                                          no_control_characters],
                              render_kw={"autocomplete": "current-password"})
+
+
+class AlertsForm(FlaskForm):
+    """E-mails about new courses: a box per category (choices from the registry, checked
+    there), and a consent of their own, never ticked in advance."""
+
+    categories = SelectMultipleField(_l("Subjects"), choices=[], validate_choice=False,
+                                     widget=ListWidget(prefix_label=False),
+                                     option_widget=CheckboxInput())
+    consent = BooleanField(_l("Yes, send me an e-mail about new courses in these subjects. "
+                              "I can stop at any time."))
 
 
 class ActionForm(FlaskForm):

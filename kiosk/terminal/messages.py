@@ -85,6 +85,9 @@ MESSAGES = {
     "slug_cannot_generate": _l(
         "Please type one: the English title has no letters or digits to make it from."),
     "category_unknown": _l("Please choose a category from the list."),
+    "alerts_consent_required": _l("Tick the box to say you want these e-mails."),
+    "alerts_need_email": _l("Your account has no e-mail address. A librarian can add one "
+                            "at the desk."),
     "hours_invalid": _l("Please give a whole number of hours between 1 and 999."),
     "course_position_invalid": _l("Please give a whole number between 0 and 9999."),
     "date_invalid": _l("This is not a date. Example: 31/03/2026"),

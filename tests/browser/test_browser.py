@@ -522,6 +522,17 @@ class Walker:
         page.wait_for_url(f"**/courses/{slug}/done")
         self.check("receipt, seated")
         self.go("/my", "my courses, seated")
+        # E-mails about new courses (offered with mail on and a public address).
+        live.service.notices.enabled = True
+        live.service.alerts.link_base = live.url("")
+        self.go("/my/new-courses", "new courses by e-mail")
+        page.locator("input[name=categories][value=office]").check()
+        page.get_by_role("button", name=t(lang, "Save my choice")).click()
+        expect(page.locator(".error-summary")).to_be_visible()
+        self.check("new courses by e-mail, no consent")
+        stop_link = live.service.alerts.stop_url(1, lang).removeprefix(live.url(f"/{lang}"))
+        self.go(stop_link, "stop the e-mails about new courses?")
+        live.service.notices.enabled, live.service.alerts.link_base = False, ""
         self.go(f"/my/withdraw/{slug}", "stop a course?")
         self.go("/my/give-up", "give up the seat?")
         self.go("/my/data", "my data")
@@ -577,7 +588,7 @@ def walk(request, browser: Browser, tmp_path_factory) -> Iterator[Walk]:
 
 
 def test_d_axe_finds_no_violations(walk: Walk) -> None:
-    assert len(walk.pages) == 26, walk.pages
+    assert len(walk.pages) == 29, walk.pages
     report = "\n\n".join(f"== {name} ==\n{text}" for name, text in walk.axe.items())
     assert not walk.axe, f"axe-core violations in {walk.lang}:\n{report}"
 

@@ -371,7 +371,8 @@ def test_a_one_time_password_opens_only_who_am_i_the_new_password_and_log_out(
     document = api.http.get("/api/v1/openapi.json", headers=api.headers()).get_json()
     bodies = {"claim": {"course": "excel-basics"}, "erase_account": {"password": secret},
               "change_my_details": {"email": "new@example.be", "language": "fr",
-                                    "password": secret}}
+                                    "password": secret},
+              "choose_alerts": {"categories": ["office"], "consent": True}}
     patron_ops = [op for op in OPERATIONS if op.patron]
     assert {op.name for op in patron_ops if op.one_time_ok} == {
         "who_am_i", "change_password", "log_out"}

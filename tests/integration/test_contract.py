@@ -595,3 +595,24 @@ def test_staff_sessions_tag_the_patrons_actions_and_end_at_logout(registry: Regi
     assert (wrong.code, wrong.fields) == ("login_failed", {})
     alone = refusal(lambda: client.register(patron_data(), identity_checked=True))
     assert (alone.code, alone.fields) == ("invalid", {"identity_checked": "staff_only"})
+
+
+def test_new_course_e_mails_are_chosen_with_consent_and_stopped(registry: Registry) -> None:
+    client, service = registry.client, registry.service
+    service.notices.enabled = True  # what SMTP_HOST and PUBLIC_URL give the registry
+    service.alerts.link_base = "https://kiosk-registry.example.be"
+    _card, token = registry.patron()
+    choice = client.alerts(token, "nl")
+    assert choice == service.alerts.choice(token, "nl")
+    assert choice.chosen == [] and choice.available and choice.has_email
+    assert [c.name for c in choice.categories][:2] == ["Bureautica", "Digitale veiligheid"]
+
+    unasked = refusal(lambda: client.choose_alerts(token, ["office"], consent=False))
+    assert (unasked.code, unasked.fields) == ("invalid", {"consent": "alerts_consent_required"})
+    unknown = refusal(lambda: client.choose_alerts(token, ["astrology"], consent=True))
+    assert unknown.fields == {"categories": "category_unknown"}
+    assert client.choose_alerts(token, ["languages", "office"], consent=True) is None
+    assert client.alerts(token, "en").chosen == ["office", "languages"]
+    assert client.choose_alerts(token, [], consent=False) is None  # stop all
+    assert client.alerts(token, "en").chosen == []
+    assert refusal(lambda: client.alerts("not-a-session", "en")).code == "session_invalid"

@@ -206,6 +206,17 @@ def patron_pages(app: Flask, visit: Visit) -> None:
     visit.go(f"/{lang}/courses/{SLUG}/enrol", "confirm")
     visit.send(visit.main_forms()[0], "receipt, seated")
     visit.go(f"/{lang}/my", "my courses, seated")
+    # E-mails about new courses: offered with mail on and a public address (these pages only).
+    service.notices.enabled, service.alerts.link_base = True, "https://registry.example.be"
+    visit.go(f"/{lang}/my/new-courses", "new courses by e-mail")
+    alerts = visit.main_forms()[0]
+    visit.send(alerts, "new courses by e-mail, no consent", {"categories": "office"})
+    visit.send(alerts, "new courses by e-mail, saved", {"categories": "office", "consent": "y"})
+    visit.go(service.alerts.stop_url(1, lang).removeprefix("https://registry.example.be"),
+             "stop the e-mails about new courses?")
+    visit.send(visit.main_forms()[0], "e-mails about new courses stopped")
+    visit.go(f"/{lang}/new-courses/stop/forged", "a forged stop link")
+    service.notices.enabled, service.alerts.link_base = False, ""
     visit.go(f"/{lang}/my/withdraw/{SLUG}", "stop a course?")
     visit.go(f"/{lang}/my/give-up", "give up the seat?")
     visit.go(f"/{lang}/my/data", "my data")
