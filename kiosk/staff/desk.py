@@ -376,7 +376,8 @@ def correct(patron_id: int) -> Response | tuple[str, int]:
                                           where=place())
         except RegistryError as refusal:
             lookalike = refusal.fields.get("lookalike") == "lookalike_account"
-            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"})
+            show_refusal(form, refusal, {"birth_date": "birth_day", "library_code": "library"},
+                         params={"age": _sign_up_rules(details.library_code).min_age})
         else:
             if not done.changed:
                 flash(_("Nothing was changed: the details were already so."))

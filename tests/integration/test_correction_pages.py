@@ -142,3 +142,26 @@ def test_both_forms_refuse_a_post_without_csrf_token(tmp_path: Path) -> None:
         answer = client.post(path, data={"language": "fr", "reason": "x"})
         assert answer.status_code == 400, path
         assert '<html lang="fr"' in answer.get_data(as_text=True)
+
+
+def test_a_correction_follows_the_institutions_sign_up_rules_as_they_hold_for_an_account(
+        service, staff_client) -> None:  # type: ignore[no-untyped-def]
+    today = service.clock().date()
+    seventeen = today.replace(year=today.year - 17).isoformat()
+    card, _ = add_patron(service, birth_date=seventeen, phone="")
+    pid = patron_id(service, card)
+    # Antwerpen asks more since this patron signed up: 18 and a phone number.
+    service.sign_up_rules.set_rules("ANT", "required", "required", "18",
+                                    actor="staff:coordinator")
+    desk = staff_client("an.peeters")
+    kept = desk.post(f"/en/staff/desk/patrons/{pid}/correct",
+                     data=desk_form(service, pid, postcode="2018", reason="moved house"))
+    assert kept.status_code == 302  # nothing asked since is demanded, the age not re-checked
+    born_later = today.replace(year=today.year - 17, day=1 if today.day > 1 else 2).isoformat()
+    year, month, day = born_later.split("-")
+    refused = desk.post(f"/en/staff/desk/patrons/{pid}/correct", data=desk_form(
+        service, pid, birth_day=str(int(day)), birth_month=str(int(month)), birth_year=year,
+        reason="typing error"))
+    assert refused.status_code == 422
+    # The institution's age, not the programme's 16.
+    assert "at least 18 years old" in refused.get_data(as_text=True)
