@@ -128,7 +128,7 @@ class LibrariesAdmin:
         if errors:
             raise RegistryError("invalid", errors)
         with self._write() as s:
-            institution = _institution(s, code)
+            institution = institution_row(s, code)
             new = _names(names)
             changed = sorted(lang for lang in LANGUAGES
                              if institution.names.get(lang) != new[lang])
@@ -140,7 +140,7 @@ class LibrariesAdmin:
     def set_institution_retired(self, code: str, retired: bool, *, actor: str,
                                 where: str = "") -> None:
         with self._write() as s:
-            institution = _institution(s, code)
+            institution = institution_row(s, code)
             if institution.retired == retired:
                 return
             institution.retired = retired
@@ -164,7 +164,7 @@ class LibrariesAdmin:
         if errors:
             raise RegistryError("invalid", errors)
         with self._write() as s:
-            institution = _institution(s, institution_code)
+            institution = institution_row(s, institution_code)
             if s.scalar(select(Library.id).where(Library.code == code)) is not None:
                 raise RegistryError("invalid", {"library_code": "library_code_taken"})
             s.add(Library(code=code, name=clean_name(name), institution_id=institution.id))
@@ -214,7 +214,9 @@ def _name_errors(names: Mapping[str, str]) -> dict[str, str]:
             if (problem := name_problem(names.get(lang, ""))) is not None}
 
 
-def _institution(s: Session, code: str) -> Institution:
+def institution_row(s: Session, code: str) -> Institution:
+    """The institution of this code, for a change in the caller's transaction; a code that
+    is no code, or of no institution: "not_found"."""
     row = s.scalar(select(Institution).where(Institution.code == code)) \
         if institution_code_problem(code) is None else None
     if row is None:

@@ -10,12 +10,11 @@ change is audited as "settings_changed" with the values before and after.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .context import RegistryContext
-from .domain import FieldRule, RegistryError, SignUpRules, validate_sign_up_rules
-from .libraries_admin import institution_code_problem
+from .domain import FieldRule, SignUpRules, validate_sign_up_rules
+from .libraries_admin import institution_row
 from .staff import record
 from .store import Institution
 
@@ -37,13 +36,13 @@ class SignUpRulesBook:
         """The rules of an institution (a code read from the store); the programme's
         defaults for None: no library offered was chosen (its sign-up is refused for that
         anyway)."""
-        institution = None if code is None else _institution(s, code)
+        institution = None if code is None else institution_row(s, code)
         return self.of(institution) if institution is not None \
             else SignUpRules(min_age=self.min_age)
 
     def rules(self, code: str) -> SignUpRules:
         with self.ctx.store.read() as s:
-            return self.of(_institution(s, code))
+            return self.of(institution_row(s, code))
 
     def set_rules(self, code: str, phone: str, postcode: str, min_age: object, *,
                   actor: str, where: str = "") -> bool:
@@ -51,7 +50,7 @@ class SignUpRulesBook:
         anything changed."""
         clean = validate_sign_up_rules(phone, postcode, min_age)
         with self.ctx.store.write() as s:
-            institution = _institution(s, code)
+            institution = institution_row(s, code)
             old = self.of(institution)
             before = {"phone": str(old.phone), "postcode": str(old.postcode),
                       "min_age": old.min_age}
@@ -68,10 +67,3 @@ class SignUpRulesBook:
                    before={k: before[k] for k in keys}, after={k: after[k] for k in keys})
             return True
 
-
-def _institution(s: Session, code: str) -> Institution:
-    row = s.scalar(select(Institution).where(Institution.code == code)) \
-        if institution_code_problem(code) is None else None
-    if row is None:
-        raise RegistryError("not_found")
-    return row

@@ -42,7 +42,7 @@ from .forms import (
     month_options,
     sign_up_key,
 )
-from .messages import UNAVAILABLE, account_locked, field_message, message
+from .messages import UNAVAILABLE, account_locked, field_message, message, refusal_on_form
 from .patron import Patron
 
 bp = Blueprint("account", __name__, url_prefix="/<lang:lang>")
@@ -347,15 +347,7 @@ def change_password() -> str | Response | tuple[str, int]:
             registry().change_password(current_user.token, form.old_password.data or "",
                                        form.new_password.data or "")
         except RegistryError as refusal:
-            if refusal.code == "invalid":
-                for name, code in refusal.fields.items():
-                    field = getattr(form, name, None)
-                    if field is not None:
-                        field.errors = [*field.errors, field_message(name, code)]
-            elif refusal.code in UNAVAILABLE:
-                error = message(refusal.code)
-            else:
-                raise
+            error = refusal_on_form(form, refusal)
         else:
             flash(_("Your new password is set. Use it from now on."))
             return _offer_first(current_user.token, url_for("catalogue.index"))

@@ -11,7 +11,7 @@ from ..i18n import current_language
 from ..registry.domain import RegistryError
 from ..registry_setup import registry
 from .forms import AlertsForm, options
-from .messages import UNAVAILABLE, field_message, message
+from .messages import refusal_on_form
 
 bp = Blueprint("alerts", __name__, url_prefix="/<lang:lang>")
 
@@ -33,15 +33,7 @@ def choose() -> str | Response | tuple[str, int]:
         try:
             registry().choose_alerts(current_user.token, wanted, bool(form.consent.data))
         except RegistryError as refusal:
-            if refusal.code == "invalid":
-                for name, code in refusal.fields.items():
-                    field = getattr(form, name, None)
-                    if field is not None:
-                        field.errors = [*field.errors, field_message(name, code)]
-            elif refusal.code in UNAVAILABLE:
-                error = message(refusal.code)
-            else:
-                raise
+            error = refusal_on_form(form, refusal)
         else:
             return redirect(url_for("alerts.choose", done="saved" if wanted else "stopped"))
     form.consent.data = False  # asked anew, never ticked in advance

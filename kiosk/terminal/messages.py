@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
 
 from ..i18n import time_text
 from ..registry.domain import RegistryError
@@ -229,3 +230,18 @@ def account_locked(refusal: RegistryError) -> str:
     """"Locked until 14:05": the end of a lock in Belgian time, in the page's language."""
     until = refusal.detail.get("until")
     return message("account_locked", time=time_text(until) if isinstance(until, datetime) else "–")
+
+
+def refusal_on_form(form: FlaskForm, refusal: RegistryError) -> str | None:
+    """A registry's refusal of a patron's form, shown where they look: each refused field's
+    message under that field ("invalid"); for a registry that cannot answer now, the calm
+    sentence to show above the form (answered). Any other refusal is not the form's: raised."""
+    if refusal.code == "invalid":
+        for name, code in refusal.fields.items():
+            field = getattr(form, name, None)
+            if field is not None:
+                field.errors = [*field.errors, field_message(name, code)]
+        return None
+    if refusal.code in UNAVAILABLE:
+        return message(refusal.code)
+    raise refusal
