@@ -166,7 +166,7 @@ class MyDetailsForm(FlaskForm):
     language = SelectField(_l("Language of our e-mails"),
                            choices=options([("nl", "Nederlands"), ("fr", "Français"),
                                             ("en", "English")]), validate_choice=False)
-    password = PasswordField(_l("Your password (only to change your e-mail address)"),
+    password = PasswordField(_l("Your password"),
                              validators=[no_control_characters],
                              render_kw={"autocomplete": "current-password"})
 
