@@ -37,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.pool import StaticPool
 
@@ -488,6 +489,12 @@ LOCK_TIMEOUT_MS = 1200
 # workers against max_connections, and warns when a worker's threads need more.
 POOL_SIZE = 4
 MAX_OVERFLOW = 4
+# How long a request waits for a pooled connection (seconds). The pool is sized so that none
+# waits in normal running (above): a wait means trouble (a connection leak, a stuck request
+# holding two), and then "busy, try again" soon beats a request held up for SQLAlchemy's
+# default of 30 s. With the two lock waits (2 × LOCK_TIMEOUT_MS) it stays under the 3 s the
+# terminals are promised.
+POOL_TIMEOUT_S = 0.5
 # How the registry reaches PostgreSQL: directly, or through PgBouncer in transaction pooling
 # mode (each transaction may run on another server connection).
 DIRECT, PGBOUNCER = "none", "pgbouncer"
@@ -507,7 +514,8 @@ def begin_statement(isolation: str, lock_timeout_ms: int, durable: bool = True) 
 
 def make_engine(url: str, isolation: str = "READ COMMITTED",
                 lock_timeout_ms: int = LOCK_TIMEOUT_MS, *, pool_size: int = POOL_SIZE,
-                max_overflow: int = MAX_OVERFLOW, pooler: str = DIRECT) -> Engine:
+                max_overflow: int = MAX_OVERFLOW, pooler: str = DIRECT,
+                pool_timeout: float = POOL_TIMEOUT_S) -> Engine:
     """An engine with the locking behaviour the seat rules rely on.
 
     `isolation` is for PostgreSQL and only tests change it (to show why it is pinned).
@@ -554,7 +562,8 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
     # another, so they are off there.
     connect_args: dict[str, Any] = {"prepare_threshold": None} if pooler == PGBOUNCER else {}
     engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size,
-                           max_overflow=max_overflow, connect_args=connect_args)
+                           max_overflow=max_overflow, pool_timeout=pool_timeout,
+                           connect_args=connect_args)
     durable_begin = begin_statement(isolation, lock_timeout_ms)
     quick_begin = begin_statement(isolation, lock_timeout_ms, durable=False)
 
@@ -613,6 +622,8 @@ class Store:
             if _means_busy(exc):
                 raise _busy(exc) from exc
             raise
+        except PoolTimeout as exc:  # every pooled connection in use for POOL_TIMEOUT_S
+            raise RegistryError("busy", retry_after=1) from exc
 
     @contextmanager
     def write(self, durable: bool = True) -> Iterator[Session]:
@@ -647,6 +658,8 @@ class Store:
             if _means_busy(exc):
                 raise _busy(exc) from exc
             raise
+        except PoolTimeout as exc:
+            raise RegistryError("busy", retry_after=1) from exc
 
     @contextmanager
     def alone(self, job: str) -> Iterator[bool]:

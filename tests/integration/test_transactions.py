@@ -5,6 +5,7 @@ it outlives the transaction. The round trips are counted from libpq's own protoc
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,14 @@ import pytest
 from psycopg import pq
 from sqlalchemy import text
 
-from kiosk.registry.store import LOCK_TIMEOUT_MS, Store, begin_statement, make_engine
+from kiosk.registry.domain import RegistryError
+from kiosk.registry.store import (
+    LOCK_TIMEOUT_MS,
+    POOL_TIMEOUT_S,
+    Store,
+    begin_statement,
+    make_engine,
+)
 from tests.support.round_trips import traced
 
 pytestmark = pytest.mark.postgres
@@ -101,3 +109,21 @@ def test_the_isolation_level_tests_pin_is_the_one_in_force(create_database) -> N
 def test_an_unknown_isolation_level_never_reaches_the_sql() -> None:
     with pytest.raises(ValueError, match="unknown isolation level"):
         begin_statement("READ COMMITTED; DROP TABLE patrons", LOCK_TIMEOUT_MS)
+
+
+def test_a_request_that_finds_every_pooled_connection_in_use_is_busy_at_once(
+        create_database) -> None:  # type: ignore[no-untyped-def]
+    """Not held up for SQLAlchemy's 30 s: "busy, try again" within the pool's short wait."""
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    try:
+        with store.engine.connect():  # the pool's one connection, held (a leak, a stuck call)
+            for transaction in (store.read, store.write):
+                started = time.monotonic()
+                with pytest.raises(RegistryError) as refused, transaction():
+                    pass
+                assert refused.value.code == "busy"
+                assert time.monotonic() - started < POOL_TIMEOUT_S + 1.0
+        with store.read() as s:  # given back: served again
+            assert s.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        store.engine.dispose()
