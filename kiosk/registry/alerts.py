@@ -179,12 +179,15 @@ class Alerts:
             for course_id, category in due:
                 by_category.setdefault(category, set()).add(course_id)
             wishes: dict[int, set[int]] = {}
-            for patron_id, category in s.execute(
-                    select(AlertSubscription.patron_id, AlertSubscription.category_code)
+            language: dict[int, str] = {}  # read here, not one query a patron in the loop
+            for patron_id, category, lang in s.execute(
+                    select(AlertSubscription.patron_id, AlertSubscription.category_code,
+                           Patron.language)
                     .join(Patron, Patron.id == AlertSubscription.patron_id)
                     .where(AlertSubscription.category_code.in_(by_category),
                            Patron.email.is_not(None), Patron.email != "")):
                 wishes.setdefault(patron_id, set()).update(by_category[category])
+                language[patron_id] = lang
             told = {(row.patron_id, row.course_id) for row in s.execute(
                 select(AlertSent.patron_id, AlertSent.course_id)
                 .where(AlertSent.patron_id.in_(wishes)))}
@@ -193,9 +196,9 @@ class Alerts:
                 news = sorted(c for c in wishes[patron_id] if (patron_id, c) not in told)
                 if not news:
                     continue
-                language = s.scalar(select(Patron.language).where(Patron.id == patron_id))
                 notices.enqueue(s, patron_id, "new_courses", now,
-                                unsubscribe_url=self.stop_url(patron_id, language or "en"),
+                                unsubscribe_url=self.stop_url(patron_id,
+                                                              language[patron_id] or "en"),
                                 course_ids=",".join(map(str, news)))
                 s.execute(insert(AlertSent), [{"patron_id": patron_id, "course_id": c,
                                                "sent_at": now} for c in news])
