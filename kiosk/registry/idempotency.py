@@ -27,6 +27,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from .domain import RegistryError
+from .prepared import Prepared
 from .store import IdempotencyRecord, StaffFormAnswer, Store
 
 KEEP_FOR = timedelta(hours=24)
@@ -48,11 +49,11 @@ def request_fingerprint(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
-_DONE = (update(IdempotencyRecord)
-         .where(IdempotencyRecord.terminal_id == bindparam("for_terminal"),
-                IdempotencyRecord.key == bindparam("for_key"))
-         .values(state="done", status_code=bindparam("status"),
-                 response_body=bindparam("body")))
+_DONE = Prepared(update(IdempotencyRecord)
+                  .where(IdempotencyRecord.terminal_id == bindparam("for_terminal"),
+                         IdempotencyRecord.key == bindparam("for_key"))
+                  .values(state="done", status_code=bindparam("status"),
+                          response_body=bindparam("body")))
 
 
 class IdempotencyKeys:
@@ -62,11 +63,12 @@ class IdempotencyKeys:
         self.clock = clock
         self.stale_after = stale_after
         # Every keyed write runs these: built once, their compiled form is reused.
-        self._mark = (store.insert_ignoring_duplicates(IdempotencyRecord)
-                      .values(terminal_id=bindparam("for_terminal"),
-                              key=bindparam("for_key"), request_hash=bindparam("fingerprint"),
-                              state="running", created_at=bindparam("now"))
-                      .returning(IdempotencyRecord.id))
+        self._mark = Prepared(store.insert_ignoring_duplicates(IdempotencyRecord)
+                              .values(terminal_id=bindparam("for_terminal"),
+                                      key=bindparam("for_key"),
+                                      request_hash=bindparam("fingerprint"),
+                                      state="running", created_at=bindparam("now"))
+                              .returning(IdempotencyRecord.id))
 
     def begin(self, s: Session, terminal_id: int, key: str,
                 fingerprint: str) -> StoredAnswer | None:
@@ -77,8 +79,8 @@ class IdempotencyKeys:
         now = self.clock()
         conn = s.connection()
         # RETURNING, not rowcount: psycopg answers -1 for INSERT … ON CONFLICT DO NOTHING.
-        added = conn.execute(self._mark, {"for_terminal": terminal_id, "for_key": key,
-                                          "fingerprint": fingerprint, "now": now}).first()
+        added = self._mark.first(conn, {"for_terminal": terminal_id, "for_key": key,
+                                        "fingerprint": fingerprint, "now": now})
         if added is not None:
             return None
         row = conn.execute(select(IdempotencyRecord.id, IdempotencyRecord.request_hash,
@@ -103,18 +105,18 @@ class IdempotencyKeys:
         return None
 
     def finish(self, s: Session, terminal_id: int, key: str, status: int, body: str) -> None:
-        """Inside the use case's own transaction: the answer commits with the change."""
-        s.connection().execute(_DONE, {"for_terminal": terminal_id, "for_key": key,
-                                       "status": status, "body": body})
+        """Inside the use case's own transaction: the answer commits with the change (sent
+        with the COMMIT, see `Store.at_commit`)."""
+        self.store.at_commit(s, _DONE, {"for_terminal": terminal_id, "for_key": key,
+                                        "status": status, "body": body})
 
     def answer_without_change(self, terminal_id: int, key: str, fingerprint: str, status: int,
                               body: str) -> None:
         """A refusal that is still the answer to this request (e.g. 404): store it, in a
         transaction of its own (the write's was rolled back, its mark with it)."""
         with self.store.write() as s:
-            s.connection().execute(self._mark, {"for_terminal": terminal_id, "for_key": key,
-                                                "fingerprint": fingerprint,
-                                                "now": self.clock()})
+            self._mark.run(s.connection(), {"for_terminal": terminal_id, "for_key": key,
+                                            "fingerprint": fingerprint, "now": self.clock()})
             self.finish(s, terminal_id, key, status, body)
 
     def abandon(self, terminal_id: int, key: str) -> None:

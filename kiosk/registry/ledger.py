@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from . import closures, domain, promotion
 from .domain import ClaimResult, RegistryError, Standing
+from .prepared import run_sql
 from .store import (
     THE_PROGRAMME,
     EnrolmentRow,
@@ -160,9 +161,9 @@ def claim(s: Runner, patron_id: int, course_id: int, claimant: Claimant, *,
     now = clock()
     if conn.dialect.name == "postgresql":
         candidate = claimant.candidate
-        row = conn.exec_driver_sql(_KIOSK_CLAIM, (
+        (row,) = run_sql(conn, _KIOSK_CLAIM, (
             patron_id, course_id, now, candidate.pending, candidate.institution_id,
-            claimant.quota)).one()
+            claimant.quota))
         if not row.needs_sweep:
             if row.granted:
                 events(s, SeatEvent(SeatEventKind.GRANTED, patron_id, now))

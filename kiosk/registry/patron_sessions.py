@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from . import domain
 from .context import TOUCH_EVERY, RegistryContext
 from .domain import RegistryError
+from .prepared import Prepared
 from .store import Patron, PatronSession, Runner
 
 # Statements of every patron call, built once (SQLAlchemy then reuses their compiled form).
@@ -25,8 +26,8 @@ _SESSION = (select(PatronSession.id, PatronSession.patron_id, PatronSession.crea
                    Patron.must_change_password)
             .join(Patron, Patron.id == PatronSession.patron_id)
             .where(PatronSession.token_hash == bindparam("token_hash")))
-_TOUCH = (update(PatronSession).where(PatronSession.id == bindparam("session_id"))
-          .values(last_seen_at=bindparam("seen_at")))
+_TOUCH = Prepared(update(PatronSession).where(PatronSession.id == bindparam("session_id"))
+                  .values(last_seen_at=bindparam("seen_at")))
 T = TypeVar("T")
 
 
@@ -61,7 +62,8 @@ class PatronSessions:
         return self.ctx.clock() - sess.last_seen_at > TOUCH_EVERY
 
     def touch(self, s: Runner, session_id: int) -> None:
-        s.execute(_TOUCH, {"session_id": session_id, "seen_at": self.ctx.clock()})
+        conn = s.connection() if isinstance(s, Session) else s
+        _TOUCH.run(conn, {"session_id": session_id, "seen_at": self.ctx.clock()})
 
     def patron_id_for(self, s: Runner, token: str) -> int:
         """Inside a write transaction: the patron behind a token, their session kept alive."""

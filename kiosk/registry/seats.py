@@ -22,6 +22,7 @@ from .domain import ClaimOutlook, ClaimResult, Enrolment, PatronStatus, Registry
 from .ledger import Claimant, SeatEventKind
 from .notices import enqueue
 from .patron_sessions import PatronSessions
+from .prepared import Prepared
 from .promotion import OfferSweep
 from .reference import Reference
 from .roles import StaffView
@@ -42,7 +43,7 @@ from .verification import Verification
 
 # The claim's one read, built once (SQLAlchemy then reuses its compiled form): the session,
 # the patron's standing and the course.
-_CLAIM_CONTEXT = (
+_CLAIM_CONTEXT = Prepared(
     select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
            PatronSession.last_seen_at, PatronSession.revoked_at, Patron.must_change_password,
            Patron.pending_since, Library.institution_id, Institution.seat_quota,
@@ -83,9 +84,8 @@ class Seats:
             # The hot path: prepared Core statements on the connection (no ORM), the
             # session, the patron's standing and the course in one read, then the ledger.
             s = session.connection()
-            row = self.sessions.check_session(s.execute(
-                _CLAIM_CONTEXT, {"token_hash": domain.token_hash(token),
-                                 "slug": course_slug}).first())
+            row = self.sessions.check_session(_CLAIM_CONTEXT.first(
+                s, {"token_hash": domain.token_hash(token), "slug": course_slug}))
             if self.sessions.touch_due(row):
                 self.sessions.touch(s, row.id)
             patron_id = row.patron_id

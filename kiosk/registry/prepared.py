@@ -1,0 +1,116 @@
+"""The hot path's statements, sent to PostgreSQL on the driver's own connection.
+
+A claim runs a handful of statements, and through SQLAlchemy's execution machinery (execution
+context, result set-up, events) each costs about twice the CPU of the same statement run on
+psycopg's connection directly (measured in process: 0.135 against 0.065 ms a statement).
+`Prepared` holds one statement, written once as SQLAlchemy Core: on SQLite it runs as every
+other statement does; on PostgreSQL it is compiled once and sent on the transaction's own
+driver connection, where psycopg prepares it on the server once it ran a few times (unless the
+store turned that off for PgBouncer). `run_sql` does the same for a statement
+that only PostgreSQL has (`SELECT … FROM kiosk_claim(…)`).
+
+What the caller sees does not depend on the path:
+
+* rows with attribute access (`row.patron_id`), as SQLAlchemy's;
+* the same values: only statements whose columns and parameters need no conversion on
+  PostgreSQL (integers, text, booleans, timestamps without time zone) belong here,
+  `tests/integration/test_prepared.py` compares both paths;
+* a driver error is raised as SQLAlchemy raises it (a `DBAPIError` wrapping psycopg's), and
+  a connection found dead is invalidated with the rest of the pool, so `store.Store`'s rule
+  (a lock wait past its bound or a lost connection answers "busy", the latter with
+  `reconnect`) holds unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, Insert, Select, Update
+from sqlalchemy.exc import DBAPIError
+
+
+class Prepared:
+    """One statement of the hot path (see the module's docstring)."""
+
+    def __init__(self, statement: Select[Any] | Insert | Update):
+        self.statement = statement
+        self._sql = ""
+        self._defaults: dict[str, Any] = {}
+
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> list[Any]:
+        """All the rows the statement answers (none for a write without RETURNING)."""
+        if conn.dialect.name != "postgresql":
+            result = conn.execute(self.statement, dict(params))
+            return list(result) if result.returns_rows else []
+        return run_sql(conn, *self.bound(conn, params))
+
+    def bound(self, conn: Connection, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The PostgreSQL statement and its parameters, as psycopg takes them."""
+        if not self._sql:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            # Values written into the statement (`state="running"`) are binds too.
+            self._defaults = dict(compiled.params)
+            self._sql = compiled.string
+        return self._sql, {**self._defaults, **params}
+
+    def first(self, conn: Connection, params: Mapping[str, Any]) -> Any:
+        rows = self.run(conn, params)
+        return rows[0] if rows else None
+
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+def run_sql(conn: Connection, sql: str, params: Params) -> list[Any]:
+    """A PostgreSQL statement (psycopg's placeholders; without parameters, several statements
+    may go as one) on the transaction's driver connection: its rows (see the module's
+    docstring)."""
+    driver = _driver(conn)
+    cursor = driver.cursor(row_factory=namedtuple_row)
+    try:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description is not None else []
+    except psycopg.Error as exc:
+        raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
+    finally:
+        cursor.close()
+
+
+def commit_with(conn: Connection, statements: Sequence[tuple[str, Params]]) -> None:
+    """Commit the PostgreSQL transaction with `statements` sent first, all in one round trip
+    (psycopg's pipeline mode): writes whose rows nobody reads, which must commit with the
+    transaction. An error in any of them rolls it all back, as it would one by one. The
+    caller then ends the transaction in SQLAlchemy's books as usual (`conn.commit()`: the
+    driver has nothing left to commit)."""
+    driver = _driver(conn)
+    sql, params = "COMMIT", None
+    try:
+        # The pipeline's end is its one Sync (`driver.commit()` here would add a second).
+        with driver.pipeline(), driver.cursor() as cursor:
+            for sql, params in [*statements, ("COMMIT", None)]:
+                cursor.execute(sql, params)
+    except psycopg.Error as exc:
+        raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver
+
+
+def _as_sqlalchemy_raises(conn: Connection, exc: psycopg.Error, sql: str,
+                          params: Params) -> DBAPIError:
+    driver = _driver(conn)
+    lost = driver.broken or driver.closed  # SQLAlchemy's own test for psycopg
+    if lost:
+        # As SQLAlchemy does with a connection it finds dead: this one is dropped, and the
+        # pool's others too (a restarted database closed them all, unseen).
+        conn.invalidate(exc)
+        conn.engine.dispose()
+    error = DBAPIError.instance(sql, params, exc, psycopg.Error, connection_invalidated=lost)
+    assert isinstance(error, DBAPIError)
+    return error

@@ -1,0 +1,125 @@
+"""The hot path's statements (kiosk/registry/prepared.py): on PostgreSQL they go to the
+driver's own connection and skip SQLAlchemy's machinery, and nothing the caller sees may
+depend on that: the same rows, the same errors, the same "busy" for a lost connection, and a
+write sent with the COMMIT commits with it or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+import psycopg
+import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from kiosk.registry.domain import RegistryError
+from kiosk.registry.prepared import Prepared
+from kiosk.registry.store import Store, make_engine
+from tests.support.round_trips import traced
+
+metadata = MetaData()
+notes = Table("notes", metadata, Column("id", Integer, primary_key=True),
+              Column("body", Text), Column("seen_at", DateTime), Column("done", Boolean))
+
+ADD = Prepared(insert(notes).values(id=bindparam("note"), body=bindparam("body"),
+                                    seen_at=bindparam("at"), done=False)
+               .returning(notes.c.id))
+READ = Prepared(select(notes.c.id, notes.c.body, notes.c.seen_at, notes.c.done,
+                       select(notes.c.id).where(notes.c.body == "none").scalar_subquery()
+                       .label("missing"))
+                .where(notes.c.id == bindparam("note")))
+MARK_DONE = Prepared(update(notes).where(notes.c.id == bindparam("note")).values(done=True))
+AT = datetime(2026, 12, 7, 9, 30, 15, 250000)
+
+
+@pytest.fixture
+def store(db_url) -> Iterator[Store]:  # type: ignore[no-untyped-def]
+    made = Store(make_engine(db_url(), pool_size=2, max_overflow=0))
+    metadata.create_all(made.engine)
+    yield made
+    made.engine.dispose()
+
+
+def test_a_prepared_statement_answers_the_rows_sqlalchemy_answers(store: Store) -> None:
+    with store.write() as s:
+        conn = s.connection()
+        assert ADD.first(conn, {"note": 1, "body": "één", "at": AT}).id == 1
+        ours = READ.run(conn, {"note": 1})
+        theirs = conn.execute(READ.statement, {"note": 1}).all()
+        assert [tuple(row) for row in ours] == [tuple(row) for row in theirs] \
+            == [(1, "één", AT, False, None)]
+        assert ours[0].seen_at == AT and ours[0].missing is None
+        assert READ.first(conn, {"note": 2}) is None
+        assert MARK_DONE.run(conn, {"note": 1}) == []
+    with store.read() as s:
+        assert s.execute(select(notes.c.done)).scalar() is True
+
+
+def test_a_write_sent_with_the_commit_commits_with_the_transaction(store: Store) -> None:
+    with store.write() as s:
+        ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
+        store.at_commit(s, MARK_DONE, {"note": 1})
+    with store.read() as s:
+        assert s.execute(select(notes.c.done)).scalar() is True
+
+
+def test_an_error_in_a_write_sent_with_the_commit_leaves_nothing_of_the_transaction(
+        store: Store) -> None:
+    with pytest.raises(IntegrityError), store.write() as s:  # the same key twice
+        ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
+        store.at_commit(s, ADD, {"note": 1, "body": "again", "at": AT})
+    with store.read() as s:
+        assert s.execute(select(notes.c.id)).all() == []
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_write_and_the_commit_share_one_round_trip(create_database) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    raw = store.engine.raw_connection()
+    connection = raw.dbapi_connection
+    raw.close()
+    try:
+        with traced(connection) as sent, store.write() as s:
+            ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
+            store.at_commit(s, MARK_DONE, {"note": 1})
+        # BEGIN; the INSERT; the UPDATE with the COMMIT.
+        assert sent.round_trips == 3
+        last = sent.messages[[kind for kind, _ in sent.messages].index("Sync") + 1:]
+        assert any("UPDATE notes" in body for _, body in last)
+        assert any("COMMIT" in body for _, body in last)
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_connection_the_database_ended_answers_busy_to_retry_and_the_next_write_works(
+        create_database, postgres_admin) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=2, max_overflow=0))
+    metadata.create_all(store.engine)
+    try:
+        with pytest.raises(RegistryError) as refused, store.write() as s:
+            conn = s.connection()
+            pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+            with psycopg.connect(postgres_admin, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            READ.run(conn, {"note": 1})
+        assert refused.value.code == "busy" and refused.value.detail["reconnect"] is True
+        with store.write() as s:
+            assert ADD.first(s.connection(), {"note": 1, "body": "a", "at": AT}).id == 1
+    finally:
+        store.engine.dispose()
