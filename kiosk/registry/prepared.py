@@ -64,14 +64,43 @@ class Prepared:
 Params = Mapping[str, Any] | Sequence[Any] | None
 
 
+# Where a connection keeps the BEGIN of its transaction until its first statement goes.
+_PENDING_BEGIN = "kiosk_pending_begin"
+
+
+def begin_later(conn: Connection, begin: tuple[str, ...]) -> None:
+    """Open the transaction with `begin` (BEGIN and its SET LOCALs), sent with the
+    transaction's first statement rather than on its own: one round trip less per
+    transaction, and none for one that runs no statement. Every statement then sends it
+    first: ours (`run_sql`, `commit_with`) in the same round trip, SQLAlchemy's through
+    `send_begin`, its `before_cursor_execute` hook. Set again at every BEGIN, so what a
+    transaction that ran nothing leaves behind is never sent."""
+    conn.info[_PENDING_BEGIN] = begin
+
+
+def send_begin(conn: Connection, cursor: Any) -> None:
+    """Before one of SQLAlchemy's statements: the transaction's BEGIN, if still to be sent,
+    as one simple-protocol query (one round trip, as a bare BEGIN)."""
+    begin = conn.info.pop(_PENDING_BEGIN, None)
+    if begin:
+        cursor.execute("; ".join(begin))
+
+
 def run_sql(conn: Connection, sql: str, params: Params) -> list[Any]:
-    """A PostgreSQL statement (psycopg's placeholders; without parameters, several statements
-    may go as one) on the transaction's driver connection: its rows (see the module's
-    docstring)."""
+    """A PostgreSQL statement (psycopg's placeholders) on the transaction's driver
+    connection: its rows (see the module's docstring). A BEGIN still to be sent goes in the
+    same round trip (psycopg's pipeline mode)."""
     driver = _driver(conn)
+    begin = conn.info.pop(_PENDING_BEGIN, ())
     cursor = driver.cursor(row_factory=namedtuple_row)
     try:
-        cursor.execute(sql, params)
+        if begin:
+            with driver.pipeline():
+                for part in begin:
+                    driver.execute(part)
+                cursor.execute(sql, params)
+        else:
+            cursor.execute(sql, params)
         return cursor.fetchall() if cursor.description is not None else []
     except psycopg.Error as exc:
         raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
@@ -86,11 +115,12 @@ def commit_with(conn: Connection, statements: Sequence[tuple[str, Params]]) -> N
     caller then ends the transaction in SQLAlchemy's books as usual (`conn.commit()`: the
     driver has nothing left to commit)."""
     driver = _driver(conn)
+    begin = [(part, None) for part in conn.info.pop(_PENDING_BEGIN, ())]
     sql, params = "COMMIT", None
     try:
         # The pipeline's end is its one Sync (`driver.commit()` here would add a second).
         with driver.pipeline(), driver.cursor() as cursor:
-            for sql, params in [*statements, ("COMMIT", None)]:
+            for sql, params in [*begin, *statements, ("COMMIT", None)]:
                 cursor.execute(sql, params)
     except psycopg.Error as exc:
         raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc

@@ -42,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.pool import StaticPool
 
 from .domain import DEFAULT_PENDING_DAYS, RegistryError
-from .prepared import Prepared, commit_with, run_sql
+from .prepared import Prepared, begin_later, commit_with, send_begin
 
 # What Core statements run on: a use case's Session, or the Connection under it.
 Runner = Session | Connection
@@ -505,14 +505,21 @@ POOLERS = (DIRECT, PGBOUNCER)
 ISOLATION_LEVELS = ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 
-def begin_statement(isolation: str, lock_timeout_ms: int, durable: bool = True) -> str:
-    """The one query that starts a PostgreSQL transaction with its settings (`SET LOCAL`:
-    they end with it). One simple-protocol query, so one round trip, as a bare BEGIN."""
+def begin_statements(isolation: str, lock_timeout_ms: int,
+                     durable: bool = True) -> tuple[str, ...]:
+    """What starts a PostgreSQL transaction with its settings (`SET LOCAL`: they end with
+    it), sent with the transaction's first statement (`prepared.begin_later`)."""
     if isolation not in ISOLATION_LEVELS:
         raise ValueError(f"unknown isolation level {isolation!r}")
-    statement = (f"BEGIN ISOLATION LEVEL {isolation}; "
-                 f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
-    return statement if durable else statement + "; SET LOCAL synchronous_commit = off"
+    begin = (f"BEGIN ISOLATION LEVEL {isolation}",
+             f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}")
+    return begin if durable else (*begin, "SET LOCAL synchronous_commit = off")
+
+
+def begin_statement(isolation: str, lock_timeout_ms: int, durable: bool = True) -> str:
+    """The same as one simple-protocol query, as it goes before one of SQLAlchemy's
+    statements: one round trip, as a bare BEGIN."""
+    return "; ".join(begin_statements(isolation, lock_timeout_ms, durable))
 
 
 def make_engine(url: str, isolation: str = "READ COMMITTED",
@@ -552,14 +559,15 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
         raise ValueError(f"unknown pooler {pooler!r}")
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    # Every transaction starts with one query of ours (`begin_statement`), as SQLite's does:
+    # Every transaction starts with a query of ours (`begin_statements`), as SQLite's does:
     # READ COMMITTED is pinned there (every seat decision re-reads after taking the row lock,
     # which under REPEATABLE READ would fail with serialization errors instead of waiting),
     # and so is lock_timeout, a bounded wait for the programme row: past it the store answers
     # "busy", never hangs. Set in the transaction, not as a start-up option of the connection,
     # which PgBouncer refuses in transaction pooling mode, and in the same round trip as the
-    # BEGIN: none more per transaction. The driver is in autocommit so that it sends no BEGIN
-    # of its own; it still sends the COMMIT or ROLLBACK of the transaction we opened.
+    # BEGIN, itself sent with the transaction's first statement: none more per transaction.
+    # The driver is in autocommit so that it sends no BEGIN of its own; it still sends the
+    # COMMIT or ROLLBACK of the transaction we opened.
     # Prepared statements (psycopg prepares a query run 5 times on a connection) live on one
     # server connection; through PgBouncer (before 1.21) the next transaction may run on
     # another, so they are off there.
@@ -567,13 +575,17 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
     engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size,
                            max_overflow=max_overflow, pool_timeout=pool_timeout,
                            connect_args=connect_args)
-    durable_begin = begin_statement(isolation, lock_timeout_ms)
-    quick_begin = begin_statement(isolation, lock_timeout_ms, durable=False)
+    durable_begin = begin_statements(isolation, lock_timeout_ms)
+    quick_begin = begin_statements(isolation, lock_timeout_ms, durable=False)
 
     @event.listens_for(engine, "begin")
     def _postgresql_begin(conn: Connection) -> None:
         durable = conn.get_execution_options().get("durable", True)
-        run_sql(conn, durable_begin if durable else quick_begin, None)
+        begin_later(conn, durable_begin if durable else quick_begin)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin_first(conn: Connection, cursor: Any, *_statement: Any) -> None:
+        send_begin(conn, cursor)
 
     # A pooled connection is checked before use only after it lay idle (when a database
     # restart may have closed it unseen): a ping on every checkout is one more round trip on
