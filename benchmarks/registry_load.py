@@ -15,7 +15,7 @@ over loopback by separate processes with keep-alive connections.
    and pool checkouts per claim, CPU per claim and by package, how long each claim holds the
    programme row lock (the serialisation point: 1 / hold time bounds claims/s).
 
-    python benchmarks/registry_load.py [--workers 3] [--threads 2] [--connections 50]
+    python benchmarks/registry_load.py [--workers 2] [--threads 2] [--connections 50]
         [--claims 3000] [--big-patrons 100000] [--big-waiting 50000] [--no-growth]
         [--no-profile] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
@@ -40,6 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from kiosk.serving import THREADS, WORKERS  # noqa: E402
 from tests.support import storm_support as ss  # noqa: E402
 
 TARGET_RATE = 650.0
@@ -406,8 +407,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--admin-url", default=os.environ.get(
         "KIOSK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=WORKERS)  # the unit's, as it ships
+    parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--claims", type=int, default=3000)
     parser.add_argument("--big-patrons", type=int, default=100_000)

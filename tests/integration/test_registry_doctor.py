@@ -44,7 +44,7 @@ def test_the_shipped_settings_fit_the_servers_connections(registry_url: str) -> 
     assert found["config"][0] == "OK" and found["database"][0] == "OK"
     assert found["connections"][0] == "OK", found["connections"]
     assert found["connections"][1].startswith(
-        "27 connections at full load (3 workers × (4 + 4) + 3 for housekeeping and a command "
+        "19 connections at full load (2 workers × (4 + 4) + 3 for housekeeping and a command "
         "by hand); PostgreSQL accepts ")
 
 

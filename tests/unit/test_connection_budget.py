@@ -15,7 +15,7 @@ SHIPPED = Serving(workers=WORKERS, threads=THREADS, senders=2, pool_size=Config.
 def test_the_shipped_settings_fit_postgresqls_default_of_100_with_room_to_spare() -> None:
     result = connection_budget(SHIPPED, max_connections=100, reserved=3)
     assert result.status == OK, result.detail
-    assert result.detail == ("27 connections at full load (3 workers × (4 + 4) + 3 for "
+    assert result.detail == ("19 connections at full load (2 workers × (4 + 4) + 3 for "
                              "housekeeping and a command by hand); PostgreSQL accepts 97 "
                              "(max_connections 100 − 3 reserved)")
 
@@ -83,9 +83,9 @@ def test_an_overflow_too_small_for_two_connections_a_request_warns() -> None:
 
 
 def test_every_registry_host_on_the_database_counts() -> None:
-    two = Serving(workers=3, threads=2, senders=2, pool_size=4, max_overflow=4, hosts=2)
-    assert two.at_full_load == 2 * SHIPPED.at_full_load == 54
-    assert "2 hosts × (3 workers × (4 + 4) + 3 " in connection_budget(two, 100, 3).detail
+    two = Serving(workers=2, threads=2, senders=2, pool_size=4, max_overflow=4, hosts=2)
+    assert two.at_full_load == 2 * SHIPPED.at_full_load == 38
+    assert "2 hosts × (2 workers × (4 + 4) + 3 " in connection_budget(two, 100, 3).detail
     four = Serving(workers=3, threads=2, senders=2, pool_size=4, max_overflow=4, hosts=4)
     assert connection_budget(four, max_connections=100, reserved=3).status == FAIL
 

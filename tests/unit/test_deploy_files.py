@@ -245,8 +245,8 @@ def test_the_registry_unit_leaves_workers_and_threads_to_registry_env() -> None:
         help_text = CliRunner().invoke(kiosk_cli, ["registry", name, "--help"]).output
         assert f"env var: KIOSK_WORKERS; default: {WORKERS}" in " ".join(help_text.split())
         assert f"env var: KIOSK_THREADS; default: {THREADS}" in " ".join(help_text.split())
-    assert "# KIOSK_WORKERS=3\n# KIOSK_THREADS=2\n" in REGISTRY_ENV.read_text()
-    assert (WORKERS, THREADS) == (3, 2)  # as the README tells: 3 workers × 2 threads
+    assert "# KIOSK_WORKERS=2\n# KIOSK_THREADS=2\n" in REGISTRY_ENV.read_text()
+    assert (WORKERS, THREADS) == (2, 2)  # as the README tells: 2 workers × 2 threads
 
 
 def test_browser_unit_has_exactly_the_kiosk_flags() -> None:
