@@ -36,12 +36,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from kiosk.serving import THREADS, WORKERS  # noqa: E402
 from tests.support import storm_support as ss  # noqa: E402
+from tests.support.round_trips import traced  # noqa: E402
 
 TARGET_RATE = 650.0
 TARGET_P99_MS = 200.0
@@ -49,6 +51,7 @@ TARGET_GROWTH = 0.20
 TARGET_LOCK_P50_MS = 1.0
 TARGET_CPU_MS = 2.5  # per claim, gunicorn + PostgreSQL
 CAP = 2000
+TRACED = 50  # profiled claims whose round trips are counted from libpq's trace
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -265,10 +268,11 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
     from kiosk.app import create_registry_app
 
     url = ss.create_storm_database(args.admin_url, "profile")
-    restore = psycopg.Connection.commit
+    # Measured on psycopg itself: the hot path's statements skip SQLAlchemy (prepared.py).
+    originals = (psycopg.Cursor.execute, psycopg.Connection.wait, psycopg.Connection.commit)
     try:
         registry = ss.prepare_registry(url, 100)
-        patrons = ss.bulk_patrons(url, 100 + 2 * args.profile_claims)
+        patrons = ss.bulk_patrons(url, 100 + 2 * args.profile_claims + TRACED)
         app = create_registry_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
                                    "AUTO_MIGRATE": False, "SEED_DEMO": False},
                                   instance_path=tempfile.mkdtemp())
@@ -277,38 +281,57 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
         held: list[float] = []
         local = threading.local()
         timing: collections.Counter[str] = collections.Counter()
+        execute, wait, commit = originals
 
-        def before(_conn, _cursor, statement, *_a) -> None:  # type: ignore[no-untyped-def]
-            counts["statements"] += 1
-            local.sent = time.perf_counter()
+        def counted_execute(self, query, *a, **k):  # type: ignore[no-untyped-def]
+            sql = str(query).lstrip().upper()
+            control = sql.startswith(("BEGIN", "SET LOCAL", "COMMIT", "ROLLBACK"))
+            counts["transaction control" if control else "statements"] += 1
             # The ledger's claim takes the programme lock in this statement (kiosk_claim):
             # held from its start (an upper bound: the function first writes the course
             # choice) to the end of the commit.
-            if "kiosk_claim" in statement:
-                local.locked = local.sent
+            if "KIOSK_CLAIM" in sql:
+                local.locked = time.perf_counter()
+            return execute(self, query, *a, **k)
 
-        def after(*_a) -> None:  # type: ignore[no-untyped-def]
-            spent = time.perf_counter() - local.sent
-            timing["sql"] += spent
+        def timed_wait(self, *a, **k):  # type: ignore[no-untyped-def]
+            start = time.perf_counter()
+            try:
+                return wait(self, *a, **k)
+            finally:
+                spent = time.perf_counter() - start
+                timing["waiting"] += spent
+                if getattr(local, "locked", None) is not None:
+                    timing["locked waiting"] += spent
+
+        # Round trips as libpq's own trace of a checked-out connection shows them.
+        tracing: dict[int, tuple[Any, Any]] = {}
+
+        def trace_checkout(dbapi_conn, *_a) -> None:  # type: ignore[no-untyped-def]
+            tracer = traced(dbapi_conn)
+            tracing[id(dbapi_conn)] = (tracer, tracer.__enter__())
+
+        def trace_checkin(dbapi_conn, *_a) -> None:  # type: ignore[no-untyped-def]
+            tracer, sent = tracing.pop(id(dbapi_conn), (None, None))
+            if tracer is not None:
+                tracer.__exit__(None, None, None)
+                counts["round trips"] += sent.round_trips
+
+        def timed_commit(self):  # type: ignore[no-untyped-def]
+            # SQLAlchemy ends every write here, also after the COMMIT went with the last
+            # statements (prepared.commit_with): the lock is free by then.
+            commit(self)
             if getattr(local, "locked", None) is not None:
-                counts["locked statements"] += 1
-                timing["locked sql"] += spent
+                held.append(time.perf_counter() - local.locked)
+                local.locked = None
 
-        event.listen(store.engine, "before_cursor_execute", before)
-        event.listen(store.engine, "after_cursor_execute", after)
+        psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
+        psycopg.Connection.wait = timed_wait  # type: ignore[method-assign]
+        psycopg.Connection.commit = timed_commit  # type: ignore[method-assign]
         event.listen(store.engine, "commit", lambda *a: counts.update(["commits"]))
         event.listen(store.engine, "rollback", lambda *a: counts.update(["rollbacks"]))
         event.listen(store.engine.pool, "checkout", lambda *a: counts.update(["checkouts"]))
-        def timed_commit(self):  # type: ignore[no-untyped-def]
-            start = time.perf_counter()
-            restore(self)
-            timing["commit"] += time.perf_counter() - start
-            if getattr(local, "locked", None) is not None:
-                held.append(time.perf_counter() - local.locked)
-                timing["locked commit"] += time.perf_counter() - start
-                local.locked = None
 
-        psycopg.Connection.commit = timed_commit
         client = app.test_client()
         headers = {"Authorization": f"Bearer {registry.terminal_tokens[0]}",
                    "User-Agent": ss.USER_AGENT}
@@ -330,26 +353,36 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
             claim(p)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         n = len(measured)
+        # Round trips on a few more claims, traced (the trace costs time: not above).
+        counts, measured_counts = collections.Counter(), counts
+        event.listen(store.engine.pool, "checkout", trace_checkout)
+        event.listen(store.engine.pool, "checkin", trace_checkin)
+        for p in patrons[-TRACED:]:
+            claim(p)
+        event.remove(store.engine.pool, "checkout", trace_checkout)
+        event.remove(store.engine.pool, "checkin", trace_checkin)
+        counts, round_trips = measured_counts, counts["round trips"] / TRACED
         held.sort()
         print(f"  per claim (sequential, in process): wall {wall / n * 1000:.1f} ms, CPU "
-              f"{cpu / n * 1000:.1f} ms; {counts['statements'] / n:.1f} SQL statements, "
+              f"{cpu / n * 1000:.1f} ms; {counts['statements'] / n:.1f} SQL statements and "
+              f"{counts['transaction control'] / n:.1f} BEGIN/SET LOCAL/COMMIT in "
+              f"{round_trips:.1f} round trips; "
               f"{counts['checkouts'] / n:.1f} pool checkouts (pinged only after lying idle), "
               f"{counts['commits'] / n:.1f} commits, {counts['rollbacks'] / n:.1f} "
               f"rollbacks (transactions: {(counts['commits'] + counts['rollbacks']) / n:.1f})")
-        print(f"  waiting on PostgreSQL per claim: {timing['sql'] / n * 1000:.1f} ms in statements"
-              f" + {timing['commit'] / n * 1000:.1f} ms in commits; the rest is Python")
+        print(f"  waiting on PostgreSQL per claim: {timing['waiting'] / n * 1000:.1f} ms; "
+              f"the rest is Python")
         print(f"  programme row lock held per claim: p50 {held[len(held) // 2] * 1000:.2f} ms, "
               f"p90 {held[len(held) * 9 // 10] * 1000:.2f} ms  => at most "
               f"{1 / held[len(held) // 2]:.0f} claims/s whatever the cores; while held: "
-              f"{counts['locked statements'] / n:.1f} statements taking "
-              f"{timing['locked sql'] / n * 1000:.1f} ms, the commit "
-              f"{timing['locked commit'] / n * 1000:.1f} ms, Python in between "
-              f"{(sum(held) - timing['locked sql'] - timing['locked commit']) / n * 1000:.1f} ms")
+              f"waiting on the server {timing['locked waiting'] / n * 1000:.1f} ms, Python "
+              f"in between "
+              f"{(sum(held) - timing['locked waiting']) / n * 1000:.1f} ms")
 
         lock_p50 = held[len(held) // 2] * 1000  # before the profiled claims add theirs
         prof = cProfile.Profile(time.process_time)
         prof.enable()
-        for p in patrons[100 + args.profile_claims:]:
+        for p in patrons[100 + args.profile_claims:-TRACED]:
             claim(p)
         prof.disable()
         stats = pstats.Stats(prof)
@@ -376,7 +409,8 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
         store.engine.dispose()
         return lock_p50
     finally:
-        psycopg.Connection.commit = restore
+        (psycopg.Cursor.execute, psycopg.Connection.wait,  # type: ignore[method-assign]
+         psycopg.Connection.commit) = originals
         ss.drop_storm_database(args.admin_url, url)
 
 
