@@ -17,7 +17,7 @@ over loopback by separate processes with keep-alive connections.
 
     python benchmarks/registry_load.py [--workers 2] [--threads 2] [--connections 50]
         [--claims 3000] [--big-patrons 100000] [--big-waiting 50000] [--no-growth]
-        [--no-profile] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
+        [--no-profile] [--no-mail] [--admin-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Needs PostgreSQL (KIOSK_TEST_POSTGRES or --admin-url; databases kiosk_storm_* are made and
 dropped) and gunicorn. Prints figures and one line per budget, `… -> PASS|FAIL`; exit 0
@@ -134,7 +134,8 @@ def throughput(args) -> dict:  # type: ignore[no-untyped-def]
         registry = ss.prepare_registry(url, CAP)
         patrons = ss.bulk_patrons(url, args.claims)
         procs = 2
-        with ss.RegistryServer(url, workers=args.workers, threads=args.threads) as server:
+        with ss.RegistryServer(url, workers=args.workers, threads=args.threads,
+                                mail=args.mail) as server:
             warm_up(server, registry, patrons, 300)
             ceiling = ss.drive(server.base_url,
                                [("GET", "/healthz", "", "", b"")] * args.claims,
@@ -243,7 +244,8 @@ def growth(args) -> dict:  # type: ignore[no-untyped-def]
             free = everyone[CAP + waiting:][:claimers]
             print(f"  [{label}] set up in {time.monotonic() - t0:.1f} s; claimers join a line "
                   f"of {waiting:,}")
-            with ss.RegistryServer(url, workers=args.workers, threads=args.threads) as server:
+            with ss.RegistryServer(url, workers=args.workers, threads=args.threads,
+                                mail=args.mail) as server:
                 warm_up(server, registry, free, 200)
                 seq = ss.drive(server.base_url, [ss.claim_job(p.token, registry.courses[0])
                                                  for p in free[:args.sequential]],
@@ -266,6 +268,7 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
     from sqlalchemy import event
 
     from kiosk.app import create_registry_app
+    from kiosk.registry import notices
 
     url = ss.create_storm_database(args.admin_url, "profile")
     # Measured on psycopg itself: the hot path's statements skip SQLAlchemy (prepared.py).
@@ -277,6 +280,7 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
                                    "AUTO_MIGRATE": False, "SEED_DEMO": False},
                                   instance_path=tempfile.mkdtemp())
         store = app.extensions["registry_service"].store
+        notices.enable(store, args.mail)
         counts: collections.Counter[str] = collections.Counter()
         held: list[float] = []
         local = threading.local()
@@ -444,6 +448,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=WORKERS)  # the unit's, as it ships
     parser.add_argument("--threads", type=int, default=THREADS)
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--no-mail", dest="mail", action="store_false",
+                        help="e-mail notices off (on by default, as on a registry with "
+                             "SMTP_HOST: each claim queues its e-mail)")
     parser.add_argument("--claims", type=int, default=3000)
     parser.add_argument("--big-patrons", type=int, default=100_000)
     parser.add_argument("--big-waiting", type=int, default=50_000)
@@ -455,7 +462,8 @@ def main() -> int:
     args = parser.parse_args()
 
     print(f"Registry load: gunicorn gthread {args.workers} workers x {args.threads} threads, "
-          f"PostgreSQL, {args.connections} keep-alive connections from 2 load processes; "
+          f"PostgreSQL, e-mail notices {'on' if args.mail else 'off'}, {args.connections} "
+          f"keep-alive connections from 2 load processes; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     lock_p50 = None
     try:

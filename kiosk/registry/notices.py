@@ -18,7 +18,9 @@ from babel.dates import format_date, format_datetime
 from babel.support import NullTranslations, Translations
 from sqlalchemy import (
     ColumnElement,
+    ScalarSelect,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -26,13 +28,14 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..catalogs import compile_catalogues
 from ..paths import resource_dir
 from .context import RegistryContext
 from .days import BELGIUM
 from .domain import LOCALES, format_card_number
+from .prepared import Prepared
 from .staff import record
 from .store import (
     THE_PROGRAMME,
@@ -138,36 +141,105 @@ def enqueue(s: Runner, patron_id: int, kind: str, now: datetime, *, address: str
     (new_courses); `unsubscribe_url` is the one-click address of a notice the patron asked for:
     written in it and sent as its List-Unsubscribe header.
     Does nothing when mail is off, for an unknown patron or one without an e-mail address.
-    `s` may also be a Connection (the claim's hot path runs Core statements on one).
+    `s` may also be a Connection.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown notice kind {kind!r}")
+    found = draft(s, patron_id, address=address, course_slug=params.get("course_slug", ""))
+    if found is not None:
+        s.execute(insert(Notice).values(found.values(kind, now, unsubscribe_url=unsubscribe_url,
+                                                     **params)))
+
+
+# A notice's row as `Draft.queue_at_commit` sends it with the COMMIT (the binds are named
+# apart from the columns, which insert() reserves).
+_NOTICE_ROW = Prepared(insert(Notice).values(
+    {column: bindparam(f"v_{column}") for column in (
+        "patron_id", "kind", "language", "to_address", "subject", "body", "created_at",
+        "attempts", "next_attempt_at", "sent_at", "last_error", "not_after",
+        "unsubscribe_url")}))
+
+
+@dataclass
+class Draft:
+    """One patron's notice with all it reads from the registry read already: `values` only
+    renders. A claim drafts its notice before it takes the programme lock and sends the row
+    with its COMMIT, so that no statement and little Python run while the lock is held."""
+
+    patron_id: int
+    to_address: str
+    first_name: str
+    card_number: str
+    library: str
+    lang: str
+    course_title: str  # the title of `course_slug` in the patron's language, if one was given
+    facts: _Facts
+
+    def values(self, kind: str, now: datetime, *, unsubscribe_url: str = "",
+               **params: str) -> dict[str, object]:
+        """The notice's row: its columns and their values."""
+        not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
+        texts = {key: _as_date_text(str(value), self.lang) for key, value in params.items()}
+        if unsubscribe_url:
+            texts["unsubscribe"] = unsubscribe_url
+        if texts.get("course_slug") and not texts.get("course"):
+            texts["course"] = self.course_title
+        subject, body = render(kind, self.lang, first_name=self.first_name,
+                               card_number=self.card_number, library=self.library,
+                               facts=self.facts, params=texts)
+        return {"patron_id": self.patron_id, "kind": kind, "language": self.lang,
+                "to_address": self.to_address, "subject": subject[:200], "body": body,
+                "created_at": now, "attempts": 0, "next_attempt_at": now, "sent_at": None,
+                "last_error": "", "not_after": not_after, "unsubscribe_url": unsubscribe_url}
+
+    def queue_at_commit(self, store: Store, s: Runner, kind: str, now: datetime,
+                        **params: str) -> None:
+        """Queue it in `s`'s write, its row sent with the COMMIT (`Store.at_commit`)."""
+        row = self.values(kind, now, **params)
+        store.at_commit(s, _NOTICE_ROW, {f"v_{key}": value for key, value in row.items()})
+
+
+def _title(lang: ColumnElement[str] | InstrumentedAttribute[str] | str) -> ScalarSelect[str]:
+    """The title of the course named by the `slug` parameter in `lang`."""
+    return (select(CourseText.title).join(Course, Course.id == CourseText.course_id)
+            .where(Course.slug == bindparam("slug"), CourseText.lang == lang)
+            .limit(1).scalar_subquery())
+
+
+# What a notice to one patron needs, in one read: who they are, the title of the course it
+# may name (in their language, else English, else any: as _title_by_id) and the academy's
+# address (what "enrolled" mentions).
+_DRAFT = Prepared(
+    select(Patron.email, Patron.first_name, Patron.language, Patron.card_number,
+           Library.name.label("library"),
+           func.coalesce(_title(Patron.language), _title("en"),
+                         select(CourseText.title)
+                         .join(Course, Course.id == CourseText.course_id)
+                         .where(Course.slug == bindparam("slug")).limit(1).scalar_subquery(),
+                         bindparam("slug")).label("course_title"),
+           select(Programme.academy_url).where(THE_PROGRAMME).scalar_subquery()
+           .label("academy_url"))
+    .join(Library, Library.id == Patron.library_id)
+    .where(Patron.id == bindparam("patron_id")))
+
+
+def draft(s: Runner, patron_id: int, *, address: str = "", course_slug: str = "") -> Draft | None:
+    """A notice to `patron_id` ready to render (see Draft), in one read, or None when mail
+    is off, for an unknown patron or one without an e-mail address."""
     if not enabled(s):
-        return
-    patron = s.execute(
-        select(Patron.email, Patron.first_name, Patron.language, Patron.card_number,
-               Library.name.label("library"))
-        .join(Library, Library.id == Patron.library_id)
-        .where(Patron.id == patron_id)
-    ).first()
+        return None
+    conn = s.connection() if isinstance(s, Session) else s
+    if isinstance(s, Session):
+        s.flush()  # a patron made in this transaction is read too
+    patron = _DRAFT.first(conn, {"patron_id": patron_id, "slug": course_slug})
     to_address = (address or patron.email) if patron is not None else ""
     if patron is None or not (to_address or "").strip():
-        return
+        return None
     lang = patron.language if patron.language in LOCALES else "en"
-    not_after = _moment(params.get("until", "")) if kind in TIME_BOUND else None
-    texts = {key: _as_date_text(str(value), lang) for key, value in params.items()}
-    if unsubscribe_url:
-        texts["unsubscribe"] = unsubscribe_url
-    if texts.get("course_slug") and not texts.get("course"):
-        texts["course"] = _course_title(s, texts["course_slug"], lang)
     facts = _Facts(s, patron_id, lang)
-    subject, body = render(kind, lang, first_name=patron.first_name,
-                           card_number=patron.card_number, library=patron.library,
-                           facts=facts, params=texts)
-    s.execute(insert(Notice).values(
-        patron_id=patron_id, kind=kind, language=lang, to_address=to_address,
-        subject=subject[:200], body=body, created_at=now, attempts=0, next_attempt_at=now,
-        sent_at=None, last_error="", not_after=not_after, unsubscribe_url=unsubscribe_url))
+    facts.known_academy_url = patron.academy_url or ""
+    return Draft(patron_id, to_address, patron.first_name, patron.card_number, patron.library,
+                 lang, patron.course_title if course_slug else "", facts)
 
 
 def _moment(value: object) -> datetime | None:
@@ -199,8 +271,11 @@ class _Facts:
 
     def __init__(self, s: Runner, patron_id: int, lang: str):
         self.s, self.patron_id, self.lang = s, patron_id, lang
+        self.known_academy_url: str | None = None  # read ahead by `draft`
 
     def academy_url(self) -> str:
+        if self.known_academy_url is not None:
+            return self.known_academy_url
         return self.s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
 
     def courses(self) -> list[str]:
@@ -228,11 +303,6 @@ class _Facts:
         ahead = self.s.scalar(select(func.count()).where(
             Place.status == "waiting", Place.queue_no < row.queue_no)) or 0
         return row.status, ahead + 1
-
-
-def _course_title(s: Runner, slug: str, lang: str) -> str:
-    course_id = s.scalar(select(Course.id).where(Course.slug == slug))
-    return _title_by_id(s, course_id, lang) if course_id is not None else slug
 
 
 def _title_by_id(s: Runner, course_id: int, lang: str) -> str:

@@ -35,7 +35,7 @@ from sqlalchemy.exc import DBAPIError
 class Prepared:
     """One statement of the hot path (see the module's docstring)."""
 
-    def __init__(self, statement: Select[Any] | Insert | Update):
+    def __init__(self, statement: Select[*tuple[Any, ...]] | Insert | Update):
         self.statement = statement
         self._sql = ""
         self._defaults: dict[str, Any] = {}

@@ -10,7 +10,7 @@ prepared once below, and it runs Core statements on the connection, no ORM.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
@@ -20,7 +20,7 @@ from . import academy, domain, ledger, promotion
 from .context import RegistryContext
 from .domain import ClaimOutlook, ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
 from .ledger import Claimant, SeatEventKind
-from .notices import enqueue
+from .notices import draft, enqueue
 from .patron_sessions import PatronSessions
 from .prepared import Prepared
 from .promotion import OfferSweep
@@ -53,6 +53,9 @@ _CLAIM_CONTEXT = Prepared(
     .join(Library, Library.id == Patron.library_id)
     .join(Institution, Institution.id == Library.institution_id)
     .where(PatronSession.token_hash == bindparam("token_hash")))
+
+# What the e-mail after a claim that chose a new course tells.
+_NOTICE_OF = {Standing.SEATED: "enrolled", Standing.WAITING: "waiting_list_joined"}
 
 # Who is told of a claim once it is committed: where it was made ("kiosk": a patron, alone or
 # with a librarian taking over; "desk": a librarian for them) and its answer.
@@ -111,24 +114,22 @@ class Seats:
 
     def _claim(self, s: Runner, patron_id: int, course_slug: str, course_id: int,
                claimant: Claimant) -> ClaimResult:
-        """What the seat rules need of the patron is read before; the ledger writes the course
-        choice and decides (one round trip on PostgreSQL); the transaction should end soon."""
+        """What the seat rules need of the patron is read before, and so is what the e-mail
+        telling them the outcome needs (`notices.draft`); the ledger writes the course choice
+        and decides (one round trip on PostgreSQL) and holds the programme lock until the
+        transaction ends: the e-mail's row is then only rendered and goes with the COMMIT."""
+        notice = draft(s, patron_id, course_slug=course_slug)
         result, new_course = ledger.claim(s, patron_id, course_id, claimant,
                                           clock=self.ctx.clock, events=self.ctx.events)
-        return self._claim_notice(s, patron_id, course_slug, self.ctx.clock(), new_course,
-                                  result)
-
-    @staticmethod
-    def _claim_notice(s: Runner, patron_id: int, course_slug: str, now: datetime,
-                      new_course: bool, result: ClaimResult) -> ClaimResult:
-        """Tell the patron by e-mail what a claim gave them (a course chosen again: nothing)."""
-        if new_course and result.standing is Standing.SEATED:
-            enqueue(s, patron_id, "enrolled", now, course_slug=course_slug)
-            if not result.newly_granted:  # a course added to a seat: the academy's list
-                academy.enqueue(s, patron_id, now)
-        elif new_course and result.standing is Standing.WAITING:
-            enqueue(s, patron_id, "waiting_list_joined", now, course_slug=course_slug,
-                    position=str(result.position or ""))
+        now = self.ctx.clock()
+        if new_course and result.standing is Standing.SEATED and not result.newly_granted:
+            academy.enqueue(s, patron_id, now)  # a course added to a seat: the academy's list
+        kind = _NOTICE_OF.get(result.standing) if new_course else None
+        if notice is not None and kind is not None:
+            # A course chosen again tells nothing.
+            notice.queue_at_commit(self.ctx.store, s, kind, now, course_slug=course_slug,
+                                   **({"position": str(result.position or "")}
+                                      if result.standing is Standing.WAITING else {}))
         return result
 
     def claim_outlook(self, token: str) -> ClaimOutlook:

@@ -679,15 +679,17 @@ class Store:
         except PoolTimeout as exc:
             raise RegistryError("busy", retry_after=1) from exc
 
-    def at_commit(self, s: Session, statement: Prepared, params: Mapping[str, Any]) -> None:
+    def at_commit(self, s: Runner, statement: Prepared, params: Mapping[str, Any]) -> None:
         """Inside `write()`: a write whose rows nobody reads, which commits with the
         transaction. On PostgreSQL it is sent with the COMMIT, in the same round trip (one
-        round trip less, while the programme lock may be held); elsewhere it runs now."""
-        conn = s.connection()
-        if self.is_sqlite:
+        round trip less, while the programme lock may be held); elsewhere, or outside a
+        `write()`, it runs now."""
+        session = s if isinstance(s, Session) else _ambient.get()
+        conn = s.connection() if isinstance(s, Session) else s
+        if self.is_sqlite or session is None:
             statement.run(conn, params)
         else:
-            s.info.setdefault(_AT_COMMIT, []).append(statement.bound(conn, params))
+            session.info.setdefault(_AT_COMMIT, []).append(statement.bound(conn, params))
 
     @contextmanager
     def alone(self, job: str) -> Iterator[bool]:

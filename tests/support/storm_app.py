@@ -11,6 +11,8 @@ Config keys, so `from_environment` would not read them):
 * KIOSK_STORM_RACE_PAUSE    seconds the unguarded claim waits between check and write
 * KIOSK_STORM_STALE_AFTER   seconds: after which a "running" Idempotency-Key may be taken
                             over (default of the product: 60)
+* KIOSK_STORM_MAIL          "1": e-mail notices queued, as with SMTP_HOST set (no sender runs:
+                            they stay in the outbox); "0" (default): mail off
 * KIOSK_STORM_INSTANCE      an instance folder, so no kiosk.cfg of the checkout is read
                             (unset: a new temporary one)
 
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from kiosk.registry import notices
 from tests.support import unguarded
 
 
@@ -51,6 +54,8 @@ def app() -> Flask:
     service = flask_app.extensions["registry_service"]
     if env.get("KIOSK_STORM_GUARD", "1") == "0":
         unguarded.install(service, float(env.get("KIOSK_STORM_RACE_PAUSE", "0") or 0))
+    if env.get("KIOSK_STORM_MAIL", "0") == "1":
+        notices.enable(service.store, True)
     service.session_idle = service.session_max = timedelta(hours=2)
     stale = env.get("KIOSK_STORM_STALE_AFTER")
     if stale:

@@ -235,7 +235,7 @@ class RegistryServer:
     """gunicorn (gthread) serving tests.support.storm_app in its own process group."""
 
     def __init__(self, database_url: str, *, workers: int = 2, threads: int = 8,
-                 port: int | None = None, guard: bool = True,
+                 port: int | None = None, guard: bool = True, mail: bool = False,
                  isolation: str = "READ COMMITTED", race_pause: float = 0.0,
                  stale_after: float | None = None):
         self.database_url = database_url
@@ -247,6 +247,7 @@ class RegistryServer:
         self.env.update({
             "KIOSK_STORM_DATABASE_URL": database_url,
             "KIOSK_STORM_GUARD": "1" if guard else "0",
+            "KIOSK_STORM_MAIL": "1" if mail else "0",
             "KIOSK_STORM_ISOLATION": isolation,
             "KIOSK_STORM_RACE_PAUSE": str(race_pause),
             "KIOSK_STORM_INSTANCE": str(self.folder),
