@@ -124,9 +124,8 @@ class Seats:
         now = self.ctx.clock()
         if new_course and result.standing is Standing.SEATED and not result.newly_granted:
             academy.enqueue(s, patron_id, now)  # a course added to a seat: the academy's list
-        kind = _NOTICE_OF.get(result.standing) if new_course else None
+        kind = _NOTICE_OF.get(result.standing) if new_course else None  # chosen again: none
         if notice is not None and kind is not None:
-            # A course chosen again tells nothing.
             notice.queue_at_commit(self.ctx.store, s, kind, now, course_slug=course_slug,
                                    **({"position": str(result.position or "")}
                                       if result.standing is Standing.WAITING else {}))
