@@ -22,13 +22,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from .context import RegistryContext
 from .domain import Standing
+from .prepared import Prepared
 from .staff import record
-from .store import AcademyChange, Course, EnrolmentRow, Patron, Place, Runner, Store
+from .store import (
+    AcademyChange,
+    Course,
+    EnrolmentRow,
+    Patron,
+    Place,
+    Runner,
+    Store,
+    at_commit,
+)
 
 # Attempts before a row is given up when the platform refuses the user itself (a 4xx);
 # a platform that cannot be reached never gives a row up (see academy_sender).
@@ -68,9 +78,15 @@ def enqueue(s: Runner, patron_id: int, now: datetime) -> None:
     (the claim's hot path)."""
     if not enabled(s):
         return
-    s.execute(insert(AcademyChange).values(
-        patron_id=patron_id, external_id=external_id(patron_id), created_at=now, attempts=0,
-        next_attempt_at=now, done_at=None, outcome="", last_error=""))
+    # Sent with the COMMIT: a seat granted by a claim writes it while the lock is held.
+    at_commit(s, _CHANGE, {"for_patron": patron_id, "for_external_id": external_id(patron_id),
+                           "now": now})
+
+
+_CHANGE = Prepared(insert(AcademyChange).values(
+    patron_id=bindparam("for_patron"), external_id=bindparam("for_external_id"),
+    created_at=bindparam("now"), attempts=0, next_attempt_at=bindparam("now"), done_at=None,
+    outcome="", last_error=""))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from .domain import RegistryError
 from .prepared import Prepared
-from .store import IdempotencyRecord, StaffFormAnswer, Store
+from .store import IdempotencyRecord, StaffFormAnswer, Store, at_commit
 
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 100
@@ -106,9 +106,9 @@ class IdempotencyKeys:
 
     def finish(self, s: Session, terminal_id: int, key: str, status: int, body: str) -> None:
         """Inside the use case's own transaction: the answer commits with the change (sent
-        with the COMMIT, see `Store.at_commit`)."""
-        self.store.at_commit(s, _DONE, {"for_terminal": terminal_id, "for_key": key,
-                                        "status": status, "body": body})
+        with the COMMIT, see `store.at_commit`)."""
+        at_commit(s, _DONE, {"for_terminal": terminal_id, "for_key": key,
+                             "status": status, "body": body})
 
     def answer_without_change(self, terminal_id: int, key: str, fingerprint: str, status: int,
                               body: str) -> None:

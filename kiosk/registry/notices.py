@@ -49,6 +49,7 @@ from .store import (
     Programme,
     Runner,
     Store,
+    at_commit,
 )
 
 KINDS = ("account_created", "enrolled", "waiting_list_joined", "promoted", "offer_made",
@@ -192,11 +193,10 @@ class Draft:
                 "created_at": now, "attempts": 0, "next_attempt_at": now, "sent_at": None,
                 "last_error": "", "not_after": not_after, "unsubscribe_url": unsubscribe_url}
 
-    def queue_at_commit(self, store: Store, s: Runner, kind: str, now: datetime,
-                        **params: str) -> None:
-        """Queue it in `s`'s write, its row sent with the COMMIT (`Store.at_commit`)."""
+    def queue_at_commit(self, s: Runner, kind: str, now: datetime, **params: str) -> None:
+        """Queue it in `s`'s write, its row sent with the COMMIT (`store.at_commit`)."""
         row = self.values(kind, now, **params)
-        store.at_commit(s, _NOTICE_ROW, {f"v_{key}": value for key, value in row.items()})
+        at_commit(s, _NOTICE_ROW, {f"v_{key}": value for key, value in row.items()})
 
 
 def _title(lang: ColumnElement[str] | InstrumentedAttribute[str] | str) -> ScalarSelect[str]:

@@ -126,7 +126,7 @@ class Seats:
             academy.enqueue(s, patron_id, now)  # a course added to a seat: the academy's list
         kind = _NOTICE_OF.get(result.standing) if new_course else None  # chosen again: none
         if notice is not None and kind is not None:
-            notice.queue_at_commit(self.ctx.store, s, kind, now, course_slug=course_slug,
+            notice.queue_at_commit(s, kind, now, course_slug=course_slug,
                                    **({"position": str(result.position or "")}
                                       if result.standing is Standing.WAITING else {}))
         return result

@@ -48,7 +48,7 @@ from .prepared import Prepared, begin_later, commit_with, send_begin
 Runner = Session | Connection
 # The write transaction of the current thread or task, if one is open.
 _ambient: ContextVar[Session | None] = ContextVar("kiosk_registry_write", default=None)
-# Where a write transaction's Session keeps what `Store.at_commit` sends with the COMMIT.
+# Where a write transaction's Session keeps what `at_commit` sends with the COMMIT.
 _AT_COMMIT = "kiosk_at_commit"
 
 
@@ -679,18 +679,6 @@ class Store:
         except PoolTimeout as exc:
             raise RegistryError("busy", retry_after=1) from exc
 
-    def at_commit(self, s: Runner, statement: Prepared, params: Mapping[str, Any]) -> None:
-        """Inside `write()`: a write whose rows nobody reads, which commits with the
-        transaction. On PostgreSQL it is sent with the COMMIT, in the same round trip (one
-        round trip less, while the programme lock may be held); elsewhere, or outside a
-        `write()`, it runs now."""
-        session = s if isinstance(s, Session) else _ambient.get()
-        conn = s.connection() if isinstance(s, Session) else s
-        if self.is_sqlite or session is None:
-            statement.run(conn, params)
-        else:
-            session.info.setdefault(_AT_COMMIT, []).append(statement.bound(conn, params))
-
     @contextmanager
     def alone(self, job: str) -> Iterator[bool]:
         """`with store.alone("housekeeping") as mine:` True when no other process, on any
@@ -713,6 +701,21 @@ class Store:
 
     def insert_ignoring_duplicates(self, model: type[Base]) -> Insert:
         return insert_ignoring_duplicates(model, self.engine.dialect.name)
+
+
+def at_commit(s: Runner, statement: Prepared, params: Mapping[str, Any]) -> None:
+    """Inside `Store.write()`: a write whose rows nobody reads in the same transaction, which
+    commits with it (the key's answer, a claim's e-mail, an academy change). On PostgreSQL it
+    is sent with the COMMIT, in the same round trip (one round trip less, while the programme
+    lock may be held); on SQLite, or outside a write, it runs now."""
+    conn = s.connection() if isinstance(s, Session) else s
+    session = s if isinstance(s, Session) else _ambient.get()
+    if session is not None and session.connection() is not conn:
+        session = None  # a connection of another transaction than this thread's write
+    if session is None or conn.dialect.name == "sqlite":
+        statement.run(conn, params)
+    else:
+        session.info.setdefault(_AT_COMMIT, []).append(statement.bound(conn, params))
 
 
 def empty(s: Session) -> None:

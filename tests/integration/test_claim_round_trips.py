@@ -1,7 +1,7 @@
 """What a claim over the API sends PostgreSQL, read from libpq's trace (issue 11): four round
 trips, five with e-mail on, and after `kiosk_claim` takes the programme lock only one — the
-key's answer and the patron's e-mail go with the COMMIT — so nothing is read and little Python
-runs while the lock is held, whether mail is on or off."""
+key's answer, the patron's e-mail and the academy's change go with the COMMIT — so nothing is
+read and little Python runs while the lock is held, whatever is switched on."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.registry import notices
+from kiosk.registry import academy, notices
 from tests.support.factories import add_patron, build_app
 from tests.support.round_trips import traced
 
@@ -27,13 +27,15 @@ def _round_trips(messages: list[tuple[str, str]]) -> list[str]:
     return trips
 
 
-@pytest.mark.parametrize("mail", [False, True], ids=["mail off", "mail on"])
+@pytest.mark.parametrize(("mail", "link"), [(False, False), (True, False), (True, True)],
+                         ids=["mail off", "mail on", "mail and academy link on"])
 def test_a_claim_holds_the_programme_lock_for_one_round_trip_after_kiosk_claim(
-        tmp_path: Path, create_database, mail: bool) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, create_database, mail: bool, link: bool) -> None:  # type: ignore[no-untyped-def]
     app = build_app(tmp_path, registry=True, DATABASE_URL=create_database(),
                     DATABASE_POOL_SIZE=1, DATABASE_MAX_OVERFLOW=0)
     service = app.extensions["registry_service"]
     notices.enable(service.store, mail)
+    academy.enable(service.store, link)
     terminal, _ = service.add_terminal("ANT-PERMEKE", "kiosk", actor="test")
     client = app.test_client()
 
@@ -60,6 +62,7 @@ def test_a_claim_holds_the_programme_lock_for_one_round_trip_after_kiosk_claim(
         last = trips[-1]
         assert "UPDATE idempotency_keys" in last and "COMMIT" in last
         assert ("INSERT INTO notices" in last) is mail
+        assert ("INSERT INTO academy_changes" in last) is link
         with service.store.read() as s:
             assert s.query(notices.Notice).filter_by(kind="enrolled").count() == 2 * mail
     finally:

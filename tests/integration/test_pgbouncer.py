@@ -186,5 +186,5 @@ def test_the_registry_doctor_reads_the_database_through_pgbouncer(  # type: igno
     assert any(line.split()[:2] == ["database", "OK"] for line in lines), result.output
     [connections] = [line for line in lines if line.startswith("connections")]
     assert connections.split()[1] == "SKIP"
-    assert "through PgBouncer: 27 connections to it at full load" in connections
+    assert "through PgBouncer: 19 connections to it at full load" in connections
     assert "max_client_conn" in connections

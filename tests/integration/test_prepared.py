@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.prepared import Prepared
-from kiosk.registry.store import Store, make_engine
+from kiosk.registry.store import Store, at_commit, make_engine
 from tests.support.round_trips import traced
 
 metadata = MetaData()
@@ -72,7 +72,7 @@ def test_a_prepared_statement_answers_the_rows_sqlalchemy_answers(store: Store) 
 def test_a_write_sent_with_the_commit_commits_with_the_transaction(store: Store) -> None:
     with store.write() as s:
         ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
-        store.at_commit(s, MARK_DONE, {"note": 1})
+        at_commit(s, MARK_DONE, {"note": 1})
     with store.read() as s:
         assert s.execute(select(notes.c.done)).scalar() is True
 
@@ -81,7 +81,7 @@ def test_an_error_in_a_write_sent_with_the_commit_leaves_nothing_of_the_transact
         store: Store) -> None:
     with pytest.raises(IntegrityError), store.write() as s:  # the same key twice
         ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
-        store.at_commit(s, ADD, {"note": 1, "body": "again", "at": AT})
+        at_commit(s, ADD, {"note": 1, "body": "again", "at": AT})
     with store.read() as s:
         assert s.execute(select(notes.c.id)).all() == []
 
@@ -96,7 +96,7 @@ def test_a_write_costs_two_round_trips_begin_first_commit_last(create_database) 
     try:
         with traced(connection) as sent, store.write() as s:
             ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
-            store.at_commit(s, MARK_DONE, {"note": 1})
+            at_commit(s, MARK_DONE, {"note": 1})
         assert sent.round_trips == 2
         kinds = [kind for kind, _ in sent.messages]
         first = " ".join(body for _, body in sent.messages[:kinds.index("Sync")])
