@@ -236,10 +236,9 @@ def draft(s: Runner, patron_id: int, *, address: str = "", course_slug: str = ""
     if patron is None or not (to_address or "").strip():
         return None
     lang = patron.language if patron.language in LOCALES else "en"
-    facts = _Facts(s, patron_id, lang)
-    facts.known_academy_url = patron.academy_url or ""
     return Draft(patron_id, to_address, patron.first_name, patron.card_number, patron.library,
-                 lang, patron.course_title if course_slug else "", facts)
+                 lang, patron.course_title if course_slug else "",
+                 _Facts(s, patron_id, lang, patron.academy_url or ""))
 
 
 def _moment(value: object) -> datetime | None:
@@ -267,16 +266,15 @@ def outdated(s: Runner, kind: str, patron_id: int | None, not_after: datetime | 
 
 
 class _Facts:
-    """What a message may mention, read from the registry only when it does."""
+    """What a message may mention, read from the registry only when it does (the academy's
+    address is read ahead by `draft`, with the patron)."""
 
-    def __init__(self, s: Runner, patron_id: int, lang: str):
+    def __init__(self, s: Runner, patron_id: int, lang: str, academy_url: str):
         self.s, self.patron_id, self.lang = s, patron_id, lang
-        self.known_academy_url: str | None = None  # read ahead by `draft`
+        self._academy_url = academy_url
 
     def academy_url(self) -> str:
-        if self.known_academy_url is not None:
-            return self.known_academy_url
-        return self.s.scalar(select(Programme.academy_url).where(THE_PROGRAMME)) or ""
+        return self._academy_url
 
     def courses(self) -> list[str]:
         rows = self.s.execute(
