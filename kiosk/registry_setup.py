@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from flask import Flask, current_app, has_request_context, request
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from .registry import api, passwords, schema
 from .registry.client import LocalRegistryClient, RegistryClient
@@ -13,6 +16,8 @@ from .registry.http_client import HttpRegistryClient
 from .registry.seed import load_demo_data, seed, seed_staff
 from .registry.services import RegistryService, utcnow
 from .registry.store import Store, make_engine
+
+_log = logging.getLogger("kiosk.registry")
 
 
 def build_service(app: Flask) -> RegistryService:
@@ -24,9 +29,8 @@ def build_service(app: Flask) -> RegistryService:
                               pooler=cfg["DATABASE_POOLER"]))
     if cfg["AUTO_MIGRATE"]:
         schema.upgrade(store.engine)
-    elif not schema.is_current(store.engine):
-        raise SystemExit("The registry database schema is not current: "
-                         "run `kiosk registry upgrade` first.")
+    else:
+        require_current_schema(store.engine)
     if cfg["SEED_DEMO"]:
         data = load_demo_data()
         seed(store, data, utcnow().date())
@@ -48,6 +52,26 @@ def build_service(app: Flask) -> RegistryService:
     service.alerts.link_base = cfg["PUBLIC_URL"].strip()
     service.alerts.settle = timedelta(minutes=cfg["ALERTS_SETTLE_MINUTES"])
     return service
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Refuse to serve a database whose schema is not current. A database that is away for
+    now (restarting, not up yet after a reboot) is no reason to refuse: each gunicorn worker
+    builds its app, and one that fails to boot makes gunicorn stop the whole registry, so a
+    worker restarted while PostgreSQL restarts would take every terminal down with it.
+    The registry serves instead: requests answer "busy" and /readyz "unavailable" (it checks
+    the schema too) until the database answers. libpq gives no SQLSTATE for a refused
+    connection, so a wrong database name is not told apart from a restart: the warning
+    says which it is, as do /readyz and `kiosk registry doctor`."""
+    try:
+        current = schema.is_current(engine)
+    except OperationalError as exc:
+        _log.warning("The registry database does not answer (%s): serving anyway, every "
+                     "request answers busy until it does.", str(exc.orig).strip())
+        return
+    if not current:
+        raise SystemExit("The registry database schema is not current: "
+                         "run `kiosk registry upgrade` first.")
 
 
 def init_service(app: Flask) -> RegistryService:

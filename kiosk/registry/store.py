@@ -498,6 +498,8 @@ MAX_OVERFLOW = 4
 # default of 30 s. With the two lock waits (2 × LOCK_TIMEOUT_MS) it stays under the 3 s the
 # terminals are promised.
 POOL_TIMEOUT_S = 0.5
+# How long opening a PostgreSQL connection may take (seconds; libpq's least is 2).
+CONNECT_TIMEOUT_S = 5
 # How the registry reaches PostgreSQL: directly, or through PgBouncer in transaction pooling
 # mode (each transaction may run on another server connection).
 DIRECT, PGBOUNCER = "none", "pgbouncer"
@@ -572,6 +574,11 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
     # server connection; through PgBouncer (before 1.21) the next transaction may run on
     # another, so they are off there.
     connect_args: dict[str, Any] = {"prepare_threshold": None} if pooler == PGBOUNCER else {}
+    # A deadline on opening a connection too (psycopg's default is 130 s): a database host
+    # that went silent answers "busy" after CONNECT_TIMEOUT_S, not a request held for minutes.
+    # A connect_timeout written in the URL wins.
+    if "connect_timeout=" not in url:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     engine = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=pool_size,
                            max_overflow=max_overflow, pool_timeout=pool_timeout,
                            connect_args=connect_args)

@@ -5,6 +5,8 @@ seat promises hold after the dust settles."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import psycopg
@@ -16,6 +18,7 @@ from tests.support.storm_support import (
     Policy,
     RegistryServer,
     bulk_patrons,
+    call,
     claim_job,
     create_storm_database,
     drive,
@@ -61,7 +64,7 @@ def test_claims_retried_after_a_postgresql_restart_succeed_within_5_s(cluster) -
         load = drive(server.base_url, [claim_job(p.token, registry.courses[0]) for p in patrons],
                      registry.terminal_tokens, processes=1, threads=8, during=restart,
                      policy=Policy(retry_connection_errors=True, retry_busy=True,
-                                   give_up_after=60))
+                                   give_up_after=60), timeout=300)
         errors = server.errors_logged()
     assert back, "the database was not restarted"
     # The claims the restart refused at least once (the others were served before or after).
@@ -80,6 +83,38 @@ def test_claims_retried_after_a_postgresql_restart_succeed_within_5_s(cluster) -
     assert len(seats.seated) == 150 and len(seats.waiting) == 450  # one place per patron
     assert sorted(seats.waiting.values()) == sorted(set(seats.waiting.values()))
     assert [seats.position(pid) for pid in seats.queue()] == list(range(1, 451))
+
+
+def test_a_worker_restarted_while_postgresql_is_down_serves_once_it_is_back(cluster) -> None:
+    """gunicorn stops the whole registry when a worker fails to boot: a worker that died
+    while the database was away must boot anyway, answer "busy", and serve once it is back."""
+    url = cluster.create_database("kiosk_reboot")
+    registry = prepare_registry(url, cap=10, terminals=1)
+    patron = bulk_patrons(url, 1)[0]
+    terminal = registry.terminal_tokens[0]
+    claim = claim_job(patron.token, registry.courses[0])
+    with RegistryServer(url, workers=1, threads=2) as server:
+        cluster.stop("fast")
+        [worker] = server.worker_pids()
+        os.kill(worker, signal.SIGKILL)  # the arbiter boots another while the database is away
+        deadline = time.monotonic() + 60
+        while server.worker_pids() in ([], [worker]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        readyz = ("GET", "/readyz", "", "", b"")
+        while call(server.base_url, readyz, terminal)[0] != 503:  # booted: it answers
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.1)
+        status, body = call(server.base_url, claim, terminal)
+        assert status == 503 and b'"busy"' in body, (status, body)
+        cluster.start()
+        back = time.monotonic()
+        while (status := call(server.base_url, claim, terminal)[0]) == 503:
+            assert time.monotonic() - back < RECOVERY, server.log_tail()
+            time.sleep(0.2)
+        assert status == 200
+        assert call(server.base_url, readyz, terminal)[0] == 200
+        assert "does not answer" in server.log.read_text()
+        assert server.proc is not None and server.proc.poll() is None
 
 
 def test_every_waiter_for_a_held_programme_row_is_answered_busy_within_3_s(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -13,7 +14,9 @@ from kiosk.registry import schema
 from kiosk.registry.domain import ProgrammeStatus, SignUpRules
 from kiosk.registry.services import RegistryService, pseudonym, utcnow
 from kiosk.registry.store import Base, Store, make_engine
+from kiosk.registry_setup import require_current_schema
 from tests.support.factories import patron_data
+from tests.support.storm_support import free_port
 
 
 def test_the_head_revision_named_in_the_code_is_the_newest_migration() -> None:
@@ -27,6 +30,28 @@ def test_a_database_one_migration_behind_is_not_current(tmp_path: Path) -> None:
     schema.upgrade(engine, "0008")
     assert schema.current_revision(engine) == "0008" and not schema.is_current(engine)
     engine.dispose()
+
+
+def test_a_registry_refuses_to_serve_a_database_one_migration_behind(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    schema.upgrade(engine, "0008")
+    with pytest.raises(SystemExit, match="kiosk registry upgrade"):
+        require_current_schema(engine)
+    engine.dispose()
+
+
+def test_a_registry_serves_while_its_database_is_away_and_says_so(
+        caplog: pytest.LogCaptureFixture) -> None:
+    engine = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/kiosk")  # nobody there
+    require_current_schema(engine)
+    assert "does not answer" in caplog.text and "serving anyway" in caplog.text
+
+
+def test_a_registry_names_a_database_that_does_not_exist(
+        postgres_admin, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    engine = make_engine(postgres_admin.rsplit("/", 1)[0] + "/kiosk_no_such_database")
+    require_current_schema(engine)
+    assert 'database "kiosk_no_such_database" does not exist' in caplog.text
 
 
 def test_a_new_database_is_migrated_in_a_child_process_once(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ it outlives the transaction. The round trips are counted from libpq's own protoc
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import text
 
 from kiosk.registry.domain import RegistryError
 from kiosk.registry.store import (
+    CONNECT_TIMEOUT_S,
     LOCK_TIMEOUT_MS,
     POOL_TIMEOUT_S,
     Store,
@@ -127,3 +129,19 @@ def test_a_request_that_finds_every_pooled_connection_in_use_is_busy_at_once(
             assert s.execute(text("SELECT 1")).scalar() == 1
     finally:
         store.engine.dispose()
+
+
+def test_a_database_host_that_went_silent_is_busy_after_the_connect_deadline() -> None:
+    """A listener that never answers (the kernel accepts, nobody reads): without its own
+    deadline, psycopg would wait 130 s for PostgreSQL's first message."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        store = Store(make_engine(f"postgresql://kiosk@127.0.0.1:{port}/kiosk"))
+        started = time.monotonic()
+        with pytest.raises(RegistryError) as refused, store.read() as s:
+            s.execute(text("SELECT 1"))
+        waited = time.monotonic() - started
+    assert refused.value.code == "busy"
+    assert CONNECT_TIMEOUT_S - 0.5 <= waited <= CONNECT_TIMEOUT_S + 5, waited

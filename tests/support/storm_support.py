@@ -24,6 +24,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import queue
 import random
 import secrets
 import shutil
@@ -309,9 +310,13 @@ class RegistryServer:
 
     def close(self) -> None:
         """Stop, and remove the folder with the server's log (its end is shown on stderr
-        when the app logged errors)."""
+        when the app logged errors, or when gunicorn had stopped on its own)."""
+        ended = self.proc.poll() if self.proc is not None else None
         self.stop()
-        if self.errors_logged():
+        if ended is not None:
+            print(f"\n[gunicorn] stopped on its own (exit code {ended}); the log ends:\n"
+                  f"{self.log_tail(30)}", file=sys.stderr)
+        elif self.errors_logged():
             print(f"\n[gunicorn] {self.errors_logged()} error(s) logged by the app; the log "
                   f"ends:\n{self.log_tail(30)}", file=sys.stderr)
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -340,6 +345,18 @@ class RegistryServer:
 
 # A job: (method, path, patron token, Idempotency-Key or "", JSON body or b"")
 Job = tuple[str, str, str, str, bytes]
+
+
+def call(base_url: str, job: Job, terminal: str, timeout: float = 10) -> tuple[int, bytes]:
+    """One request, one attempt: its status and body."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80,
+                                      timeout=timeout)
+    try:
+        status, body, _ = _attempt(conn, job, terminal)
+        return status, body
+    finally:
+        conn.close()
 
 
 def claim_job(token: str, course: str) -> Job:
@@ -536,7 +553,10 @@ def drive(base_url: str, jobs: Sequence[Job], terminal_tokens: Sequence[str], *,
         outcomes: list[Outcome] = []
         client_cpu = 0.0
         for _ in procs:
-            part, cpu = results.get(timeout=timeout)
+            try:
+                part, cpu = results.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"the load did not end within {timeout:.0f} s") from None
             outcomes.extend(part)
             client_cpu += cpu
     finally:
