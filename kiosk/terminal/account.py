@@ -94,7 +94,7 @@ def _show_errors(form: RegisterForm, fields: dict[str, str], rules: SignUpRules)
 
 
 @bp.route("/account/new", methods=["GET", "POST"])
-def register() -> str | Response:
+def register() -> str | Response | tuple[str, int]:
     form = RegisterForm()
     _prepare(form)
     rules = _sign_up_rules(form)
@@ -148,7 +148,7 @@ def register() -> str | Response:
             session["possible_duplicate"] = made.possible_duplicate
             return redirect(url_for("account.created"))
     form.sign_up_shown.data = sign_up_key(rules)
-    return render_template(
+    page = render_template(
         "account/register.html",
         form=form,
         rules=rules,
@@ -159,6 +159,7 @@ def register() -> str | Response:
         step=1,
         assist_form_id="register-form",
     )
+    return page, 422 if form.errors or problem else 200
 
 
 def _assisted_sign_up(form: RegisterForm) -> tuple[str | None, bool]:
@@ -191,7 +192,7 @@ def created() -> str | Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     form = LoginForm()
     cards = _member_cards()
     if cards:
@@ -218,7 +219,7 @@ def login() -> str | Response:
                 return redirect(url_for("account.change_password"))
             return _offer_first(token, next_url)
     return render_template("account/login.html", form=form, error=error, step=1,
-                           member_cards=cards)
+                           member_cards=cards), 422 if form.errors or error else 200
 
 
 def _member_cards() -> bool:
@@ -294,7 +295,7 @@ def my_data() -> str | Response | tuple[str, int]:
 
 @bp.route("/my/erase", methods=["GET", "POST"])
 @login_required
-def erase() -> str | Response:
+def erase() -> str | Response | tuple[str, int]:
     """Erase the account, after the password is typed again: their seat goes to the next in
     line, and the visit ends."""
     form = EraseForm()
@@ -315,7 +316,8 @@ def erase() -> str | Response:
             end_visit()
             session["notice"] = "account_erased"
             return redirect(url_for("start.home"))
-    return render_template("account/erase.html", form=form, error=error)
+    return render_template("account/erase.html", form=form, error=error), \
+        422 if form.errors or error else 200
 
 
 # While a patron holds a printed one-time password, only these pages are open to them.

@@ -80,7 +80,7 @@ def test_a_journey_over_http_leaves_no_personal_data_in_either_log(over_http) ->
     assert len(digits) == 13
     browser.post("/en/logout")
     wrong = browser.post("/en/login", data={"identifier": card, "password": "not it at all"})
-    assert wrong.status_code == 200
+    assert wrong.status_code == 422
     browser.post("/en/login", data={"identifier": EMAIL, "password": "wrong again"})
     assert browser.post("/en/login", data={"identifier": EMAIL, "password": data["password"]}
                         ).status_code == 302

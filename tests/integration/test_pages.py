@@ -78,7 +78,7 @@ def test_bad_input_is_explained_beside_each_field_and_what_was_typed_is_kept(cli
                      phone="12", password="short", consent="", first_name="Zoë")
     response = client.post("/fr/account/new", data=data)
     body = response.get_data(as_text=True)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert len(errors(response)) == 6
     assert 'value="Zoë"' in body and 'value="not-an-email"' in body
     assert body.count('aria-invalid="true"') >= 6
@@ -131,7 +131,7 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(client, regis
     assert "geblokkeerd" in body
     good = {"identifier": registered["email"], "password": registered["password"]}
     response = client.post("/nl/login", data=good)
-    assert response.status_code == 200 and "geblokkeerd" in response.get_data(as_text=True)
+    assert response.status_code == 422 and "geblokkeerd" in response.get_data(as_text=True)
 
 
 def test_an_empty_password_is_asked_for_and_never_counts_as_a_wrong_one(client,
@@ -351,7 +351,7 @@ def test_my_data_and_erasure_need_a_logged_in_patron(client) -> None:
 def test_erasing_the_account_asks_the_password_then_wipes_everything(client,
                                                                      registered) -> None:
     wrong = client.post("/nl/my/erase", data={"password": "not-my-password"})
-    assert wrong.status_code == 200
+    assert wrong.status_code == 422
     assert "Dit wachtwoord klopt niet. Er is niets gewist." in wrong.get_data(as_text=True)
     assert client.get("/nl/my/data").status_code == 200  # still there, still logged in
 

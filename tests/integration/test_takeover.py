@@ -119,7 +119,7 @@ def test_a_librarian_signs_up_no_patron_of_another_institution(
     take_over(client)
     data = form_data(identity_checked=identity_checked)  # MUN-MUNTPUNT
     response = client.post("/en/account/new", data=data)
-    assert response.status_code == 200, text(response)
+    assert response.status_code == 422, text(response)
     assert "You can only create accounts at the libraries of your own institution." \
         in text(response) and data["email"] in text(response)
     with service.store.read() as s:
