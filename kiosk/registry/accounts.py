@@ -305,6 +305,31 @@ class Accounts:
                 .values(revoked_at=self.ctx.clock())
             )
 
+    def recheck_password(self, s: Session, patron: Patron, typed: str, *, field: str,
+                         wrong: str) -> None:
+        """Inside a use case's write: the logged-in patron typed their password again (to
+        choose a new one, change their e-mail address, erase the account). Counted as a
+        log-in attempt is (`count_attempt`, committed at once), so a kiosk left logged in is
+        no place to try passwords: the attempt that takes the policy's last one locks the
+        account and ends every session of the patron, and the answer is "account_locked".
+        A wrong one short of that is refused on `field` with `wrong`; a right one puts the
+        count back to 0."""
+        now = self.ctx.clock()
+        attempt = count_attempt(s, Patron, patron.id, self.login_policy, now)
+        if verify(patron.password_hash, self._as_stored(patron, typed)):
+            s.execute(update(Patron).where(Patron.id == patron.id)
+                      .values(failed_logins=0, locked_until=None)
+                      .execution_options(synchronize_session=False))
+            return
+        if attempt.locked_until is None:
+            raise RegistryError("invalid", {field: wrong})
+        s.execute(update(PatronSession)
+                  .where(PatronSession.patron_id == patron.id,
+                         PatronSession.revoked_at.is_(None))
+                  .values(revoked_at=now))
+        s.connection().commit()  # kept: the refusal below rolls back only what follows
+        raise RegistryError("account_locked", until=attempt.locked_until)
+
     def whoami(self, token: str) -> PatronView:
         """Open also before a printed one-time password is replaced: the flag is in the view."""
         return self.sessions.reading(token, lambda s, patron: self._patron_view(patron),
@@ -319,8 +344,8 @@ class Accounts:
             sess = self.sessions.session(s, token, one_time_ok=True)
             patron = s.get(Patron, sess.patron_id)
             assert patron is not None
-            if not verify(patron.password_hash, self._as_stored(patron, old)):
-                raise RegistryError("invalid", {"old_password": "current_password_wrong"})
+            self.recheck_password(s, patron, old, field="old_password",
+                                  wrong="current_password_wrong")
             problem = domain.password_problem(new)
             if problem is None and new == old:
                 problem = "password_unchanged"
@@ -364,8 +389,9 @@ class Accounts:
                 raise RegistryError("invalid", {"password": "pin_wrong"})
         with self.ctx.store.write() as s:
             patron = self.sessions.patron_for(s, token)
-            if member is None and not verify(patron.password_hash, password):
-                raise RegistryError("invalid", {"password": "password_wrong"})
+            if member is None:
+                self.recheck_password(s, patron, password, field="password",
+                                      wrong="password_wrong")
             self.erasure.erase_for(s, patron.id, actor=pseudonym(patron.id))
 
     def erase_by_card(self, card_number: str, actor: str) -> None:

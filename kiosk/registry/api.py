@@ -575,7 +575,7 @@ def my_data(call: Call) -> PatronData:
 
 @operation("POST", "/me/erasure", "Erase the account after the password is typed again; the "
            "seat goes to the next in line", patron=True, body=ErasureRequest, status=204,
-           errors=(422,))
+           errors=(422, 429))
 def erase_account(call: Call) -> None:
     call.service.erase_account(call.token, call.body.password)
 
@@ -598,7 +598,7 @@ def decline_offer(call: Call) -> None:
 
 @operation("POST", "/me/password", "Choose a new password, typing the current one again "
            "(required after a printed one-time password)", patron=True, body=PasswordChange,
-           status=204, errors=(422,), one_time_ok=True)
+           status=204, errors=(422, 429), one_time_ok=True)
 def change_password(call: Call) -> None:
     call.service.change_password(call.token, call.body.old, call.body.new)
 
@@ -606,7 +606,7 @@ def change_password(call: Call) -> None:
 @operation("POST", "/me/details", "The patron's own e-mail address (typing their password "
            "again) and the language of their e-mails; a new address is told at both "
            "addresses", patron=True, body=DetailsChange, answer=DetailsChanged,
-           errors=(422,))
+           errors=(422, 429))
 def change_my_details(call: Call) -> DetailsChanged:
     changed = call.service.change_my_details(call.token, call.body.email, call.body.language,
                                              call.body.password)

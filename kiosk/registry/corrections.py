@@ -26,10 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import academy, domain
+from .accounts import Accounts
 from .context import RegistryContext
 from .domain import FieldRule, PatronDetails, RegistryError, SignUpRules
 from .notices import enqueue
-from .passwords import verify
 from .patron_sessions import PatronSessions
 from .signup_rules import SignUpRulesBook
 from .staff import pseudonym, record
@@ -75,10 +75,11 @@ class _Values:
 
 
 class Corrections:
-    def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions,
+    def __init__(self, ctx: RegistryContext, *, sessions: PatronSessions, accounts: Accounts,
                  verification: Verification, sign_up: SignUpRulesBook):
         self.ctx = ctx
         self.sessions = sessions
+        self.accounts = accounts
         self.verification = verification
         self.sign_up = sign_up
 
@@ -165,8 +166,8 @@ class Corrections:
             if not changed:
                 return Correction(())
             if "email" in changed:
-                if not verify(patron.password_hash, password):
-                    raise RegistryError("invalid", {"password": "current_password_wrong"})
+                self.accounts.recheck_password(s, patron, password, field="password",
+                                               wrong="current_password_wrong")
                 self._refuse_taken_email(s, patron.id, after.email)
             self._apply(s, patron, before, after, patron.library_id, now)
             record(s, now, pseudonym(patron.id), "patron_corrected",

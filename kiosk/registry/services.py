@@ -106,7 +106,7 @@ class RegistryService:
         self.terminal_tokens = TerminalTokens(ctx, cache=terminal_cache)
         self.upkeep = ProgrammeUpkeep(ctx)
         self.corrections = Corrections(ctx, sessions=self.patron_sessions,
-                                       verification=self.verification,
+                                       accounts=self.accounts, verification=self.verification,
                                        sign_up=self.sign_up_rules)
         self.desk = DeskService(ctx, seats=self.seating, accounts=self.accounts,
                                 erasure=self.erasure, corrections=self.corrections)

@@ -20,7 +20,7 @@ from ..registry.domain import RegistryError
 from ..security import end_visit, idle_limit_seconds
 from . import account, alerts, assist, catalogue, enrol, reference, start
 from .forms import CONFIRM_FIELD, CONFIRMED, ActionForm
-from .messages import UNAVAILABLE, message
+from .messages import UNAVAILABLE, account_locked, message
 from .patron import login_manager
 
 _PATRON_BLUEPRINTS = {"start", "account", "catalogue", "enrol"}
@@ -120,6 +120,10 @@ def init_app(app: Flask) -> None:
         if error.code == "session_invalid":
             end_visit()
             flash(_("Your visit has ended. Please log in again."))
+            return redirect(url_for("account.login"))
+        if error.code == "account_locked":  # too many wrong passwords typed again: logged out
+            end_visit()
+            flash(account_locked(error))
             return redirect(url_for("account.login"))
         if error.code in ("staff_session_invalid", "staff_forbidden"):
             g.pop("assistant", None)

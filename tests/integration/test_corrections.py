@@ -230,6 +230,39 @@ def test_the_patron_changes_their_own_language_and_e_mail_address(make_service) 
     assert service.login("new@example.be", "correct horse")[1].language == "fr"
 
 
+def test_passwords_typed_again_count_as_log_ins_and_the_last_one_logs_out_everywhere(
+        make_service) -> None:  # type: ignore[no-untyped-def]
+    """A kiosk left logged in is no place to try passwords: to change the e-mail address,
+    the password or to erase the account, a wrong one counts as a wrong log-in does."""
+    service = make_service()
+    pid, token = a_patron(service, email="mine@example.be")
+    other_kiosk, _ = service.login("mine@example.be", "correct horse")
+    for _ in range(3):
+        wrong = refusal(lambda: service.change_my_details(token, "new@example.be", "nl", "no"))
+        assert wrong.fields == {"password": "current_password_wrong"}
+    assert refusal(lambda: service.erase_account(token, "nope")).fields == {
+        "password": "password_wrong"}
+    locked = refusal(lambda: service.change_password(token, "guess", "another horse"))
+    assert locked.code == "account_locked" and locked.detail["until"] is not None
+    for ended in (token, other_kiosk):  # every session of the patron ended
+        assert refusal(lambda t=ended: service.whoami(t)).code == "session_invalid"
+    assert refusal(lambda: service.login("mine@example.be", "correct horse")).code == \
+        "account_locked"
+    assert row(service, pid).email == "mine@example.be"  # nothing changed
+
+
+def test_the_right_password_typed_again_puts_the_count_back(make_service) -> None:  # type: ignore[no-untyped-def]
+    service = make_service()
+    pid, token = a_patron(service, email="mine@example.be")
+    for _ in range(4):
+        refusal(lambda: service.change_my_details(token, "new@example.be", "nl", "no"))
+    assert service.change_my_details(token, "new@example.be", "nl", "correct horse") == (
+        "email",)
+    for _ in range(4):  # four wrong ones again: still short of the lock
+        assert refusal(lambda: service.erase_account(token, "nope")).code == "invalid"
+    assert row(service, pid).email == "new@example.be"
+
+
 def test_a_member_changes_only_the_language_of_their_e_mails(make_service) -> None:  # type: ignore[no-untyped-def]
     service = make_service()
     pid, token = a_patron(service, email="member2@example.be", language="nl")

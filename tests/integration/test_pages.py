@@ -342,6 +342,20 @@ def test_my_data_shows_everything_held_in_the_patrons_language(client, registere
     assert 'href="/fr/my/erase"' in body
 
 
+def test_wrong_passwords_under_my_data_lock_the_account_and_end_the_visit(
+        client, registered) -> None:  # type: ignore[no-untyped-def]
+    change = {"email": "other@example.be", "language": "nl", "password": "a guess"}
+    for _ in range(4):
+        wrong = client.post("/nl/my/data", data=change)
+        assert wrong.status_code == 422
+        assert "Dit is niet je huidige wachtwoord." in wrong.get_data(as_text=True)
+    locked = client.post("/nl/my/data", data=change)
+    assert locked.status_code == 302 and "/nl/login" in locked.headers["Location"]
+    page = client.get(locked.headers["Location"]).get_data(as_text=True)
+    assert "geblokkeerd" in page
+    assert client.get("/nl/my/data").status_code == 302  # the visit has ended
+
+
 def test_my_data_and_erasure_need_a_logged_in_patron(client) -> None:
     for page in ("/nl/my/data", "/nl/my/erase"):
         response = client.get(page)
