@@ -51,6 +51,13 @@ def misuses(rules: list[dict], lang: str, messages: list[tuple[str, str]]) -> li
     return found
 
 
+def test_the_english_texts_keep_to_the_glossary() -> None:
+    """The English is written in the code: each message checked as it stands."""
+    messages = sorted({(english, english) for english, _ in translations(catalogue("nl"))})
+    problems = misuses(GLOSSARY["term"] + GLOSSARY["style"], "en", messages)
+    assert not problems, f"{len(problems)} message(s) off the glossary:\n" + "\n".join(problems)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_the_catalogue_keeps_to_the_glossary(lang: str) -> None:
     messages = list(translations(catalogue(lang)))
