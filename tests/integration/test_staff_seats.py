@@ -427,7 +427,7 @@ def test_the_list_flags_patrons_still_waiting_for_an_identity_check(service, sta
     active, pending = line(service, 2, libraries=("ANT-PERMEKE", "KOR-CENTRUM"))
     flags = {"en": "Pending: identity not checked yet",
              "nl": "In afwachting: identiteit nog niet gecontroleerd",
-             "fr": "En attente : identité pas encore vérifiée"}
+             "fr": "En attente\u00a0: identité pas encore vérifiée"}
     for lang, flag in flags.items():
         body = staff_client("coordinator", lang).get(f"/{lang}/staff/waiting-list")
         rows = body.get_data(as_text=True).split("<tr>")[2:]
