@@ -679,3 +679,28 @@ def test_h_two_quick_presses_on_create_my_account_make_one_account_and_show_its_
         made = s.execute(text("SELECT card_number FROM patrons WHERE email = :e"),
                          {"e": "josette.double@example.be"}).scalars().all()
     assert made == [card]
+
+
+# --- i. Passwords tried on a kiosk left logged in -------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_i_five_wrong_passwords_under_my_data_lock_the_account_and_log_out(
+        page: Page, live_server, lang: str) -> None:
+    live = live_server()
+    register(page, live, lang, "Marthe", f"marthe.{lang}@example.be")
+    page.goto(live.url(f"/{lang}/my/data"))
+    for attempt in range(5):
+        page.get_by_label(t(lang, "E-mail address"), exact=True).fill("other@example.be")
+        page.get_by_label(t(lang, "Your password"), exact=True).fill(f"a guess {attempt}")
+        with page.expect_navigation():
+            page.get_by_role("button", name=t(lang, "Save"), exact=True).click()
+        if attempt < 4:
+            expect(page.locator("#password-error")).to_have_text(
+                t(lang, "This is not your current password."))
+    page.wait_for_url(f"**/{lang}/login**")
+    locked = t(lang, "Too many wrong passwords. For your safety this account is locked until "
+                     "%(time)s. A librarian can help you.", time="\0")
+    expect(page.locator("main")).to_contain_text(locked.split("\0")[0].strip())
+    page.goto(live.url(f"/{lang}/my/data"))
+    page.wait_for_url(f"**/{lang}/login**")  # logged out: My data is not shown again
