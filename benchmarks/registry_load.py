@@ -276,9 +276,12 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
     try:
         registry = ss.prepare_registry(url, 100)
         patrons = ss.bulk_patrons(url, 100 + 2 * args.profile_claims + TRACED)
+        folder = tempfile.mkdtemp()
+        # Access lines to a file, as the served registry writes them (not onto this output).
         app = create_registry_app({"TESTING": True, "SECRET_KEY": "bench", "DATABASE_URL": url,
-                                   "AUTO_MIGRATE": False, "SEED_DEMO": False},
-                                  instance_path=tempfile.mkdtemp())
+                                   "AUTO_MIGRATE": False, "SEED_DEMO": False,
+                                   "LOG_FILE": os.path.join(folder, "registry.log")},
+                                  instance_path=folder)
         store = app.extensions["registry_service"].store
         notices.enable(store, args.mail)
         counts: collections.Counter[str] = collections.Counter()
