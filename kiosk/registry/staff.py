@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from . import domain
 from .domain import LoginPolicy, RegistryError
 from .passwords import dummy_hash, hash_password, verify
-from .roles import Role, StaffView, check_account
+from .roles import Role, StaffView, check_account, staff_password_problem
 from .store import AuditEntry, Institution, Library, Patron, Runner, Staff, StaffSession, Store
 
 
@@ -290,18 +290,43 @@ class StaffAccounts:
             record(s, self.clock(), f"staff:{row.username}", "assist_handed_back",
                    where=where or sess.place)
 
-    def change_password(self, token: str, old: str, new: str) -> None:
-        staff = self.whois(token)
-        new = domain.normalise_password(new)
+    def change_password(self, token: str, old: str, new: str, where: str = "") -> None:
+        """A staff member's own new password, after typing the current one again. That one
+        counts as a log-in attempt (`count_attempt`), so a staff page left open is no place
+        to try passwords: the attempt that locks the account also ends its every session
+        ("account_locked"). A new password ends the other sessions: whoever knew the old one
+        is logged out everywhere."""
+        old, new = domain.normalise_password(old), domain.normalise_password(new)
+        now = self.clock()
         with self.store.write() as s:
-            row = s.get(Staff, staff.id)
-            assert row is not None
-            if not verify(row.password_hash, domain.normalise_password(old)):
-                raise RegistryError("invalid", {"old_password": "password_wrong"})
-            if len(new) < domain.MIN_PASSWORD_LENGTH + 4:
-                raise RegistryError("invalid", {"new_password": "staff_password_too_short"})
-            row.password_hash = hash_password(new)
-            record(s, self.clock(), staff.actor, "staff_password_changed")
+            sess, row = self._live(s, token)
+            actor = f"staff:{row.username}"
+            attempt = count_attempt(s, Staff, row.id, self.login_policy, now)
+            if not verify(row.password_hash, old):
+                if attempt.locked_until is None:
+                    raise RegistryError("invalid", {"old_password": "current_password_wrong"})
+                s.execute(update(StaffSession)
+                          .where(StaffSession.staff_id == row.id,
+                                 StaffSession.revoked_at.is_(None))
+                          .values(revoked_at=now))
+                record(s, now, actor, "staff_login_failed", where=where or sess.place)
+                s.flush()
+                s.connection().commit()  # kept: the refusal rolls back only what follows
+                raise RegistryError("account_locked", until=attempt.locked_until)
+            problem = staff_password_problem(new)
+            if problem is None and new == old:
+                problem = "password_unchanged"
+            if problem is not None:
+                raise RegistryError("invalid", {"new_password": problem})
+            s.execute(update(Staff).where(Staff.id == row.id)
+                      .values(password_hash=hash_password(new), failed_logins=0,
+                              locked_until=None)
+                      .execution_options(synchronize_session=False))
+            s.execute(update(StaffSession)
+                      .where(StaffSession.staff_id == row.id, StaffSession.id != sess.id,
+                             StaffSession.revoked_at.is_(None))
+                      .values(revoked_at=now))
+            record(s, now, actor, "staff_password_changed", where=where or sess.place)
 
     # --- The audit log -------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Staff log-in and log-out, and the start page listing what this role may do."""
+"""Staff log-in and log-out, one's own password, and the start page listing what this
+role may do."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from ..registry.domain import RegistryError
 from ..security import safe_next
 from ..terminal.forms import ActionForm, StaffLoginForm
 from ..terminal.messages import message
-from .base import TOKEN_KEY, bp, current_staff, place, service
+from .base import TOKEN_KEY, bp, place, service, show_refusal, staff_only
+from .forms import StaffPasswordForm
+from .once import once
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -26,9 +29,7 @@ def login() -> tuple[str, int] | Response:
                                                  form.password.data or "", where=place())
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                until = refusal.detail["until"]
-                problem = message("account_locked", time=time_text(until)
-                                  if isinstance(until, datetime) else "")
+                problem = _locked(refusal)
             elif refusal.code == "login_failed":
                 problem = _("The user name or password is not right.")
             else:
@@ -55,8 +56,36 @@ def logout() -> Response:
 
 
 @bp.get("/")
+@staff_only
 def home() -> str | Response:
-    staff = current_staff()
-    if staff is None:
-        return redirect(url_for("staff.login"))
     return render_template("staff/home.html")
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@staff_only
+@once
+def password() -> str | Response | tuple[str, int]:
+    """One's own new password: the one a coordinator gave is theirs to change first. Too
+    many wrong current passwords lock the account and end its sessions (kiosk.registry.staff)."""
+    form = StaffPasswordForm()
+    if form.validate_on_submit():
+        try:
+            service().staff.change_password(session[TOKEN_KEY], form.old_password.data or "",
+                                            form.new_password.data or "", where=place())
+        except RegistryError as refusal:
+            if refusal.code != "account_locked":
+                show_refusal(form, refusal)
+            else:
+                session.pop(TOKEN_KEY, None)
+                flash(_locked(refusal))
+                return redirect(url_for("staff.login"))
+        else:
+            flash(_("Your new password is set. Use it from now on."))
+            return redirect(url_for("staff.home"))
+    form.old_password.data = form.new_password.data = ""
+    return render_template("staff/password.html", form=form), 422 if form.errors else 200
+
+
+def _locked(refusal: RegistryError) -> str:
+    until = refusal.detail["until"]
+    return message("account_locked", time=time_text(until) if isinstance(until, datetime) else "")

@@ -79,6 +79,18 @@ def place() -> str:
     return f"{where} {request.remote_addr or ''}".strip()
 
 
+def staff_only(view: F) -> F:
+    """Any staff member, whatever their role: others are sent to log in."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if current_staff() is None:
+            return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+        return view(*args, **kwargs)
+
+    return cast(F, guarded)
+
+
 def requires(permission: Permission) -> Callable[[F], F]:
     """Staff only, with this permission: others are sent to log in, or refused (403)."""
 

@@ -103,6 +103,19 @@ class DeskEnrolForm(FlaskForm):
                          validators=[DataRequired(required("course"))])
 
 
+class StaffPasswordForm(FlaskForm):
+    """A staff member's own new password, after the current one (kiosk.staff.auth)."""
+
+    old_password = PasswordField(_l("Your current password"),
+                                 validators=[InputRequired(required("old_password")),
+                                             no_control_characters],
+                                 render_kw={"autocomplete": "current-password"})
+    new_password = PasswordField(_l("New password"),
+                                 validators=[InputRequired(required("new_password")),
+                                             no_control_characters],
+                                 render_kw={"autocomplete": "new-password"})
+
+
 class DeskPasswordForm(FlaskForm):
     password = PasswordField(_l("New password, typed by the patron"),
                              validators=[InputRequired(required("password")),

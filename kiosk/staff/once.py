@@ -31,7 +31,8 @@ Covered (they redirect on success):
   move; settings: seats, institutions, closed_days; courses: add, edit, retire, restore,
   module_of_the_month, clear_module_of_the_month; it: revoke, maintenance,
   clear_maintenance, member_system, remove_member_system; dashboard: send_again,
-  academy_send_again; accounts: index (a new staff account), disable.
+  academy_send_again; accounts: index (a new staff account), disable; auth: password (one's
+  own: sent twice, the second would find the old password wrong and count it).
 Deliberately not covered:
   auth.login, auth.logout — nobody is logged in yet to own a mark, and a log-out sent twice
     ends nothing more;

@@ -95,6 +95,9 @@ def _next_month() -> date:
 # empty form is all they take).
 FORMS: dict[str, Callable[[World, str], dict[str, object]]] = {
     "staff.seats.cap": lambda w, p: {"cap": "1", "reason": "matrix"},
+    # One's own password: this session lives on (only the others end).
+    "staff.password": lambda w, p: {"old_password": STAFF_PASSWORDS.get(STAFF.get(p, ""), ""),
+                                    "new_password": "a new staff password"},
     "staff.seats.move": lambda w, p: {"position": "1", "reason": "matrix"},
     "staff.seats.remove": lambda w, p: {"reason": "matrix"},
     "staff.accounts.index": lambda w, p: {

@@ -316,3 +316,45 @@ def test_a_coordinator_makes_and_disables_a_staff_account(staff_client, service)
     coordinator.post("/en/staff/accounts/coordinator/disable")  # not oneself
     assert coordinator.get("/en/staff/accounts").status_code == 200
     assert staff_client("an.peeters").get("/en/staff/accounts").status_code == 403
+
+
+def test_a_staff_member_changes_their_own_password_and_is_logged_out_elsewhere(
+        staff_client, app) -> None:  # type: ignore[no-untyped-def]
+    here, elsewhere = staff_client("an.peeters"), staff_client("an.peeters")
+    page = here.get("/en/staff/password")
+    assert page.status_code == 200 and "Change my password" in page.get_data(as_text=True)
+    short = here.post("/en/staff/password", data={"old_password": "demo-librarian",
+                                                  "new_password": "too short"})
+    assert short.status_code == 422
+    assert "A staff password needs at least 12 characters." in short.get_data(as_text=True)
+    done = here.post("/nl/staff/password", data={"old_password": "demo-librarian",
+                                                 "new_password": "mijn eigen lang wachtwoord"})
+    assert done.status_code == 302 and done.location.endswith("/nl/staff/")
+    assert here.get("/nl/staff/").status_code == 200  # this session goes on
+    assert elsewhere.get("/en/staff/").status_code == 302  # the other one ended
+    fresh = app.test_client()
+    refused = fresh.post("/en/staff/login", data={"username": "an.peeters",
+                                                  "password": "demo-librarian"})
+    assert refused.status_code == 422
+    assert fresh.post("/en/staff/login", data={
+        "username": "an.peeters", "password": "mijn eigen lang wachtwoord"}).status_code == 302
+    assert audit(app.extensions["registry_service"], "staff_password_changed")
+
+
+def test_wrong_current_passwords_lock_the_staff_account_and_end_its_sessions(
+        staff_client, app) -> None:  # type: ignore[no-untyped-def]
+    here, elsewhere = staff_client("els.maes", "fr"), staff_client("els.maes")
+    for attempt in range(4):
+        wrong = here.post("/fr/staff/password", data={"old_password": f"guess {attempt}",
+                                                      "new_password": "a long new password"})
+        assert wrong.status_code == 422
+        assert "Ce n’est pas votre mot de passe actuel." in wrong.get_data(as_text=True)
+    locked = here.post("/fr/staff/password", data={"old_password": "guess 5",
+                                                   "new_password": "a long new password"})
+    assert locked.status_code == 302 and "/fr/staff/login" in locked.location
+    assert "bloqué" in here.get(locked.location).get_data(as_text=True)
+    for client in (here, elsewhere):  # logged out everywhere
+        assert client.get("/en/staff/").status_code == 302
+    refused = app.test_client().post("/en/staff/login", data={
+        "username": "els.maes", "password": STAFF_PASSWORDS["els.maes"]})
+    assert refused.status_code == 422  # locked, even with the right password
