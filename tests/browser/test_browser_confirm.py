@@ -92,6 +92,8 @@ def test_enter_on_no_thanks_keeps_the_seat(page: Page, live_server, lang: str) -
     # Asked for, the change is made: the seat goes to the next in line.
     page.get_by_role("link", name=t(lang, "No thanks")).click()
     page.wait_for_url(f"**/{lang}/my/offer/decline")
+    # The page's own focus first (else Tab may start from the top: the skip link).
+    expect(page.get_by_role("link", name=t(lang, "Keep my seat"))).to_be_focused()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(rf"/{lang}/my\?done=offer-decline$"))

@@ -49,7 +49,7 @@ from sqlalchemy import update
 
 from kiosk.registry import api
 from kiosk.registry.api import PATRON_HEADER, ClaimRequest, LoginRequest
-from kiosk.registry.domain import LANGUAGES, NewPatron
+from kiosk.registry.domain import LANGUAGES, NewPatron, RegistryError
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import Patron
 from tests.support.factories import build_app, patron_data
@@ -87,11 +87,24 @@ class SessionPatron:
     since: float = 0.0
 
     def live_token(self, service: RegistryService) -> str:
-        # Sessions end after 30 minutes whatever the activity: a long run renews them.
-        if not self.token or time.monotonic() - self.since > 300:
+        # Sessions end after 30 minutes whatever the activity: a long run renews them. A
+        # fuzzed password typed again (a change of password or e-mail address, an erasure)
+        # counts as a wrong log-in: the fifth locks the patron and ends their sessions (a
+        # documented 429); they are unlocked and log in again for the next case.
+        if not self.token or time.monotonic() - self.since > 300 or not self._alive(service):
+            with service.store.write() as s:
+                s.execute(update(Patron).where(Patron.card_number == self.card)
+                          .values(failed_logins=0, locked_until=None))
             self.token, _ = service.login(self.card, self.password)
             self.since = time.monotonic()
         return self.token
+
+    def _alive(self, service: RegistryService) -> bool:
+        try:
+            service.whoami(self.token)
+        except RegistryError:
+            return False
+        return True
 
 
 @dataclass
