@@ -50,10 +50,14 @@ def direct_url(create_database) -> str:  # type: ignore[no-untyped-def]
     return create_database()
 
 
-def _registry_through(bouncer: PgBouncer, direct_url: str, folder: Path) -> Flask:
-    """The registry server's app with DATABASE_URL on PgBouncer, as registry.env sets it."""
+def _registry_through(bouncer: PgBouncer, direct_url: str, folder: Path,
+                      threads: int = 2) -> Flask:
+    """The registry server's app with DATABASE_URL on PgBouncer, as registry.env sets it,
+    its pool sized for `threads` at once as `kiosk registry doctor` asks (a connection each,
+    one more each in a burst): a request that waits POOL_TIMEOUT_S for one answers busy."""
     return build_app(folder, registry=True, DATABASE_URL=bouncer.url_for(direct_url),
-                     DATABASE_POOLER=PGBOUNCER, AUTO_MIGRATE=False, SEED_DEMO=False)
+                     DATABASE_POOLER=PGBOUNCER, AUTO_MIGRATE=False, SEED_DEMO=False,
+                     DATABASE_POOL_SIZE=max(4, threads), DATABASE_MAX_OVERFLOW=max(4, threads))
 
 
 def test_the_start_up_option_the_store_used_to_send_is_refused(pgbouncer, direct_url) -> None:  # type: ignore[no-untyped-def]
@@ -66,7 +70,7 @@ def test_claims_from_many_threads_through_pgbouncer_seat_exactly_the_cap(  # typ
         pgbouncer, direct_url, tmp_path) -> None:
     registry = prepare_registry(direct_url, cap=5, terminals=1)  # the migrations go direct
     patrons = bulk_patrons(direct_url, 16)
-    app = _registry_through(pgbouncer, direct_url, tmp_path)
+    app = _registry_through(pgbouncer, direct_url, tmp_path, threads=len(patrons))
     start = threading.Barrier(len(patrons))
     answers: dict[int, list[int]] = {}
 
