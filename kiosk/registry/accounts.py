@@ -28,7 +28,14 @@ from .patron_sessions import PatronSessions
 from .roles import StaffView
 from .seats import Seats
 from .signup_rules import SignUpRulesBook
-from .staff import Attempt, count_attempt, pseudonym, record, uncount_attempt
+from .staff import (
+    Attempt,
+    count_attempt,
+    pseudonym,
+    record,
+    refuse_typed_again,
+    uncount_attempt,
+)
 from .store import THE_PROGRAMME, Institution, Library, Patron, PatronSession, Programme
 from .verification import Verification
 
@@ -321,14 +328,10 @@ class Accounts:
                       .values(failed_logins=0, locked_until=None)
                       .execution_options(synchronize_session=False))
             return
-        if attempt.locked_until is None:
-            raise RegistryError("invalid", {field: wrong})
-        s.execute(update(PatronSession)
-                  .where(PatronSession.patron_id == patron.id,
-                         PatronSession.revoked_at.is_(None))
-                  .values(revoked_at=now))
-        s.connection().commit()  # kept: the refusal below rolls back only what follows
-        raise RegistryError("account_locked", until=attempt.locked_until)
+        raise refuse_typed_again(
+            s, attempt, update(PatronSession)
+            .where(PatronSession.patron_id == patron.id, PatronSession.revoked_at.is_(None))
+            .values(revoked_at=now), field=field, wrong=wrong)
 
     def whoami(self, token: str) -> PatronView:
         """Open also before a printed one-time password is replaced: the flag is in the view."""
@@ -353,7 +356,6 @@ class Accounts:
                 raise RegistryError("invalid", {"new_password": problem})
             patron.password_hash = self.ctx.hash_password(new)
             patron.must_change_password = False
-            patron.failed_logins, patron.locked_until = 0, None
             s.execute(update(PatronSession)
                       .where(PatronSession.patron_id == patron.id, PatronSession.id != sess.id,
                              PatronSession.revoked_at.is_(None))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import DateTime, case, func, insert, literal, null, or_, select, update
+from sqlalchemy import DateTime, Update, case, func, insert, literal, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from . import domain
@@ -111,6 +111,22 @@ def count_attempt(s: Session, account: type[Patron] | type[Staff], account_id: i
     s.flush()
     s.connection().commit()  # seen by every other attempt before this one's check
     return Attempt(failures=taken[0], locked_until=taken[1])
+
+
+def refuse_typed_again(s: Session, attempt: Attempt, end_sessions: Update, *, field: str,
+                       wrong: str) -> RegistryError:
+    """The answer to a wrong password typed again by someone logged in (to change it, or
+    their e-mail address, or to erase the account), its attempt counted by `count_attempt`:
+    "invalid" on `field`; for the attempt that locked the account, "account_locked", with
+    `end_sessions` (every session of the account) run and committed, as is whatever the
+    caller wrote before, while the caller's refusal rolls back only what follows. A page
+    left open is then no place to try passwords, for patrons and staff alike."""
+    if attempt.locked_until is None:
+        return RegistryError("invalid", {field: wrong})
+    s.execute(end_sessions)
+    s.flush()
+    s.connection().commit()
+    return RegistryError("account_locked", until=attempt.locked_until)
 
 
 def uncount_attempt(s: Session, account: type[Patron] | type[Staff], account_id: int,
@@ -303,16 +319,12 @@ class StaffAccounts:
             actor = f"staff:{row.username}"
             attempt = count_attempt(s, Staff, row.id, self.login_policy, now)
             if not verify(row.password_hash, old):
-                if attempt.locked_until is None:
-                    raise RegistryError("invalid", {"old_password": "current_password_wrong"})
-                s.execute(update(StaffSession)
-                          .where(StaffSession.staff_id == row.id,
-                                 StaffSession.revoked_at.is_(None))
-                          .values(revoked_at=now))
+                # Kept only with the lock: the refusal of a wrong one rolls it back.
                 record(s, now, actor, "staff_login_failed", where=where or sess.place)
-                s.flush()
-                s.connection().commit()  # kept: the refusal rolls back only what follows
-                raise RegistryError("account_locked", until=attempt.locked_until)
+                raise refuse_typed_again(
+                    s, attempt, update(StaffSession)
+                    .where(StaffSession.staff_id == row.id, StaffSession.revoked_at.is_(None))
+                    .values(revoked_at=now), field="old_password", wrong="current_password_wrong")
             problem = staff_password_problem(new)
             if problem is None and new == old:
                 problem = "password_unchanged"

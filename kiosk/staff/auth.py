@@ -3,17 +3,14 @@ role may do."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
-from ..i18n import time_text
 from ..registry.domain import RegistryError
 from ..security import safe_next
 from ..terminal.forms import ActionForm, StaffLoginForm
-from ..terminal.messages import message
+from ..terminal.messages import account_locked
 from .base import TOKEN_KEY, bp, place, service, show_refusal, staff_only
 from .forms import StaffPasswordForm
 from .once import once
@@ -29,7 +26,7 @@ def login() -> tuple[str, int] | Response:
                                                  form.password.data or "", where=place())
         except RegistryError as refusal:
             if refusal.code == "account_locked":
-                problem = _locked(refusal)
+                problem = account_locked(refusal)
             elif refusal.code == "login_failed":
                 problem = _("The user name or password is not right.")
             else:
@@ -77,7 +74,7 @@ def password() -> str | Response | tuple[str, int]:
                 show_refusal(form, refusal)
             else:
                 session.pop(TOKEN_KEY, None)
-                flash(_locked(refusal))
+                flash(account_locked(refusal))
                 return redirect(url_for("staff.login"))
         else:
             flash(_("Your new password is set. Use it from now on."))
@@ -85,7 +82,3 @@ def password() -> str | Response | tuple[str, int]:
     form.old_password.data = form.new_password.data = ""
     return render_template("staff/password.html", form=form), 422 if form.errors else 200
 
-
-def _locked(refusal: RegistryError) -> str:
-    until = refusal.detail["until"]
-    return message("account_locked", time=time_text(until) if isinstance(until, datetime) else "")

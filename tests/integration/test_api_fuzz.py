@@ -77,6 +77,13 @@ def _sent_as_generated(value: str) -> bool:
     return _digest(value) % 8 == 0
 
 
+def unlock(service: RegistryService, card: str) -> None:
+    """Undo what wrong passwords did to a patron's account (its count and its lock)."""
+    with service.store.write() as s:
+        s.execute(update(Patron).where(Patron.card_number == card)
+                  .values(failed_logins=0, locked_until=None))
+
+
 @dataclass
 class SessionPatron:
     """A patron whose live session the patron cases carry; logged in again when needed."""
@@ -92,9 +99,7 @@ class SessionPatron:
         # counts as a wrong log-in: the fifth locks the patron and ends their sessions (a
         # documented 429); they are unlocked and log in again for the next case.
         if not self.token or time.monotonic() - self.since > 300 or not self._alive(service):
-            with service.store.write() as s:
-                s.execute(update(Patron).where(Patron.card_number == self.card)
-                          .values(failed_logins=0, locked_until=None))
+            unlock(service, self.card)
             self.token, _ = service.login(self.card, self.password)
             self.since = time.monotonic()
         return self.token
@@ -155,9 +160,7 @@ class FuzzRegistry:
         )
 
     def unlock_login_patron(self) -> None:
-        with self.service.store.write() as s:
-            s.execute(update(Patron).where(Patron.card_number == self.login_card)
-                      .values(failed_logins=0, locked_until=None))
+        unlock(self.service, self.login_card)
 
     def close(self) -> None:
         self.service.store.engine.dispose()
