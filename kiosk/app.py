@@ -15,7 +15,7 @@ from werkzeug.routing import AnyConverter
 from . import config as config_module
 from . import i18n, logs, mail_links, metrics, registry_setup, security, staff, terminal
 from .paths import resource_dir
-from .registry import api
+from .registry import api, api_server
 from .terminal.forms import ActionForm
 
 # The package's name, not this module's: the logger (kiosk.logs.LOGGER), the root path and
@@ -54,14 +54,14 @@ def base_app(overrides: dict[str, Any] | None, instance_path: str | None) -> Fla
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_SECONDS"])
     config_module.apply_https(app.config)
     config_module.check(app.config)
-    _behind_proxies(app)
     return app
 
 
 def _behind_proxies(app: Flask) -> None:
     """Behind TRUSTED_PROXIES reverse proxies (the nginx front: 1), the client's address,
     scheme and host are what the nearest of them say in X-Forwarded-*: the audit log's desk
-    address. None by default, so that a client reaching the app directly cannot make them up."""
+    address. None by default, so that a client reaching the app directly cannot make them up.
+    Applied last, around all the app serves (the API's own server too)."""
     hops = app.config["TRUSTED_PROXIES"]
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -114,6 +114,7 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
 
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, crash)
+    _behind_proxies(app)
     return app
 
 
@@ -131,7 +132,7 @@ def create_registry_app(
     i18n.init_app(app)
     security.init_app(app)
     security.csrf.exempt(api.bp)
-    api.init_app(app)
+    api_server.init_app(app)
     staff.init_app(app)
     mail_links.init_app(app)  # the stop link of the new-course e-mails
     # What the shared form macros (templates/macros.html) need, as on the terminal.
@@ -143,4 +144,5 @@ def create_registry_app(
     app.register_error_handler(api.RegistryError, api.error_response)
     app.register_error_handler(api.HTTPException, staff.http_error)
     app.register_error_handler(Exception, staff.crash)
+    _behind_proxies(app)
     return app

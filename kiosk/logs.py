@@ -105,16 +105,43 @@ class ScrubFilter(logging.Filter):
 # --- Request ids and the request's context -------------------------------------------------
 
 
+def new_request_id(incoming: str) -> str:
+    """The id of a request that sent `incoming` as its X-Request-Id: that one if sane."""
+    return incoming if _SANE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
+
+
 def request_id() -> str | None:
     """This request's id (made on first use), or None outside a request."""
-    if not has_request_context():
+    if not has_app_context():
         return None
     rid = g.get("request_id")
-    if rid is None:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        rid = incoming if _SANE_REQUEST_ID.fullmatch(incoming) else str(uuid.uuid4())
-        g.request_id = rid
+    if rid is None and has_request_context():
+        rid = g.request_id = new_request_id(request.headers.get(REQUEST_ID_HEADER, ""))
     return rid
+
+
+def serving(method: str, path: str, incoming_id: str) -> None:
+    """A request served in the app's context without Flask's request context (the API,
+    kiosk.registry.api_server): what its log records and its answer say of it."""
+    g.request_id = new_request_id(incoming_id)
+    g.log_request = (method, path)
+
+
+def _method_and_path() -> tuple[str | None, str | None]:
+    if has_request_context():
+        return request.method, request.path
+    return g.get("log_request", (None, None))
+
+
+def answered(response: Response, method: str, path: str, started: float | None) -> None:
+    """What every answer gets: the request's id echoed, and one access line (the path only:
+    query strings and form bodies may carry what a patron typed)."""
+    rid = request_id()
+    if rid:
+        response.headers[REQUEST_ID_HEADER] = rid
+    duration = round((time.perf_counter() - started) * 1000, 1) if started else None
+    access_log.info("%s %s %s", method, path, response.status_code,
+                    extra={"status": response.status_code, "duration_ms": duration})
 
 
 class ContextFilter(logging.Filter):
@@ -122,10 +149,11 @@ class ContextFilter(logging.Filter):
     known, the terminal and its library."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if has_request_context():
+        if has_app_context():
             record.request_id = request_id()
-            record.method = getattr(record, "method", None) or request.method
-            record.path = getattr(record, "path", None) or request.path
+            method, path = _method_and_path()
+            record.method = getattr(record, "method", None) or method
+            record.path = getattr(record, "path", None) or path
             terminal = g.get("terminal")  # the registry: the calling terminal, authenticated
             if terminal is not None:
                 record.terminal = getattr(terminal, "id", None)
@@ -254,12 +282,5 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def access_line(response: Response) -> Response:
-        rid = request_id()
-        if rid:
-            response.headers[REQUEST_ID_HEADER] = rid
-        started = g.get("log_started")
-        duration = round((time.perf_counter() - started) * 1000, 1) if started else None
-        # The path only: query strings and form bodies may carry what a patron typed.
-        access_log.info("%s %s %s", request.method, request.path, response.status_code,
-                        extra={"status": response.status_code, "duration_ms": duration})
+        answered(response, request.method, request.path, g.get("log_started"))
         return response

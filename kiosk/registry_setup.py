@@ -9,7 +9,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from .registry import api, passwords, schema
+from .registry import api_server, passwords, schema
 from .registry.client import LocalRegistryClient, RegistryClient
 from .registry.domain import LoginPolicy
 from .registry.http_client import HttpRegistryClient
@@ -87,7 +87,7 @@ def init_app(app: Flask) -> None:
         app.extensions["registry"] = HttpRegistryClient.from_config(app.config)
         return
     app.extensions["registry"] = LocalRegistryClient(init_service(app), where=_kiosk_place)
-    api.init_app(app)
+    api_server.init_app(app)
 
 
 def _kiosk_place() -> str:

@@ -12,17 +12,13 @@ from flask_wtf.csrf import CSRFProtect
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from . import answer_headers
 from .registry import request_scope
 from .registry.domain import RegistryError
 from .registry_setup import registry
 
 csrf = CSRFProtect()
 
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; object-src 'none'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
 # Requests that must not count as patron activity or be redirected.
 _PASSIVE_ENDPOINTS = {"static"}
 # terminals, probes and the metrics scraper, not a patron's visit
@@ -120,19 +116,13 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def protect_response(response: Response) -> Response:
         if request.endpoint not in _PASSIVE_ENDPOINTS:
-            # Personal data must not outlive the visit in the browser's cache or history.
-            response.headers["Cache-Control"] = "no-store"
-            response.headers["Pragma"] = "no-cache"
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
-        )
+            for name, value in answer_headers.NO_STORE:
+                response.headers[name] = value
+        for name, value in answer_headers.SAFE:
+            response.headers.setdefault(name, value)
         if g.get("visit_ended"):
             # Not "cookies": the fresh visit cookie set by this same answer must survive.
             response.headers["Clear-Site-Data"] = '"cache", "storage"'
         if current_app.config["HTTPS"]:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            response.headers.setdefault(*answer_headers.HSTS)
         return response

@@ -1,8 +1,9 @@
 """The registry's JSON API under /api/v1. It only translates: HTTP in, a use case, HTTP out.
 
 Every operation is declared once with `@operation(...)`; the same declaration routes the
-request, validates its body, runs the idempotency protocol for writes, and describes itself
-in the OpenAPI document (`/api/v1/openapi.json`), so the document cannot drift from the code.
+request, validates its body, runs the idempotency protocol for writes (`api_server.py` serves
+them) and describes itself in the OpenAPI document (`/api/v1/openapi.json`), so the document
+cannot drift from the code.
 Request and answer types are the domain's dataclasses, plus the types of `wire.py` for what the
 domain has no object for; pydantic turns them into JSON Schema. `wire.py`, shared with the HTTP
 client, also holds the adapters and the conversion of datetimes on the wire.
@@ -18,8 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, g, jsonify, request
-from pydantic import ValidationError
+from flask import Blueprint, current_app, jsonify
 from pydantic.json_schema import JsonSchemaMode
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
@@ -42,7 +42,6 @@ from .domain import (
     RegistryError,
     TerminalView,
 )
-from .idempotency import IdempotencyKeys, request_fingerprint
 from .roles import StaffView
 from .services import RegistryService
 from .wire import (
@@ -64,7 +63,6 @@ from .wire import (
     StaffSessionAnswer,
     adapter,
     dump,
-    load,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -113,8 +111,6 @@ STATUS: dict[str, int] = {
     "busy": 503,
     "not_set_up": 503,
 }
-# Answers that executed nothing are not kept for the key: a corrected retry may run.
-_NOT_STORED = {400, 409, 413, 415, 422, 429, 503}
 
 
 # --- Declaring operations ------------------------------------------------------------------
@@ -132,6 +128,7 @@ class Call:
     args: dict[str, str]
     staff_token: str = ""
     staff: StaffView | None = None  # the librarian assisting, when X-Staff-Token was sent
+    lang_sent: bool = False  # `?lang=` was in the address (else `lang` is the default)
 
     @property
     def where(self) -> str:
@@ -166,7 +163,6 @@ def operation(method: str, path: str, summary: str, **options: Any) -> Callable:
         op = Operation(method=method, path=path, name=fn.__name__, summary=summary, run=fn,
                        **options)
         OPERATIONS.append(op)
-        bp.add_url_rule(path, endpoint=op.name, view_func=_view(op), methods=[method])
         return fn
 
     return register
@@ -176,189 +172,16 @@ def _service() -> RegistryService:
     return current_app.extensions["registry_service"]
 
 
-def _idempotency() -> IdempotencyKeys:
-    return current_app.extensions["registry_idempotency"]
-
-
-def _terminal() -> TerminalView:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise RegistryError("terminal_unauthorized")
-    # The version is stored: no NUL or other control character may reach a text column.
-    agent = request.headers.get("User-Agent", "")
-    version = "".join(ch for ch in agent if ch.isprintable())[:40]
-    return _service().authenticate_terminal(token.strip(), version)
-
-
-def _unstorable(text: str) -> bool:
-    """NUL (PostgreSQL text refuses it, SQLite keeps it) or a lone surrogate (not UTF-8)."""
-    return "\x00" in text or any("\ud800" <= ch <= "\udfff" for ch in text)
-
-
-def _bad_strings(data: Any) -> dict[str, str]:
-    """Every string of a JSON document that no database could store, by field path.
-    Iterative: a document nested as deep as the parser allows must not overflow here."""
-    found: dict[str, str] = {}
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, str):
-            if _unstorable(value):
-                found[path or "body"] = "invalid_characters"
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if _unstorable(key):  # an unknown key is ignored, but not a bad one
-                    found[path or "body"] = "invalid_characters"
-                else:
-                    stack.append((f"{path}.{key}" if path else key, item))
-        elif isinstance(value, list):
-            stack.extend((f"{path}.{i}" if path else str(i), item)
-                         for i, item in enumerate(value))
-    return found
-
-
-def _parse_body(op: Operation) -> Any:
-    if op.body is None:
-        return None
-    if request.mimetype != "application/json":
-        raise RegistryError("unsupported_media_type")
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # "[[[[…]]]]" nested past the parser's depth: not a 500
-        data = None
-    if data is None:
-        raise RegistryError("malformed_json")
-    # Refused here, for every operation alike, before any value reaches a query.
-    fields = _bad_strings(data)
-    body = None
-    try:
-        body = load(op.body, data)
-    except ValidationError as exc:
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "body"
-            fields.setdefault(name, "required" if err["type"] == "missing" else "invalid_type")
-    if fields:
-        raise RegistryError("invalid", fields)
-    return body
-
-
-def _view(op: Operation) -> Callable[..., Response]:
-    def view(**args: str) -> Response:
-        try:
-            return _handle(op, args)
-        except RegistryError as refusal:
-            if not (refusal.code == "busy" and refusal.detail.get("reconnect")):
-                raise
-        # The database dropped the connection under us (a restart, a terminated backend):
-        # the pool is renewed, and pooled connections are not pinged before each use (that
-        # would cost a round trip on every request), so run the request once more on a fresh
-        # one. Safe for a write: its key's mark and its change commit together, so a change
-        # that did commit is replayed from its key, and one that did not runs now.
-        return _handle(op, args)
-
-    view.__name__ = op.name
-    return view
-
-
-def _handle(op: Operation, args: dict[str, str]) -> Response:
-    """One API request: who asks, what they send, then the use case (keyed if a write)."""
-    terminal = _terminal()
-    g.terminal = terminal
-    token = request.headers.get(PATRON_HEADER, "").strip()
-    if op.patron and not 0 < len(token) <= PATRON_TOKEN_MAX:
-        raise RegistryError("session_invalid")
-    staff_token, staff = _staff(op)
-    lang = request.args.get("lang", "en")
-    if op.lang and lang not in LANGUAGES:
-        raise RegistryError("invalid", {"lang": "language_unknown"})
-    bad = {name: "invalid_characters" for name, value in args.items() if _unstorable(value)}
-    if bad:  # "/courses/%00": no course has such a name, and the query would fail
-        raise RegistryError("invalid", bad)
-    if op.method == "GET":
-        call = Call(_service(), terminal, token, None, lang, args, staff_token, staff)
-        return _answer(op, op.run(call))
-    return _keyed(op, terminal, token, lang, args, staff_token, staff)
-
-
-def _staff(op: Operation) -> tuple[str, StaffView | None]:
-    """The X-Staff-Token of an operation that takes one. Sent at all, it must be a live
-    librarian's session (else 401 `staff_session_invalid`, 403 `staff_forbidden`): an action
-    is never silently done unassisted when the kiosk meant it to be assisted."""
-    if not op.staff:
-        return "", None
-    sent = request.headers.get(STAFF_HEADER)
-    if sent is None and op.staff == "optional":
-        return "", None
-    token = (sent or "").strip()
-    if not 0 < len(token) <= STAFF_TOKEN_MAX:
-        raise RegistryError("staff_session_invalid")
-    if op.staff == "required":  # the staff session calls look the token up themselves
-        return token, None
-    return token, _service().assist.assistant(token)
-
-
 def _assisted(call: Call) -> dict[str, Any]:
     """The use case's keywords for an assisted action; none for the patron's own."""
     return {"assisted_by": call.staff, "where": call.where} if call.staff else {}
 
 
-def _answer(op: Operation, result: Any) -> Response:
+def answer(op: Operation, result: Any) -> Response:
+    """The HTTP answer of an operation that ran: its status, its result as JSON."""
     if op.answer is None:
         return Response(status=op.status)
     return Response(dump(op.answer, result), status=op.status, mimetype="application/json")
-
-
-def _keyed(op: Operation, terminal: TerminalView, token: str, lang: str,
-           args: dict[str, str], staff_token: str = "",
-           staff: StaffView | None = None) -> Response:
-    """A write: run it at most once per Idempotency-Key (see idempotency.py)."""
-    key = request.headers.get("Idempotency-Key", "")
-    if not key:
-        raise RegistryError("idempotency_key_required")
-    if not IDEMPOTENCY_KEY_RE.fullmatch(key):  # the document's pattern, not just "printable"
-        raise RegistryError("idempotency_key_invalid")
-    # The staff token is part of who asks: the same key sent assisted and not is a reuse.
-    who = f"{token} {staff_token}" if staff_token else token
-    fingerprint = request_fingerprint(op.method, request.path, who, lang,
-                                      request.get_data(cache=True))
-    keys = _idempotency()
-    service = _service()
-    mine = False  # the key was claimed by this request: undo that on the way out
-    try:
-        with service.store.write() as session:
-            stored = keys.begin(session, terminal.id, key, fingerprint)
-            if stored is None:
-                mine = True
-                call = Call(service, terminal, token, _parse_body(op), lang, args,
-                            staff_token, staff)
-                response = _answer(op, op.run(call))
-                keys.finish(session, terminal.id, key, response.status_code,
-                            response.get_data(as_text=True))
-    except RegistryError as error:
-        if mine:
-            refusal = error_response(error)
-            if refusal.status_code in _NOT_STORED:
-                keys.abandon(terminal.id, key)
-            else:
-                keys.answer_without_change(terminal.id, key, fingerprint, refusal.status_code,
-                                           refusal.get_data(as_text=True))
-        raise
-    except Exception:
-        # A crash rolled the use case back with its mark; `abandon` removes a mark that a
-        # use case committed early (see idempotency.py). It only removes a *running*
-        # record, so an answer that did commit is still replayed.
-        if mine:
-            try:
-                keys.abandon(terminal.id, key)
-            except Exception:  # noqa: BLE001 - the database may be what failed
-                current_app.logger.exception("could not release idempotency key %r", key)
-        raise
-    if stored is not None:
-        replay = Response(stored.body, status=stored.status, mimetype="application/json")
-        replay.headers["Idempotent-Replayed"] = "true"
-        return replay
-    return response
 
 
 # --- Errors --------------------------------------------------------------------------------
@@ -414,10 +237,6 @@ def crash_response() -> Response:
     body = ErrorBody(ErrorDetail(code="internal_error", message="Internal error."))
     return Response(dump(ErrorBody, body, exclude_none=True), status=500,
                     mimetype="application/json")
-
-
-def is_api_request() -> bool:
-    return request.path.startswith(bp.url_prefix or "/api/v1")
 
 
 bp.register_error_handler(RegistryError, error_response)
@@ -512,7 +331,7 @@ def claim(call: Call) -> ClaimResult:
            patron=True, answer=PatronStatus, lang=True, errors=(409,), staff="optional")
 def withdraw(call: Call) -> PatronStatus:
     status = call.service.withdraw(call.token, call.args["slug"], **_assisted(call))
-    if "lang" not in request.args:  # as in-process: in the patron's own language
+    if not call.lang_sent:  # as in-process: in the patron's own language
         return status
     return call.service.status(call.token, call.lang)
 
@@ -585,7 +404,7 @@ def erase_account(call: Call) -> None:
            answer=PatronStatus, lang=True, errors=(409,))
 def accept_offer(call: Call) -> PatronStatus:
     status = call.service.accept_offer(call.token)
-    if "lang" not in request.args:  # as in-process: in the patron's own language
+    if not call.lang_sent:  # as in-process: in the patron's own language
         return status
     return call.service.status(call.token, call.lang)
 
@@ -762,11 +581,3 @@ def readyz() -> tuple[Response, int]:
     if not current:
         return jsonify(status="unavailable", reason="migrations pending"), 503
     return jsonify(status="ready"), 200
-
-
-def init_app(app: Flask) -> None:
-    """Mount the API and the health checks; JSON answers for every error under /api/."""
-    service: RegistryService = app.extensions["registry_service"]
-    app.extensions["registry_idempotency"] = IdempotencyKeys(service.store, service.clock)
-    app.register_blueprint(bp)
-    app.register_blueprint(health)

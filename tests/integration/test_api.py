@@ -16,7 +16,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from kiosk.answer_headers import CSP
 from kiosk.registry import http_client
+from kiosk.registry.api_server import ROUTES
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import EnrolmentRow, Patron, Store, make_engine
@@ -335,6 +337,35 @@ def test_unknown_paths_and_methods_are_json(api: Api) -> None:
         assert response.status_code == 404 and code_of(response) == "not_found"
     wrong = api.http.put("/api/v1/programme", headers=api.headers())
     assert wrong.status_code == 405 and code_of(wrong) == "method_not_allowed"
+    assert wrong.headers["Allow"] == "GET, HEAD"
+
+
+def test_every_api_answer_carries_the_apps_headers_and_its_request_id(api: Api) -> None:
+    patron = api.patron()
+    answers = [
+        api.http.get("/api/v1/programme", headers=api.headers()),
+        api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                      headers={**api.headers(patron, key="headers"),
+                               "X-Request-Id": "terminal-request-0001"}),
+        api.http.get("/api/v1/me/status", headers=api.headers()),  # refused: no session
+        api.http.delete("/api/v1/programme", headers=api.headers()),  # 405
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 401, 405]
+    for answer in answers:
+        assert answer.headers["Cache-Control"] == "no-store"
+        assert answer.headers["Content-Security-Policy"] == CSP
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["X-Request-Id"]
+        assert "Set-Cookie" not in answer.headers  # no visit on the API
+    assert answers[1].headers["X-Request-Id"] == "terminal-request-0001"
+
+
+def test_head_of_a_read_answers_its_headers_without_a_body(api: Api) -> None:
+    read = api.http.get("/api/v1/programme", headers=api.headers())
+    head = api.http.head("/api/v1/programme", headers=api.headers())
+    assert head.status_code == 200 and head.data == b""
+    assert head.headers["Content-Length"] == read.headers["Content-Length"]
 
 
 def test_an_unknown_language_is_422(api: Api) -> None:
@@ -415,9 +446,7 @@ def test_openapi_document_is_valid_and_lists_every_route(api: Api) -> None:
     documented = {(path, method.upper()) for path, ops in document["paths"].items()
                   for method in ops}
     routes = set()
-    for rule in api.app.url_map.iter_rules():
-        if not rule.endpoint.startswith("api.") or rule.endpoint == "api.openapi_json":
-            continue
+    for rule in ROUTES.iter_rules():
         path = rule.rule.removeprefix("/api/v1")
         path = path.replace("<", "{").replace(">", "}")
         for method in rule.methods - {"HEAD", "OPTIONS"}:  # type: ignore[operator]

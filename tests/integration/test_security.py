@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from kiosk.answer_headers import CSP
 from kiosk.registry.domain import RegistryError
-from kiosk.security import CSP
 from tests.support.factories import IN_CI, add_patron, build_app, patron_data
 from tests.support.storm_support import (
     RegistryServer,
