@@ -59,6 +59,8 @@ PREFIX = bp.url_prefix or "/api/v1"
 # The operations by address and method, as Flask would route them (HEAD with each GET).
 ROUTES = Map([Rule(PREFIX + op.path, endpoint=op.name, methods=[op.method])
               for op in OPERATIONS])
+# Bound once: the API's addresses do not depend on the host or the scheme of a request.
+_MATCHER = ROUTES.bind("registry")
 _BY_NAME = {op.name: op for op in OPERATIONS}
 # Answers that executed nothing are not kept for the key: a corrected retry may run.
 NOT_STORED = {400, 409, 413, 415, 422, 429, 503}
@@ -88,19 +90,19 @@ class ApiServer:
                  start_response: StartResponse) -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(PREFIX):
             return self.pages(environ, start_response)
+        started = time.perf_counter()
+        request: Request = self.app.request_class(environ)
         op: Operation | None = None
         allowed: Iterable[str] = ()
         args: dict[str, str] = {}
         try:
-            name, found = ROUTES.bind_to_environ(environ).match()
+            name, found = _MATCHER.match(request.path, request.method)
             op, args = _BY_NAME[name], dict(found)
         except (NotFound, RequestRedirect):
             return self.pages(environ, start_response)
         except MethodNotAllowed as exc:
             allowed = exc.valid_methods or ()
-        started = time.perf_counter()
         with self.app.app_context():
-            request: Request = self.app.request_class(environ)
             logs.serving(request.method, request.path, request.headers.get(
                 logs.REQUEST_ID_HEADER, ""))
             if op is None:
@@ -108,13 +110,19 @@ class ApiServer:
                 response.headers["Allow"] = ", ".join(sorted(allowed))
             else:
                 response = self.respond(op, request, args)
-            response.headers.extend(self.headers)  # no answer of the API sets them itself
             logs.answered(response, request.method, request.path, started)
             metrics: Metrics | None = self.app.extensions.get("kiosk_metrics")
             if metrics is not None:
                 metrics.observe(f"{bp.name}.{op.name}" if op else None, request.method,
                                 response.status_code, time.perf_counter() - started)
-        return response(environ, start_response)
+
+        def start_with_headers(status: str, headers: list[tuple[str, str]],
+                               exc_info: Any = None) -> Any:
+            # The same constants on every answer (no answer of the API sets them itself):
+            # added as they are, without werkzeug's per-header checks.
+            return start_response(status, [*headers, *self.headers], exc_info)
+
+        return response(environ, start_with_headers)
 
     def respond(self, op: Operation, request: Request, args: dict[str, str]) -> Response:
         """The operation's answer, or the API's JSON for a refusal or a crash."""
