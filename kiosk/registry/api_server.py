@@ -2,9 +2,9 @@
 
 The API's operations (api.py) are the registry's hot path, and a request through Flask cost
 about as much CPU as the claim it carried: a request context, the cookie session, URL
-adapters and the page hooks (benchmarks/README.md: 2.5 against 1.6 ms of server CPU a claim
-under gunicorn). So they are served here, in the app's context (its config, logger and
-extensions), without Flask's request context:
+adapters and the page hooks, none of which a terminal's call needs (benchmarks/README.md).
+So they are served here, in the app's context (its config, logger and extensions), without
+Flask's request context:
 
 * routed by werkzeug's `Map` of the operations (a path of the API with another method is a
   405 with `Allow`; a path that is not an operation, the OpenAPI document among them, goes
