@@ -101,7 +101,10 @@ def run_sql(conn: Connection, sql: str, params: Params) -> list[Any]:
                 cursor.execute(sql, params)
         else:
             cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description is not None else []
+        # Whether it answered rows, from the result itself: `cursor.description` would build
+        # a Column object per column on every call, only to be thrown away.
+        result = cursor.pgresult
+        return cursor.fetchall() if result is not None and result.nfields else []
     except psycopg.Error as exc:
         raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
     finally:
