@@ -88,8 +88,6 @@ def create_app(overrides: dict[str, Any] | None = None, instance_path: str | Non
     terminal.init_page_budget(app)
     security.init_app(app)
     registry_setup.init_app(app)
-    if api.bp.name in app.blueprints:  # the embedded registry's API: no forms, no CSRF
-        security.csrf.exempt(api.bp)
     _academy(app)
     if "registry_service" in app.extensions:  # the registry runs here: its /metrics too
         metrics.init_app(app, app.extensions["registry_service"])
@@ -131,7 +129,6 @@ def create_registry_app(
     metrics.init_app(app, service)
     i18n.init_app(app)
     security.init_app(app)
-    security.csrf.exempt(api.bp)
     api_server.init_app(app)
     staff.init_app(app)
     mail_links.init_app(app)  # the stop link of the new-course e-mails

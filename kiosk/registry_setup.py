@@ -82,7 +82,7 @@ def init_service(app: Flask) -> RegistryService:
 
 def init_app(app: Flask) -> None:
     """The terminal's registry: in-process (embedded default, API mounted too) or over HTTP.
-    The app factory exempts the API from CSRF (kiosk.app), as on the registry server."""
+    The API's writes never reach Flask's CSRF check: kiosk.registry.api_server answers them."""
     if app.config.get("REGISTRY_URL"):
         app.extensions["registry"] = HttpRegistryClient.from_config(app.config)
         return
