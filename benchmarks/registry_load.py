@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Throughput and latency of the central registry's claims: gunicorn on PostgreSQL, loaded
-over loopback by separate processes with keep-alive connections.
+over loopback with keep-alive connections by one asyncio process that writes its requests as
+bytes (`storm_support.drive_light`: about 0.1 ms of CPU a request, so that the load tool
+takes little of the two cores the server and the database share with it).
 
 1. ceiling: GET /healthz through the same server and the same load tool (no database): what
    the stack (gunicorn + Flask + the client) can do at all on this machine;
 2. claims: N claims by N distinct patrons (logged in beforehand: sessions are token look-ups,
    no argon2) at C connections against cap 2,000: claims/s, p50/p95/p99, seats granted
    (must be exactly the cap), and claims/s ÷ ceiling req/s; where the CPU went (gunicorn
-   workers, PostgreSQL backends, load processes, the rest of the machine);
+   workers, PostgreSQL backends, the load tool, the rest of the machine);
 3. cost growth: the same waiting-list claims on a registry with no extra patrons and on one
    with 100,000 patrons of whom 2,000 seated and 50,000 waiting (bulk-inserted, then
    VACUUM ANALYZE as autovacuum would): p50 sequential and at C connections, within 20%;
@@ -115,7 +117,7 @@ class CpuMeter:
 def warm_up(server: ss.RegistryServer, registry: ss.Registry, patrons: list, n: int) -> None:
     """Every worker's pool and statement caches warm: status reads (they change nothing)."""
     jobs = [ss.status_job(p.token) for p in patrons[:n]]
-    ss.drive(server.base_url, jobs, registry.terminal_tokens, processes=2, threads=25)
+    ss.drive_light(server.base_url, jobs, registry.terminal_tokens, connections=50)
 
 
 def ms(load: ss.Load, q: float) -> float:
@@ -133,19 +135,17 @@ def throughput(args) -> dict:  # type: ignore[no-untyped-def]
     try:
         registry = ss.prepare_registry(url, CAP)
         patrons = ss.bulk_patrons(url, args.claims)
-        procs = 2
         with ss.RegistryServer(url, workers=args.workers, threads=args.threads,
                                 mail=args.mail) as server:
             warm_up(server, registry, patrons, 300)
-            ceiling = ss.drive(server.base_url,
-                               [("GET", "/healthz", "", "", b"")] * args.claims,
-                               registry.terminal_tokens, processes=procs,
-                               threads=args.connections // procs)
+            ceiling = ss.drive_light(server.base_url,
+                                     [("GET", "/healthz", "", "", b"")] * args.claims,
+                                     registry.terminal_tokens, connections=args.connections)
             with CpuMeter(server, url) as meter:
-                claims = ss.drive(server.base_url,
-                                  [ss.claim_job(p.token, registry.courses[0]) for p in patrons],
-                                  registry.terminal_tokens, processes=procs,
-                                  threads=args.connections // procs)
+                claims = ss.drive_light(
+                    server.base_url, [ss.claim_job(p.token, registry.courses[0])
+                                      for p in patrons],
+                    registry.terminal_tokens, connections=args.connections)
         seats = ss.read_seats(url)
     finally:
         ss.drop_storm_database(args.admin_url, url)
@@ -160,7 +160,7 @@ def throughput(args) -> dict:  # type: ignore[no-untyped-def]
     print(f"  CPU during the claims ({meter.wall:.1f} s, 2 cores = {2 * meter.wall:.0f} "
           f"CPU-s): gunicorn {meter.server_cpu:.1f} s = {meter.server_cpu / n * 1000:.1f} ms"
           f"/claim; PostgreSQL backends {meter.backend_cpu:.1f} s = "
-          f"{meter.backend_cpu / n * 1000:.1f} ms/claim; load processes "
+          f"{meter.backend_cpu / n * 1000:.1f} ms/claim; load tool "
           f"{claims.client_cpu:.1f} s; rest of the machine {meter.machine - ours:.1f} s")
     return {"rate": claims.rate, "p99": ms(claims, 99), "granted": granted,
             "seated": len(seats.seated), "ok": statuses == {200: n}, "ceiling": ceiling.rate,
@@ -247,13 +247,14 @@ def growth(args) -> dict:  # type: ignore[no-untyped-def]
             with ss.RegistryServer(url, workers=args.workers, threads=args.threads,
                                 mail=args.mail) as server:
                 warm_up(server, registry, free, 200)
-                seq = ss.drive(server.base_url, [ss.claim_job(p.token, registry.courses[0])
-                                                 for p in free[:args.sequential]],
-                               registry.terminal_tokens, processes=1, threads=1)
-                conc = ss.drive(server.base_url, [ss.claim_job(p.token, registry.courses[0])
-                                                  for p in free[args.sequential:]],
-                                registry.terminal_tokens, processes=2,
-                                threads=args.connections // 2)
+                seq = ss.drive_light(server.base_url,
+                                     [ss.claim_job(p.token, registry.courses[0])
+                                      for p in free[:args.sequential]],
+                                     registry.terminal_tokens, connections=1)
+                conc = ss.drive_light(server.base_url,
+                                      [ss.claim_job(p.token, registry.courses[0])
+                                       for p in free[args.sequential:]],
+                                      registry.terminal_tokens, connections=args.connections)
             print(line(f"[{label}] one at a time", seq))
             print(line(f"[{label}] {args.connections} connections", conc))
             results[label] = (ms(seq, 50), ms(conc, 50))
@@ -466,7 +467,7 @@ def main() -> int:
 
     print(f"Registry load: gunicorn gthread {args.workers} workers x {args.threads} threads, "
           f"PostgreSQL, e-mail notices {'on' if args.mail else 'off'}, {args.connections} "
-          f"keep-alive connections from 2 load processes; "
+          f"keep-alive connections from one asyncio load process; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
     lock_p50 = None
     try:
