@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from babel.dates import format_date, format_datetime
 from babel.support import NullTranslations, Translations
@@ -206,21 +207,22 @@ def _title(lang: ColumnElement[str] | InstrumentedAttribute[str] | str) -> Scala
             .limit(1).scalar_subquery())
 
 
-# What a notice to one patron needs, in one read: who they are, the title of the course it
-# may name (in their language, else English, else any: as _title_by_id) and the academy's
-# address (what "enrolled" mentions).
-_DRAFT = Prepared(
-    select(Patron.email, Patron.first_name, Patron.language, Patron.card_number,
-           Library.name.label("library"),
-           func.coalesce(_title(Patron.language), _title("en"),
-                         select(CourseText.title)
-                         .join(Course, Course.id == CourseText.course_id)
-                         .where(Course.slug == bindparam("slug")).limit(1).scalar_subquery(),
-                         bindparam("slug")).label("course_title"),
-           select(Programme.academy_url).where(THE_PROGRAMME).scalar_subquery()
-           .label("academy_url"))
-    .join(Library, Library.id == Patron.library_id)
-    .where(Patron.id == bindparam("patron_id")))
+# What a notice to one patron needs: who they are, the title of the course it may name (in
+# their language, else English, else any: as _title_by_id) and the academy's address (what
+# "enrolled" mentions). Columns of a statement that joins Patron and Library and binds `slug`:
+# `_DRAFT` below, or the read of a use case that needs them with its own (the claim's).
+DRAFT_COLUMNS = (
+    Patron.email, Patron.first_name, Patron.language, Patron.card_number,
+    Library.name.label("library"),
+    func.coalesce(_title(Patron.language), _title("en"),
+                  select(CourseText.title)
+                  .join(Course, Course.id == CourseText.course_id)
+                  .where(Course.slug == bindparam("slug")).limit(1).scalar_subquery(),
+                  bindparam("slug")).label("course_title"),
+    select(Programme.academy_url).where(THE_PROGRAMME).scalar_subquery().label("academy_url"))
+
+_DRAFT = Prepared(select(*DRAFT_COLUMNS).join(Library, Library.id == Patron.library_id)
+                  .where(Patron.id == bindparam("patron_id")))
 
 
 def draft(s: Runner, patron_id: int, *, address: str = "", course_slug: str = "") -> Draft | None:
@@ -231,7 +233,15 @@ def draft(s: Runner, patron_id: int, *, address: str = "", course_slug: str = ""
     conn = s.connection() if isinstance(s, Session) else s
     if isinstance(s, Session):
         s.flush()  # a patron made in this transaction is read too
-    patron = _DRAFT.first(conn, {"patron_id": patron_id, "slug": course_slug})
+    return draft_from(s, patron_id, _DRAFT.first(conn, {"patron_id": patron_id,
+                                                        "slug": course_slug}),
+                      address=address, course_slug=course_slug)
+
+
+def draft_from(s: Runner, patron_id: int, patron: Any, *, address: str = "",
+               course_slug: str = "") -> Draft | None:
+    """The draft from a row with `DRAFT_COLUMNS` (None: no such patron), read with `slug` =
+    `course_slug`; None for a patron without an e-mail address."""
     to_address = (address or patron.email) if patron is not None else ""
     if patron is None or not (to_address or "").strip():
         return None

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.orm import Session
 
-from . import academy, domain, ledger, promotion
+from . import academy, domain, ledger, notices, promotion
 from .context import RegistryContext
 from .domain import ClaimOutlook, ClaimResult, Enrolment, PatronStatus, RegistryError, Standing
 from .ledger import Claimant, SeatEventKind
-from .notices import draft, enqueue
+from .notices import Draft, draft, enqueue
 from .patron_sessions import PatronSessions
 from .prepared import Prepared
 from .promotion import OfferSweep
@@ -41,18 +41,27 @@ from .store import (
 )
 from .verification import Verification
 
+
 # The claim's one read, built once (SQLAlchemy then reuses its compiled form): the session,
-# the patron's standing and the course.
-_CLAIM_CONTEXT = Prepared(
-    select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
-           PatronSession.last_seen_at, PatronSession.revoked_at, Patron.must_change_password,
-           Patron.pending_since, Library.institution_id, Institution.seat_quota,
-           select(Course.id).where(Course.slug == bindparam("slug"), Course.retired.is_(False))
-           .scalar_subquery().label("course_id"))
-    .join(Patron, Patron.id == PatronSession.patron_id)
-    .join(Library, Library.id == Patron.library_id)
-    .join(Institution, Institution.id == Library.institution_id)
-    .where(PatronSession.token_hash == bindparam("token_hash")))
+# the patron's standing and the course; with mail on, what the e-mail telling the outcome
+# needs too (notices.DRAFT_COLUMNS), so that it costs no statement of its own.
+def _claim_context(*extra: Any) -> Prepared:
+    return Prepared(
+        select(PatronSession.id, PatronSession.patron_id, PatronSession.created_at,
+               PatronSession.last_seen_at, PatronSession.revoked_at,
+               Patron.must_change_password, Patron.pending_since, Library.institution_id,
+               Institution.seat_quota,
+               select(Course.id).where(Course.slug == bindparam("slug"),
+                                       Course.retired.is_(False))
+               .scalar_subquery().label("course_id"), *extra)
+        .join(Patron, Patron.id == PatronSession.patron_id)
+        .join(Library, Library.id == Patron.library_id)
+        .join(Institution, Institution.id == Library.institution_id)
+        .where(PatronSession.token_hash == bindparam("token_hash")))
+
+
+_CLAIM_CONTEXT = _claim_context()
+_CLAIM_CONTEXT_MAILED = _claim_context(*notices.DRAFT_COLUMNS)
 
 # What the e-mail after a claim that chose a new course tells.
 _NOTICE_OF = {Standing.SEATED: "enrolled", Standing.WAITING: "waiting_list_joined"}
@@ -87,8 +96,10 @@ class Seats:
             # The hot path: prepared Core statements on the connection (no ORM), the
             # session, the patron's standing and the course in one read, then the ledger.
             s = session.connection()
-            row = self.sessions.check_session(_CLAIM_CONTEXT.first(
-                s, {"token_hash": domain.token_hash(token), "slug": course_slug}))
+            mailed = notices.enabled(s)
+            row = self.sessions.check_session(
+                (_CLAIM_CONTEXT_MAILED if mailed else _CLAIM_CONTEXT).first(
+                    s, {"token_hash": domain.token_hash(token), "slug": course_slug}))
             if self.sessions.touch_due(row):
                 self.sessions.touch(s, row.id)
             patron_id = row.patron_id
@@ -98,7 +109,9 @@ class Seats:
             claimant = Claimant(promotion.Candidate(patron_id, row.institution_id,
                                                     row.pending_since is not None),
                                 row.seat_quota)
-            result = self._claim(s, patron_id, course_slug, row.course_id, claimant)
+            notice = (notices.draft_from(s, patron_id, row, course_slug=course_slug)
+                      if mailed else None)
+            result = self._claim(s, patron_id, course_slug, row.course_id, claimant, notice)
             if assisted_by is not None:
                 self._assisted(session, assisted_by, "patron_enrolled", patron_id, where,
                                institution, course=course_slug,
@@ -110,15 +123,16 @@ class Seats:
         """The claim for a known patron, inside the caller's write transaction (one made for
         them at the desk)."""
         course_id = self.reference.active_course_id(s, course_slug)
-        return self._claim(s, patron_id, course_slug, course_id, self._claimant(s, patron_id))
+        return self._claim(s, patron_id, course_slug, course_id, self._claimant(s, patron_id),
+                           draft(s, patron_id, course_slug=course_slug))
 
     def _claim(self, s: Runner, patron_id: int, course_slug: str, course_id: int,
-               claimant: Claimant) -> ClaimResult:
+               claimant: Claimant, notice: Draft | None) -> ClaimResult:
         """What the seat rules need of the patron is read before, and so is what the e-mail
-        telling them the outcome needs (`notices.draft`); the ledger writes the course choice
-        and decides (one round trip on PostgreSQL) and holds the programme lock until the
-        transaction ends: the e-mail's row is then only rendered and goes with the COMMIT."""
-        notice = draft(s, patron_id, course_slug=course_slug)
+        telling them the outcome needs (`notice`, None when mail is off); the ledger writes
+        the course choice and decides (one round trip on PostgreSQL) and holds the programme
+        lock until the transaction ends: the e-mail's row is then only rendered and goes
+        with the COMMIT."""
         result, new_course = ledger.claim(s, patron_id, course_id, claimant,
                                           clock=self.ctx.clock, events=self.ctx.events)
         now = self.ctx.clock()
