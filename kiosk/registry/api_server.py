@@ -47,7 +47,7 @@ from .api import (
     http_error_response,
 )
 from .domain import RegistryError, TerminalView
-from .idempotency import IdempotencyKeys, request_fingerprint
+from .idempotency import AheadMark, IdempotencyKeys, KeyNotMarked, request_fingerprint
 from .roles import StaffView
 from .services import RegistryService
 from .wire import load
@@ -203,19 +203,37 @@ class ApiServer:
         who = f"{call.token} {call.staff_token}" if call.staff_token else call.token
         fingerprint = request_fingerprint(op.method, request.path, who, call.lang,
                                           request.get_data(cache=True))
+        try:
+            return self.once(op, request, call, key, fingerprint, ahead=op.reads_first)
+        except KeyNotMarked:  # rolled back: nothing of it stays; the key's record tells
+            return self.once(op, request, call, key, fingerprint, ahead=False)
+
+    def once(self, op: Operation, request: Request, call: Call, key: str, fingerprint: str, *,
+             ahead: bool) -> Response:
+        """The write under its key, or the key's stored answer. `ahead`: the key's mark goes
+        with the use case's first statement where it can (idempotency.py)."""
         terminal_id = call.terminal.id
+        mark: AheadMark | None = None
         mine = False  # the key was claimed by this request: undo that on the way out
         try:
             with self.service.store.write() as session:
-                stored = self.keys.begin(session, terminal_id, key, fingerprint)
+                if ahead:
+                    mark = self.keys.mark_ahead(session, terminal_id, key, fingerprint)
+                stored = None if mark else self.keys.begin(session, terminal_id, key,
+                                                           fingerprint)
                 if stored is None:
-                    mine = True
-                    call.body = parse_body(op, request)
-                    response = answer(op, op.run(call))
+                    mine = True  # once the mark, if it went ahead, took the key (`ours`)
+                    try:
+                        call.body = parse_body(op, request)
+                        response = answer(op, op.run(call))
+                    except Exception:
+                        if mark is not None:
+                            self.keys.settle(session, mark)
+                        raise
                     self.keys.finish(session, terminal_id, key, response.status_code,
                                      response.get_data(as_text=True))
         except RegistryError as error:
-            if mine:
+            if ours(mine, mark):
                 refusal = error_response(error)
                 if refusal.status_code in NOT_STORED:
                     self.keys.abandon(terminal_id, key)
@@ -224,11 +242,13 @@ class ApiServer:
                                                     refusal.status_code,
                                                     refusal.get_data(as_text=True))
             raise
+        except KeyNotMarked:
+            raise  # another request's key: not ours to release
         except Exception:
             # A crash rolled the use case back with its mark; `abandon` removes a mark that a
             # use case committed early (see idempotency.py). It only removes a *running*
             # record, so an answer that did commit is still replayed.
-            if mine:
+            if ours(mine, mark):
                 try:
                     self.keys.abandon(terminal_id, key)
                 except Exception:  # noqa: BLE001 - the database may be what failed
@@ -239,6 +259,11 @@ class ApiServer:
             replay.headers["Idempotent-Replayed"] = "true"
             return replay
         return response
+
+
+def ours(mine: bool, mark: AheadMark | None) -> bool:
+    """Whether the key was claimed by this request, so that a stop must release it."""
+    return mine and (mark is None or mark.marked)
 
 
 def unstorable(text: str) -> bool:

@@ -9,6 +9,13 @@ The protocol, per terminal and key, in the write's OWN transaction:
    dropped right after that commit is answered from the record on retry;
 3. an answer that executed nothing (validation, conflict, busy) leaves no record.
 
+On PostgreSQL the mark goes with the use case's first statement, in its round trip
+(`mark_ahead`, `prepared.send_ahead`). Where it finds the key taken, that statement is rolled
+back with the transaction (`KeyNotMarked`) and the request starts again the long way
+(`begin`), which looks at the record as above. A use case that stops before its first
+statement sends the mark then (`settle`), so its refusal is handled as it would be the long
+way: the key ours, or someone else's.
+
 No mark is ever committed ahead of its write, so no failed attempt leaves a key "running".
 The exception: a use case that commits part of its work early (a log-in counts its attempt
 before the password is checked; an offer found lapsed) commits the mark with it; a refusal
@@ -22,12 +29,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from .domain import RegistryError
-from .prepared import Prepared
+from .prepared import Prepared, send_ahead, send_pending
 from .store import IdempotencyRecord, StaffFormAnswer, Store, at_commit
 
 KEEP_FOR = timedelta(hours=24)
@@ -56,6 +64,34 @@ _DONE = Prepared(update(IdempotencyRecord)
                           response_body=bindparam("body")))
 
 
+class KeyNotMarked(Exception):
+    """The key's mark, sent ahead of the use case, found the key taken by another request.
+    Nothing of this attempt stays (its transaction rolls back): run it again the long way,
+    with `begin`."""
+
+
+class AheadMark:
+    """The key's mark, sent with the use case's first statement: `sent` once it went,
+    `marked` if it took the key."""
+
+    def __init__(self) -> None:
+        self.sent = False
+        self.marked = False
+
+    def check(self, rows: list[Any] | None) -> None:
+        self.sent = True
+        if rows is None:  # the round trip failed: its failure is the answer
+            return
+        self.marked = bool(rows)
+        if not rows:
+            raise KeyNotMarked
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise RegistryError("idempotency_key_invalid")
+
+
 class IdempotencyKeys:
     def __init__(self, store: Store, clock: Callable[[], datetime],
                  stale_after: timedelta = timedelta(seconds=60)):
@@ -70,12 +106,33 @@ class IdempotencyKeys:
                                       state="running", created_at=bindparam("now"))
                               .returning(IdempotencyRecord.id))
 
+    def mark_ahead(self, s: Session, terminal_id: int, key: str,
+                   fingerprint: str) -> AheadMark | None:
+        """On PostgreSQL, claim the key with the first statement of the write transaction `s`
+        (its round trip): that statement raises `KeyNotMarked` if the key was taken. None
+        elsewhere: use `begin`."""
+        conn = s.connection()
+        if conn.dialect.name != "postgresql":
+            return None
+        _check_key(key)
+        mark = AheadMark()
+        send_ahead(conn, *self._mark.bound(conn, {"for_terminal": terminal_id, "for_key": key,
+                                                  "fingerprint": fingerprint,
+                                                  "now": self.clock()}), mark.check)
+        return mark
+
+    @staticmethod
+    def settle(s: Session, mark: AheadMark) -> None:
+        """A use case stopped: its mark, if still unsent, goes now (`KeyNotMarked` if the
+        key was taken), so that its stop is handled as the long way would."""
+        if not mark.sent:
+            send_pending(s.connection())
+
     def begin(self, s: Session, terminal_id: int, key: str,
                 fingerprint: str) -> StoredAnswer | None:
         """Claim the key for this request, as the first statement of its write transaction
         `s`; answers the stored answer if the key's write already ran (then run nothing)."""
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
-            raise RegistryError("idempotency_key_invalid")
+        _check_key(key)
         now = self.clock()
         conn = s.connection()
         # RETURNING, not rowcount: psycopg answers -1 for INSERT … ON CONFLICT DO NOTHING.

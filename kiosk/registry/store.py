@@ -42,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.pool import StaticPool
 
 from .domain import DEFAULT_PENDING_DAYS, RegistryError
-from .prepared import Prepared, begin_later, commit_with, send_begin
+from .prepared import Prepared, begin_later, commit_with, send_begin, send_pending
 
 # What Core statements run on: a use case's Session, or the Connection under it.
 Runner = Session | Connection
@@ -676,6 +676,8 @@ class Store:
                         deferred = session.info.pop(_AT_COMMIT, None)
                         if deferred:
                             commit_with(conn, deferred)
+                        else:  # a statement sent ahead of none: it goes, checked, first
+                            send_pending(conn)
                         conn.commit()
                     finally:
                         _ambient.reset(reset)

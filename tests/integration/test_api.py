@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from kiosk.answer_headers import CSP
 from kiosk.registry import http_client
 from kiosk.registry.api_server import ROUTES
+from kiosk.registry.domain import RegistryError
 from kiosk.registry.http_client import HttpRegistryClient
 from kiosk.registry.services import RegistryService
 from kiosk.registry.store import EnrolmentRow, Patron, Store, make_engine
@@ -170,7 +171,8 @@ def test_a_registration_replayed_gives_the_same_card_and_one_patron(api_on: Api)
     assert api.count(Patron) == 1
 
 
-def test_a_204_and_a_stored_refusal_are_replayed_too(api: Api) -> None:
+def test_a_204_and_a_stored_refusal_are_replayed_too(api_on: Api) -> None:
+    api = api_on
     patron = api.patron()
     api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
                   headers=api.headers(patron, key="c1"))
@@ -184,7 +186,8 @@ def test_a_204_and_a_stored_refusal_are_replayed_too(api: Api) -> None:
     assert response.headers["Idempotent-Replayed"] == "true"
 
 
-def test_the_same_key_with_another_body_is_refused(api: Api) -> None:
+def test_the_same_key_with_another_body_is_refused(api_on: Api) -> None:
+    api = api_on
     patron = api.patron()
     first = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
                           headers=api.headers(patron, key="k"))
@@ -198,7 +201,8 @@ def test_the_same_key_with_another_body_is_refused(api: Api) -> None:
     assert api.count(EnrolmentRow) == 1
 
 
-def test_keys_belong_to_their_terminal(api: Api) -> None:
+def test_keys_belong_to_their_terminal(api_on: Api) -> None:
+    api = api_on
     other_token, _ = api.service.add_terminal("ANT-PERMEKE", "kiosk 2", actor="test")
     body = register_body()
     first = api.http.post("/api/v1/patrons", json=body, headers=api.headers(key="same"))
@@ -209,7 +213,8 @@ def test_keys_belong_to_their_terminal(api: Api) -> None:
         "email": "email_taken"}
 
 
-def test_a_validation_refusal_is_not_stored(api: Api) -> None:
+def test_a_validation_refusal_is_not_stored(api_on: Api) -> None:
+    api = api_on
     bad = api.http.post("/api/v1/patrons", json=register_body(postcode="12"),
                         headers=api.headers(key="fix-me"))
     assert bad.status_code == 422 and code_of(bad) == "invalid"
@@ -225,8 +230,9 @@ def test_a_validation_refusal_is_not_stored(api: Api) -> None:
     assert api.count(Patron) == 1
 
 
-def test_a_crash_does_not_hold_the_key(api: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_does_not_hold_the_key(api_on: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A use case that fails unexpectedly rolled back: the retry with its key may run."""
+    api = api_on
     patron = api.patron()
     real = api.service.claim
     calls = []
@@ -245,6 +251,33 @@ def test_a_crash_does_not_hold_the_key(api: Api, monkeypatch) -> None:  # type: 
                           headers=api.headers(patron, key="crash"))
     assert retry.status_code == 200, retry.get_json()
     assert retry.get_json()["standing"] == "seated"
+    assert api.count(EnrolmentRow) == 1
+
+
+def test_a_retry_whose_use_case_now_stops_at_once_still_gets_the_first_answer(
+        api_on: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL the key's mark goes with the use case's first statement: a use case that
+    stops before any sends it then, and finds the key's answer, as a retry must."""
+    api = api_on
+    patron = api.patron()
+    first = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                          headers=api.headers(patron, key="once"))
+    assert first.status_code == 200
+
+    def refuse(token: str, slug: str) -> Any:
+        raise RegistryError("course_not_found")
+
+    monkeypatch.setattr(api.service, "claim", refuse)
+    retry = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                          headers=api.headers(patron, key="once"))
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_data() == first.get_data()
+    refused = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                            headers=api.headers(patron, key="twice"))
+    assert refused.status_code == 404  # a new key: the use case's own answer, stored
+    again = api.http.post("/api/v1/me/claims", json={"course": "excel-basics"},
+                          headers=api.headers(patron, key="twice"))
+    assert again.status_code == 404 and again.headers["Idempotent-Replayed"] == "true"
     assert api.count(EnrolmentRow) == 1
 
 
@@ -280,6 +313,39 @@ def test_twenty_concurrent_requests_with_one_key_run_once(api_on: Api) -> None:
         assert r.json()["error"]["code"] == "idempotency_in_progress"
         assert int(r.headers["Retry-After"]) >= 1
     assert api.count(Patron) == 1
+
+
+def test_twenty_concurrent_claims_with_one_key_run_once(api_on: Api) -> None:
+    """The claim's key is marked with its first read on PostgreSQL: the requests that find it
+    taken answer as the long way does, by the replay or 409 in progress."""
+    api = api_on
+    patron = api.patron()
+    headers = {**api.headers(patron, key=str(uuid.uuid4())), "Content-Type": "application/json"}
+    barrier = threading.Barrier(20)
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+    with serve(api.app, threads=20) as url:
+        def post() -> None:
+            barrier.wait()
+            response = requests.post(f"{url}/api/v1/me/claims", data=b'{"course": "excel-basics"}',
+                                     headers=headers, timeout=60)
+            with lock:
+                answers.append(response)
+
+        threads = [threading.Thread(target=post) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=90)
+    assert len(answers) == 20
+    done = [r for r in answers if r.status_code == 200]
+    assert done and all(r.json()["newly_granted"] for r in done), [r.text for r in answers]
+    assert sum("Idempotent-Replayed" not in r.headers for r in done) == 1
+    for r in answers:
+        assert r.status_code in (200, 409), r.text
+        if r.status_code == 409:
+            assert r.json()["error"]["code"] == "idempotency_in_progress"
+    assert api.count(EnrolmentRow) == 1
 
 
 def test_the_client_waits_out_a_write_in_progress(api_on: Api, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,9 @@
-"""What a claim over the API sends PostgreSQL, read from libpq's trace (issue 11): four round
-trips, e-mail on or off (what the e-mail needs is read with the session), and after `kiosk_claim` takes the programme lock only one — the
-key's answer, the patron's e-mail and the academy's change go with the COMMIT — so nothing is
-read and little Python runs while the lock is held, whatever is switched on."""
+"""What a claim over the API sends PostgreSQL, read from libpq's trace (issue 11): three round
+trips, e-mail on or off (the BEGIN, the key's mark and the one read of the session, the course
+and what the e-mail needs; `kiosk_claim`; the COMMIT), and after `kiosk_claim` takes the
+programme lock only one — the key's answer, the patron's e-mail and the academy's change go
+with the COMMIT — so nothing is read and little Python runs while the lock is held, whatever
+is switched on."""
 
 from __future__ import annotations
 
@@ -54,9 +56,9 @@ def test_a_claim_holds_the_programme_lock_for_one_round_trip_after_kiosk_claim(
         with traced(connection) as sent:
             assert claim(session) == 200
         trips = _round_trips(sent.messages)
-        assert len(trips) == 4
+        assert len(trips) == 3
         assert "BEGIN ISOLATION LEVEL READ COMMITTED" in trips[0]
-        assert "idempotency_keys" in trips[0]
+        assert "idempotency_keys" in trips[0] and "patron_sessions" in trips[0]
         locked = [i for i, trip in enumerate(trips) if "kiosk_claim" in trip]
         assert locked == [len(trips) - 2]
         last = trips[-1]

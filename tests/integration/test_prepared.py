@@ -5,8 +5,9 @@ write sent with the COMMIT commits with it or not at all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
@@ -27,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from kiosk.registry.domain import RegistryError
-from kiosk.registry.prepared import Prepared
+from kiosk.registry.prepared import Prepared, send_ahead
 from kiosk.registry.store import Store, at_commit, make_engine
 from tests.support.round_trips import traced
 
@@ -125,5 +126,96 @@ def test_a_connection_the_database_ended_answers_busy_to_retry_and_the_next_writ
         assert refused.value.code == "busy" and refused.value.detail["reconnect"] is True
         with store.write() as s:
             assert ADD.first(s.connection(), {"note": 1, "body": "a", "at": AT}).id == 1
+    finally:
+        store.engine.dispose()
+
+
+# --- A statement sent ahead of the next one (send_ahead) ------------------------------------
+
+
+class Stop(Exception):
+    pass
+
+
+def _told(into: list) -> Callable[[list[Any] | None], None]:  # type: ignore[type-arg]
+    """A check that notes the rows it is told and stops the transaction on none."""
+    def check(rows: list[Any] | None) -> None:
+        into.append(None if rows is None else [tuple(row) for row in rows])
+        if rows == []:
+            raise Stop
+    return check
+
+
+@pytest.mark.postgres
+def test_a_statement_sent_ahead_goes_in_the_next_ones_round_trip_checked_first(
+        create_database) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    raw = store.engine.raw_connection()
+    connection = raw.dbapi_connection
+    raw.close()
+    told: list[Any] = []
+    try:
+        with traced(connection) as sent, store.write() as s:
+            conn = s.connection()
+            send_ahead(conn, *ADD.bound(conn, {"note": 1, "body": "a", "at": AT}), _told(told))
+            assert READ.first(conn, {"note": 1}).body == "a"  # the insert went first
+            at_commit(s, MARK_DONE, {"note": 1})
+        assert told == [[(1,)]] and sent.round_trips == 2
+        with store.write() as s:  # sent with SQLAlchemy's first statement too, checked
+            conn = s.connection()
+            send_ahead(conn, *ADD.bound(conn, {"note": 2, "body": "b", "at": AT}), _told(told))
+            assert conn.execute(select(notes.c.id).order_by(notes.c.id)).scalars().all() \
+                == [1, 2]
+        with store.write() as s:  # nothing run: committing sends it first
+            conn = s.connection()
+            send_ahead(conn, *ADD.bound(conn, {"note": 3, "body": "c", "at": AT}), _told(told))
+        assert told == [[(1,)], [(2,)], [(3,)]]
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_check_that_stops_leaves_nothing_of_the_transaction(create_database) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    taken = Prepared(select(notes.c.id).where(notes.c.id == -1))  # answers no row: "stop"
+    told: list[Any] = []
+    try:
+        with pytest.raises(Stop), store.write() as s:
+            conn = s.connection()
+            send_ahead(conn, *taken.bound(conn, {}), _told(told))
+            ADD.run(conn, {"note": 1, "body": "a", "at": AT})  # ran, then rolled back
+        with pytest.raises(Stop), store.write() as s:  # at the commit: its writes not sent
+            conn = s.connection()
+            send_ahead(conn, *taken.bound(conn, {}), _told(told))
+            at_commit(s, ADD, {"note": 2, "body": "b", "at": AT})
+        with store.read() as s:
+            assert s.execute(select(notes.c.id)).all() == []
+        assert told == [[], []]
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_when_the_round_trip_fails_the_check_is_told_and_the_failure_raised(
+        create_database) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    told: list[Any] = []
+    try:
+        with pytest.raises(IntegrityError), store.write() as s:  # the next statement fails
+            conn = s.connection()
+            send_ahead(conn, *ADD.bound(conn, {"note": 1, "body": "a", "at": AT}), _told(told))
+            ADD.run(conn, {"note": 1, "body": "again", "at": AT})
+        with store.write() as s:
+            ADD.run(s.connection(), {"note": 5, "body": "e", "at": AT})
+        with pytest.raises(IntegrityError), store.write() as s:  # the one ahead fails
+            conn = s.connection()
+            send_ahead(conn, *ADD.bound(conn, {"note": 5, "body": "a", "at": AT}), _told(told))
+            READ.run(conn, {"note": 5})
+        assert told == [[(1,)], None]
+        with store.read() as s:
+            assert s.execute(select(notes.c.id)).scalars().all() == [5]
     finally:
         store.engine.dispose()
