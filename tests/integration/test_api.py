@@ -281,20 +281,17 @@ def test_a_retry_whose_use_case_now_stops_at_once_still_gets_the_first_answer(
     assert api.count(EnrolmentRow) == 1
 
 
-def test_twenty_concurrent_requests_with_one_key_run_once(api_on: Api) -> None:
-    """Threads against the real server: one execution, every other answer the same replay
-    or 409 idempotency_in_progress with Retry-After (which the client retries)."""
-    api = api_on
-    body = json.dumps(register_body()).encode()
-    headers = {**api.headers(key=str(uuid.uuid4())), "Content-Type": "application/json"}
+def twenty_at_once(api: Api, path: str, body: bytes,
+                   headers: dict[str, str]) -> list[requests.Response]:
+    """The same POST from twenty threads at once against the real server."""
     barrier = threading.Barrier(20)
     answers: list[requests.Response] = []
     lock = threading.Lock()
     with serve(api.app, threads=20) as url:
         def post() -> None:
             barrier.wait()
-            response = requests.post(f"{url}/api/v1/patrons", data=body, headers=headers,
-                                     timeout=60)
+            response = requests.post(f"{url}{path}", data=body, timeout=60,
+                                     headers={**headers, "Content-Type": "application/json"})
             with lock:
                 answers.append(response)
 
@@ -303,6 +300,15 @@ def test_twenty_concurrent_requests_with_one_key_run_once(api_on: Api) -> None:
             t.start()
         for t in threads:
             t.join(timeout=90)
+    return answers
+
+
+def test_twenty_concurrent_requests_with_one_key_run_once(api_on: Api) -> None:
+    """Threads against the real server: one execution, every other answer the same replay
+    or 409 idempotency_in_progress with Retry-After (which the client retries)."""
+    api = api_on
+    answers = twenty_at_once(api, "/api/v1/patrons", json.dumps(register_body()).encode(),
+                             api.headers(key=str(uuid.uuid4())))
     assert len(answers) == 20
     done = [r for r in answers if r.status_code == 201]
     waiting = [r for r in answers if r.status_code != 201]
@@ -320,23 +326,8 @@ def test_twenty_concurrent_claims_with_one_key_run_once(api_on: Api) -> None:
     taken answer as the long way does, by the replay or 409 in progress."""
     api = api_on
     patron = api.patron()
-    headers = {**api.headers(patron, key=str(uuid.uuid4())), "Content-Type": "application/json"}
-    barrier = threading.Barrier(20)
-    answers: list[requests.Response] = []
-    lock = threading.Lock()
-    with serve(api.app, threads=20) as url:
-        def post() -> None:
-            barrier.wait()
-            response = requests.post(f"{url}/api/v1/me/claims", data=b'{"course": "excel-basics"}',
-                                     headers=headers, timeout=60)
-            with lock:
-                answers.append(response)
-
-        threads = [threading.Thread(target=post) for _ in range(20)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=90)
+    answers = twenty_at_once(api, "/api/v1/me/claims", b'{"course": "excel-basics"}',
+                             api.headers(patron, key=str(uuid.uuid4())))
     assert len(answers) == 20
     done = [r for r in answers if r.status_code == 200]
     assert done and all(r.json()["newly_granted"] for r in done), [r.text for r in answers]
