@@ -5,9 +5,11 @@ context, result set-up, events) each costs about twice the CPU of the same state
 psycopg's connection directly (measured in process: 0.135 against 0.065 ms a statement).
 `Prepared` holds one statement, written once as SQLAlchemy Core: on SQLite it runs as every
 other statement does; on PostgreSQL it is compiled once and sent on the transaction's own
-driver connection, where psycopg prepares it on the server once it ran a few times (unless the
-store turned that off for PgBouncer). `run_sql` does the same for a statement
-that only PostgreSQL has (`SELECT … FROM kiosk_claim(…)`).
+driver connection through libpq itself (`kiosk.registry.libpq`: below psycopg's cursors, which
+cost as much again), prepared on the server the first time on each connection (unless the
+store turned that off for PgBouncer). `run_sql` does the same for a statement that only
+PostgreSQL has (`SELECT … FROM kiosk_claim(…)`). What a transaction sends before its first
+statement (the BEGIN, a statement sent ahead) and with its COMMIT goes in the same round trip.
 
 What the caller sees does not depend on the path:
 
@@ -28,10 +30,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
-from psycopg.pq import ExecStatus
-from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, Insert, Select, Update
 from sqlalchemy.exc import DBAPIError
+
+from . import libpq
 
 
 class Prepared:
@@ -63,7 +65,7 @@ class Prepared:
         return rows[0] if rows else None
 
 
-Params = Mapping[str, Any] | Sequence[Any] | None
+Params = libpq.Params
 # Told the rows of a statement sent ahead (`send_ahead`), or None when its round trip failed
 # before its answer came; raises to stop the transaction.
 Check = Callable[[list[Any] | None], None]
@@ -73,6 +75,14 @@ Check = Callable[[list[Any] | None], None]
 # the statements to send ahead of that one.
 _PENDING_BEGIN = "kiosk_pending_begin"
 _AHEAD = "kiosk_ahead"
+# The names of the statements prepared on the connection (kiosk.registry.libpq).
+_PREPARED = "kiosk_prepared"
+
+
+def keep_prepared(info: dict[str, Any]) -> None:
+    """Let the hot path prepare its statements on the connection whose `info` (SQLAlchemy's,
+    kept with the driver's connection) this is; without, each goes unnamed (PgBouncer)."""
+    info[_PREPARED] = set()
 
 
 def begin_later(conn: Connection, begin: tuple[str, ...]) -> None:
@@ -100,19 +110,19 @@ def send_pending(conn: Connection) -> None:
     """Send now, checked, what goes ahead of the transaction's next statement (see
     `send_ahead`), with the BEGIN if still to be sent; nothing if nothing goes ahead."""
     if conn.info.get(_AHEAD):
-        driver = _driver(conn)
         try:
-            _send_pending(conn, driver)
+            _send(conn, _driver(conn), [])
         except psycopg.Error as exc:
-            raise _as_sqlalchemy_raises(conn, exc, "", None) from exc
+            raise _as_sqlalchemy_raises(conn, exc, "BEGIN", None) from exc
 
 
 def send_begin(conn: Connection, cursor: Any) -> None:
     """Before one of SQLAlchemy's statements: the transaction's BEGIN, if still to be sent,
     as one simple-protocol query (one round trip, as a bare BEGIN); with what goes ahead,
-    checked, in one round trip too."""
+    checked, in one round trip too (a failure raised as the driver's, which SQLAlchemy
+    wraps as it wraps its own)."""
     if _AHEAD in conn.info:
-        _send_pending(conn, _driver(conn))
+        _send(conn, _driver(conn), [])
         return
     begin = conn.info.pop(_PENDING_BEGIN, None)
     if begin:
@@ -122,72 +132,52 @@ def send_begin(conn: Connection, cursor: Any) -> None:
 def run_sql(conn: Connection, sql: str, params: Params) -> list[Any]:
     """A PostgreSQL statement (psycopg's placeholders) on the transaction's driver
     connection: its rows (see the module's docstring). A BEGIN still to be sent goes in the
-    same round trip (psycopg's pipeline mode), and so does what goes ahead (checked first)."""
+    same round trip, and so does what goes ahead (checked first)."""
     driver = _driver(conn)
-    cursor = driver.cursor(row_factory=namedtuple_row)
     try:
-        if _PENDING_BEGIN in conn.info or _AHEAD in conn.info:
-            _send_pending(conn, driver, (cursor, sql, params))
-        else:
-            cursor.execute(sql, params)
-        return _rows(cursor)
+        (result,) = _send(conn, driver, [(sql, params)])
     except psycopg.Error as exc:
         raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
-    finally:
-        cursor.close()
+    return libpq.rows(driver, result)
 
 
-def _send_pending(conn: Connection, driver: psycopg.Connection[Any],
-                  then: tuple[psycopg.Cursor[Any], str, Params] | None = None) -> None:
-    """The BEGIN still to be sent and what goes ahead, then `then`'s statement on its cursor,
-    in one round trip; what went ahead is checked once all answered."""
-    begin = conn.info.pop(_PENDING_BEGIN, ())
-    ahead = conn.info.pop(_AHEAD, ())
-    sent: list[psycopg.Cursor[Any]] = []
+def _send(conn: Connection, driver: psycopg.Connection[Any],
+          statements: Sequence[tuple[str, Params]]) -> list[Any]:
+    """The BEGIN still to be sent, what goes ahead, then `statements`, in one round trip on
+    libpq (kiosk.registry.libpq): the results of `statements`. What went ahead is told its
+    rows first; where the round trip failed, told what it can be, then the failure raised."""
+    begin = [(part, None) for part in conn.info.pop(_PENDING_BEGIN, ())]
+    ahead: list[tuple[str, Params, Check]] = conn.info.pop(_AHEAD, [])
+    items = [*begin, *((sql, params) for sql, params, _check in ahead), *statements]
     try:
-        with driver.pipeline():
-            for part in begin:
-                driver.execute(part)
-            for sql, params, _check in ahead:
-                sent.append(driver.execute(sql, params))
-            if then is not None:
-                cursor, sql, params = then
-                cursor.execute(sql, params)
+        answers = libpq.round_trip(driver, items, conn.info.get(_PREPARED))
     except psycopg.Error:
-        for i, (*_statement, check) in enumerate(ahead):  # each told; the failure is raised
-            result = sent[i].pgresult if i < len(sent) else None
-            answered = result is not None and result.status == ExecStatus.TUPLES_OK
+        for *_statement, check in ahead:
             with contextlib.suppress(Exception):
-                check(sent[i].fetchall() if answered else None)
+                check(None)
         raise
-    for before, (*_statement, check) in zip(sent, ahead, strict=True):
-        with before:
-            check(_rows(before))
-
-
-def _rows(cursor: psycopg.Cursor[Any]) -> list[Any]:
-    # Whether it answered rows, from the result itself: `cursor.description` would build a
-    # Column object per column on every call, only to be thrown away.
-    result = cursor.pgresult
-    return cursor.fetchall() if result is not None and result.nfields else []
+    told = answers.results[len(begin):len(begin) + len(ahead)]
+    if answers.error is not None:
+        for result, (*_statement, check) in zip(told, ahead, strict=True):
+            with contextlib.suppress(Exception):
+                check(libpq.rows(driver, result) if result is not None else None)
+        raise answers.error
+    for result, (*_statement, check) in zip(told, ahead, strict=True):
+        check(libpq.rows(driver, result))
+    return answers.results[len(begin) + len(ahead):]
 
 
 def commit_with(conn: Connection, statements: Sequence[tuple[str, Params]]) -> None:
     """Commit the PostgreSQL transaction with `statements` sent first, all in one round trip
-    (psycopg's pipeline mode): writes whose rows nobody reads, which must commit with the
+    (libpq's pipeline mode): writes whose rows nobody reads, which must commit with the
     transaction. An error in any of them rolls it all back, as it would one by one. The
     caller then ends the transaction in SQLAlchemy's books as usual (`conn.commit()`: the
     driver has nothing left to commit)."""
     send_pending(conn)  # what goes ahead: sent and checked before anything may commit
-    driver = _driver(conn)
-    begin = [(part, None) for part in conn.info.pop(_PENDING_BEGIN, ())]
-    sql, params = "COMMIT", None
     try:
-        # The pipeline's end is its one Sync (`driver.commit()` here would add a second).
-        with driver.pipeline(), driver.cursor() as cursor:
-            for sql, params in [*begin, *statements, ("COMMIT", None)]:
-                cursor.execute(sql, params)
+        _send(conn, _driver(conn), [*statements, ("COMMIT", None)])
     except psycopg.Error as exc:
+        sql, params = statements[-1] if statements else ("COMMIT", None)
         raise _as_sqlalchemy_raises(conn, exc, sql, params) from exc
 
 

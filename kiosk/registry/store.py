@@ -42,7 +42,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.pool import StaticPool
 
 from .domain import DEFAULT_PENDING_DAYS, RegistryError
-from .prepared import Prepared, begin_later, commit_with, send_begin, send_pending
+from .prepared import (
+    Prepared,
+    begin_later,
+    commit_with,
+    keep_prepared,
+    send_begin,
+    send_pending,
+)
 
 # What Core statements run on: a use case's Session, or the Connection under it.
 Runner = Session | Connection
@@ -570,10 +577,11 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
     # BEGIN, itself sent with the transaction's first statement: none more per transaction.
     # The driver is in autocommit so that it sends no BEGIN of its own; it still sends the
     # COMMIT or ROLLBACK of the transaction we opened.
-    # Prepared statements (psycopg prepares a query run 5 times on a connection) live on one
-    # server connection; through PgBouncer (before 1.21) the next transaction may run on
-    # another, so they are off there.
-    connect_args: dict[str, Any] = {"prepare_threshold": None} if pooler == PGBOUNCER else {}
+    # Prepared statements live on one server connection; through PgBouncer (before 1.21) the
+    # next transaction may run on another, so they are off there. Elsewhere the hot path's
+    # statements are prepared on each connection (kiosk.registry.libpq), and psycopg prepares
+    # none of its own: after any ROLLBACK it deallocates every statement of the connection.
+    connect_args: dict[str, Any] = {"prepare_threshold": None}
     # A deadline on opening a connection too (psycopg's default is 130 s): a database host
     # that went silent answers "busy" after CONNECT_TIMEOUT_S, not a request held for minutes.
     # A connect_timeout written in the URL wins.
@@ -584,6 +592,11 @@ def make_engine(url: str, isolation: str = "READ COMMITTED",
                            connect_args=connect_args)
     durable_begin = begin_statements(isolation, lock_timeout_ms)
     quick_begin = begin_statements(isolation, lock_timeout_ms, durable=False)
+
+    if pooler != PGBOUNCER:
+        @event.listens_for(engine, "connect")
+        def _prepare_here(_dbapi_conn: Any, record: Any) -> None:
+            keep_prepared(record.info)
 
     @event.listens_for(engine, "begin")
     def _postgresql_begin(conn: Connection) -> None:

@@ -49,6 +49,8 @@ def test_a_claim_holds_the_programme_lock_for_one_round_trip_after_kiosk_claim(
 
     assert claim(add_patron(service)[1]) == 200  # the terminal's token is checked and kept
     _, session = add_patron(service)
+    # A new connection: the statements are prepared on it in this claim, their text traced.
+    service.store.engine.dispose()
     raw = service.store.engine.raw_connection()  # the pool's one connection
     connection = raw.dbapi_connection
     raw.close()

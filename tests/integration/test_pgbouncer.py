@@ -18,11 +18,12 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import bindparam, column, func, select, table
 from sqlalchemy.exc import DBAPIError
 
 from kiosk.cli import main
 from kiosk.registry.domain import RegistryError
+from kiosk.registry.prepared import Prepared
 from kiosk.registry.store import DIRECT, LOCK_TIMEOUT_MS, PGBOUNCER, Store, make_engine
 from tests.support.factories import IN_CI, build_app
 from tests.support.pgbouncer import PgBouncer, find_pgbouncer
@@ -127,27 +128,28 @@ def test_a_claim_waiting_for_a_held_programme_row_answers_busy_within_the_bound(
 @pytest.mark.parametrize("pooler", [DIRECT, PGBOUNCER])
 def test_prepared_statements_break_through_pgbouncer_unless_the_pooler_is_set(  # type: ignore[no-untyped-def]
         pgbouncer, direct_url, pooler) -> None:
-    """psycopg prepares a query on a connection once it ran it 5 times. Here it ran 6 times,
-    each in a transaction of its own on PgBouncer's one server connection, where it was
-    prepared; then another client holds that server connection, so its 7th run goes to a
-    new one (PgBouncer hands out the connection freed last), which never saw it."""
+    """The hot path prepares its statements on a connection the first time it runs them
+    (kiosk.registry.libpq). Here one ran in a transaction on PgBouncer's one server
+    connection, where it was prepared; then another client holds that server connection, so
+    its second run goes to a new one (PgBouncer hands out the connection freed last), which
+    never saw it."""
     url = pgbouncer.url_for(direct_url)
-    engine = make_engine(url, pool_size=1, max_overflow=0, pooler=pooler)
-    query = text("SELECT count(*) FROM pg_class WHERE relpages >= :pages")
+    store = Store(make_engine(url, pool_size=1, max_overflow=0, pooler=pooler))
+    query = Prepared(select(func.count()).select_from(table("pg_class", column("relpages")))
+                     .where(column("relpages") >= bindparam("pages")))
     try:
-        with engine.connect() as conn, psycopg.connect(url) as other:
-            for _ in range(6):
-                with conn.begin():
-                    conn.execute(query, {"pages": 0})
+        with psycopg.connect(url) as other:
+            with store.write() as s:
+                assert query.first(s.connection(), {"pages": 0})[0] > 0
             other.execute("SELECT 1")  # its transaction holds the server connection
-            with conn.begin():
+            with store.write() as s:
                 if pooler == PGBOUNCER:
-                    assert conn.execute(query, {"pages": 0}).scalar() > 0
+                    assert query.first(s.connection(), {"pages": 0})[0] > 0
                 else:
                     with pytest.raises(DBAPIError, match="prepared statement .* does not exist"):
-                        conn.execute(query, {"pages": 0})
+                        query.first(s.connection(), {"pages": 0})
     finally:
-        engine.dispose()
+        store.engine.dispose()
 
 
 def test_housekeeping_through_pgbouncer_runs_on_one_host_at_a_time(pgbouncer, direct_url) -> None:  # type: ignore[no-untyped-def]
