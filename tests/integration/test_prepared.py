@@ -219,3 +219,26 @@ def test_when_the_round_trip_fails_the_check_is_told_and_the_failure_raised(
             assert s.execute(select(notes.c.id)).scalars().all() == [5]
     finally:
         store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_hot_paths_statements_stay_prepared_after_a_rollback(create_database) -> None:  # type: ignore[no-untyped-def]
+    """psycopg, had it prepared a statement of its own (it does after 5 runs), would drop
+    every prepared statement of the connection after a ROLLBACK: the store lets it prepare
+    none, so the hot path's stay."""
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    try:
+        for _ in range(6):
+            with store.write() as s:
+                s.execute(select(notes.c.id).where(notes.c.id == 0)).all()
+        with store.write() as s:
+            ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT})
+        with pytest.raises(IntegrityError), store.write() as s:
+            ADD.run(s.connection(), {"note": 1, "body": "again", "at": AT})
+        for note in (2, 3):  # SQLAlchemy's statements, then the prepared one, on that connection
+            with store.write() as s:
+                s.execute(select(notes.c.id).where(notes.c.id == 0)).all()
+                assert ADD.first(s.connection(), {"note": note, "body": "b", "at": AT}).id == note
+    finally:
+        store.engine.dispose()
