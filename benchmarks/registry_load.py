@@ -269,11 +269,13 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
     from sqlalchemy import event
 
     from kiosk.app import create_registry_app
-    from kiosk.registry import notices
+    from kiosk.registry import libpq, notices
 
     url = ss.create_storm_database(args.admin_url, "profile")
-    # Measured on psycopg itself: the hot path's statements skip SQLAlchemy (prepared.py).
-    originals = (psycopg.Cursor.execute, psycopg.Connection.wait, psycopg.Connection.commit)
+    # Measured where the statements go: the hot path's round trips on libpq itself
+    # (kiosk.registry.libpq), any other statement through psycopg's cursors.
+    originals = (psycopg.Cursor.execute, psycopg.Connection.wait, psycopg.Connection.commit,
+                 libpq.round_trip, libpq.select)
     try:
         registry = ss.prepare_registry(url, 100)
         patrons = ss.bulk_patrons(url, 100 + 2 * args.profile_claims + TRACED)
@@ -289,10 +291,10 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
         held: list[float] = []
         local = threading.local()
         timing: collections.Counter[str] = collections.Counter()
-        execute, wait, commit = originals
+        execute, wait, commit, round_trip, select_module = originals
 
-        def counted_execute(self, query, *a, **k):  # type: ignore[no-untyped-def]
-            sql = str(query).lstrip().upper()
+        def count(sql: str) -> None:
+            sql = sql.lstrip().upper()
             control = sql.startswith(("BEGIN", "SET LOCAL", "COMMIT", "ROLLBACK"))
             counts["transaction control" if control else "statements"] += 1
             # The ledger's claim takes the programme lock in this statement (kiosk_claim):
@@ -300,17 +302,45 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
             # choice) to the end of the commit.
             if "KIOSK_CLAIM" in sql:
                 local.locked = time.perf_counter()
+
+        def released() -> None:
+            if getattr(local, "locked", None) is not None:
+                held.append(time.perf_counter() - local.locked)
+                local.locked = None
+
+        def counted_execute(self, query, *a, **k):  # type: ignore[no-untyped-def]
+            count(str(query))
             return execute(self, query, *a, **k)
+
+        def counted_round_trip(driver, items, prepared):  # type: ignore[no-untyped-def]
+            for sql, _params in items:
+                count(sql)
+            try:
+                return round_trip(driver, items, prepared)
+            finally:
+                if any(sql == "COMMIT" for sql, _params in items):
+                    released()
+
+        def waited(spent: float) -> None:
+            timing["waiting"] += spent
+            if getattr(local, "locked", None) is not None:
+                timing["locked waiting"] += spent
 
         def timed_wait(self, *a, **k):  # type: ignore[no-untyped-def]
             start = time.perf_counter()
             try:
                 return wait(self, *a, **k)
             finally:
-                spent = time.perf_counter() - start
-                timing["waiting"] += spent
-                if getattr(local, "locked", None) is not None:
-                    timing["locked waiting"] += spent
+                waited(time.perf_counter() - start)
+
+        class TimedSelect:  # what libpq.py waits on the socket with
+            @staticmethod
+            def select(*a):  # type: ignore[no-untyped-def]
+                start = time.perf_counter()
+                try:
+                    return select_module.select(*a)
+                finally:
+                    waited(time.perf_counter() - start)
 
         # Round trips as libpq's own trace of a checked-out connection shows them.
         tracing: dict[int, tuple[Any, Any]] = {}
@@ -329,13 +359,13 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
             # SQLAlchemy ends every write here, also after the COMMIT went with the last
             # statements (prepared.commit_with): the lock is free by then.
             commit(self)
-            if getattr(local, "locked", None) is not None:
-                held.append(time.perf_counter() - local.locked)
-                local.locked = None
+            released()
 
         psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
         psycopg.Connection.wait = timed_wait  # type: ignore[method-assign]
         psycopg.Connection.commit = timed_commit  # type: ignore[method-assign]
+        libpq.round_trip = counted_round_trip  # type: ignore[assignment]
+        libpq.select = TimedSelect  # type: ignore[assignment]
         event.listen(store.engine, "commit", lambda *a: counts.update(["commits"]))
         event.listen(store.engine, "rollback", lambda *a: counts.update(["rollbacks"]))
         event.listen(store.engine.pool, "checkout", lambda *a: counts.update(["checkouts"]))
@@ -418,7 +448,7 @@ def profile(args) -> float:  # type: ignore[no-untyped-def]
         return lock_p50
     finally:
         (psycopg.Cursor.execute, psycopg.Connection.wait,  # type: ignore[method-assign]
-         psycopg.Connection.commit) = originals
+         psycopg.Connection.commit, libpq.round_trip, libpq.select) = originals
         ss.drop_storm_database(args.admin_url, url)
 
 
