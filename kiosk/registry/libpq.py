@@ -114,7 +114,6 @@ class Answers:
 
     results: list[PGresult | None]
     error: psycopg.Error | None = None
-    failed: int = -1  # the index of the statement that failed
 
 
 def round_trip(driver: psycopg.Connection[Any], items: Sequence[tuple[str, Params]],
@@ -124,14 +123,15 @@ def round_trip(driver: psycopg.Connection[Any], items: Sequence[tuple[str, Param
     get prepared; None where it must not keep any (each statement then goes unnamed). A
     connection lost on the way raises psycopg's OperationalError."""
     pg = driver.pgconn
+    # Written out first: a parameter refused here leaves nothing half sent.
+    written = [(st, st.values(params)) for st, params in
+               ((statement(sql), params) for sql, params in items)]
     # Per command sent: the name it prepares, or None for one of `items`.
     commands: list[bytes | None] = []
     with driver.lock:
         pg.enter_pipeline_mode()
         try:
-            for sql, params in items:
-                st = statement(sql)
-                values = st.values(params)
+            for st, values in written:
                 if prepared is None:
                     pg.send_query_params(st.text, values)
                 else:
@@ -153,7 +153,6 @@ def round_trip(driver: psycopg.Connection[Any], items: Sequence[tuple[str, Param
         if out.error is None and result is not None \
                 and result.status == pq.ExecStatus.FATAL_ERROR:
             out.error = errors.error_from_result(result, encoding=driver.info.encoding)
-            out.failed = len(out.results) if prepares is None else len(out.results)
         if prepares is None:
             out.results.append(result if result is None or result.status not in _FAILED
                                else None)

@@ -6,7 +6,7 @@ write sent with the COMMIT commits with it or not at all."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -240,5 +240,19 @@ def test_the_hot_paths_statements_stay_prepared_after_a_rollback(create_database
             with store.write() as s:
                 s.execute(select(notes.c.id).where(notes.c.id == 0)).all()
                 assert ADD.first(s.connection(), {"note": note, "body": "b", "at": AT}).id == note
+    finally:
+        store.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_parameter_the_hot_path_does_not_send_is_refused_before_anything_goes(
+        create_database) -> None:  # type: ignore[no-untyped-def]
+    store = Store(make_engine(create_database(), pool_size=1, max_overflow=0))
+    metadata.create_all(store.engine)
+    try:
+        with pytest.raises(TypeError), store.write() as s:
+            ADD.run(s.connection(), {"note": 1, "body": "a", "at": AT.replace(tzinfo=UTC)})
+        with store.write() as s:  # the connection was left as it was
+            assert ADD.first(s.connection(), {"note": 1, "body": "a", "at": AT}).id == 1
     finally:
         store.engine.dispose()
