@@ -228,7 +228,7 @@ class ApiServer:
                         response = answer(op, op.run(call))
                     except Exception:
                         if mark is not None:
-                            self.keys.settle(session, mark)
+                            mark.settle(session)
                         raise
                     self.keys.finish(session, terminal_id, key, response.status_code,
                                      response.get_data(as_text=True))

@@ -13,7 +13,7 @@ On PostgreSQL the mark goes with the use case's first statement, in its round tr
 (`mark_ahead`, `prepared.send_ahead`). Where it finds the key taken, that statement is rolled
 back with the transaction (`KeyNotMarked`) and the request starts again the long way
 (`begin`), which looks at the record as above. A use case that stops before its first
-statement sends the mark then (`settle`), so its refusal is handled as it would be the long
+statement sends the mark then (`AheadMark.settle`), so its refusal is handled as it would be the long
 way: the key ours, or someone else's.
 
 No mark is ever committed ahead of its write, so no failed attempt leaves a key "running".
@@ -86,6 +86,12 @@ class AheadMark:
         if not rows:
             raise KeyNotMarked
 
+    def settle(self, s: Session) -> None:
+        """The use case in `s` stopped: the mark, if still unsent, goes now (`KeyNotMarked`
+        if the key was taken), so that its stop is handled as the long way would."""
+        if not self.sent:
+            send_pending(s.connection())
+
 
 def _check_key(key: str) -> None:
     if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
@@ -120,13 +126,6 @@ class IdempotencyKeys:
                                                   "fingerprint": fingerprint,
                                                   "now": self.clock()}), mark.check)
         return mark
-
-    @staticmethod
-    def settle(s: Session, mark: AheadMark) -> None:
-        """A use case stopped: its mark, if still unsent, goes now (`KeyNotMarked` if the
-        key was taken), so that its stop is handled as the long way would."""
-        if not mark.sent:
-            send_pending(s.connection())
 
     def begin(self, s: Session, terminal_id: int, key: str,
                 fingerprint: str) -> StoredAnswer | None:
