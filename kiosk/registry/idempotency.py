@@ -13,8 +13,8 @@ On PostgreSQL the mark goes with the use case's first statement, in its round tr
 (`mark_ahead`, `prepared.send_ahead`). Where it finds the key taken, that statement is rolled
 back with the transaction (`KeyNotMarked`) and the request starts again the long way
 (`begin`), which looks at the record as above. A use case that stops before its first
-statement sends the mark then (`AheadMark.settle`), so its refusal is handled as it would be the long
-way: the key ours, or someone else's.
+statement sends the mark then (`AheadMark.settle`), so its refusal is handled as it would be
+the long way: the key ours, or someone else's.
 
 No mark is ever committed ahead of its write, so no failed attempt leaves a key "running".
 The exception: a use case that commits part of its work early (a log-in counts its attempt
