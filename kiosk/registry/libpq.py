@@ -9,8 +9,9 @@ values are of the types psycopg gives.
 
 The rules a statement sent here follows (`prepared.py` sends only such statements):
 
-* its parameters are None, bool, int, str or a naive datetime, sent as text; the statement
-  types them (SQLAlchemy writes `%(x)s::INTEGER`; a function's arguments are its own);
+* its parameters are None, bool, int, str or a datetime (naive UTC, as the store keeps them;
+  an aware one is turned into that), sent as text; the statement types them (SQLAlchemy
+  writes `%(x)s::INTEGER`; a function's arguments are its own);
 * it is prepared on the server once per connection under a name of this module's, unless the
   connection must not keep prepared statements (through PgBouncer), where it goes unnamed.
   psycopg must not prepare statements of its own on such a connection (`prepare_threshold`
@@ -30,7 +31,7 @@ import threading
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -98,11 +99,15 @@ def statement(sql: str) -> Statement:
 def _text(value: Any) -> bytes | None:
     if value is None:
         return None
+    if isinstance(value, str):
+        return value.encode()
     if isinstance(value, bool):
         return b"t" if value else b"f"
-    if isinstance(value, int | str):
-        return str(value).encode()
-    if isinstance(value, datetime) and value.tzinfo is None:
+    if isinstance(value, int):
+        return str(int(value)).encode()
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:  # the store's moments are naive UTC (context.utcnow)
+            value = value.astimezone(UTC).replace(tzinfo=None)
         return value.isoformat(sep=" ").encode()
     raise TypeError(f"not a parameter of the hot path: {type(value).__name__}")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
@@ -28,7 +28,15 @@ def test_a_statement_is_made_once_and_keeps_its_name() -> None:
     assert statement("SELECT 1").name != statement("SELECT 2").name
 
 
-@pytest.mark.parametrize("value", [datetime(2026, 12, 8, tzinfo=UTC), 1.5, b"bytes"])
+def test_an_aware_moment_goes_as_the_naive_utc_the_store_keeps() -> None:
+    brussels = timezone(timedelta(hours=1))
+    assert statement("SELECT %s").values((datetime(2026, 12, 8, 10, 0, tzinfo=brussels),)) \
+        == [b"2026-12-08 09:00:00"]
+    assert statement("SELECT %s").values((datetime(2026, 12, 8, 9, 0, tzinfo=UTC),)) \
+        == [b"2026-12-08 09:00:00"]
+
+
+@pytest.mark.parametrize("value", [1.5, b"bytes", date(2026, 12, 8)])
 def test_a_value_the_hot_path_does_not_send_is_refused(value: object) -> None:
     with pytest.raises(TypeError):
         statement("SELECT %s").values((value,))
