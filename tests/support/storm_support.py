@@ -40,6 +40,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
@@ -583,8 +584,10 @@ def drive_light(base_url: str, jobs: Sequence[Job], terminal_tokens: Sequence[st
     requests = [_request_bytes(job, parts.netloc, terminal_tokens[i % len(terminal_tokens)])
                 for i, job in enumerate(jobs)]
     cpu = os.times()
-    outcomes, began = asyncio.run(asyncio.wait_for(
-        _light_load(host, port, requests, connections), timeout))
+    # In a thread of its own: the caller's may run an event loop already (Playwright's).
+    with ThreadPoolExecutor(1) as thread:
+        outcomes, began = thread.submit(asyncio.run, asyncio.wait_for(
+            _light_load(host, port, requests, connections), timeout)).result()
     spent = os.times()
     outcomes.sort(key=lambda o: o.index)
     assert [o.index for o in outcomes] == list(range(len(jobs))), "lost outcomes"
